@@ -1,0 +1,83 @@
+"""The built-in optimizers, written as update rules with PyTorch semantics.
+
+RMSprop is RMSpropW without weight decay, Adam is AdamW without weight decay; weight decay is
+decoupled (AdamW style): x <- x (1 - eta theta) before the adaptive step. Bias corrections use
+the step count k (1 on the first step), as ``torch.optim.Adam`` does.
+"""
+from __future__ import annotations
+
+from .errors import UnknownNameError
+from .spec import Optimizer, State, load_spec
+
+_ADAPTIVE_DEFAULTS = dict(eta=0.01, beta=0.99, beta1=0.9, beta2=0.999, eps=1e-8, theta=0.01)
+
+
+def _defaults(*names: str) -> dict[str, float]:
+    return {n: _ADAPTIVE_DEFAULTS[n] for n in names}
+
+
+SGD = Optimizer(
+    name="sgd",
+    doc="stochastic gradient descent",
+    hyper={"eta": "lr"},
+    update=[("x", "x - eta*grad")],
+    defaults=_defaults("eta"),
+)
+
+SIGNSGD = Optimizer(
+    name="signsgd",
+    doc="sign of the stochastic gradient",
+    hyper={"eta": "lr"},
+    update=[("x", "x - eta*sign(grad)")],
+    defaults=_defaults("eta"),
+)
+
+
+def _rmsprop(name: str, weight_decay: bool) -> Optimizer:
+    hyper = {"eta": "lr", "beta": "decay", "eps": "eps"}
+    x_line = "x - eta*grad/(sqrt(v) + eps)"
+    if weight_decay:
+        hyper["theta"] = "weight_decay"
+    update = [("v", "beta*v + (1 - beta)*grad**2")]
+    if weight_decay:
+        update.append(("x", "x*(1 - eta*theta)"))
+    update.append(("x", x_line))
+    return Optimizer(name=name, doc="RMSprop" + (" with decoupled weight decay" if weight_decay else ""),
+                     hyper=hyper, update=update, state=[State("v", positive=True)],
+                     defaults=_defaults(*hyper))
+
+
+def _adam(name: str, weight_decay: bool) -> Optimizer:
+    hyper = {"eta": "lr", "beta1": "decay", "beta2": "decay", "eps": "eps"}
+    if weight_decay:
+        hyper["theta"] = "weight_decay"
+    update = [
+        ("m", "beta1*m + (1 - beta1)*grad"),
+        ("v", "beta2*v + (1 - beta2)*grad**2"),
+        ("mhat", "m/(1 - beta1**k)"),
+        ("vhat", "v/(1 - beta2**k)"),
+    ]
+    if weight_decay:
+        update.append(("x", "x*(1 - eta*theta)"))
+    update.append(("x", "x - eta*mhat/(sqrt(vhat) + eps)"))
+    return Optimizer(name=name, doc="Adam" + (" with decoupled weight decay" if weight_decay else "") + ", bias-corrected",
+                     hyper=hyper, update=update, state=[State("m"), State("v", positive=True)],
+                     defaults=_defaults(*hyper))
+
+
+BUILTINS: dict[str, Optimizer] = {
+    o.name: o
+    for o in (SGD, SIGNSGD, _rmsprop("rmsprop", False), _rmsprop("rmspropw", True),
+              _adam("adam", False), _adam("adamw", True))
+}
+
+
+def get_optimizer(ref: "str | Optimizer") -> Optimizer:
+    """A built-in optimizer by name, a user spec ``path/to/file.py:NAME``, or a spec itself."""
+    if isinstance(ref, Optimizer):
+        return ref
+    if isinstance(ref, str) and ref.lower() in BUILTINS:
+        return BUILTINS[ref.lower()]
+    if isinstance(ref, str) and ".py:" in ref:
+        return load_spec(ref)
+    raise UnknownNameError("optimizer", ref, list(BUILTINS) + ["path/to/file.py:NAME"])

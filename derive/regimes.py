@@ -1,0 +1,74 @@
+"""Scaling regimes: how hyperparameters, noise and states scale with eta, and what dt one step is.
+
+A regime is given by exponents. With user-unit symbols (those of the paper regime: beta = 1 - eta
+rho, sigma, eps, theta, time t = k eta) and O(1) regime symbols (marked ``_0``):
+
+    1 - beta = eta**decay * rho_0     sigma = sigma_0 / eta**noise     eps = eps_0 / eta**eps
+    theta    = eta**weight_decay * theta_0        dt = eta**dt        state s = s_0 / eta**r(s)
+
+where r(s) = noise * 2*floor(d/2) for a state whose new value has degree d in the stochastic
+gradient (Malladi et al.'s u = eta^2 v is the case d = 2). Mapping back to user units is the
+substitution rho_0 = rho eta^(1-decay), sigma_0 = sigma eta^noise, ..., plus the change of
+time t_regime = eta^(dt-1) t, which multiplies the drift by eta^(dt-1) and the diffusion by
+eta^((dt-1)/2). In the paper regime every exponent is trivial and both maps are the identity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import symbols as S
+from .errors import UnknownNameError
+
+#: Named simplifications a published form may apply (see derive.engine).
+DROP_SECOND_MOMENT_NOISE = "drop second-moment noise"
+SAME_STEP_MOMENTUM = "same-step momentum in the parameter drift"
+
+
+@dataclass(frozen=True)
+class Regime:
+    """Exponents of a scaling regime and the simplifications of its published forms."""
+
+    name: str
+    dt: int
+    decay: int
+    noise: int
+    eps: int
+    weight_decay: int
+    published: tuple[str, ...]
+    reference: str
+
+    def scaled(self, user: sp.Symbol, exponent: int, positive: bool = True) -> sp.Symbol:
+        """The O(1) regime symbol standing for ``user`` (the same symbol when exponent is 0)."""
+        if exponent == 0:
+            return user
+        return sp.Symbol(f"{user.name}_0", **({"positive": True} if positive else {"nonnegative": True}))
+
+    def state_exponent(self, degree: int | None) -> int:
+        """r in s = s_0 / eta**r for a state of the given degree in the stochastic gradient."""
+        return self.noise * 2 * ((degree or 0) // 2)
+
+    @property
+    def dt_expr(self) -> sp.Expr:
+        return S.eta**self.dt
+
+
+PAPER = Regime("paper", dt=1, decay=1, noise=0, eps=0, weight_decay=0,
+               published=(DROP_SECOND_MOMENT_NOISE, SAME_STEP_MOMENTUM),
+               reference="Compagnoni et al., ICLR 2025: beta = 1 - eta rho, sigma, eps, theta O(1), dt = eta")
+NOISE_DOMINATED = Regime("noise-dominated", dt=2, decay=2, noise=1, eps=1, weight_decay=1,
+                         published=(DROP_SECOND_MOMENT_NOISE,),
+                         reference="Malladi et al., NeurIPS 2022: sigma = sigma0/eta, eps = eps0/eta, "
+                                   "1 - beta = c eta^2, dt = eta^2, u = eta^2 v")
+
+REGIMES = {r.name: r for r in (PAPER, NOISE_DOMINATED)}
+FORMS = ("full", "published")
+
+
+def get_regime(name: "str | Regime") -> Regime:
+    if isinstance(name, Regime):
+        return name
+    if name not in REGIMES:
+        raise UnknownNameError("regime", name, list(REGIMES))
+    return REGIMES[name]

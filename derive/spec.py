@@ -1,0 +1,224 @@
+"""Optimizer specifications written as update rules.
+
+An :class:`Optimizer` is the coordinate-wise discrete update of an optimizer, written the way
+PyTorch code reads: an ordered list of assignments ``name <- expression``. Later assignments see
+the values assigned before them, so ``m`` in the ``x`` line of Adam is the *new* first moment.
+Names an expression may use:
+
+* ``x`` (the parameter coordinate) and the declared auxiliary states (``m``, ``v``, ...);
+* ``grad``, the stochastic gradient coordinate g~ = g + sigma*zeta of this step;
+* ``k``, the step count (1 on the first step, as PyTorch's ``step``);
+* the hyperparameters, each with a role that tells a scaling regime how it scales with eta:
+  ``lr`` (the step size, exactly one), ``decay`` (an EMA factor beta in (0, 1)), ``eps``,
+  ``weight_decay`` and ``const`` (held fixed);
+* temporaries assigned earlier in the list (``mhat``, ...), and the functions
+  ``sqrt, exp, log, sign, Abs, Min, Max``.
+
+The spec knows nothing about noise laws or SDEs: :mod:`derive.engine` consumes it.
+"""
+from __future__ import annotations
+
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sympy as sp
+from sympy.parsing.sympy_parser import parse_expr
+
+from . import symbols as S
+from .errors import SpecError
+
+ROLES = ("lr", "decay", "eps", "weight_decay", "const")
+FUNCTIONS = {f.__name__: f for f in (sp.sqrt, sp.exp, sp.log, sp.sign, sp.Abs, sp.Min, sp.Max)}
+FUNCTIONS["abs"] = sp.Abs
+RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu"}
+
+
+@dataclass(frozen=True)
+class State:
+    """An auxiliary state variable (the parameter ``x`` is implicit).
+
+    ``init`` is its value before the first step; ``positive`` declares that it stays positive
+    (a second-moment estimate), which lets the engine simplify sqrt(v).
+    """
+
+    name: str
+    init: float = 0.0
+    positive: bool = False
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.name, positive=True) if self.positive else sp.Symbol(self.name, real=True)
+
+
+X = sp.Symbol("x", real=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Optimizer:
+    """A coordinate-wise optimizer given by its update rule.
+
+    ``hyper`` maps each hyperparameter name to its role (one of :data:`ROLES`); ``update`` is the
+    ordered list of assignments; ``state`` the auxiliary states; ``defaults`` optional default
+    hyperparameter values used by simulators.
+    """
+
+    name: str
+    hyper: dict[str, str]
+    update: tuple[tuple[str, str], ...]
+    state: tuple[State, ...] = ()
+    doc: str = ""
+    defaults: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "update", tuple(tuple(a) for a in self.update))
+        object.__setattr__(self, "state", tuple(self.state))
+        self._validate()
+
+    # -- symbols -------------------------------------------------------------------------
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """All state names, the parameter first: ('x', 'm', 'v', ...)."""
+        return ("x",) + tuple(s.name for s in self.state)
+
+    @property
+    def state_symbols(self) -> tuple[sp.Symbol, ...]:
+        return (X,) + tuple(s.symbol for s in self.state)
+
+    def hyper_symbols(self) -> dict[str, sp.Symbol]:
+        return {n: S.hyper_symbol(n, r) for n, r in self.hyper.items()}
+
+    def hypers_with_role(self, role: str) -> list[str]:
+        return [n for n, r in self.hyper.items() if r == role]
+
+    @property
+    def lr(self) -> sp.Symbol:
+        return self.hyper_symbols()[self.hypers_with_role("lr")[0]]
+
+    # -- parsing ---------------------------------------------------------------------------
+    def _namespace(self) -> dict[str, object]:
+        ns: dict[str, object] = dict(FUNCTIONS)
+        ns.update(self.hyper_symbols())
+        ns.update(dict(zip(self.state_names, self.state_symbols)))
+        ns["grad"], ns["k"] = S.grad, S.k
+        return ns
+
+    def _parse(self, target: str, text: str, known: set[str]) -> sp.Expr:
+        where = f"optimizer {self.name!r}, assignment {target} <- {text!r}"
+        if not isinstance(text, str):
+            raise SpecError(f"{where}: the expression must be a string, got {type(text).__name__}")
+        ns = self._namespace()
+        temps = {n: sp.Symbol(n, real=True) for n in known if n not in ns}
+        ns.update(temps)
+        try:
+            expr = parse_expr(text, local_dict=ns, evaluate=True)
+        except Exception as exc:  # noqa: BLE001 - parse errors come in many types
+            raise SpecError(f"{where}: cannot parse the expression ({exc})") from None
+        if not isinstance(expr, sp.Expr):
+            raise SpecError(f"{where}: the expression is not a scalar expression")
+        allowed = known | set(self.hyper) | {"grad", "k"}
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)
+        if unknown:
+            raise SpecError(
+                f"{where}: unknown name(s) {', '.join(unknown)}; allowed: the states "
+                f"{', '.join(self.state_names)}, grad, k, the hyperparameters {', '.join(self.hyper)}"
+                + (f", the temporaries {', '.join(sorted(known - set(self.state_names)))}" if known - set(self.state_names) else "")
+            )
+        return expr
+
+    def _validate(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise SpecError(f"an optimizer needs a non-empty name, got {self.name!r}")
+        for n, r in self.hyper.items():
+            if r not in ROLES:
+                raise SpecError(f"optimizer {self.name!r}: hyperparameter {n!r} has role {r!r}; allowed roles: {', '.join(ROLES)}")
+            if n in RESERVED or n in FUNCTIONS:
+                raise SpecError(f"optimizer {self.name!r}: hyperparameter name {n!r} is reserved; reserved: {', '.join(sorted(RESERVED))}")
+        if len(self.hypers_with_role("lr")) != 1:
+            raise SpecError(f"optimizer {self.name!r} must have exactly one hyperparameter with role 'lr', has {self.hypers_with_role('lr')}")
+        for s in self.state:
+            if s.name in RESERVED or s.name in self.hyper:
+                raise SpecError(f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name")
+        targets = [a[0] for a in self.update]
+        if "x" not in targets:
+            raise SpecError(f"optimizer {self.name!r}: the update never assigns the parameter 'x'")
+        for st in self.state_names[1:]:
+            if st not in targets:
+                raise SpecError(f"optimizer {self.name!r}: state {st!r} is declared but never updated")
+        self.parsed()  # parse everything once so errors surface at construction
+
+    def parsed(self) -> tuple[tuple[str, sp.Expr], ...]:
+        """The assignments as (target, SymPy expression) in order."""
+        known = set(self.state_names)
+        out = []
+        for assignment in self.update:
+            if len(assignment) != 2:
+                raise SpecError(f"optimizer {self.name!r}: each assignment is (target, expression), got {assignment!r}")
+            target, text = assignment
+            if target in self.hyper or target in ("grad", "k") or not str(target).isidentifier():
+                raise SpecError(f"optimizer {self.name!r}: cannot assign to {target!r}; assign to a state or a new temporary name")
+            out.append((target, self._parse(target, text, known)))
+            known.add(target)
+        return tuple(out)
+
+    # -- composition -----------------------------------------------------------------------
+    def step_map(self, hold: frozenset[str] = frozenset()) -> dict[str, sp.Expr]:
+        """New value of every state after one step, in terms of the old states, grad and k.
+
+        ``hold`` names auxiliary states whose *new* value the parameter's update reads as a
+        placeholder symbol ``<name>_next`` instead of its expression (used by the published
+        forms that keep the same-step momentum in the drift).
+        """
+        env: dict[sp.Symbol, sp.Expr] = {}
+        held_env: dict[sp.Symbol, sp.Expr] = {}
+        by_name = dict(zip(self.state_names, self.state_symbols))
+        for target, expr in self.parsed():
+            sym = by_name.get(target, sp.Symbol(target, real=True))
+            env[sym] = expr.xreplace(env)
+            held_env[sym] = next_symbol(target) if target in hold else expr.xreplace(held_env)
+        return {n: (held_env if n == "x" else env)[s] for n, s in by_name.items()}
+
+    def grad_degree(self, name: str) -> int | None:
+        """Degree in the stochastic gradient of a state's new value (None if not polynomial)."""
+        expr = self.step_map()[name]
+        try:
+            return sp.Poly(expr, S.grad).degree()
+        except sp.PolynomialError:
+            return None
+
+    def describe(self) -> str:
+        """The update rule as readable text."""
+        lines = [f"optimizer {self.name}: " + (self.doc or "")]
+        lines.append("  hyperparameters: " + ", ".join(f"{n} ({r})" for n, r in self.hyper.items()))
+        if self.state:
+            lines.append("  states: " + ", ".join(f"{s.name} (init {s.init})" for s in self.state))
+        lines += [f"  {tgt} <- {txt}" for tgt, txt in self.update]
+        return "\n".join(lines)
+
+
+def next_symbol(name: str) -> sp.Symbol:
+    """Placeholder for the new value of state ``name`` within the same step."""
+    return sp.Symbol(f"{name}_next", real=True)
+
+
+def load_spec(ref: str) -> Optimizer:
+    """Load an optimizer from a user file: ``path/to/file.py:NAME``."""
+    path_text, sep, name = ref.rpartition(":")
+    if not sep or not path_text or not name:
+        raise SpecError(f"a user optimizer is given as path/to/file.py:NAME, got {ref!r}")
+    path = Path(path_text)
+    if not path.is_file():
+        raise SpecError(f"optimizer file {str(path)!r} does not exist (from {ref!r})")
+    try:
+        namespace = runpy.run_path(str(path))
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - report any failure of the user's file
+        raise SpecError(f"optimizer file {str(path)!r} failed to run: {type(exc).__name__}: {exc}") from None
+    found = sorted(k for k, v in namespace.items() if isinstance(v, Optimizer))
+    if name not in namespace:
+        raise SpecError(f"optimizer file {str(path)!r} does not define {name!r}; it defines the optimizers: {', '.join(found) or 'none'}")
+    spec = namespace[name]
+    if not isinstance(spec, Optimizer):
+        raise SpecError(f"{name!r} in {str(path)!r} is a {type(spec).__name__}, not a derive.Optimizer")
+    return spec
