@@ -290,6 +290,11 @@ def _canonical(expr: sp.Expr) -> sp.Expr:
     return result.xreplace({w: sp.sqrt(sym) for sym, w in roots.items()})
 
 
+def _simplest(expr: sp.Expr) -> sp.Expr:
+    """The shortest of ``expr``, its tidy form and its factored canonical form (all exact)."""
+    return min((expr, _tidy(expr), _canonical(expr)), key=sp.count_ops)
+
+
 def _cholesky(cov: sp.Matrix) -> sp.Matrix:
     """G with G G^T = cov for a symbolic positive semi-definite cov; zero rows and pivots dropped."""
     n = cov.shape[0]
@@ -297,7 +302,7 @@ def _cholesky(cov: sp.Matrix) -> sp.Matrix:
     columns: list[list[sp.Expr]] = []
     residual = sp.Matrix(cov)
     for p in active:
-        pivot = _canonical(residual[p, p])
+        pivot = _simplest(residual[p, p])
         if pivot == 0:
             continue
         root = sp.sqrt(pivot)
@@ -306,7 +311,7 @@ def _cholesky(cov: sp.Matrix) -> sp.Matrix:
             if i == p:
                 col[i] = root
             elif active.index(i) > active.index(p):
-                col[i] = _canonical(residual[i, p] / root)
+                col[i] = _simplest(residual[i, p] / root)
         for i in active:
             for j in active:
                 residual[i, j] = _canonical(residual[i, j] - col[i] * col[j])
@@ -352,12 +357,11 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
     user_drift = []
     for name in exp.states:
         value = drift[name].xreplace(back) * time_scale / S.eta ** exp.exponents[name]
-        user_drift.append(_tidy(value))
+        user_drift.append(_simplest(value))
     scale = [S.eta ** -exp.exponents[n] for n in exp.states]
-    user_cov = sp.Matrix(len(scale), len(scale), lambda i, j: _canonical(
+    user_cov = sp.Matrix(len(scale), len(scale), lambda i, j: _simplest(
         cov[i, j].xreplace(back) * scale[i] * scale[j] * S.eta ** (lead - reg.dt) * time_scale))
     diffusion = _cholesky(user_cov)
-    diffusion = diffusion.applyfunc(_tidy)
 
     provenance = [
         f"update rule of {spec.name}: " + "; ".join(f"{a} <- {b}" for a, b in spec.update),
@@ -372,6 +376,6 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
     return SDE(
         optimizer=spec.name, noise=law.label, regime=reg.name, form=form,
         state=spec.state_symbols, drift=tuple(user_drift), diffusion=sp.ImmutableMatrix(diffusion),
-        time_functions=dict(exp.gammas), initial={s.name: s.init for s in spec.state},
+        time_functions=dict(sorted(exp.gammas.items(), key=lambda item: item[0].name)), initial={s.name: s.init for s in spec.state},
         conditions=tuple(sorted(conditions)), provenance=tuple(provenance),
     )

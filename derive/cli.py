@@ -1,0 +1,80 @@
+"""The ``derive`` command line: a thin layer over the Python API.
+
+Every subcommand prints a clear one-line error (exit status 2) for bad input instead of a
+traceback; see :mod:`derive.errors`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import __version__
+from .engine import derive_sde
+from .errors import DeriveError
+from .noise import NAMES as NOISE_NAMES
+from .optimizers import BUILTINS
+from .regimes import FORMS, REGIMES
+
+
+def _add_sde_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("optimizer", help=f"built-in ({', '.join(BUILTINS)}) or path/to/file.py:NAME")
+    p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
+    p.add_argument("--nu", default=None, help="Student-t degrees of freedom: a number or 'nu' (symbolic, the default)")
+    p.add_argument("--regime", default="paper", choices=list(REGIMES), help="scaling regime (default paper)")
+    p.add_argument("--form", default="full", choices=list(FORMS), help="full or published (default full)")
+
+
+def _cmd_sde(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu)
+    print(sde.format(args.format))
+    if args.format == "text":
+        print(f"  derived in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    print("optimizers:")
+    for spec in BUILTINS.values():
+        print(f"  {spec.name:10s} {spec.doc}")
+    print("  path/to/file.py:NAME   a user optimizer (see README)")
+    print("noise laws:\n  " + ", ".join(NOISE_NAMES) + "   (student-t takes --nu)")
+    print("regimes:")
+    for r in REGIMES.values():
+        print(f"  {r.name:16s} {r.reference}")
+    print("forms:\n  full, published")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="derive", description="SDEs of stochastic optimizers, derived from their update rules.")
+    parser.add_argument("--version", action="version", version=f"derive {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sde", help="derive the SDE of an optimizer")
+    _add_sde_options(p)
+    p.add_argument("--format", default="text", choices=["text", "latex", "json"])
+    p.set_defaults(func=_cmd_sde)
+
+    p = sub.add_parser("list", help="list built-in optimizers, noise laws, regimes and forms")
+    p.set_defaults(func=_cmd_list)
+
+    from .codegen import commands as codegen_commands
+
+    codegen_commands.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DeriveError as exc:
+        print(f"derive {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
