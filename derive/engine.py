@@ -227,10 +227,15 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
 
 
 def _mean_series(coeffs: dict[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str]) -> dict[int, sp.Expr]:
-    """E[Delta] through order eta^dt (higher orders of Delta only feed higher orders of the mean)."""
-    total = sum((S.eta**n * expect(c, exp.signs, what) for n, c in coeffs.items() if n <= exp.regime.dt), sp.Integer(0))
-    total = _fill_law(total, law, exp, what, conditions)
-    return _coefficients(total, exp.order, what) if total.has(S.eta) else ({0: total} if total != 0 else {})
+    """E[Delta] by order in eta, through order dt (higher orders only feed higher orders).
+
+    Expectations bring in eta only through s(y) with an eta-dependent y; only then is the
+    mean re-expanded."""
+    means = {n: _fill_law(expect(c, exp.signs, what), law, exp, what, conditions)
+             for n, c in coeffs.items() if n <= exp.regime.dt}
+    if not any(m.has(S.eta) for m in means.values()):
+        return {n: m for n, m in means.items() if m != 0}
+    return _coefficients(sum((S.eta**n * m for n, m in means.items()), sp.Integer(0)), exp.order, what)
 
 
 def _drift(exp: Expansion, law: NoiseLaw, name: str, conditions: set[str]) -> sp.Expr:
@@ -290,8 +295,11 @@ def _canonical(expr: sp.Expr) -> sp.Expr:
     return result.xreplace({w: sp.sqrt(sym) for sym, w in roots.items()})
 
 
+@lru_cache(maxsize=4096)
 def _simplest(expr: sp.Expr) -> sp.Expr:
     """The shortest of ``expr``, its tidy form and its factored canonical form (all exact)."""
+    if expr.is_Atom:
+        return expr
     return min((expr, _tidy(expr), _canonical(expr)), key=sp.count_ops)
 
 

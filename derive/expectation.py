@@ -36,6 +36,11 @@ def sign_mean_symbol(atom: SignAtom) -> sp.Function:
     return sp.Function("s")(atom.y)
 
 
+def _shown(term: sp.Expr, signs: dict[sp.Symbol, SignAtom]) -> sp.Expr:
+    """``term`` with sign placeholders written back as sign(y + zeta), for messages."""
+    return term.xreplace({s: sp.sign(a.y + S.zeta) for s, a in signs.items()})
+
+
 def expect(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], context: str) -> sp.Expr:
     """E[expr] over zeta, with moments as :func:`moment_symbol` and E[S] as s(y) (unevaluated)."""
     expr = sp.expand(expr)
@@ -48,18 +53,18 @@ def expect(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], context: str) -> sp.
         rest = sp.Mul(*[b**e for b, e in powers.items()])
         if rest.has(S.zeta) or any(rest.has(s) for s in sign_syms):
             raise UnsupportedUpdateError(
-                f"{context}: the term {term} is not polynomial in the noise zeta (the factor {rest}); "
+                f"{context}: the term {_shown(term, signs)} is not polynomial in the noise zeta (the factor {_shown(rest, signs)}); "
                 "the engine averages polynomials in zeta and sign(affine in zeta) only")
         if not (isinstance(n, sp.Integer) or isinstance(n, int)) or n < 0:
-            raise UnsupportedUpdateError(f"{context}: the term {term} has a non-integer power of the noise zeta")
+            raise UnsupportedUpdateError(f"{context}: the term {_shown(term, signs)} has a non-integer power of the noise zeta")
         odd_signs = [s for s, p in sign_powers.items() if p % 2]
         if len(odd_signs) > 1:
             raise UnsupportedUpdateError(
-                f"{context}: the term {term} multiplies signs of different functions of the noise; "
+                f"{context}: the term {_shown(term, signs)} multiplies signs of different functions of the noise; "
                 "their joint law is not supported")
         if odd_signs and n:
             raise UnsupportedUpdateError(
-                f"{context}: the term {term} needs E[zeta^{n} sign(...)], a partial moment of the law, "
+                f"{context}: the term {_shown(term, signs)} needs E[zeta^{n} sign(...)], a partial moment of the law, "
                 "which the engine does not support")
         if odd_signs:
             total.append(rest * sign_mean_symbol(signs[odd_signs[0]]))

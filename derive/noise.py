@@ -9,7 +9,7 @@ and p(0). Laws are scale-1 forms, as in the reference table: Laplace has density
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sympy as sp
 
@@ -67,6 +67,7 @@ class NoiseLaw:
         """E[sign(y + zeta)] = 2F(y) - 1 for real y."""
         return self._s_expr.subs(_y, y)
 
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def s_series(self, y: sp.Expr, var: sp.Symbol, order: int) -> sp.Expr:
         """s(y) expanded in ``var`` up to var**order, for an argument y that vanishes at var = 0.
 
@@ -87,9 +88,16 @@ class NoiseLaw:
             return sp.Integer(0), None
         return self._even_moment(n), None
 
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _even_moment(self, n: int) -> sp.Expr:
-        value = 2 * sp.integrate(_u**n * self.density_expr, (_u, 0, self.bound))
-        return sp.oo if value.has(sp.oo, sp.zoo) or isinstance(value, sp.Integral) else sp.simplify(value)
+        """2 * integral_0^bound u^n p(u) du; by quadrature (a Float) when SymPy finds no closed form."""
+        integrand = 2 * _u**n * self.density_expr
+        value = sp.integrate(integrand, (_u, 0, self.bound))
+        if value.has(sp.Integral):
+            value = sp.Integral(integrand, (_u, 0, self.bound)).evalf()
+            if not (value.is_number and value.is_finite):
+                raise DeriveError(f"cannot decide whether E[zeta^{n}] is finite for the {self.label} law")
+        return sp.oo if value.has(sp.oo, sp.zoo) else sp.simplify(value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +130,7 @@ class StudentT(NoiseLaw):
             return sp.sign(_y) * inner
         return inner if sp.simplify(inner.subs(_y, -_y) + inner) == 0 else sp.sign(_y) * inner.subs(_y, sp.Abs(_y))
 
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def moment(self, n: int) -> tuple[sp.Expr, str | None]:
         """E[zeta^n] = nu^(n/2) Gamma((n+1)/2) Gamma((nu-n)/2) / (sqrt(pi) Gamma(nu/2)), n < nu."""
         if n % 2:

@@ -88,12 +88,16 @@ class SDE:
         return "\n".join(lines)
 
     def to_latex(self) -> str:
+        def tex(expr: sp.Expr) -> str:
+            names = {s: r"\varepsilon" for s in sp.sympify(expr).free_symbols if s.name == "eps"}
+            return sp.latex(expr, symbol_names=names)
+
         rows = []
         for name, b, row in self._rows():
-            noise = " + ".join(f"\\left({sp.latex(e)}\\right) dW_{{{j + 1}}}" for j, e in enumerate(row) if e != 0)
-            rows.append(f"d{sp.latex(sp.Symbol(name))} &= \\left({sp.latex(b)}\\right) dt" + (f" + {noise}" if noise else ""))
+            noise = " + ".join(f"\\left({tex(e)}\\right) dW_{{{j + 1}}}" for j, e in enumerate(row) if e != 0)
+            rows.append(f"d{tex(sp.Symbol(name))} &= \\left({tex(b)}\\right) dt" + (f" + {noise}" if noise else ""))
         body = " \\\\\n".join(rows)
-        where = ", ".join(f"{sp.latex(g)} = {sp.latex(v)}" for g, v in self.time_functions.items())
+        where = ", ".join(f"{tex(g)} = {tex(v)}" for g, v in self.time_functions.items())
         return "\\begin{aligned}\n" + body + "\n\\end{aligned}" + (f"\n\\quad \\text{{where }} {where}" if where else "")
 
     def to_dict(self) -> dict:

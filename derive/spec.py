@@ -148,7 +148,13 @@ class Optimizer:
         self.parsed()  # parse everything once so errors surface at construction
 
     def parsed(self) -> tuple[tuple[str, sp.Expr], ...]:
-        """The assignments as (target, SymPy expression) in order."""
+        """The assignments as (target, SymPy expression) in order (parsed once per spec)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if "parsed" not in cache:
+            cache["parsed"] = self._parse_all()
+        return cache["parsed"]
+
+    def _parse_all(self) -> tuple[tuple[str, sp.Expr], ...]:
         known = set(self.state_names)
         out = []
         for assignment in self.update:
@@ -169,6 +175,13 @@ class Optimizer:
         placeholder symbol ``<name>_next`` instead of its expression (used by the published
         forms that keep the same-step momentum in the drift).
         """
+        cache = self.__dict__.setdefault("_cache", {})
+        key = ("step_map", frozenset(hold))
+        if key not in cache:
+            cache[key] = self._compose(frozenset(hold))
+        return dict(cache[key])
+
+    def _compose(self, hold: frozenset[str]) -> dict[str, sp.Expr]:
         env: dict[sp.Symbol, sp.Expr] = {}
         held_env: dict[sp.Symbol, sp.Expr] = {}
         by_name = dict(zip(self.state_names, self.state_symbols))

@@ -1,0 +1,98 @@
+"""Benchmark: derive every built-in combination, against SymPy's direct expectation of sign().
+
+    python bench/bench_derive.py            # full run (about 15-30 s on 2 cores)
+
+Part 1 derives optimizer x law x regime x form for all built-ins in this fresh process (laws at
+their defaults: student-t with symbolic nu), the way `derive sde` does, and prints the total,
+the slowest single derivation and the targets (all < 10 s, any one < 2 s).
+Part 2 is the baseline measured in the same run: E[sign(y + zeta)] by sympy.stats.E (direct
+integration) against the CDF route of derive.noise, per law, with a time limit per law.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+from itertools import product
+
+import sympy as sp
+
+from derive import BUILTINS, DeriveError, FORMS, REGIMES, derive_sde, get_noise
+
+LAWS = ("gaussian", "student-t", "cauchy", "laplace", "uniform")
+
+
+def derive_all() -> list[tuple[str, str, str, str, float, str]]:
+    rows = []
+    for opt, law, regime, form in product(BUILTINS, LAWS, REGIMES, FORMS):
+        start = time.perf_counter()
+        try:
+            derive_sde(opt, law, regime, form)
+            status = "ok"
+        except DeriveError as exc:
+            status = type(exc).__name__
+        rows.append((opt, law, regime, form, time.perf_counter() - start, status))
+    return rows
+
+
+def _sympy_direct(law: str, queue: "mp.Queue") -> None:
+    from sympy.stats import E, Laplace, Normal, StudentT, Uniform
+
+    y = sp.Symbol("y", real=True)
+    z = {"gaussian": Normal("Z", 0, 1), "student-t": StudentT("Z", sp.Symbol("nu", positive=True)),
+         "cauchy": StudentT("Z", 1), "laplace": Laplace("Z", 0, 1), "uniform": Uniform("Z", -1, 1)}[law]
+    start = time.perf_counter()
+    result = E(sp.sign(y + z))
+    queue.put((time.perf_counter() - start, "unevaluated integral" if result.has(sp.Integral) else "closed form"))
+
+
+def baseline(law: str, limit: float) -> tuple[float, str]:
+    queue: mp.Queue = mp.Queue()
+    proc = mp.Process(target=_sympy_direct, args=(law, queue))
+    proc.start()
+    proc.join(limit)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join()
+        return limit, f"no answer within {limit:.0f} s"
+    return queue.get()
+
+
+def ours(law: str) -> float:
+    start = time.perf_counter()
+    get_noise(law).s(sp.Symbol("y", real=True))
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline-limit", type=float, default=30.0, help="seconds allowed per sympy.stats expectation")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    rows = derive_all()
+    total = time.perf_counter() - start
+    slowest = max(rows, key=lambda r: r[4])
+    print(f"Part 1: {len(rows)} built-in combinations ({sum(r[5] == 'ok' for r in rows)} derived, "
+          f"{sum(r[5] != 'ok' for r in rows)} refused with a clear error)")
+    for opt in BUILTINS:
+        mine = [r for r in rows if r[0] == opt]
+        print(f"  {opt:9s} {len(mine):3d} combinations  {sum(r[4] for r in mine):6.2f} s  slowest {max(r[4] for r in mine):5.2f} s")
+    print(f"  total {total:.2f} s (target < 10 s: {'met' if total < 10 else 'MISSED'}); slowest single "
+          f"{slowest[4]:.2f} s = {' '.join(slowest[:4])} (target < 2 s: {'met' if slowest[4] < 2 else 'MISSED'})")
+
+    print("\nPart 2: E[sign(y + zeta)], sympy.stats.E (direct) against the CDF route (cached laws cleared)")
+    print(f"  {'law':10s} {'direct s':>9s} {'result':28s} {'CDF route s':>11s} {'ratio':>7s}")
+    from derive import noise as noise_module
+
+    noise_module._LAWS.clear()
+    for law in LAWS:
+        direct, status = baseline(law, args.baseline_limit)
+        mine = ours(law)
+        print(f"  {law:10s} {direct:9.2f} {status:28s} {mine:11.3f} {direct / mine:7.1f}x")
+    return 0 if total < 10 and slowest[4] < 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

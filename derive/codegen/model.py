@@ -1,0 +1,147 @@
+"""The data a module template needs: printed kernels of one (optimizer, noise, regime, form).
+
+The SDE dS = b dt + G dW is integrated by Euler-Maruyama. Step k advances from t_{k-1} to
+t_k = k*dt and evaluates the state-dependent coefficients at the old state S_{k-1}, but the
+bias-correction factors gamma_j at t_k (never at t = 0, where Adam's drift is 0/0). This mirrors
+the optimizer, whose step k uses 1 - beta^k:
+
+    S_k = S_{k-1} + b(S_{k-1}, g, gamma(t_k)) dt + G(S_{k-1}, g, gamma(t_k)) sqrt(dt) xi_k,
+
+with xi_k independent standard normals, one per noise source and coordinate. The optimizer step
+is the spec's update rule verbatim, with grad = g + sigma*zeta and k = 1 on the first step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .. import __version__
+from .. import symbols as S
+from ..engine import derive_sde
+from ..noise import get_noise
+from ..optimizers import get_optimizer
+from ..spec import Optimizer
+from .printer import CodegenError, code, cse_lines, hoist
+
+#: Names the generated code uses itself; a spec may not use them as hyperparameters or states.
+_TAKEN = {"T", "p", "c", "st", "math", "np", "njit", "prange", "dt", "sqdt", "g", "zeta", "xi", "t", "k", "kT"}
+#: Noise laws with an exact sampler in the RNG template; any other law is sampled by CDF inversion.
+SAMPLERS = ("gaussian", "student-t", "cauchy", "laplace", "uniform")
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One optimizer under one noise law, regime and form."""
+
+    optimizer: str
+    noise: str = "gaussian"
+    regime: str = "paper"
+    form: str = "full"
+    nu: object = None
+
+    @property
+    def noise_label(self) -> str:
+        return f"{self.noise}{self.nu}" if self.noise == "student-t" else self.noise
+
+    @property
+    def module_name(self) -> str:
+        parts = (get_optimizer(self.optimizer).name, self.noise_label, self.regime, self.form)
+        text = "_".join(parts).replace("-", "").replace(".", "p")
+        if not text.isidentifier():
+            raise CodegenError(f"cannot name a module for {self}: use a simple optimizer name and law")
+        return text
+
+
+def _const_name(i: int) -> str:
+    return f"c{i}"
+
+
+def _finish(consts: list[tuple[sp.Symbol, sp.Expr]], exprs: list[sp.Expr], element: set[sp.Symbol]):
+    """Turn bare non-element symbols left in ``exprs`` into constants too (one tuple for all)."""
+    loose = sorted({s for e in exprs for s in e.free_symbols} - element - {c for c, _ in consts}, key=str)
+    extra = [(sp.Symbol(_const_name(len(consts) + i), real=True), s) for i, s in enumerate(loose)]
+    sub = {s: c for c, s in extra}
+    return consts + extra, [e.xreplace(sub) for e in exprs]
+
+
+def _sde_context(sde, spec: Optimizer) -> dict:
+    states = list(sde.state)
+    K = sde.noise_sources
+    dt, sqdt = sp.Symbol("dt", positive=True), sp.Symbol("sqdt", positive=True)
+    xis = [sp.Symbol(f"xi{j + 1}", real=True) for j in range(K)]
+    element = set(states) | {S.g} | set(xis)
+    new = [s + b * dt + sum(sde.diffusion[i, j] * sqdt * xis[j] for j in range(K))
+           for i, (s, b) in enumerate(zip(states, sde.drift))]
+    consts, rewritten = hoist(new, element, "c")
+    consts, rewritten = _finish(consts, rewritten, element)
+    body, results = cse_lines(rewritten, "_e")
+    params = [s.name for s in sde.parameters]
+    gammas = [(g.name, code(e)) for g, e in sde.time_functions.items()]
+    drift_lines, drift_out = cse_lines(list(sde.drift), "_e")
+    diff_lines, diff_out = cse_lines(list(sde.diffusion), "_e")
+    return dict(
+        states=[s.name for s in states], params=params, sources=K, xis=[x.name for x in xis],
+        gammas=gammas, consts=[(c.name, code(e)) for c, e in consts], body=body, results=results,
+        drift_lines=drift_lines, drift_out=drift_out, diff_lines=diff_lines, diff_out=diff_out,
+        initial=[float(sde.initial.get(s.name, 0.0)) for s in states[1:]],
+        rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
+        text=sde.to_text(),
+    )
+
+
+def _opt_context(spec: Optimizer) -> dict:
+    by_name = dict(zip(spec.state_names, spec.state_symbols))
+    element = set(by_name.values()) | {S.g, S.zeta}
+    consts: list[tuple[sp.Symbol, sp.Expr]] = []
+    lines: list[tuple[str, sp.Expr]] = []
+    for target, expr in (("grad", S.g + S.sigma * S.zeta), *spec.parsed()):
+        new_consts, (rewritten,) = hoist([expr], element, "c", start=len(consts))
+        consts += new_consts
+        element.add(S.grad if target == "grad" else by_name.get(target, sp.Symbol(target, real=True)))
+        lines.append((target, rewritten))
+    consts, finished = _finish(consts, [e for _, e in lines], element)
+    body = []
+    for i, ((target, _), e) in enumerate(zip(lines, finished)):
+        pre, (out,) = cse_lines([e], f"_e{i}_")
+        body.append((pre, target, out))
+    return dict(
+        states=list(spec.state_names), params=list(spec.hyper) + ["sigma"],
+        consts=[(c.name, code(e)) for c, e in consts], body=body,
+        initial=[float(s.init) for s in spec.state],
+    )
+
+
+def _noise_context(noise: str, nu: object) -> dict:
+    law = get_noise(noise, nu=nu)
+    if law.name == "student-t":
+        if not (law.nu.is_number and law.nu.is_Integer):
+            raise CodegenError(f"student-t needs an integer nu for code generation, got nu={law.nu} "
+                               "(non-integer or symbolic nu needs the regularized incomplete beta function)")
+        return dict(kind="student-t", nu=float(law.nu), label=law.label)
+    if law.name in SAMPLERS:
+        return dict(kind=law.name, nu=None, label=law.label)
+    z = sp.Symbol("z", real=True)
+    cdf = getattr(law, "cdf", None)
+    if cdf is None:
+        raise CodegenError(f"noise law {law.label} has neither a built-in sampler nor a CDF to invert")
+    (ysym,) = cdf.free_symbols
+    return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
+
+
+def context(combo: Combination) -> dict:
+    """Everything the module template renders, for one combination (deterministic)."""
+    spec = get_optimizer(combo.optimizer)
+    taken = (set(spec.hyper) | set(spec.state_names)) & _TAKEN
+    if taken:
+        raise CodegenError(f"optimizer {spec.name!r} uses name(s) {', '.join(sorted(taken))} that generated code reserves")
+    sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu)
+    if any(e.has(sp.betainc_regularized) for e in (*sde.drift, *sde.diffusion)):
+        raise CodegenError(f"{combo.module_name}: the SDE needs the regularized incomplete beta function, "
+                           "which the generator does not compile; use an integer nu")
+    return dict(
+        version=__version__, sympy_version=sp.__version__, module=combo.module_name,
+        combination=dict(optimizer=spec.name, noise=sde.noise, regime=combo.regime, form=combo.form),
+        spec_text=spec.describe(), sde=_sde_context(sde, spec), opt=_opt_context(spec),
+        noise=_noise_context(combo.noise, combo.nu),
+    )

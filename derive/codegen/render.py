@@ -1,0 +1,39 @@
+"""Render generated modules: a strict Jinja2 environment over templates/ and the file writer.
+
+Rendering is deterministic (no timestamps, fixed ordering), so ``derive generate --check`` can
+compare committed modules byte for byte with a fresh rendering.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from .model import Combination, context
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+GENERATED = ROOT / "generated"
+
+
+def environment() -> jinja2.Environment:
+    """Strict environment: undefined names fail, block tags leave no blank lines."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+    )
+    env.filters["tuple"] = tuple
+    return env
+
+
+def render(combo: Combination) -> str:
+    """The source of the module of one combination."""
+    return environment().get_template("module.py.j2").render(**context(combo))
+
+
+def write(combo: Combination, out: Path) -> Path:
+    """Render ``combo`` into ``out/<module>.py`` and return the path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{combo.module_name}.py"
+    path.write_text(render(combo))
+    return path
