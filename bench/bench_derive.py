@@ -18,9 +18,8 @@ from itertools import product
 
 import sympy as sp
 
-from derive import BUILTINS, DeriveError, FORMS, REGIMES, derive_sde, get_noise
-
-LAWS = ("gaussian", "student-t", "cauchy", "laplace", "uniform")
+from derive import BUILTINS, FORMS, REGIMES, DeriveError, derive_sde, get_noise
+from derive.noise import BUILTIN_LAWS as LAWS
 
 
 def derive_all() -> list[tuple[str, str, str, str, float, str]]:

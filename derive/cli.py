@@ -12,6 +12,7 @@ import time
 from . import __version__
 from .engine import derive_sde
 from .errors import DeriveError
+from .noise import BUILTIN_LAWS
 from .noise import NAMES as NOISE_NAMES
 from .optimizers import BUILTINS
 from .regimes import FORMS, REGIMES
@@ -31,6 +32,25 @@ def _cmd_sde(args: argparse.Namespace) -> int:
     print(sde.format(args.format))
     if args.format == "text":
         print(f"  derived in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    """Derive every built-in combination (laws at their defaults) and print each, or its refusal."""
+    from itertools import product
+
+    start = time.perf_counter()
+    derived = refused = 0
+    for opt, law, regime, form in product(BUILTINS, BUILTIN_LAWS, REGIMES, FORMS):
+        t0 = time.perf_counter()
+        try:
+            text = derive_sde(opt, law, regime, form).to_text()
+            derived += 1
+        except DeriveError as exc:
+            text = f"{opt} | noise {law} | regime {regime} | form {form}: refused: {exc}"
+            refused += 1
+        print(text + f"\n  ({time.perf_counter() - t0:.2f} s)\n")
+    print(f"{derived} derived, {refused} refused, {time.perf_counter() - start:.2f} s in all")
     return 0
 
 
@@ -59,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list built-in optimizers, noise laws, regimes and forms")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("catalog", help="derive and print every built-in combination (or why it is refused)")
+    p.set_defaults(func=_cmd_catalog)
 
     from .codegen import commands as codegen_commands
 

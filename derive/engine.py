@@ -25,8 +25,8 @@ from functools import lru_cache
 import sympy as sp
 
 from . import symbols as S
-from .errors import DeriveError, InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
-from .expectation import SignAtom, expect, is_random, moment_symbol
+from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
+from .expectation import SignAtom, expect, is_random, moment_order
 from .noise import NoiseLaw, get_noise
 from .optimizers import get_optimizer
 from .regimes import DROP_SECOND_MOMENT_NOISE, FORMS, SAME_STEP_MOMENTUM, Regime, get_regime
@@ -45,7 +45,6 @@ class Expansion:
     regime: Regime
     states: tuple[str, ...]
     exponents: dict[str, int]  # r(s): user state s = s_0 / eta^r
-    scaled_states: dict[str, sp.Symbol]
     series: dict[str, dict[int, sp.Expr]]  # state -> {order: coefficient}
     signs: dict[sp.Symbol, SignAtom]
     to_user: dict[sp.Symbol, sp.Expr]  # regime symbol -> expression in user units
@@ -96,7 +95,7 @@ def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime,
         log_rate = sp.limit(p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs)), S.eta, 0)
         if log_rate == 0:
             replace[p] = sp.Integer(1)
-        elif log_rate in (-sp.oo,):
+        elif log_rate == -sp.oo:
             replace[p] = sp.Integer(0)
         elif log_rate.is_negative:
             name = S.bias_name(p.base.name) if isinstance(p.base, sp.Symbol) else f"gamma_{len(gammas) + 1}"
@@ -147,8 +146,8 @@ def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     out: dict[int, sp.Expr] = {}
     for term in sp.Add.make_args(sp.expand_mul(series)):
         coeff, power = term.as_independent(S.eta, as_Add=False)
-        exponent = sp.Integer(0) if power == 1 else sp.degree(power, S.eta) if power.is_polynomial(S.eta) else power.as_base_exp()[1]
-        if power != 1 and power.as_base_exp()[0] != S.eta:
+        base, exponent = power.as_base_exp() if power != 1 else (S.eta, sp.Integer(0))
+        if base != S.eta:
             raise UnsupportedUpdateError(f"{where}: the expansion in eta has the non-power term {term}")
         if not exponent.is_integer:
             raise UnsupportedUpdateError(f"{where}: the expansion in eta has a fractional power in {term}")
@@ -163,11 +162,10 @@ def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(
     hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
     step = spec.step_map(hold)
     exponents = {name: (0 if name == "x" else regime.state_exponent(spec.grad_degree(name))) for name in spec.state_names}
-    scaled_states, state_subs = {}, {}
+    state_subs = {}
     for name, sym in zip(spec.state_names, spec.state_symbols):
         r = exponents[name]
         scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
-        scaled_states[name] = scaled
         state_subs[sym] = scaled / eta**r
         if r:
             to_user[scaled] = sym * eta**r
@@ -187,7 +185,7 @@ def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(
         where = f"optimizer {spec.name!r}, same-step value of {h}"
         new = _bias_powers(spec.step_map()[h], hyper_subs, t0, regime, gammas, to_user, where).xreplace(subs)
         held_next[next_symbol(h)] = sp.expand(expect(new, {}, where))
-    return Expansion(spec, regime, spec.state_names, exponents, scaled_states, series, signs, to_user, gammas, order, held_next)
+    return Expansion(spec, regime, spec.state_names, exponents, series, signs, to_user, gammas, order, held_next)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,8 +195,8 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
     """Put the law's moments and s(y) into an averaged expression."""
     replace = {}
     for sym in expr.free_symbols:
-        if sym.name.startswith("zeta_moment_"):
-            n = int(sym.name.rsplit("_", 1)[1])
+        n = moment_order(sym)
+        if n:
             value, condition = law.moment(n)
             if value == sp.oo:
                 raise InfiniteMomentError(

@@ -27,9 +27,17 @@ class SignAtom:
     y: sp.Expr
 
 
+_MOMENT = "zeta_moment_"
+
+
 def moment_symbol(n: int) -> sp.Symbol:
     """Placeholder for the law's even moment E[zeta^n], filled in per law."""
-    return sp.Symbol(f"zeta_moment_{n}", positive=True)
+    return sp.Symbol(f"{_MOMENT}{n}", positive=True)
+
+
+def moment_order(sym: sp.Symbol) -> int | None:
+    """n if ``sym`` is the placeholder of E[zeta^n], else None."""
+    return int(sym.name[len(_MOMENT):]) if sym.name.startswith(_MOMENT) else None
 
 
 def sign_mean_symbol(atom: SignAtom) -> sp.Function:

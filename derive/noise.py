@@ -200,6 +200,8 @@ def cdf_law(cdf: "str | sp.Expr", name: str | None = None) -> CdfLaw:
 
 
 NAMES = ("gaussian", "student-t", "cauchy", "laplace", "uniform", "cdf:EXPR")
+#: The built-in laws at their defaults (student-t with a symbolic nu).
+BUILTIN_LAWS = ("gaussian", "student-t", "cauchy", "laplace", "uniform")
 
 
 def get_noise(name: "str | NoiseLaw", nu: object = None) -> NoiseLaw:

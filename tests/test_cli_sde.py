@@ -64,3 +64,12 @@ def test_cli_errors_are_one_line(args, needle, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_catalog_derives_or_refuses_every_builtin(capsys):
+    assert main(["catalog"]) == 0
+    out = capsys.readouterr().out
+    derived, refused = out.count("SDE of "), out.count(": refused: ")
+    assert derived + refused == 6 * 5 * 2 * 2
+    assert "refused: optimizer 'sgd' has no SDE limit in the noise-dominated regime" in out
+    assert f"{derived} derived, {refused} refused" in out

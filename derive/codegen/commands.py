@@ -1,8 +1,78 @@
-"""Command-line subcommands of the code-generation stage (wired into derive.cli)."""
+"""Command-line subcommands of the code-generation stage: ``derive generate`` and ``derive simulate``."""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from ..noise import NAMES as NOISE_NAMES
+from ..optimizers import BUILTINS
+from ..regimes import FORMS, REGIMES
+from .catalog import builtin_combinations
+from .model import Combination
+from .printer import CodegenError
+from .render import GENERATED, render, write
+
+
+def stale_files(out: Path, combos: list[Combination]) -> list[str]:
+    """Files of ``out`` that differ from a fresh rendering, are missing, or are not generated any more."""
+    expected = {f"{c.module_name}.py": render(c) for c in combos}
+    stale = [name for name, text in expected.items()
+             if not (out / name).is_file() or (out / name).read_text() != text]
+    extra = [p.name for p in sorted(out.glob("*.py")) if p.name not in expected]
+    return sorted(stale) + [f"{name} (not generated any more)" for name in extra]
+
+
+def _combos(args: argparse.Namespace) -> list[Combination]:
+    if args.optimizer is None:
+        return builtin_combinations()
+    regimes = [args.regime] if args.regime else list(REGIMES)
+    forms = [args.form] if args.form else list(FORMS)
+    return [Combination(args.optimizer, args.noise, r, f, nu=args.nu) for r in regimes for f in forms]
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else GENERATED
+    if args.optimizer is not None and args.out is None:
+        raise CodegenError("a user combination is generated into a directory of your choice: add --out DIR")
+    combos = _combos(args)
+    if args.check:
+        stale = stale_files(out, combos)
+        if stale:
+            print(f"derive generate: {len(stale)} stale file(s) in {out}: " + ", ".join(stale), file=sys.stderr)
+            return 1
+        print(f"{len(combos)} generated module(s) in {out} are up to date")
+        return 0
+    from ..errors import DeriveError
+
+    written, skipped = [], []
+    for c in combos:
+        try:
+            written.append(write(c, out))
+        except DeriveError as exc:
+            if args.optimizer is None or (args.regime and args.form):
+                raise
+            skipped.append(f"{c.regime}/{c.form}: {exc}")
+    for path in written:
+        print(f"wrote {path}")
+    for line in skipped:
+        print(f"skipped {line}")
+    return 0
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     """Add the code-generation subcommands to the ``derive`` parser."""
+    p = subparsers.add_parser("generate", help="render Numba simulator modules from templates/")
+    p.add_argument("optimizer", nargs="?", default=None,
+                   help=f"generate one user combination (built-in {', '.join(BUILTINS)} or path/to/file.py:NAME); "
+                        "omit to render the built-in set into generated/")
+    p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
+    p.add_argument("--nu", default=None, help="Student-t degrees of freedom (an integer)")
+    p.add_argument("--regime", default=None, choices=list(REGIMES), help="one regime (default: every regime with an SDE)")
+    p.add_argument("--form", default=None, choices=list(FORMS), help="one form (default: both)")
+    p.add_argument("--out", default=None, help="output directory (default generated/ for the built-in set)")
+    p.add_argument("--check", action="store_true", help="exit 1 naming stale files instead of writing")
+    p.set_defaults(func=_cmd_generate)
+    from .simulate_cli import add_simulate_parser
+
+    add_simulate_parser(subparsers)

@@ -7,7 +7,10 @@ the optimizer, whose step k uses 1 - beta^k:
 
     S_k = S_{k-1} + b(S_{k-1}, g, gamma(t_k)) dt + G(S_{k-1}, g, gamma(t_k)) sqrt(dt) xi_k,
 
-with xi_k independent standard normals, one per noise source and coordinate. The optimizer step
+with xi_k independent standard normals, one per noise source and coordinate. A state declared
+positive (a second moment v) is reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the
+symmetrized Euler scheme of Berkaoui, Bossy and Diop, 2008, weak order 1): its noise can push a
+plain Euler step below zero near v = 0, where sqrt(v) would be undefined. The optimizer step
 is the spec's update rule verbatim, with grad = g + sigma*zeta and k = 1 on the first step.
 """
 from __future__ import annotations
@@ -73,6 +76,7 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     element = set(states) | {S.g} | set(xis)
     new = [s + b * dt + sum(sde.diffusion[i, j] * sqdt * xis[j] for j in range(K))
            for i, (s, b) in enumerate(zip(states, sde.drift))]
+    new = [sp.Abs(e, evaluate=False) if s.is_positive else e for s, e in zip(states, new)]
     consts, rewritten = hoist(new, element, "c")
     consts, rewritten = _finish(consts, rewritten, element)
     body, results = cse_lines(rewritten, "_e")

@@ -23,6 +23,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
     )
     env.filters["tuple"] = tuple
+    env.filters["each"] = lambda seq, fmt: [fmt.format(item) for item in seq]
     return env
 
 
