@@ -5,9 +5,15 @@ t_k = k*dt and evaluates the state-dependent coefficients at the old state S_{k-
 bias-correction factors gamma_j at t_k (never at t = 0, where Adam's drift is 0/0). This mirrors
 the optimizer, whose step k uses 1 - beta^k:
 
-    S_k = S_{k-1} + b(S_{k-1}, g, gamma(t_k)) dt + G(S_{k-1}, g, gamma(t_k)) sqrt(dt) xi_k,
+    A_k = A_{k-1} + b_A(S_{k-1}, g, gamma(t_k)) dt + G_A(S_{k-1}, g, gamma(t_k)) sqrt(dt) xi_k,
+    x_k = x_{k-1} + b_x(x_{k-1}, A_k, g, gamma(t_k)) dt + G_x(x_{k-1}, A_k, g, gamma(t_k)) sqrt(dt) xi_k,
 
-with xi_k independent standard normals, one per noise source and coordinate. A state declared
+with A the auxiliary states (m, v, ...) and xi_k independent standard normals, one per noise
+source and coordinate: the auxiliary states move first and x then uses their new values, in the
+order of the optimizer's update (which reads the new m and v in the x line). Without this, x
+would see v_0 = 0 on the first step, and RMSprop's drift g/(sqrt(v) + eps) is g/eps there. (For
+the published Adam form, whose x drift already adds the same-step momentum eta rho1 (g - M), this
+ordering counts that O(eta) correction on top of the new M; compare forms with that in mind.) A state declared
 positive (a second moment v) is reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the
 symmetrized Euler scheme of Berkaoui, Bossy and Diop, 2008, weak order 1): its noise can push a
 plain Euler step below zero near v = 0, where sqrt(v) would be undefined. The optimizer step
@@ -77,9 +83,14 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     new = [s + b * dt + sum(sde.diffusion[i, j] * sqdt * xis[j] for j in range(K))
            for i, (s, b) in enumerate(zip(states, sde.drift))]
     new = [sp.Abs(e, evaluate=False) if s.is_positive else e for s, e in zip(states, new)]
-    consts, rewritten = hoist(new, element, "c")
-    consts, rewritten = _finish(consts, rewritten, element)
-    body, results = cse_lines(rewritten, "_e")
+    fresh = {s: sp.Symbol(f"n_{s.name}", real=True) for s in states[1:]}
+    new[0] = new[0].xreplace(fresh)  # x moves with the new auxiliary states, as in the optimizer
+    consts, rewritten = hoist(new, element | set(fresh.values()), "c")
+    consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
+    aux_lines, aux_out = cse_lines(rewritten[1:], "_a")
+    x_lines, (x_out,) = cse_lines(rewritten[:1], "_e")
+    body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out)] + x_lines
+    results = [x_out] + [fresh[s].name for s in states[1:]]
     params = [s.name for s in sde.parameters]
     gammas = [(g.name, code(e)) for g, e in sde.time_functions.items()]
     drift_lines, drift_out = cse_lines(list(sde.drift), "_e")

@@ -1,0 +1,146 @@
+"""``derive simulate``: the optimizer and chosen SDEs on one quadratic, from one random start.
+
+The table gives the mean loss with its standard error at a few times and, for each SDE, the
+largest gap to the optimizer over the recorded steps in combined standard errors,
+max_k |L_sde(k) - L_opt(k)| / sqrt(se_sde(k)^2 + se_opt(k)^2).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeriveError
+from ..noise import NAMES as NOISE_NAMES
+from ..regimes import FORMS
+from .model import Combination
+
+CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated")
+
+
+def _targets(items: list[str], form: str) -> list[tuple[str, str, str | None, str | None]]:
+    """(label, kind, regime, form) for each --compare item."""
+    table = {
+        "optimizer": ("optimizer", "optimizer", None, None),
+        "sde": (f"SDE paper/{form}", "sde", "paper", form),
+        "full": ("SDE paper/full", "sde", "paper", "full"),
+        "published": ("SDE paper/published", "sde", "paper", "published"),
+        "noise-dominated": (f"SDE noise-dominated/{form}", "sde", "noise-dominated", form),
+    }
+    bad = [i for i in items if i not in table]
+    if bad:
+        raise DeriveError(f"unknown --compare item(s) {', '.join(bad)}; allowed: {', '.join(CHOICES)}")
+    return [table[i] for i in dict.fromkeys(items)]
+
+
+def gap_in_se(run, reference) -> float:
+    """Largest |mean loss difference| over the recorded steps, in combined standard errors."""
+    se = np.sqrt(run.loss_se**2 + reference.loss_se**2)
+    diff = np.abs(run.loss_mean - reference.loss_mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / se, np.where(diff > 0, np.inf, 0.0))
+    return float(z.max())
+
+
+def table(runs: dict, columns: int = 4) -> str:
+    """Mean loss +- SE at ``columns`` recorded times (the last is the end) and the gap to the optimizer."""
+    first = next(iter(runs.values()))
+    idx = np.unique(np.linspace(0, len(first.steps) - 1, columns).round().astype(int))
+    head = f"{'run':28s}" + "".join(f"{'t=' + format(first.times[i], '.4g'):>22s}" for i in idx)
+    has_ref = "optimizer" in runs
+    lines = [head + ("   max gap to optimizer" if has_ref else "")]
+    for label, r in runs.items():
+        cells = "".join(f"{format(r.loss_mean[i], '.5g') + ' +- ' + format(r.loss_se[i], '.2g'):>22s}" for i in idx)
+        gap = f"   {gap_in_se(r, runs['optimizer']):.2f} SE" if has_ref and label != "optimizer" else ""
+        lines.append(f"{label:28s}{cells}{gap}")
+    return "\n".join(lines)
+
+
+def plot(runs: dict, path: str, title: str) -> None:
+    """Mean loss trajectories with +-2 SE bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, r in runs.items():
+        ax.plot(r.times, r.loss_mean, label=label)
+        ax.fill_between(r.times, r.loss_mean - 2 * r.loss_se, r.loss_mean + 2 * r.loss_se, alpha=0.25)
+    ax.set_xlabel("t = k * eta")
+    ax.set_ylabel("mean loss (band: +-2 SE)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import numba
+
+    from .. import simulate as sim
+
+    if args.threads is not None:
+        if args.threads < 1 or args.threads > numba.config.NUMBA_NUM_THREADS:
+            raise DeriveError(f"--threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], got {args.threads}")
+        numba.set_num_threads(args.threads)
+    hyper = {}
+    for item in args.hyper or []:
+        name, sep, value = item.partition("=")
+        try:
+            hyper[name] = float(value)
+        except ValueError:
+            raise DeriveError(f"--hyper takes NAME=VALUE, got {item!r}") from None
+    dtype = np.float32 if args.float32 else np.float64
+    sim._check_counts(dim=args.dim, paths=args.paths, steps=args.steps)
+    land = sim.quadratic(np.linspace(args.lam_min, args.lam_max, args.dim))
+    x0 = sim.random_start(args.paths, args.dim, args.seed, args.start_scale, dtype)
+    record = np.unique(np.linspace(0, args.steps, args.records).round().astype(np.int64))
+    runs = {}
+    for label, kind, regime, form in _targets(args.compare.split(","), args.form):
+        combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu)
+        runs[label] = sim.run(kind, combo, x0, eta=args.eta, sigma=args.sigma, steps=args.steps, seed=args.seed,
+                              landscape=land, hyper=hyper, record=record, module_dir=args.module_dir)
+    title = (f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma}")
+    print(title)
+    print(table(runs))
+    if args.out:
+        arrays = {}
+        for i, (label, r) in enumerate(runs.items()):
+            arrays.update({f"run{i}_loss": r.loss, f"run{i}_mean": r.mean, f"run{i}_var": r.var})
+        np.savez(args.out, labels=np.array(list(runs)), steps=record, times=record * args.eta, **arrays)
+        print(f"wrote {args.out}")
+    if args.plot:
+        plot(runs, args.plot, title)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def add_simulate_parser(subparsers: "argparse._SubParsersAction") -> None:
+    """Register ``derive simulate``."""
+    p = subparsers.add_parser("simulate", help="simulate an optimizer and its SDEs on a quadratic")
+    p.add_argument("optimizer", help="built-in name or path/to/file.py:NAME (then also --module-dir)")
+    p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
+    p.add_argument("--nu", default=None, type=int, help="Student-t degrees of freedom (an integer)")
+    p.add_argument("--form", default="full", choices=list(FORMS), help="form of the 'sde' and 'noise-dominated' runs")
+    p.add_argument("--dim", type=int, default=10)
+    p.add_argument("--paths", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--eta", type=float, default=0.01)
+    p.add_argument("--sigma", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hyper", action="append", help="another hyperparameter, NAME=VALUE (repeatable)")
+    p.add_argument("--compare", default="optimizer,sde", help=f"comma-separated runs from {', '.join(CHOICES)}")
+    p.add_argument("--lam-min", type=float, default=1.0, help="smallest curvature of the quadratic (default 1)")
+    p.add_argument("--lam-max", type=float, default=1.0, help="largest curvature (default 1)")
+    p.add_argument("--start-scale", type=float, default=1.0, help="x0 ~ N(0, scale^2) per coordinate")
+    p.add_argument("--records", type=int, default=51, help="number of recorded steps (default 51)")
+    p.add_argument("--float32", action="store_true", help="simulate in float32")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+    p.add_argument("--module-dir", default=None, help="directory for modules outside the built-in set")
+    p.add_argument("--out", default=None, help="save the recorded statistics to an .npz file")
+    p.add_argument("--plot", default=None, help="draw the mean loss trajectories with bands to an image")
+    p.set_defaults(func=_cmd_simulate)
