@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_catalog)
 
     from .codegen import commands as codegen_commands
+    from .theory import commands as theory_commands
 
     codegen_commands.register(sub)
+    theory_commands.register(sub)
     return parser
 
 
