@@ -15,6 +15,7 @@ coordinate. Extras, each derived:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -34,7 +35,7 @@ class StationaryResult:
     covariance: sp.Matrix
     var_x: sp.Expr
     expected_loss: sp.Expr
-    second_order: sp.Expr | None = None  # E X^2 with the second-order diffusion correction
+    second_order: "sp.Expr | SecondOrder | None" = None  # E X^2 with the second-order corrections
     momentum: list[tuple[sp.Symbol, sp.Expr, sp.Expr]] = field(default_factory=list)  # (rate, limit, factor)
     fokker_planck: bool | None = None
 
@@ -53,7 +54,7 @@ class StationaryResult:
                  f"  Var x = {self.var_x}",
                  f"  E f = {self.expected_loss}   (per coordinate)"]
         if self.second_order is not None:
-            lines.append(f"  E x^2 with the second-order diffusion correction = {self.second_order}")
+            lines.append(f"  E x^2 to second order (diffusion, and drift under a Gaussian closure) = {self.second_order}")
         for rate, limit, factor in self.momentum:
             lines.append(f"  momentum kept: Var x = {self.var_x}")
             lines.append(f"  momentum eliminated ({rate} -> oo, published form): Var x = {limit}")
@@ -65,11 +66,19 @@ class StationaryResult:
 
 
 def _second_order(model: LinearModel) -> sp.Expr | None:
-    """E X^2 for a one-state SDE with diffusion B(x) = B0 (1 - b x^2) + o(x^2)."""
+    """E X^2 of a one-state SDE to second order in x, under a Gaussian closure.
+
+    Drift b(x) = -a x + c x|x| + O(x^3) (odd; c != 0 when s(y) is not smooth at 0, e.g. Laplace)
+    and diffusion B(x) = B0 (1 - b x^2) + o(x^2). The stationary moment equation
+    0 = 2 E[X b(X)] + E[B(X)] with E|X|^3 = 2 sqrt(2/pi) (E X^2)^(3/2) gives, for u = sqrt(E X^2),
+    4 c sqrt(2/pi) u^3 - (2a + B0 b) u^2 + B0 = 0; for c = 0, E X^2 = B0/(2a + B0 b). Returned as
+    an expression when c = 0 and as the CRootOf-free root of the cubic otherwise (a Piecewise-free
+    ``sympy.Expr`` in u is kept in ``cubic``).
+    """
     if len(model.sde.state) != 1:
         return None
     x = model.sde.state[0]
-    _, cov = on_quadratic(model.sde, model.curvature)
+    drift, cov = on_quadratic(model.sde, model.curvature)
     b_x = cov[0, 0]
     if not b_x.has(x):
         return None
@@ -77,8 +86,33 @@ def _second_order(model: LinearModel) -> sp.Expr | None:
     h = sp.Symbol("h", positive=True)
     b = sp.simplify(sp.limit((b0 - b_x.xreplace({x: h})) / (b0 * h**2), h, 0))
     a = -model.A[0, 0]
-    m2 = sp.Symbol("m2")
-    return sp.factor(sp.solve(sp.Eq(-2 * a * m2 + b0 * (1 - b * m2), 0), m2)[0])
+    c = sp.simplify(sp.limit((drift[0].xreplace({x: h}) + a * h) / h**2, h, 0))
+    m2 = sp.Symbol("m2", positive=True)
+    if c == 0:
+        return sp.factor(sp.solve(sp.Eq(-2 * a * m2 + b0 * (1 - b * m2), 0), m2)[0])
+    return SecondOrder(a, b, c, b0)
+
+
+@dataclass(frozen=True)
+class SecondOrder:
+    """Root u > 0 of 4 c sqrt(2/pi) u^3 - (2a + B0 b) u^2 + B0 = 0; E X^2 = u^2 (see _second_order)."""
+
+    a: sp.Expr
+    b: sp.Expr
+    c: sp.Expr
+    b0: sp.Expr
+
+    def value(self, numbers: dict) -> float:
+        coeffs = [4 * self.c * sp.sqrt(2 / sp.pi), -(2 * self.a + self.b0 * self.b), 0, self.b0]
+        poly = [float(sp.sympify(k).xreplace(numbers)) for k in coeffs]
+        import numpy as np
+
+        linear = math.sqrt(-poly[3] / poly[1])  # the c = 0 root
+        roots = [r.real for r in np.roots(poly) if abs(r.imag) < 1e-12 and r.real > 0]
+        return min(roots, key=lambda r: abs(r - linear)) ** 2
+
+    def __str__(self) -> str:
+        return (f"u^2 with 4*({self.c})*sqrt(2/pi)*u^3 - (2*({self.a}) + ({self.b0})*({self.b}))*u^2 + {self.b0} = 0")
 
 
 def fokker_planck_vanishes(model: LinearModel, cov: sp.Matrix) -> bool:
