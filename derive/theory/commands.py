@@ -36,6 +36,27 @@ def _cmd_phases(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .checks import CHECKS, Sim, run_checks, table
+
+    names = args.only.split(",") if args.only else None
+    unknown = sorted(set(names or []) - set(CHECKS))
+    if unknown:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("check", ",".join(unknown), list(CHECKS))
+    rows = run_checks(names, Sim(paths=args.paths, seed=args.seed))
+    print(table(rows))
+    if args.plots:
+        from .plots import draw
+
+        for path in draw(rows, args.plots):
+            print(f"wrote {path}")
+    failed = [r.name for r in rows if not r.ok]
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def register(sub: "argparse._SubParsersAction") -> None:
     """Add `stationary`, `scaling` and `phases` to the ``derive`` parser."""
     def common(p: argparse.ArgumentParser, form_default: str) -> None:
@@ -55,6 +76,13 @@ def register(sub: "argparse._SubParsersAction") -> None:
     common(p, "full")
     p.add_argument("--criterion", default="sde", choices=list(CRITERIA))
     p.set_defaults(func=_cmd_scaling)
+
+    p = sub.add_parser("check", help="every closed-form result, derived and confirmed by simulation (table, plots)")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write the figures into DIR")
+    p.add_argument("--only", default=None, help="comma-separated subset of the checks")
+    p.add_argument("--paths", type=int, default=4000, help="Monte Carlo paths per run (default 4000)")
+    p.add_argument("--seed", type=int, default=11)
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("phases", help="the phases of the SignSGD SDE")
     p.add_argument("--noise", default="gaussian")
