@@ -1,6 +1,6 @@
 """Benchmark: the generated SignSGD SDE simulator (Gaussian, paper/full) against a vectorised NumPy
 Euler-Maruyama loop (scipy.special.erf, numpy Generator normals) and, if installed, a PyTorch loop,
-all in one run. Prints ns per path-step-dimension, float64 and float32, 1 and 2 threads, the ratio
+all in one run. Prints ns per path-step-dimension (best of 3 runs), float64 and float32, 1 and 2 threads, the ratio
 to NumPy, the cold compile time (fresh cache dir, subprocess) and the cached load time.
 
     python bench/bench_simulate.py [--quick]
@@ -19,11 +19,25 @@ import scipy.special
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-LOAD = ("import time; from derive.simulate import load_module; "
+TINY = ("x = np.zeros((2, 2)); [m.simulate_sde(x.astype(f), np.array([0.01, 1.0], f), np.ones(2), 2, np.array([2]), 0, 16, False) "
+        "for f in (np.float64, np.float32)]; ")
+#: fresh process, through derive.simulate: seconds from interpreter start to the end of a tiny run of both dtypes,
+#: and the part after `import derive.simulate`
+LOAD = ("import time; t0 = time.perf_counter(); from derive.simulate import load_module; "
         "from derive.codegen.model import Combination; import numpy as np; t = time.perf_counter(); "
-        "m = load_module(Combination('signsgd')); x = np.zeros((2, 2)); "
-        "[m.simulate_sde(x.astype(f), np.array([0.01, 1.0], f), np.ones(2), 2, np.array([2]), 0, 32, False) "
-        "for f in (np.float64, np.float32)]; print(time.perf_counter() - t)")
+        "m = load_module(Combination('signsgd')); " + TINY + "print(time.perf_counter() - t0, time.perf_counter() - t)")
+#: fresh process, the generated module alone (it imports only numpy and numba), under the import name
+#: derive.simulate.load_module gives it (Numba's cache is keyed by the file, and reimports the module by name)
+STANDALONE = ("import time; t0 = time.perf_counter(); import hashlib, importlib.util, sys, numpy as np, numba; "
+              "t1 = time.perf_counter(); path = {path!r}; "
+              "name = 'derive_generated_' + hashlib.sha1(path.encode()).hexdigest()[:10] + '_signsgd_gaussian_paper_full'; "
+              "spec = importlib.util.spec_from_file_location(name, path); m = importlib.util.module_from_spec(spec); "
+              "sys.modules[name] = m; spec.loader.exec_module(m); " + TINY + "print(time.perf_counter() - t0, t1 - t0)")
+
+
+#: Numba's own floor: a fresh process that imports numpy and numba and calls one trivial cached function
+FLOOR = ("import time; t0 = time.perf_counter(); import numpy, numba; t1 = time.perf_counter(); "
+         "import trivial_kernel; trivial_kernel.f(1.0); print(time.perf_counter() - t0, t1 - t0)")
 
 
 def numpy_em(x, lam, eta, sigma, steps, dtype):
@@ -50,27 +64,100 @@ def torch_loop(x, lam, eta, sigma, steps, dtype, threads):
     return x
 
 
+def components(m):
+    """Two parts of the generated kernel alone, in the same parallel layout (prange over paths):
+    the normals (xoshiro256++ + ziggurat, state in registers, into a d-buffer) and the arithmetic
+    x += c1 erf(c0 x) + c2 sqrt(max(0, 1 - erf^2)) (Numba's math.erf: glibc erf / erff)."""
+    import math
+
+    from numba import njit, prange
+
+    normal, seed_stream = m._normal, m.seed_stream
+
+    @njit(parallel=True)
+    def normals_only(x, steps):
+        n, d = x.shape
+        T = x.dtype.type
+        out = np.zeros(n, x.dtype)
+        for i in prange(n):
+            s = seed_stream(0, 1, i)
+            z = np.empty(d, x.dtype)
+            for _ in range(steps):
+                for j in range(d):
+                    v, s = normal(s)
+                    z[j] = T(v)
+                out[i] += z[d - 1]
+        return out
+
+    @njit(parallel=True, error_model="numpy")
+    def arithmetic_only(x, steps, c0, c1, c2):
+        n, d = x.shape
+        T = x.dtype.type
+        for i in prange(n):
+            for _ in range(steps):
+                for j in range(d):
+                    e = math.erf(c0 * x[i, j])
+                    x[i, j] += c1 * e + c2 * math.sqrt(max(T(0), T(1) - e * e))
+        return x
+
+    return normals_only, arithmetic_only
+
+
+def best_ns(run, per, reps=3):
+    """Best of ``reps`` timed calls of run(), in ns per path-step-dimension (the machine is shared)."""
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return min(times) / per * 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="N=200, d=50, T=200")
     a = ap.parse_args()
     n, d, steps = (200, 50, 200) if a.quick else (1000, 100, 1000)
     eta, sigma = 0.01, 1.0
+    path = os.path.join(ROOT, "generated", "signsgd_gaussian_paper_full.py")
+
+    def proc(code, env):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+        if out.returncode:
+            raise RuntimeError(out.stderr)
+        return [float(v) for v in out.stdout.split()]
+
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        cold = float(subprocess.run([sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, cwd=ROOT).stdout)
-        warm = float(subprocess.run([sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, cwd=ROOT).stdout)
+        cold = proc(LOAD, env)[1]
+        warm = min((proc(LOAD, env) for _ in range(3)), key=lambda v: v[0])
+        alone = min((proc(STANDALONE.format(path=path), env) for _ in range(3)), key=lambda v: v[0])
+        with open(os.path.join(cache, "trivial_kernel.py"), "w") as f:
+            f.write("from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+        floor_env = dict(env, PYTHONPATH=cache)
+        proc(FLOOR, floor_env)
+        floor = min((proc(FLOOR, floor_env) for _ in range(3)), key=lambda v: v[0])
     import numba
 
     from derive.codegen.model import Combination
     from derive.simulate import load_module
 
     m = load_module(Combination("signsgd"))
+    normals_only, arithmetic_only = components(m)
+    parts = [("  part: normals alone", normals_only, ()),
+             ("  part: erf+sqrt alone", arithmetic_only, (1 / np.sqrt(2), -0.01, 0.01))]
     x0 = np.random.default_rng(1).standard_normal((n, d))
     lam = np.ones(d)
     per = n * d * steps
     print(f"SignSGD SDE, Gaussian, N={n} d={d} T={steps}: ns per path-step-dimension")
-    print(f"cold compile (both dtypes, fresh cache) {cold:.2f} s, cached load {warm:.2f} s (module import + first calls, after importing derive)")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import numba"], check=True)
+    print(f"fresh process importing numba: {time.perf_counter() - t:.2f} s (interpreter start included)")
+    print(f"cold compile (both dtypes, fresh cache) {cold:.2f} s")
+    print(f"cached load, fresh process, generated module alone: {alone[0]:.2f} s in all, of which import numpy+numba {alone[1]:.2f} s")
+    print(f"Numba floor, fresh process, one trivial cached function: {floor[0]:.2f} s in all, of which import numpy+numba {floor[1]:.2f} s")
+    print(f"cached load, fresh process, via derive.simulate: {warm[0]:.2f} s in all, {warm[1]:.2f} s after importing derive "
+          f"(derive/__init__ imports the engine and SymPy)")
     print(f"{'implementation':28s}{'dtype':>9s}{'threads':>9s}{'ns':>9s}{'vs NumPy':>10s}")
     try:
         import torch  # noqa: F401
@@ -79,22 +166,23 @@ def main() -> None:
         have_torch = False
         print("(PyTorch not installed: its baseline is skipped)")
     for dtype in (np.float64, np.float32):
-        t = time.perf_counter()
-        numpy_em(x0, lam, eta, sigma, steps, dtype)
-        base = (time.perf_counter() - t) / per * 1e9
+        base = best_ns(lambda: numpy_em(x0, lam, eta, sigma, steps, dtype), per)
         print(f"{'NumPy vectorised EM':28s}{dtype.__name__:>9s}{1:>9d}{base:9.2f}{1.0:10.2f}")
         p = np.array([eta, sigma], dtype)
         for threads in (1, 2):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            m.simulate_sde(x0[:2].astype(dtype), p, lam, 1, np.array([1]), 0, 32, False)
-            t = time.perf_counter()
-            m.simulate_sde(x0.astype(dtype), p, lam, steps, np.array([steps]), 0, 32, False)
-            ns = (time.perf_counter() - t) / per * 1e9
+            m.simulate_sde(x0[:2].astype(dtype), p, lam, 1, np.array([1]), 0, 16, False)
+            xd = x0.astype(dtype)
+            ns = best_ns(lambda: m.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
             print(f"{'generated Numba':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
+            for name, fn, args in parts:
+                xx = x0.astype(dtype)
+                cargs = tuple(dtype(a) for a in args)
+                fn(xx[:2].copy(), 1, *cargs)
+                ns = best_ns(lambda: fn(xx.copy(), steps, *cargs), per)
+                print(f"{name:28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
             if have_torch:
-                t = time.perf_counter()
-                torch_loop(x0, lam, eta, sigma, steps, dtype, threads)
-                ns = (time.perf_counter() - t) / per * 1e9
+                ns = best_ns(lambda: torch_loop(x0, lam, eta, sigma, steps, dtype, threads), per)
                 print(f"{'PyTorch loop':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
 
 

@@ -18,18 +18,19 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import symbols as S
 from .errors import DeriveError
-from .codegen.model import Combination
-from .codegen.printer import CodegenError
-from .codegen.render import GENERATED, write
-from .optimizers import get_optimizer
 
-CHUNK = 32  #: paths per parallel work item (results do not depend on it)
+if TYPE_CHECKING:
+    from .codegen.model import Combination
+
+#: generated/ of the built-in set (as derive.codegen.render.GENERATED, without importing the generator)
+GENERATED = Path(__file__).resolve().parents[1] / "generated"
+
+CHUNK = 16  #: paths per parallel work item (results do not depend on it)
 
 
 class SimulationInputError(DeriveError, ValueError):
@@ -121,6 +122,9 @@ def load_module(combo: Combination, directory: "str | Path | None" = None) -> Mo
     if path in _MODULES:
         return _MODULES[path]
     if not path.is_file():
+        from .codegen.printer import CodegenError  # the generator (SymPy, Jinja2) only when a module must be made
+        from .codegen.render import write
+
         if directory is None:
             raise CodegenError(f"{combo.module_name} is not in the built-in set of generated/; pass a directory "
                                f"(module_dir / --module-dir) to generate it there")
@@ -137,6 +141,9 @@ def load_module(combo: Combination, directory: "str | Path | None" = None) -> Mo
 
 def hyperparameters(optimizer: str, eta: float, sigma: float, hyper: dict | None = None) -> dict[str, float]:
     """The optimizer's hyperparameters (defaults completed) plus sigma and every rate rho, validated."""
+    from . import symbols as S
+    from .optimizers import get_optimizer
+
     spec = get_optimizer(optimizer)
     values = {n: float(v) for n, v in spec.defaults.items()}
     unknown = sorted(set(hyper or {}) - set(spec.hyper))

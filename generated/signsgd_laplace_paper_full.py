@@ -35,6 +35,8 @@ BIG = 1e30
 
 
 # ---- random numbers: one xoshiro256++ stream per (seed, stream, path), seeded by splitmix64 ----
+# The generator state is a tuple of four uint64 that the kernels keep in local variables (registers):
+# every function takes the state s and returns (value, new state).
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -53,18 +55,20 @@ def _mix(z):
 
 
 @njit(cache=True)
-def seed_stream(seed, stream, path, st):
-    """Fill st (4 uint64) with the xoshiro256++ state of one path: depends only on its arguments."""
+def seed_stream(seed, stream, path):
+    """The xoshiro256++ state (4 uint64) of one path: a pure function of its arguments."""
     h = _mix(_mix(_mix(np.uint64(seed) + _GOLD) ^ np.uint64(stream)) + np.uint64(path) * _GOLD)
-    for i in range(4):
-        h = h + _GOLD
-        st[i] = _mix(h)
+    h0 = h + _GOLD
+    h1 = h0 + _GOLD
+    h2 = h1 + _GOLD
+    h3 = h2 + _GOLD
+    return (_mix(h0), _mix(h1), _mix(h2), _mix(h3))
 
 
 @njit(cache=True)
-def _next(st):
-    """xoshiro256++ (Blackman and Vigna): the next 64-bit output."""
-    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+def _next(s):
+    """xoshiro256++ (Blackman and Vigna): (the next 64-bit output, the new state)."""
+    s0, s1, s2, s3 = s
     a = s0 + s3
     r = ((a << _S23) | (a >> _S41)) + s0
     t = s1 << _S17
@@ -73,14 +77,14 @@ def _next(st):
     s1 ^= s2
     s0 ^= s3
     s2 ^= t
-    st[0], st[1], st[2], st[3] = s0, s1, s2, (s3 << _S45) | (s3 >> _S19)
-    return r
+    return r, (s0, s1, s2, (s3 << _S45) | (s3 >> _S19))
 
 
 @njit(cache=True)
-def _uniform(st):
+def _uniform(s):
     """Uniform on (0, 1): the top 53 bits, centred in their cell (never 0, never 1)."""
-    return (float(_next(st) >> _S11) + 0.5) * _2M53
+    r, s = _next(s)
+    return (float(r >> _S11) + 0.5) * _2M53, s
 
 
 def _zig_tables(c=128, r=3.442619855899, v=9.91256303526217e-3):
@@ -98,53 +102,68 @@ _ZX, _ZR, _ZTAIL = _zig_tables()
 
 
 @njit(cache=True)
-def _normal(st):
-    """Standard normal by the ziggurat: low 7 bits pick a layer, the top 53 give the abscissa."""
+def _normal_slow(i, u, s):
+    """The ziggurat's rare branches (base strip tail, wedges), then fresh draws until one is accepted."""
     while True:
-        bits = _next(st)
-        i = int(bits & _U7)
-        u = 2.0 * (float(bits >> _S11) * _2M53) - 1.0
-        if abs(u) < _ZR[i]:
-            return u * _ZX[i]
         if i == 0:
             while True:
-                x = math.log(_uniform(st)) / _ZTAIL
-                if -2.0 * math.log(_uniform(st)) >= x * x:
-                    return x - _ZTAIL if u < 0.0 else _ZTAIL - x
+                a, s = _uniform(s)
+                b, s = _uniform(s)
+                x = math.log(a) / _ZTAIL
+                if -2.0 * math.log(b) >= x * x:
+                    return (x - _ZTAIL if u < 0.0 else _ZTAIL - x), s
         x = u * _ZX[i]
         f0 = math.exp(-0.5 * (_ZX[i] * _ZX[i] - x * x))
         f1 = math.exp(-0.5 * (_ZX[i + 1] * _ZX[i + 1] - x * x))
-        if f1 + _uniform(st) * (f0 - f1) < 1.0:
-            return x
+        w, s = _uniform(s)
+        if f1 + w * (f0 - f1) < 1.0:
+            return x, s
+        bits, s = _next(s)
+        i = int(bits & _U7)
+        u = 2.0 * (float(bits >> _S11) * _2M53) - 1.0
+        if abs(u) < _ZR[i]:
+            return u * _ZX[i], s
+
+
+@njit(cache=True)
+def _normal(s):
+    """Standard normal by the ziggurat: low 7 bits pick a layer, the top 53 give the abscissa.
+    The fast path (about 99% of draws) is one xoshiro step, a table lookup and a compare."""
+    bits, s = _next(s)
+    i = int(bits & _U7)
+    u = 2.0 * (float(bits >> _S11) * _2M53) - 1.0
+    if abs(u) < _ZR[i]:
+        return u * _ZX[i], s
+    return _normal_slow(i, u, s)
 
 
 @njit(cache=True)
 def stream_normals(seed, stream, path, count):
     """The first ``count`` normals of one path's stream (what the SDE kernels draw, in order)."""
-    st = np.empty(4, np.uint64)
-    seed_stream(seed, stream, path, st)
+    s = seed_stream(seed, stream, path)
     out = np.empty(count)
     for i in range(count):
-        out[i] = _normal(st)
+        out[i], s = _normal(s)
     return out
 
 
 # ---- the optimizer's gradient noise zeta: laplace ----
 @njit(cache=True)
-def _zeta(st):
+def _zeta(s):
     """zeta with density exp(-|z|)/2: an Exp(1) magnitude with a random sign."""
-    e = -math.log(_uniform(st))
-    return e if _next(st) & _U1 else -e
+    a, s = _uniform(s)
+    e = -math.log(a)
+    r, s = _next(s)
+    return (e if r & _U1 else -e), s
 
 
 @njit(cache=True)
 def stream_zetas(seed, path, count):
     """The first ``count`` noise draws of one optimizer path (as if its d coordinates were one)."""
-    st = np.empty(4, np.uint64)
-    seed_stream(seed, OPT_STREAM, path, st)
+    s = seed_stream(seed, OPT_STREAM, path)
     out = np.empty(count)
     for i in range(count):
-        out[i] = _zeta(st)
+        out[i], s = _zeta(s)
     return out
 
 
@@ -241,9 +260,9 @@ def optimizer_step(state, g, zeta, k, p):
 # ---- path simulators ----
 
 
-@njit(cache=True, parallel=True)
-def _simulate(is_sde, x0, p, lp, steps, record, seed, chunk, keep):
-    """Paths of the SDE (is_sde) or of the optimizer; see simulate_sde."""
+@njit(cache=True, parallel=True, error_model="numpy")
+def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
+    """Paths of the SDE; see simulate_sde."""
     T = x0.dtype.type
     n, d = x0.shape
     nrec = record.shape[0]
@@ -253,30 +272,33 @@ def _simulate(is_sde, x0, p, lp, steps, record, seed, chunk, keep):
     s2 = np.zeros((nchunk, nrec, d))
     xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
     diverged = np.full(n, -1, np.int64)
-    stream = SDE_STREAM if is_sde else OPT_STREAM
+    lpT = lp.astype(x0.dtype)
+    # per-step constants (they depend on k only): computed once per call, row k for step k
+    _ctab = np.zeros((steps + 1, 4), x0.dtype)
+    for k in range(1, steps + 1):
+        c = _sde_consts(T, k * p[0], p[0], p)
+        _ctab[k, 0] = c[0]
+        _ctab[k, 1] = c[1]
+        _ctab[k, 2] = c[2]
+        _ctab[k, 3] = c[3]
     for ci in prange(nchunk):
-        st = np.empty(4, np.uint64)
         x = np.empty(d, x0.dtype)
+        _z = np.empty((1, d), x0.dtype)
         for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
-            seed_stream(seed, stream, path, st)
+            _rs = seed_stream(seed, SDE_STREAM, path)
             x[:] = x0[path]
             ri = 0
             for k in range(steps + 1):
                 if k > 0:
-                    if is_sde:
-                        c = _sde_consts(T, k * p[0], p[0], p)
-                        for j in range(d):
-                            xi1 = T(_normal(st))
-                            x[j], = _sde_elem(T, x[j], T(lp[j]) * x[j], xi1, c)
-                    else:
-                        c = _opt_consts(T, k, p)
-                        for j in range(d):
-                            x[j], = _opt_elem(T, x[j], T(lp[j]) * x[j], T(_zeta(st)), c)
-                    ok = True
                     for j in range(d):
-                        if not abs(x[j]) < BIG:
-                            ok = False
-                    if not ok:
+                        _rv, _rs = _normal(_rs)
+                        _z[0, j] = T(_rv)
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], )
+                    _bad = 0
+                    for j in range(d):
+                        x[j], = _sde_elem(T, x[j], lpT[j] * x[j], _z[0, j], c)
+                        _bad += 0 if abs(x[j]) < BIG else 1
+                    if _bad > 0:
                         diverged[path] = k
                         break
                 if ri < nrec and record[ri] == k:
@@ -294,9 +316,9 @@ def _simulate(is_sde, x0, p, lp, steps, record, seed, chunk, keep):
 
 
 
-@njit(cache=False, parallel=True)
-def _simulate_user(is_sde, x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn):
-    """Paths of the SDE (is_sde) or of the optimizer; see simulate_sde."""
+@njit(cache=True, parallel=True, error_model="numpy")
+def _simulate_opt(x0, p, lp, steps, record, seed, chunk, keep):
+    """Paths of the optimizer; see simulate_optimizer."""
     T = x0.dtype.type
     n, d = x0.shape
     nrec = record.shape[0]
@@ -306,32 +328,142 @@ def _simulate_user(is_sde, x0, p, lp, steps, record, seed, chunk, keep, grad_fn,
     s2 = np.zeros((nchunk, nrec, d))
     xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
     diverged = np.full(n, -1, np.int64)
-    stream = SDE_STREAM if is_sde else OPT_STREAM
+    lpT = lp.astype(x0.dtype)
+    # per-step constants (they depend on k only): computed once per call, row k for step k
+    _ctab = np.zeros((steps + 1, 3), x0.dtype)
+    for k in range(1, steps + 1):
+        c = _opt_consts(T, k, p)
+        _ctab[k, 0] = c[0]
+        _ctab[k, 1] = c[1]
+        _ctab[k, 2] = c[2]
     for ci in prange(nchunk):
-        st = np.empty(4, np.uint64)
         x = np.empty(d, x0.dtype)
+        _z = np.empty((1, d), x0.dtype)
+        for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
+            _rs = seed_stream(seed, OPT_STREAM, path)
+            x[:] = x0[path]
+            ri = 0
+            for k in range(steps + 1):
+                if k > 0:
+                    for j in range(d):
+                        _rv, _rs = _zeta(_rs)
+                        _z[0, j] = T(_rv)
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], )
+                    _bad = 0
+                    for j in range(d):
+                        x[j], = _opt_elem(T, x[j], lpT[j] * x[j], _z[0, j], c)
+                        _bad += 0 if abs(x[j]) < BIG else 1
+                    if _bad > 0:
+                        diverged[path] = k
+                        break
+                if ri < nrec and record[ri] == k:
+                    acc = 0.0
+                    for j in range(d):
+                        acc += 0.5 * lp[j] * float(x[j]) * float(x[j])
+                    loss[ri, path] = acc
+                    for j in range(d):
+                        s1[ci, ri, j] += x[j]
+                        s2[ci, ri, j] += float(x[j]) * float(x[j])
+                    if keep:
+                        xs[ri, path] = x
+                    ri += 1
+    return loss, s1, s2, xs, diverged
+
+
+
+@njit(cache=False, parallel=True, error_model="numpy")
+def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn):
+    """Paths of the SDE on a user landscape; see simulate_sde_user."""
+    T = x0.dtype.type
+    n, d = x0.shape
+    nrec = record.shape[0]
+    nchunk = (n + chunk - 1) // chunk
+    loss = np.full((nrec, n), np.nan)
+    s1 = np.zeros((nchunk, nrec, d))
+    s2 = np.zeros((nchunk, nrec, d))
+    xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
+    diverged = np.full(n, -1, np.int64)
+    # per-step constants (they depend on k only): computed once per call, row k for step k
+    _ctab = np.zeros((steps + 1, 4), x0.dtype)
+    for k in range(1, steps + 1):
+        c = _sde_consts(T, k * p[0], p[0], p)
+        _ctab[k, 0] = c[0]
+        _ctab[k, 1] = c[1]
+        _ctab[k, 2] = c[2]
+        _ctab[k, 3] = c[3]
+    for ci in prange(nchunk):
+        x = np.empty(d, x0.dtype)
+        _z = np.empty((1, d), x0.dtype)
         gv = np.empty(d, x0.dtype)
         for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
-            seed_stream(seed, stream, path, st)
+            _rs = seed_stream(seed, SDE_STREAM, path)
             x[:] = x0[path]
             ri = 0
             for k in range(steps + 1):
                 if k > 0:
                     grad_fn(x, lp, gv)
-                    if is_sde:
-                        c = _sde_consts(T, k * p[0], p[0], p)
-                        for j in range(d):
-                            xi1 = T(_normal(st))
-                            x[j], = _sde_elem(T, x[j], gv[j], xi1, c)
-                    else:
-                        c = _opt_consts(T, k, p)
-                        for j in range(d):
-                            x[j], = _opt_elem(T, x[j], gv[j], T(_zeta(st)), c)
-                    ok = True
                     for j in range(d):
-                        if not abs(x[j]) < BIG:
-                            ok = False
-                    if not ok:
+                        _rv, _rs = _normal(_rs)
+                        _z[0, j] = T(_rv)
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], )
+                    _bad = 0
+                    for j in range(d):
+                        x[j], = _sde_elem(T, x[j], gv[j], _z[0, j], c)
+                        _bad += 0 if abs(x[j]) < BIG else 1
+                    if _bad > 0:
+                        diverged[path] = k
+                        break
+                if ri < nrec and record[ri] == k:
+                    loss[ri, path] = loss_fn(x, lp)
+                    for j in range(d):
+                        s1[ci, ri, j] += x[j]
+                        s2[ci, ri, j] += float(x[j]) * float(x[j])
+                    if keep:
+                        xs[ri, path] = x
+                    ri += 1
+    return loss, s1, s2, xs, diverged
+
+
+
+@njit(cache=False, parallel=True, error_model="numpy")
+def _simulate_opt_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn):
+    """Paths of the optimizer on a user landscape; see simulate_optimizer_user."""
+    T = x0.dtype.type
+    n, d = x0.shape
+    nrec = record.shape[0]
+    nchunk = (n + chunk - 1) // chunk
+    loss = np.full((nrec, n), np.nan)
+    s1 = np.zeros((nchunk, nrec, d))
+    s2 = np.zeros((nchunk, nrec, d))
+    xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
+    diverged = np.full(n, -1, np.int64)
+    # per-step constants (they depend on k only): computed once per call, row k for step k
+    _ctab = np.zeros((steps + 1, 3), x0.dtype)
+    for k in range(1, steps + 1):
+        c = _opt_consts(T, k, p)
+        _ctab[k, 0] = c[0]
+        _ctab[k, 1] = c[1]
+        _ctab[k, 2] = c[2]
+    for ci in prange(nchunk):
+        x = np.empty(d, x0.dtype)
+        _z = np.empty((1, d), x0.dtype)
+        gv = np.empty(d, x0.dtype)
+        for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
+            _rs = seed_stream(seed, OPT_STREAM, path)
+            x[:] = x0[path]
+            ri = 0
+            for k in range(steps + 1):
+                if k > 0:
+                    grad_fn(x, lp, gv)
+                    for j in range(d):
+                        _rv, _rs = _zeta(_rs)
+                        _z[0, j] = T(_rv)
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], )
+                    _bad = 0
+                    for j in range(d):
+                        x[j], = _opt_elem(T, x[j], gv[j], _z[0, j], c)
+                        _bad += 0 if abs(x[j]) < BIG else 1
+                    if _bad > 0:
                         diverged[path] = k
                         break
                 if ri < nrec and record[ri] == k:
@@ -356,19 +488,19 @@ def simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
     xs[R, N, d] at the record steps if keep (else empty) and diverged[N]: the first step at which
     some |x_j| >= BIG or is NaN (-1 if never); a diverged path stops, its later losses are NaN.
     """
-    return _simulate(True, x0, p, lp, steps, record, seed, chunk, keep)
+    return _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep)
 
 
 def simulate_optimizer(x0, p, lp, steps, record, seed, chunk, keep):
     """As simulate_sde, for the optimizer (p the OPT_PARAMS, streams (seed, OPT_STREAM, i))."""
-    return _simulate(False, x0, p, lp, steps, record, seed, chunk, keep)
+    return _simulate_opt(x0, p, lp, steps, record, seed, chunk, keep)
 
 
 def simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn):
     """As simulate_sde on a user landscape: Numba functions grad_fn(x, lp, out) and loss_fn(x, lp)."""
-    return _simulate_user(True, x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn)
+    return _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn)
 
 
 def simulate_optimizer_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn):
     """As simulate_optimizer on a user landscape (see simulate_sde_user)."""
-    return _simulate_user(False, x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn)
+    return _simulate_opt_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, loss_fn)
