@@ -3,20 +3,32 @@
     >>> from derive import derive_sde
     >>> sde = derive_sde("signsgd", noise="gaussian")
     >>> print(sde.to_text())
+
+The public names are imported on first use (PEP 562), so that loading a generated simulator
+through :mod:`derive.simulate` does not import SymPy.
 """
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-from .engine import derive_sde
-from .errors import DeriveError
-from .noise import NoiseLaw, cdf_law, get_noise
-from .optimizers import BUILTINS, get_optimizer
-from .regimes import FORMS, REGIMES, get_regime
-from .sde import SDE
-from .spec import Optimizer, State, load_spec
+_EXPORTS = {
+    "derive_sde": "engine", "DeriveError": "errors", "NoiseLaw": "noise", "cdf_law": "noise", "get_noise": "noise",
+    "BUILTINS": "optimizers", "get_optimizer": "optimizers", "FORMS": "regimes", "REGIMES": "regimes",
+    "get_regime": "regimes", "SDE": "sde", "Optimizer": "spec", "State": "spec", "load_spec": "spec",
+}
 
-__all__ = [
-    "BUILTINS", "DeriveError", "FORMS", "NoiseLaw", "Optimizer", "REGIMES", "SDE", "State",
-    "cdf_law", "derive_sde", "get_noise", "get_optimizer", "get_regime", "load_spec", "__version__",
-]
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'derive' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
