@@ -383,5 +383,5 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
         optimizer=spec.name, noise=law.label, regime=reg.name, form=form,
         state=spec.state_symbols, drift=tuple(user_drift), diffusion=sp.ImmutableMatrix(diffusion),
         time_functions=dict(sorted(exp.gammas.items(), key=lambda item: item[0].name)), initial={s.name: s.init for s in spec.state},
-        conditions=tuple(sorted(conditions)), provenance=tuple(provenance),
+        conditions=tuple(sorted(conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
     )

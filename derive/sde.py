@@ -35,6 +35,9 @@ class SDE:
     conditions: tuple[str, ...] = ()
     provenance: tuple[str, ...] = ()
     noise_type: str = "diagonal across coordinates; general within a coordinate"
+    #: auxiliary states whose same-step (expected new) value the x drift already contains; an
+    #: integrator that updates auxiliary states before x must give x their old values
+    same_step: tuple[str, ...] = ()
 
     # -- access -----------------------------------------------------------------------------
     @property
@@ -115,6 +118,7 @@ class SDE:
             "time_dependent": self.time_dependent,
             "initial": self.initial,
             "conditions": list(self.conditions),
+            "same_step": list(self.same_step),
             "provenance": list(self.provenance),
         }
 

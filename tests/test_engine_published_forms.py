@@ -167,3 +167,9 @@ def test_signsgd_noise_dominated_is_linear_phase():
         sde = derive_sde("signsgd", law, regime="noise-dominated")
         assert identical(sde.drift[0], -2 * p0 * g / sigma)
         assert identical(sde.diffusion[0, 0], sp.sqrt(eta))
+
+
+def test_published_form_declares_its_same_step_states():
+    assert derive_sde("adamw", form="published").same_step == ("m",)
+    assert derive_sde("adamw", form="full").same_step == ()
+    assert derive_sde("rmsprop", form="published").same_step == ()  # no momentum state
