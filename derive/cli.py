@@ -85,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .codegen import commands as codegen_commands
     from .theory import commands as theory_commands
+    from .validate import commands as validate_commands
 
     codegen_commands.register(sub)
     theory_commands.register(sub)
+    validate_commands.register(sub)
     return parser
 
 
