@@ -1,0 +1,166 @@
+"""`derive validate` and `derive report` (see docs/validation.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UnknownNameError
+from . import ValidationInputError
+
+MODEL_CHOICES = ("mlp", "cnn", "resnet", "transformer", "quadratic")
+
+
+class Progress:
+    """A tqdm bar if tqdm is installed, else one updating line on stderr; ``self(done, total)``."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label, self.stream, self.bar, self.last = label, stream, None, -1
+        try:
+            from tqdm import tqdm  # optional
+        except ImportError:
+            self._tqdm = None
+        else:
+            self._tqdm = tqdm
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._tqdm is not None:
+            if self.bar is None:
+                self.bar = self._tqdm(total=total, desc=self.label, file=self.stream, leave=False)
+            self.bar.update(done - self.bar.n)
+            return
+        pct = int(100 * done / max(total, 1))
+        if pct != self.last and (pct % 5 == 0 or done == total):
+            self.last = pct
+            end = "\n" if done >= total else ""
+            print(f"\r[{self.label}] {done}/{total} steps ({pct}%)", end=end, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValidationInputError(f"--{name} must be a number or a comma-separated list, got {text!r}") from None
+    if not values:
+        raise ValidationInputError(f"--{name} is empty")
+    return values
+
+
+def _seeds(text: str) -> list[int]:
+    """``5`` -> seeds 0..4; ``0,3,7`` -> those seeds."""
+    try:
+        if "," in text:
+            return [int(v) for v in text.split(",") if v.strip()]
+        n = int(text)
+    except ValueError:
+        raise ValidationInputError(f"--seeds must be a count or a comma-separated list of integers, got {text!r}") from None
+    if n < 1:
+        raise ValidationInputError(f"--seeds must be >= 1, got {n}")
+    return list(range(n))
+
+
+def run_validation(model: str, optimizer: str, *, noise: str = "gaussian", nu=None, sigma: float = 0.01,
+                   eta: float = 0.01, steps: int | None = None, seeds=(0, 1, 2), paths: int = 2000,
+                   compare=None, out: "str | Path | None" = None, progress: bool = True, tag: str | None = None):
+    """One validation (network or quadratic), optionally written to ``out`` as JSON + PNG."""
+    from .experiment import validate, validate_quadratic
+
+    if model not in MODEL_CHOICES:
+        raise UnknownNameError("model", model, MODEL_CHOICES)
+    bar = Progress(f"{model}/{optimizer}") if progress else None
+    try:
+        if model == "quadratic":
+            result = validate_quadratic(optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 1000,
+                                        paths=paths, seed=seeds[0], compare=compare, progress=bar)
+        else:
+            result = validate(model, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 300,
+                              seeds=seeds, compare=compare, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    files = []
+    if out is not None:
+        from .plots import loss_figure
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = tag or f"{model}_{optimizer}_sigma{sigma:g}"
+        (folder / f"{stem}.json").write_text(json.dumps(result.to_json(), indent=1))
+        files = [folder / f"{stem}.json", loss_figure(result, folder / f"{stem}.png")]
+    return result, files
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    sigmas = _floats(args.sigma, "sigma")
+    etas = _floats(args.eta, "eta")
+    seeds = _seeds(args.seeds)
+    compare = args.compare.split(",") if args.compare else None
+    for sigma in sigmas:
+        for eta in etas:
+            tag = None if len(etas) == 1 else f"{args.model}_{args.optimizer}_sigma{sigma:g}_eta{eta:g}"
+            result, files = run_validation(args.model, args.optimizer, noise=args.noise, nu=args.nu, sigma=sigma,
+                                           eta=eta, steps=args.steps, seeds=seeds, paths=args.paths,
+                                           compare=compare, out=args.out, progress=not args.quiet, tag=tag)
+            print(f"{result.model} / {result.optimizer} | noise {result.noise} | eta {eta:g} | sigma {sigma:g} | "
+                  f"{result.steps} steps | {len(result.seeds) if result.unit == 'seeds' else args.paths} {result.unit} | "
+                  f"{result.dim} parameters | {result.seconds:.1f} s")
+            print(result.table())
+            for note in result.notes:
+                print(f"note: {note}")
+            for f in files:
+                print(f"wrote {f}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .. import report
+
+    path = report.build(args.out, quick=args.quick, progress=sys.stderr)
+    print(f"wrote {path}")
+    return 0
+
+
+def register(sub: "argparse._SubParsersAction") -> None:
+    """Add `validate` and `report` to the ``derive`` parser."""
+    p = sub.add_parser("validate", help="the optimizer against its SDEs on a network or a quadratic (JSON, PNG)")
+    p.add_argument("--model", required=True, choices=MODEL_CHOICES)
+    p.add_argument("--optimizer", required=True, help="sgd, signsgd, rmsprop, rmspropw, adam, adamw")
+    p.add_argument("--noise", default="gaussian", help="gaussian (default), student-t (with --nu), cauchy, laplace, uniform")
+    p.add_argument("--nu", default=None, help="Student-t degrees of freedom")
+    p.add_argument("--sigma", default="0.01", help="noise scale, or a comma-separated list (default 0.01)")
+    p.add_argument("--eta", default="0.01", help="learning rate, or a comma-separated list (default 0.01)")
+    p.add_argument("--steps", type=int, default=None, help="steps (default 300 on networks, 1000 on the quadratic)")
+    p.add_argument("--seeds", default="3", help="a count (seeds 0..n-1) or a list 0,4,9 (default 3); quadratic: the seed is the first")
+    p.add_argument("--paths", type=int, default=2000, help="quadratic only: paths (default 2000)")
+    p.add_argument("--compare", default=None, help="SDEs: full,published,noise-dominated (default: those that exist and differ)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="folder for the JSON and PNG")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("report", help="derivations, checks and validations in one report (report/REPORT.md)")
+    p.add_argument("--out", default="report", help="folder of REPORT.md and its figures (default report)")
+    p.add_argument("--quick", action="store_true", help="a reduced setting (small sizes; for tests and a first look)")
+    p.set_defaults(func=_cmd_report)
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (until `derive` wires :func:`register`): python -m derive.validate.commands ..."""
+    from ..errors import DeriveError
+
+    parser = argparse.ArgumentParser(prog="derive")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DeriveError as exc:
+        print(f"derive {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
