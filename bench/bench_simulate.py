@@ -67,12 +67,12 @@ def torch_loop(x, lam, eta, sigma, steps, dtype, threads):
 def components(m):
     """Two parts of the generated kernel alone, in the same parallel layout (prange over paths):
     the normals (xoshiro256++ + ziggurat, state in registers, into a d-buffer) and the arithmetic
-    x += c1 erf(c0 x) + c2 sqrt(max(0, 1 - erf^2)) (Numba's math.erf: glibc erf / erff)."""
+    x += c1 erf(c0 x) + c2 sqrt(max(0, 1 - erf^2)) with the module's own branch-free erf (``_erf``)."""
     import math
 
     from numba import njit, prange
 
-    normal, seed_stream = m._normal, m.seed_stream
+    normal, seed_stream, erf = m._normal, m.seed_stream, m._erf
 
     @njit(parallel=True)
     def normals_only(x, steps):
@@ -96,7 +96,7 @@ def components(m):
         for i in prange(n):
             for _ in range(steps):
                 for j in range(d):
-                    e = math.erf(c0 * x[i, j])
+                    e = erf(c0 * x[i, j])
                     x[i, j] += c1 * e + c2 * math.sqrt(max(T(0), T(1) - e * e))
         return x
 
@@ -156,8 +156,7 @@ def main() -> None:
     print(f"cold compile (both dtypes, fresh cache) {cold:.2f} s")
     print(f"cached load, fresh process, generated module alone: {alone[0]:.2f} s in all, of which import numpy+numba {alone[1]:.2f} s")
     print(f"Numba floor, fresh process, one trivial cached function: {floor[0]:.2f} s in all, of which import numpy+numba {floor[1]:.2f} s")
-    print(f"cached load, fresh process, via derive.simulate: {warm[0]:.2f} s in all, {warm[1]:.2f} s after importing derive "
-          f"(derive/__init__ imports the engine and SymPy)")
+    print(f"cached load, fresh process, via derive.simulate: {warm[0]:.2f} s in all, {warm[1]:.2f} s after importing derive.simulate")
     print(f"{'implementation':28s}{'dtype':>9s}{'threads':>9s}{'ns':>9s}{'vs NumPy':>10s}")
     try:
         import torch  # noqa: F401

@@ -221,6 +221,9 @@ def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: flo
     values = hyperparameters(combo.optimizer, eta, sigma, hyper)
     rec = _record_steps(record, steps)
     module = load_module(combo, module_dir)
+    reason = getattr(module, "SDE_UNAVAILABLE", None)
+    if kind == "sde" and reason:
+        raise SimulationInputError(f"{combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
     names = module.SDE_PARAMS if kind == "sde" else module.OPT_PARAMS
     p = np.array([values[n] for n in names], dtype=x0.dtype)
     x0 = np.ascontiguousarray(x0)

@@ -33,6 +33,8 @@ COMBINATION = {'form': 'full',
  'noise': 'gaussian',
  'optimizer': 'adam',
  'regime': 'noise-dominated'}
+#: None, or why this module has no SDE kernels (then only the optimizer can be simulated)
+SDE_UNAVAILABLE = None
 STATE = ('x', 'm', 'v')
 SDE_PARAMS = ('eps', 'eta', 'rho1', 'rho2', 'sigma')
 SDE_INITIAL = (0.0, 0.0)
@@ -226,7 +228,7 @@ def _sde_consts(T, t, dt, p):
     return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, m, v, g, xi1, c):
     """New (x, m, v) of one coordinate after one Euler-Maruyama step."""
     _sq, c0, c1, c2, c3, c4, c5 = c

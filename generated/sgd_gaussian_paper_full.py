@@ -21,6 +21,8 @@ import numpy as np
 from numba import njit, prange
 
 COMBINATION = {'form': 'full', 'noise': 'gaussian', 'optimizer': 'sgd', 'regime': 'paper'}
+#: None, or why this module has no SDE kernels (then only the optimizer can be simulated)
+SDE_UNAVAILABLE = None
 STATE = ('x',)
 SDE_PARAMS = ('eta', 'sigma')
 SDE_INITIAL = ()
@@ -194,7 +196,7 @@ def _sde_consts(T, t, dt, p):
     return (T(sqdt), T(c0), T(c1), )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, g, xi1, c):
     """New (x) of one coordinate after one Euler-Maruyama step."""
     _sq, c0, c1 = c

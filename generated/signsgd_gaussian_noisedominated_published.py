@@ -24,6 +24,8 @@ COMBINATION = {'form': 'published',
  'noise': 'gaussian',
  'optimizer': 'signsgd',
  'regime': 'noise-dominated'}
+#: None, or why this module has no SDE kernels (then only the optimizer can be simulated)
+SDE_UNAVAILABLE = None
 STATE = ('x',)
 SDE_PARAMS = ('eta', 'sigma')
 SDE_INITIAL = ()
@@ -197,7 +199,7 @@ def _sde_consts(T, t, dt, p):
     return (T(sqdt), T(c0), T(c1), )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, g, xi1, c):
     """New (x) of one coordinate after one Euler-Maruyama step."""
     _sq, c0, c1 = c

@@ -21,6 +21,8 @@ import numpy as np
 from numba import njit, prange
 
 COMBINATION = {'form': 'full', 'noise': 'uniform', 'optimizer': 'signsgd', 'regime': 'paper'}
+#: None, or why this module has no SDE kernels (then only the optimizer can be simulated)
+SDE_UNAVAILABLE = None
 STATE = ('x',)
 SDE_PARAMS = ('eta', 'sigma')
 SDE_INITIAL = ()
@@ -199,7 +201,7 @@ def _sde_consts(T, t, dt, p):
     return (T(sqdt), T(c0), T(c1), T(c2), T(c3), )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, g, xi1, c):
     """New (x) of one coordinate after one Euler-Maruyama step."""
     _sq, c0, c1, c2, c3 = c

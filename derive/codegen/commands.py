@@ -46,15 +46,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from ..errors import DeriveError
 
     written, skipped = [], []
+    one = args.optimizer is None or bool(args.regime and args.form)
     for c in combos:
-        try:
-            written.append(write(c, out))
+        try:  # one named combination without an SDE is written optimizer-only; in a sweep it is skipped
+            written.append(write(c, out, require_sde=not one))
         except DeriveError as exc:
-            if args.optimizer is None or (args.regime and args.form):
+            if one:
                 raise
             skipped.append(f"{c.regime}/{c.form}: {exc}")
     for path in written:
-        print(f"wrote {path}")
+        text = path.read_text()
+        note = "" if "\nSDE_UNAVAILABLE = None\n" in text else " (optimizer only: no SDE, see its SDE_UNAVAILABLE)"
+        print(f"wrote {path}{note}")
     for line in skipped:
         print(f"skipped {line}")
     return 0
@@ -67,7 +70,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                    help=f"generate one user combination (built-in {', '.join(BUILTINS)} or path/to/file.py:NAME); "
                         "omit to render the built-in set into generated/")
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
-    p.add_argument("--nu", default=None, help="Student-t degrees of freedom (an integer)")
+    p.add_argument("--nu", default=None, help="Student-t degrees of freedom (a number > 0; where the SDE needs the "
+                   "incomplete beta function, e.g. non-integer nu, the module simulates the optimizer only)")
     p.add_argument("--regime", default=None, choices=list(REGIMES), help="one regime (default: every regime with an SDE)")
     p.add_argument("--form", default=None, choices=list(FORMS), help="one form (default: both)")
     p.add_argument("--out", default=None, help="output directory (default generated/ for the built-in set)")

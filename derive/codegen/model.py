@@ -28,6 +28,7 @@ import sympy as sp
 from .. import __version__
 from .. import symbols as S
 from ..engine import derive_sde
+from ..errors import DeriveError
 from ..noise import get_noise
 from ..optimizers import get_optimizer
 from ..spec import Optimizer
@@ -130,10 +131,9 @@ def _opt_context(spec: Optimizer) -> dict:
 def _noise_context(noise: str, nu: object) -> dict:
     law = get_noise(noise, nu=nu)
     if law.name == "student-t":
-        if not (law.nu.is_number and law.nu.is_Integer):
-            raise CodegenError(f"student-t needs an integer nu for code generation, got nu={law.nu} "
-                               "(non-integer or symbolic nu needs the regularized incomplete beta function)")
-        return dict(kind="student-t", nu=float(law.nu), label=law.label)
+        if not (law.nu.is_number and law.nu.is_positive and law.nu.is_finite):
+            raise CodegenError(f"student-t needs a numeric nu > 0 for code generation, got nu={law.nu}")
+        return dict(kind="student-t", nu=float(law.nu), label=law.label)  # Bailey's method: any nu > 0
     if law.name in SAMPLERS:
         return dict(kind=law.name, nu=None, label=law.label)
     z = sp.Symbol("z", real=True)
@@ -150,13 +150,24 @@ def context(combo: Combination) -> dict:
     taken = (set(spec.hyper) | set(spec.state_names)) & _TAKEN
     if taken:
         raise CodegenError(f"optimizer {spec.name!r} uses name(s) {', '.join(sorted(taken))} that generated code reserves")
-    sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu)
-    if any(e.has(sp.betainc_regularized) for e in (*sde.drift, *sde.diffusion)):
-        raise CodegenError(f"{combo.module_name}: the SDE needs the regularized incomplete beta function, "
-                           "which the generator does not compile; use an integer nu")
+    noise = _noise_context(combo.noise, combo.nu)
+    opt = _opt_context(spec)
+    try:
+        sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu)
+        if any(e.has(sp.betainc_regularized) for e in (*sde.drift, *sde.diffusion)):
+            raise CodegenError("the SDE needs the regularized incomplete beta function (non-integer nu), "
+                               "which the generator does not compile; use an integer nu")
+        sde_ctx, unavailable = _sde_context(sde, spec), None
+    except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
+        sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
     return dict(
         version=__version__, sympy_version=sp.__version__, module=combo.module_name,
-        combination=dict(optimizer=spec.name, noise=sde.noise, regime=combo.regime, form=combo.form),
-        spec_text=spec.describe(), sde=_sde_context(sde, spec), opt=_opt_context(spec),
-        noise=_noise_context(combo.noise, combo.nu),
+        combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form),
+        spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
+        uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # render the vectorizable erf only where it is called
     )
+
+
+def sde_unavailable(combo: Combination) -> "str | None":
+    """Why ``combo`` renders as an optimizer-only module (None if its SDE is compiled too)."""
+    return context(combo)["sde_unavailable"]

@@ -115,7 +115,12 @@ class KernelPrinter(PythonCodePrinter):
             raise CodegenError(f"function {name}() has no Numba translation (in {expr})")
         return f"math.{name}(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
-    _print_erf = _print_erfc = _print_atan = _print_exp = _print_log = _print_Function
+    def _print_erf(self, expr: sp.Expr) -> str:
+        """``_erf``: the generated module's branch-free erf (see templates/special.py.j2), which
+        LLVM vectorizes inside the update loops; math.erf would be a library call per element."""
+        return f"_erf({self._print(expr.args[0])})"
+
+    _print_erfc = _print_atan = _print_exp = _print_log = _print_Function
     _print_tanh = _print_sin = _print_cos = _print_atan2 = _print_Function
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from .model import Combination, context
+from .printer import CodegenError
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -32,9 +33,17 @@ def render(combo: Combination) -> str:
     return environment().get_template("module.py.j2").render(**context(combo))
 
 
-def write(combo: Combination, out: Path) -> Path:
-    """Render ``combo`` into ``out/<module>.py`` and return the path."""
+def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
+    """Render ``combo`` into ``out/<module>.py`` and return the path.
+
+    A combination without a compilable SDE is written as an optimizer-only module (its
+    ``SDE_UNAVAILABLE`` says why), unless ``require_sde``: then that reason is raised as
+    :class:`~derive.codegen.printer.CodegenError` and nothing is written.
+    """
+    ctx = context(combo)
+    if require_sde and ctx["sde_unavailable"]:
+        raise CodegenError(ctx["sde_unavailable"])
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{combo.module_name}.py"
-    path.write_text(render(combo))
+    path.write_text(environment().get_template("module.py.j2").render(**ctx))
     return path
