@@ -237,7 +237,7 @@ def _sde_elem(T, x, m, v, g, xi1, c):
     _sq, c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
     n_m = c5*(g - m) + c6*xi1 + m
     n_v = abs(c8*(c7 + g*g - v) + v)
-    return (c4*(c2*g + c3*n_m + n_m)/(c0 + c1*math.sqrt(n_v)) + x, n_m, n_v, )
+    return (c4*(c2*g + c3*m + m)/(c0 + c1*math.sqrt(n_v)) + x, n_m, n_v, )
 
 
 @njit(cache=True, parallel=True)

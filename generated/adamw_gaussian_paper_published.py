@@ -242,7 +242,7 @@ def _sde_elem(T, x, m, v, g, xi1, c):
     _sq, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
     n_m = c5*(g - m) + c6*xi1 + m
     n_v = abs(c8*(c7 + g*g - v) + v)
-    return (c9*(c0*x - (c3*g + c4*n_m + n_m)/(c1 + c2*math.sqrt(n_v))) + x, n_m, n_v, )
+    return (c9*(c0*x - (c3*g + c4*m + m)/(c1 + c2*math.sqrt(n_v))) + x, n_m, n_v, )
 
 
 @njit(cache=True, parallel=True)

@@ -11,9 +11,10 @@ the optimizer, whose step k uses 1 - beta^k:
 with A the auxiliary states (m, v, ...) and xi_k independent standard normals, one per noise
 source and coordinate: the auxiliary states move first and x then uses their new values, in the
 order of the optimizer's update (which reads the new m and v in the x line). Without this, x
-would see v_0 = 0 on the first step, and RMSprop's drift g/(sqrt(v) + eps) is g/eps there. (For
-the published Adam form, whose x drift already adds the same-step momentum eta rho1 (g - M), this
-ordering counts that O(eta) correction on top of the new M; compare forms with that in mind.) A state declared
+would see v_0 = 0 on the first step, and RMSprop's drift g/(sqrt(v) + eps) is g/eps there. The
+states listed in ``SDE.same_step`` are the exception: the published Adam form's x drift already
+contains the same-step momentum M + eta rho1 (g - M), so there x reads the old M (reading the new
+one would count that O(eta) correction twice). A state declared
 positive (a second moment v) is reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the
 symmetrized Euler scheme of Berkaoui, Bossy and Diop, 2008, weak order 1): its noise can push a
 plain Euler step below zero near v = 0, where sqrt(v) would be undefined. The optimizer step
@@ -85,7 +86,9 @@ def _sde_context(sde, spec: Optimizer) -> dict:
            for i, (s, b) in enumerate(zip(states, sde.drift))]
     new = [sp.Abs(e, evaluate=False) if s.is_positive else e for s, e in zip(states, new)]
     fresh = {s: sp.Symbol(f"n_{s.name}", real=True) for s in states[1:]}
-    new[0] = new[0].xreplace(fresh)  # x moves with the new auxiliary states, as in the optimizer
+    # x moves with the new auxiliary states, as in the optimizer, except those whose same-step
+    # value the x drift already contains (published forms): x reads their old value
+    new[0] = new[0].xreplace({s: n for s, n in fresh.items() if s.name not in sde.same_step})
     consts, rewritten = hoist(new, element | set(fresh.values()), "c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
     aux_lines, aux_out = cse_lines(rewritten[1:], "_a")
