@@ -13,7 +13,7 @@
 #
 # SDE (integrated by Euler-Maruyama with dt = eta; step k evaluates the old state and gamma_j(t_k), t_k = k*dt):
 #   SDE of adam | noise gaussian | regime paper | form published
-#     dx = (-(eta*g*rho1 - eta*m*rho1 + m)/(eps*gamma1 + gamma1*sqrt(v)/sqrt(gamma2))) dt
+#     dx = (-sqrt(gamma2)*(eta*g*rho1 - eta*m*rho1 + m)/(gamma1*(eps*sqrt(gamma2) + sqrt(v)))) dt
 #     dm = (rho1*(g - m)) dt + (sqrt(eta)*rho1*sigma) dW1
 #     dv = (rho2*(g**2 + sigma**2 - v)) dt
 #     where gamma1 = 1 - exp(-rho1*t)
@@ -190,8 +190,9 @@ def drift(x, m, v, g, t, p):
     sigma = p[4]
     gamma1 = T(1) - math.exp(-rho1*t)
     gamma2 = T(1) - math.exp(-rho2*t)
-    _e0 = eta*rho1
-    return (-(_e0*g - _e0*m + m)/(gamma1*(eps + math.sqrt(v)/math.sqrt(gamma2))), rho1*(g - m), rho2*(g*g + sigma*sigma - v), )
+    _e0 = math.sqrt(gamma2)
+    _e1 = eta*rho1
+    return (-_e0*(_e1*g - _e1*m + m)/(gamma1*(_e0*eps + math.sqrt(v))), rho1*(g - m), rho2*(g*g + sigma*sigma - v), )
 
 
 @njit(cache=True)
@@ -219,25 +220,24 @@ def _sde_consts(T, t, dt, p):
     sigma = p[4]
     gamma1 = T(1) - math.exp(-rho1*t)
     gamma2 = T(1) - math.exp(-rho2*t)
-    c0 = eps*gamma1
-    c1 = gamma1/math.sqrt(gamma2)
-    c2 = eta*rho1
-    c3 = -eta*rho1
-    c4 = -dt
-    c5 = dt*rho1
-    c6 = math.sqrt(eta)*rho1*sigma*sqdt
-    c7 = sigma*sigma
-    c8 = dt*rho2
-    return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), T(c6), T(c7), T(c8), )
+    c0 = eps*math.sqrt(gamma2)
+    c1 = eta*rho1
+    c2 = -eta*rho1
+    c3 = -dt*math.sqrt(gamma2)/gamma1
+    c4 = dt*rho1
+    c5 = math.sqrt(eta)*rho1*sigma*sqdt
+    c6 = sigma*sigma
+    c7 = dt*rho2
+    return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), T(c6), T(c7), )
 
 
 @njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, m, v, g, xi1, c):
     """New (x, m, v) of one coordinate after one Euler-Maruyama step."""
-    _sq, c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
-    n_m = c5*(g - m) + c6*xi1 + m
-    n_v = abs(c8*(c7 + g*g - v) + v)
-    return (c4*(c2*g + c3*m + m)/(c0 + c1*math.sqrt(n_v)) + x, n_m, n_v, )
+    _sq, c0, c1, c2, c3, c4, c5, c6, c7 = c
+    n_m = c4*(g - m) + c5*xi1 + m
+    n_v = abs(c7*(c6 + g*g - v) + v)
+    return (c3*(c1*g + c2*m + m)/(c0 + math.sqrt(n_v)) + x, n_m, n_v, )
 
 
 @njit(cache=True, parallel=True)
@@ -321,7 +321,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
     diverged = np.full(n, -1, np.int64)
     lpT = lp.astype(x0.dtype)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = np.zeros((steps + 1, 10), x0.dtype)
+    _ctab = np.zeros((steps + 1, 9), x0.dtype)
     for k in range(1, steps + 1):
         c = _sde_consts(T, k * p[1], p[1], p)
         _ctab[k, 0] = c[0]
@@ -333,7 +333,6 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
         _ctab[k, 6] = c[6]
         _ctab[k, 7] = c[7]
         _ctab[k, 8] = c[8]
-        _ctab[k, 9] = c[9]
     for ci in prange(nchunk):
         x = np.empty(d, x0.dtype)
         _z = np.empty((1, d), x0.dtype)
@@ -350,7 +349,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
                     for j in range(d):
                         _rv, _rs = _normal(_rs)
                         _z[0, j] = T(_rv)
-                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], )
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], )
                     _bad = 0
                     for j in range(d):
                         x[j], m[j], v[j], = _sde_elem(T, x[j], m[j], v[j], lpT[j] * x[j], _z[0, j], c)
@@ -452,7 +451,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
     xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
     diverged = np.full(n, -1, np.int64)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = np.zeros((steps + 1, 10), x0.dtype)
+    _ctab = np.zeros((steps + 1, 9), x0.dtype)
     for k in range(1, steps + 1):
         c = _sde_consts(T, k * p[1], p[1], p)
         _ctab[k, 0] = c[0]
@@ -464,7 +463,6 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
         _ctab[k, 6] = c[6]
         _ctab[k, 7] = c[7]
         _ctab[k, 8] = c[8]
-        _ctab[k, 9] = c[9]
     for ci in prange(nchunk):
         x = np.empty(d, x0.dtype)
         _z = np.empty((1, d), x0.dtype)
@@ -483,7 +481,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
                     for j in range(d):
                         _rv, _rs = _normal(_rs)
                         _z[0, j] = T(_rv)
-                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], )
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], )
                     _bad = 0
                     for j in range(d):
                         x[j], m[j], v[j], = _sde_elem(T, x[j], m[j], v[j], gv[j], _z[0, j], c)

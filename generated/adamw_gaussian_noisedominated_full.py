@@ -14,7 +14,7 @@
 #
 # SDE (integrated by Euler-Maruyama with dt = eta; step k evaluates the old state and gamma_j(t_k), t_k = k*dt):
 #   SDE of adamw | noise gaussian | regime noise-dominated | form full
-#     dx = (-(theta*x + sqrt(gamma2)*m/(gamma1*(eps*sqrt(gamma2) + sqrt(v))))) dt
+#     dx = (-sqrt(gamma2)*m/(eps*gamma1*sqrt(gamma2) + gamma1*sqrt(v)) - theta*x) dt
 #     dm = (rho1*(g - m)) dt + (sqrt(eta)*rho1*sigma) dW1
 #     dv = (rho2*(sigma**2 - v)) dt
 #     where gamma1 = 1 - exp(-rho1*t)
@@ -223,24 +223,25 @@ def _sde_consts(T, t, dt, p):
     theta = p[5]
     gamma1 = T(1) - math.exp(-rho1*t)
     gamma2 = T(1) - math.exp(-rho2*t)
-    c0 = eps*math.sqrt(gamma2)
-    c1 = math.sqrt(gamma2)/gamma1
-    c2 = -dt
+    c0 = -theta
+    c1 = eps*gamma1*math.sqrt(gamma2)
+    c2 = -math.sqrt(gamma2)
     c3 = dt*rho1
     c4 = math.sqrt(eta)*rho1*sigma*sqdt
     c5 = sigma*sigma
     c6 = dt*rho2
-    c7 = theta
-    return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), T(c6), T(c7), )
+    c7 = dt
+    c8 = gamma1
+    return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), T(c6), T(c7), T(c8), )
 
 
 @njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, m, v, g, xi1, c):
     """New (x, m, v) of one coordinate after one Euler-Maruyama step."""
-    _sq, c0, c1, c2, c3, c4, c5, c6, c7 = c
+    _sq, c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
     n_m = c3*(g - m) + c4*xi1 + m
     n_v = abs(c6*(c5 - v) + v)
-    return (c2*(c1*n_m/(c0 + math.sqrt(n_v)) + c7*x) + x, n_m, n_v, )
+    return (c7*(c0*x + c2*n_m/(c1 + c8*math.sqrt(n_v))) + x, n_m, n_v, )
 
 
 @njit(cache=True, parallel=True)
@@ -327,7 +328,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
     diverged = np.full(n, -1, np.int64)
     lpT = lp.astype(x0.dtype)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = np.zeros((steps + 1, 9), x0.dtype)
+    _ctab = np.zeros((steps + 1, 10), x0.dtype)
     for k in range(1, steps + 1):
         c = _sde_consts(T, k * p[1], p[1], p)
         _ctab[k, 0] = c[0]
@@ -339,6 +340,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
         _ctab[k, 6] = c[6]
         _ctab[k, 7] = c[7]
         _ctab[k, 8] = c[8]
+        _ctab[k, 9] = c[9]
     for ci in prange(nchunk):
         x = np.empty(d, x0.dtype)
         _z = np.empty((1, d), x0.dtype)
@@ -355,7 +357,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
                     for j in range(d):
                         _rv, _rs = _normal(_rs)
                         _z[0, j] = T(_rv)
-                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], )
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], )
                     _bad = 0
                     for j in range(d):
                         x[j], m[j], v[j], = _sde_elem(T, x[j], m[j], v[j], lpT[j] * x[j], _z[0, j], c)
@@ -458,7 +460,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
     xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
     diverged = np.full(n, -1, np.int64)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = np.zeros((steps + 1, 9), x0.dtype)
+    _ctab = np.zeros((steps + 1, 10), x0.dtype)
     for k in range(1, steps + 1):
         c = _sde_consts(T, k * p[1], p[1], p)
         _ctab[k, 0] = c[0]
@@ -470,6 +472,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
         _ctab[k, 6] = c[6]
         _ctab[k, 7] = c[7]
         _ctab[k, 8] = c[8]
+        _ctab[k, 9] = c[9]
     for ci in prange(nchunk):
         x = np.empty(d, x0.dtype)
         _z = np.empty((1, d), x0.dtype)
@@ -488,7 +491,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
                     for j in range(d):
                         _rv, _rs = _normal(_rs)
                         _z[0, j] = T(_rv)
-                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], )
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], )
                     _bad = 0
                     for j in range(d):
                         x[j], m[j], v[j], = _sde_elem(T, x[j], m[j], v[j], gv[j], _z[0, j], c)

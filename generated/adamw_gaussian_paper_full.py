@@ -14,7 +14,7 @@
 #
 # SDE (integrated by Euler-Maruyama with dt = eta; step k evaluates the old state and gamma_j(t_k), t_k = k*dt):
 #   SDE of adamw | noise gaussian | regime paper | form full
-#     dx = (-m/(eps*gamma1 + gamma1*sqrt(v)/sqrt(gamma2)) - theta*x) dt
+#     dx = (-sqrt(gamma2)*m/(eps*gamma1*sqrt(gamma2) + gamma1*sqrt(v)) - theta*x) dt
 #     dm = (rho1*(g - m)) dt + (sqrt(eta)*rho1*sigma) dW1
 #     dv = (rho2*(g**2 + sigma**2 - v)) dt + (2*sqrt(eta)*g*rho2*sigma) dW1 + (sqrt(2)*sqrt(eta)*rho2*sigma**2) dW2
 #     where gamma1 = 1 - exp(-rho1*t)
@@ -189,7 +189,8 @@ def drift(x, m, v, g, t, p):
     theta = p[5]
     gamma1 = T(1) - math.exp(-rho1*t)
     gamma2 = T(1) - math.exp(-rho2*t)
-    return (-theta*x - m/(gamma1*(eps + math.sqrt(v)/math.sqrt(gamma2))), rho1*(g - m), rho2*(g*g + sigma*sigma - v), )
+    _e0 = math.sqrt(gamma2)
+    return (-_e0*m/(gamma1*(_e0*eps + math.sqrt(v))) - theta*x, rho1*(g - m), rho2*(g*g + sigma*sigma - v), )
 
 
 @njit(cache=True)
@@ -221,9 +222,9 @@ def _sde_consts(T, t, dt, p):
     theta = p[5]
     gamma1 = T(1) - math.exp(-rho1*t)
     gamma2 = T(1) - math.exp(-rho2*t)
-    c0 = eps*gamma1
-    c1 = gamma1/math.sqrt(gamma2)
-    c2 = -theta
+    c0 = -theta
+    c1 = eps*gamma1*math.sqrt(gamma2)
+    c2 = -math.sqrt(gamma2)
     c3 = dt*rho1
     c4 = math.sqrt(eta)*rho1*sigma*sqdt
     c5 = sigma*sigma
@@ -231,16 +232,17 @@ def _sde_consts(T, t, dt, p):
     c7 = math.sqrt(T(2))*math.sqrt(eta)*rho2*sigma*sigma*sqdt
     c8 = T(2)*math.sqrt(eta)*rho2*sigma*sqdt
     c9 = dt
-    return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), T(c6), T(c7), T(c8), T(c9), )
+    c10 = gamma1
+    return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), T(c6), T(c7), T(c8), T(c9), T(c10), )
 
 
 @njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(T, x, m, v, g, xi1, xi2, c):
     """New (x, m, v) of one coordinate after one Euler-Maruyama step."""
-    _sq, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
+    _sq, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10 = c
     n_m = c3*(g - m) + c4*xi1 + m
     n_v = abs(c6*(c5 + g*g - v) + c7*xi2 + c8*g*xi1 + v)
-    return (c9*(c2*x - n_m/(c0 + c1*math.sqrt(n_v))) + x, n_m, n_v, )
+    return (c9*(c0*x + c2*n_m/(c1 + c10*math.sqrt(n_v))) + x, n_m, n_v, )
 
 
 @njit(cache=True, parallel=True)
@@ -327,7 +329,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
     diverged = np.full(n, -1, np.int64)
     lpT = lp.astype(x0.dtype)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = np.zeros((steps + 1, 11), x0.dtype)
+    _ctab = np.zeros((steps + 1, 12), x0.dtype)
     for k in range(1, steps + 1):
         c = _sde_consts(T, k * p[1], p[1], p)
         _ctab[k, 0] = c[0]
@@ -341,6 +343,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
         _ctab[k, 8] = c[8]
         _ctab[k, 9] = c[9]
         _ctab[k, 10] = c[10]
+        _ctab[k, 11] = c[11]
     for ci in prange(nchunk):
         x = np.empty(d, x0.dtype)
         _z = np.empty((2, d), x0.dtype)
@@ -359,7 +362,7 @@ def _simulate_sde(x0, p, lp, steps, record, seed, chunk, keep):
                         _z[0, j] = T(_rv)
                         _rv, _rs = _normal(_rs)
                         _z[1, j] = T(_rv)
-                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], _ctab[k, 10], )
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], _ctab[k, 10], _ctab[k, 11], )
                     _bad = 0
                     for j in range(d):
                         x[j], m[j], v[j], = _sde_elem(T, x[j], m[j], v[j], lpT[j] * x[j], _z[0, j], _z[1, j], c)
@@ -462,7 +465,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
     xs = np.zeros((nrec if keep else 0, n if keep else 0, d if keep else 0), x0.dtype)
     diverged = np.full(n, -1, np.int64)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = np.zeros((steps + 1, 11), x0.dtype)
+    _ctab = np.zeros((steps + 1, 12), x0.dtype)
     for k in range(1, steps + 1):
         c = _sde_consts(T, k * p[1], p[1], p)
         _ctab[k, 0] = c[0]
@@ -476,6 +479,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
         _ctab[k, 8] = c[8]
         _ctab[k, 9] = c[9]
         _ctab[k, 10] = c[10]
+        _ctab[k, 11] = c[11]
     for ci in prange(nchunk):
         x = np.empty(d, x0.dtype)
         _z = np.empty((2, d), x0.dtype)
@@ -496,7 +500,7 @@ def _simulate_sde_user(x0, p, lp, steps, record, seed, chunk, keep, grad_fn, los
                         _z[0, j] = T(_rv)
                         _rv, _rs = _normal(_rs)
                         _z[1, j] = T(_rv)
-                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], _ctab[k, 10], )
+                    c = (_ctab[k, 0], _ctab[k, 1], _ctab[k, 2], _ctab[k, 3], _ctab[k, 4], _ctab[k, 5], _ctab[k, 6], _ctab[k, 7], _ctab[k, 8], _ctab[k, 9], _ctab[k, 10], _ctab[k, 11], )
                     _bad = 0
                     for j in range(d):
                         x[j], m[j], v[j], = _sde_elem(T, x[j], m[j], v[j], gv[j], _z[0, j], _z[1, j], c)

@@ -11,7 +11,7 @@
 #
 # SDE (integrated by Euler-Maruyama with dt = eta; step k evaluates the old state and gamma_j(t_k), t_k = k*dt):
 #   SDE of rmspropw | noise gaussian | regime noise-dominated | form full
-#     dx = (-(g/(eps + sqrt(v)) + theta*x)) dt + (sqrt(eta)*sigma/(eps + sqrt(v))) dW1
+#     dx = (-g/(eps + sqrt(v)) - theta*x) dt + (sqrt(eta)*sigma/(eps + sqrt(v))) dW1
 #     dv = (rho*(sigma**2 - v)) dt
 #     noise sources per coordinate: 1; g = d_i f(x), the true gradient
 """Numba simulators of rmspropw under gaussian noise and of its noise-dominated/full SDE.
@@ -207,12 +207,12 @@ def _sde_consts(T, t, dt, p):
     rho = p[2]
     sigma = p[3]
     theta = p[4]
-    c0 = -dt
+    c0 = -theta
     c1 = math.sqrt(eta)*sigma*sqdt
     c2 = sigma*sigma
     c3 = dt*rho
-    c4 = eps
-    c5 = theta
+    c4 = dt
+    c5 = eps
     return (T(sqdt), T(c0), T(c1), T(c2), T(c3), T(c4), T(c5), )
 
 
@@ -221,8 +221,8 @@ def _sde_elem(T, x, v, g, xi1, c):
     """New (x, v) of one coordinate after one Euler-Maruyama step."""
     _sq, c0, c1, c2, c3, c4, c5 = c
     n_v = abs(c3*(c2 - v) + v)
-    _e0 = (T(1)/((c4 + math.sqrt(n_v))))
-    return (_e0*c1*xi1 + c0*(_e0*g + c5*x) + x, n_v, )
+    _e0 = (T(1)/((c5 + math.sqrt(n_v))))
+    return (_e0*c1*xi1 + c4*(-_e0*g + c0*x) + x, n_v, )
 
 
 @njit(cache=True, parallel=True)
