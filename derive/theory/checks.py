@@ -286,7 +286,7 @@ def check_heavy_tails(sim: Sim) -> list[Row]:
                                   burn=_burn(sign, LAM, sim, eta=eta, sigma=sigma))
         rows.append(Row(f"SignSGD stationary loss, {label} (linear phase)", str(sign.expected_loss),
                         _loss_prediction(sign, LAM, eta=eta, sigma=sigma), est, se, time.perf_counter() - t0,
-                        series="SignSGD", x=x))
+                        series="heavy-tails SignSGD", x=x))
         t0 = time.perf_counter()
         try:
             predicted = _loss_prediction(stationary("sgd", noise, nu=nu), LAM, eta=eta, sigma=sigma)
@@ -298,7 +298,7 @@ def check_heavy_tails(sim: Sim) -> list[Row]:
                         predicted, est, se, time.perf_counter() - t0,
                         "no finite mean (shown, no verdict)" if not math.isfinite(predicted)
                         else ("infinite loss variance: no verdict" if verdict is None else ""),
-                        expect_equal=verdict, series="SGD", x=x))
+                        expect_equal=verdict, series="heavy-tails SGD", x=x))
     return rows
 
 

@@ -50,8 +50,7 @@ def heavy_tails(rows: list[Row], path: Path) -> Path:
     plt = _axes()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for series, marker in (("SignSGD", "o"), ("SGD", "s")):
-        mine = [r for r in rows if r.series == series and r.name.startswith(series + " stationary loss, ")
-                and ("nu=" in r.name or "gaussian" in r.name)]
+        mine = [r for r in rows if r.series == f"heavy-tails {series}"]
         if not mine:
             continue
         xs = np.arange(len(mine))
@@ -64,7 +63,7 @@ def heavy_tails(rows: list[Row], path: Path) -> Path:
     ax.set_ylabel("stationary loss (sample mean over paths)")
     if not ax.get_legend_handles_labels()[0]:
         ax.text(0.5, 0.5, "no heavy-tail rows in this run", ha="center", transform=ax.transAxes)
-    ax.set_title("SignSGD vs SGD under heavy-tailed noise (SGD: no finite mean for nu <= 2)")
+    ax.set_title("SignSGD vs SGD, Student-t noise (SGD: no finite mean for nu <= 2)", fontsize=10)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
