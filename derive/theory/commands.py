@@ -53,7 +53,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for path in draw(rows, args.plots):
             print(f"wrote {path}")
     failed = [r.name for r in rows if not r.ok]
-    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    shown = sum(r.expect_equal is None for r in rows)
+    print(f"{len(rows) - len(failed) - shown} passed, {len(failed)} failed, {shown} shown without a verdict")
     return 1 if failed else 0
 
 
