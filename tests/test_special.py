@@ -91,3 +91,23 @@ def test_a_loop_calling_erf_vectorizes():
     asm = next(iter(update.inspect_asm().values()))
     assert re.search(r"vdivpd\s+.*%[yz]mm", asm), "no packed division: the erf loop did not vectorize"
     assert not re.search(r"call\w*\s+\S*erf", asm), "a library erf is still called"
+
+
+def test_a_float32_loop_calling_erf_vectorizes_in_float32():
+    """_erf32 is evaluated in float32 (full-width float32 vectors), not widened to float64."""
+    import llvmlite.binding as ll
+
+    if not ll.get_host_cpu_features().get("avx2", False):
+        pytest.skip("no AVX2 on this CPU")
+
+    @numba.njit(cache=False, error_model="numpy")
+    def update(x, c):
+        for j in range(x.shape[0]):
+            e = MOD_ERF(c * x[j])
+            x[j] += e * math.sqrt(max(np.float32(0), np.float32(1) - e * e))
+
+    update(np.ones(16, np.float32), np.float32(0.5))
+    asm = next(iter(update.inspect_asm().values()))
+    assert re.search(r"vdivps\s+.*%[yz]mm", asm), "no packed float32 division: the erf loop did not vectorize"
+    assert not re.search(r"vdivpd|vcvtps2pd", asm), "the float32 erf is evaluated in float64"
+    assert not re.search(r"call\w*\s+\S*erf", asm), "a library erf is still called"
