@@ -24,6 +24,7 @@ import sympy as sp
 
 from ..codegen.model import Combination
 from ..codegen.render import GENERATED
+from ..symbols import eta as ETA
 from ..simulate import quadratic, random_start, run
 from .quadratic import NoStationaryLawError, curvature
 from .scaling import scaling_rule
@@ -136,6 +137,65 @@ def check_sgd(sim: Sim) -> list[Row]:
                         _loss_prediction(result, LAM, eta=eta, sigma=sigma), est, se, time.perf_counter() - t0,
                         f"eta*lambda_max={eta * max(LAM):.3g}", series="SGD", x=sigma))
     return rows
+
+
+def _full_quadratic():
+    """f = x^T H x / 2 for a full symmetric H (row-major in params), as user Numba functions."""
+    from numba import njit
+
+    @njit(cache=True)
+    def grad(x, h, out):
+        d = x.shape[0]
+        for i in range(d):
+            acc = 0.0
+            for j in range(d):
+                acc += h[i * d + j] * x[j]
+            out[i] = acc
+
+    @njit(cache=True)
+    def loss(x, h):
+        d = x.shape[0]
+        acc = 0.0
+        for i in range(d):
+            for j in range(d):
+                acc += 0.5 * x[i] * h[i * d + j] * x[j]
+        return acc
+
+    return grad, loss
+
+
+def check_sgd_full_matrix(sim: Sim) -> list[Row]:
+    """SGD on a full H with Sigma = sigma^2 I: C solves H C + C H = eta Sigma, E f = eta tr(Sigma)/4;
+    here C = eta sigma^2 H^-1 / 2, and the off-diagonal covariance is checked too."""
+    from ..simulate import user_landscape
+    from .stationary import sgd_full_matrix
+
+    t0, eta, sigma = time.perf_counter(), 0.002, 1.0
+    H = np.array([[2.0, 0.8], [0.8, 1.0]])
+    result = sgd_full_matrix(2)
+    numbers = {**{result.H[i, j]: H[i, j] for i in range(2) for j in range(2)},
+               **{result.Sigma[i, j]: (sigma**2 if i == j else 0.0) for i in range(2) for j in range(2)},
+               ETA: eta}
+    cov = np.array(result.covariance.xreplace(numbers).evalf(), dtype=float)
+    loss_pred = float(result.expected_loss.xreplace(numbers))
+    grad, loss = _full_quadratic()
+    land = user_landscape(grad, loss, H.ravel(), name="full H", dim=2)
+    burn = max(sim.burn, 6.0 / float(np.linalg.eigvalsh(H).min()))
+    start = int(math.ceil(burn / eta))
+    steps = start + int(math.ceil(sim.window / eta))
+    record = np.unique(np.linspace(start, steps, 12).round().astype(np.int64))
+    x0 = random_start(sim.paths, 2, sim.seed, scale=0.1)
+    r = run("optimizer", Combination("sgd"), x0, eta=eta, sigma=sigma, steps=steps, seed=sim.seed, landscape=land,
+            record=record, keep=True)
+    per_path = r.loss.mean(axis=0)
+    xs = r.path  # [R, N, 2]
+    cross = (xs[..., 0] * xs[..., 1]).mean(axis=0)  # per path, time-averaged x1 x2 (mean is 0)
+    n = per_path.size
+    return [Row("SGD full H [[2,.8],[.8,1]], Sigma = I: stationary loss", str(result.expected_loss), loss_pred,
+                float(per_path.mean()), float(per_path.std(ddof=1) / math.sqrt(n)), time.perf_counter() - t0,
+                "E f independent of H", series="SGD full H"),
+            Row("SGD full H: stationary Cov(x1, x2)", "C[0,1] of H C + C H = eta Sigma", float(cov[0, 1]),
+                float(cross.mean()), float(cross.std(ddof=1) / math.sqrt(n)), 0.0, series="SGD full H")]
 
 
 def check_signsgd(sim: Sim) -> list[Row]:
@@ -304,7 +364,7 @@ def check_heavy_tails(sim: Sim) -> list[Row]:
 
 
 CHECKS: dict[str, Callable[[Sim], list[Row]]] = {
-    "sgd": check_sgd, "signsgd": check_signsgd, "sgd-cauchy": check_sgd_cauchy_unbounded,
+    "sgd": check_sgd, "sgd-full-h": check_sgd_full_matrix, "signsgd": check_signsgd, "sgd-cauchy": check_sgd_cauchy_unbounded,
     "signsgd-speed": check_signsgd_speed, "rmspropw": check_rmspropw, "adamw": check_adamw, "scaling": check_scaling,
     "heavy-tails": check_heavy_tails,
 }
