@@ -15,7 +15,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 
 @dataclass
@@ -291,7 +290,7 @@ def build(out: "str | Path" = "report", quick: bool = False, progress=sys.stderr
         _log(progress, f"section {name}")
         try:
             lines += make()
-        except Exception as exc:  # noqa: BLE001 - one failing section must not lose the others
+        except Exception:  # noqa: BLE001 - one failing section must not lose the others
             lines += [f"## {name}: FAILED", "", "```text", traceback.format_exc(), "```", ""]
         timings.append(f"{name} {time.perf_counter() - s0:.0f} s")
     lines += ["---", f"Total time {time.perf_counter() - t0:.0f} s ({', '.join(timings)}).", ""]

@@ -7,7 +7,6 @@ max_k |L_sde(k) - L_opt(k)| / sqrt(se_sde(k)^2 + se_opt(k)^2).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 

@@ -90,9 +90,9 @@ def stationary_loss(optimizer: str, lam: list[float], eta: float, sigma: float, 
 def relaxation_time(result, lam: list[float], **numbers: float) -> float:
     """1 / the slowest decay rate of the linearised drift A over the coordinates (SDE time)."""
     slowest = math.inf
-    for l in lam:
+    for lam_j in lam:
         value = {s: numbers[s.name] for s in result.model.A.free_symbols if s.name in numbers}
-        value[curvature] = l
+        value[curvature] = lam_j
         A = np.array(result.model.A.xreplace(value).evalf(), dtype=float)
         slowest = min(slowest, float(np.min(-np.linalg.eigvals(A).real)))
     return 1.0 / slowest
@@ -106,13 +106,13 @@ def _burn(result, lam, sim: "Sim", **numbers: float) -> float:
 def _loss_prediction(result, lam: list[float], **numbers: float) -> float:
     """Sum over coordinates of E f_j; with the second-order correction where the SDE has one."""
     total = 0.0
-    for l in lam:
+    for lam_j in lam:
         value = {s: numbers[s.name] for s in _symbols(result) if s.name in numbers}
-        value[curvature] = l
+        value[curvature] = lam_j
         if isinstance(result.second_order, SecondOrder):
-            total += l / 2 * result.second_order.value(value)
+            total += lam_j / 2 * result.second_order.value(value)
         elif result.second_order is not None:
-            total += l / 2 * float(result.second_order.xreplace(value))
+            total += lam_j / 2 * float(result.second_order.xreplace(value))
         else:
             total += float(result.expected_loss.xreplace(value))
     return total
@@ -270,7 +270,7 @@ def check_adamw(sim: Sim) -> list[Row]:
     kept = _loss_prediction(result, LAM, **numbers)
     rows.append(Row("AdamW stationary loss, momentum kept (rho1=1, theta=1)", str(result.expected_loss), kept, est, se,
                     time.perf_counter() - t0, f"factor {factor} = {_values(factor, **numbers):.3g}"))
-    eliminated = sum(l / 2 * _values(published.xreplace({curvature: sp.nsimplify(l)}), **numbers) for l in LAM)
+    eliminated = sum(lam_j / 2 * _values(published.xreplace({curvature: sp.nsimplify(lam_j)}), **numbers) for lam_j in LAM)
     rows.append(Row("AdamW stationary loss vs the published form (momentum eliminated)", str(published),
                     eliminated, est, se, 0.0, "the simulation must reject it", expect_equal=False))
     adam = stationary("adam")

@@ -55,9 +55,9 @@ class Phases:
             "  (drift for g > 0; odd in g)"])
 
 
-def signsgd_phases(noise: str = "gaussian", nu=None, y1: sp.Expr = sp.Integer(1), y2: sp.Expr = sp.Rational(3, 2)) -> Phases:
+def signsgd_phases(noise: str = "gaussian", nu=None, y1: "sp.Expr | str" = "1", y2: "sp.Expr | str" = "3/2") -> Phases:
     """Derive the three phases of the SignSGD SDE under ``noise``."""
-    y1, y2 = sp.nsimplify(y1), sp.nsimplify(y2)
+    y1, y2 = sp.nsimplify(sp.sympify(y1)), sp.nsimplify(sp.sympify(y2))
     if not (0 < y1 < y2):
         raise DeriveError(f"phase boundaries must satisfy 0 < Y1 < Y2, got Y1 = {y1}, Y2 = {y2}")
     sde = derive_sde("signsgd", noise, nu=nu)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from . import ValidationInputError, require_torch
+from . import require_torch
 from .data import Dataset, digits, next_token
 
 MODELS = ("mlp", "cnn", "resnet", "transformer")
