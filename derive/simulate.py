@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import math
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +110,15 @@ class Run:
 
 
 _MODULES: dict[Path, ModuleType] = {}
+
+#: where modules outside the built-in set are generated on demand by :func:`module_dir_for`
+SCRATCH_MODULES = Path(tempfile.gettempdir()) / "derive-modules"
+
+
+def module_dir_for(combo: Combination) -> Path | None:
+    """None if ``combo`` is in the built-in set of generated/, else the scratch directory where
+    :func:`load_module` generates it on demand."""
+    return None if (GENERATED / f"{combo.module_name}.py").is_file() else SCRATCH_MODULES
 
 
 def load_module(combo: Combination, directory: "str | Path | None" = None) -> ModuleType:

@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import math
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import sympy as sp
 
 from ..codegen.model import Combination
-from ..codegen.render import GENERATED
 from ..symbols import eta as ETA
-from ..simulate import quadratic, random_start, run
+from ..simulate import module_dir_for, quadratic, random_start, run
 from .quadratic import NoStationaryLawError, curvature
 from .scaling import scaling_rule
 from .stationary import SecondOrder, stationary
 
-MODULES = Path(tempfile.gettempdir()) / "derive-modules"  #: where non-built-in modules are generated
 
 
 @dataclass
@@ -53,10 +49,6 @@ class Row:
     @property
     def ok(self) -> bool:
         return self.expect_equal is None or (self.gap_in_se <= 4) == self.expect_equal
-
-
-def _module_dir(combo: Combination):
-    return None if (GENERATED / f"{combo.module_name}.py").is_file() else MODULES
 
 
 def _values(expr: sp.Expr, **numbers: float) -> float:
@@ -82,7 +74,7 @@ def stationary_loss(optimizer: str, lam: list[float], eta: float, sigma: float, 
     record = np.unique(np.linspace(start, steps, 12).round().astype(np.int64))
     x0 = random_start(sim.paths, len(lam), sim.seed, scale=0.1)
     r = run("optimizer", combo, x0, eta=eta, sigma=sigma, steps=steps, seed=sim.seed, landscape=quadratic(lam),
-            hyper=hyper, record=record, module_dir=_module_dir(combo))
+            hyper=hyper, record=record, module_dir=module_dir_for(combo))
     per_path = r.loss.mean(axis=0)
     return float(per_path.mean()), float(per_path.std(ddof=1) / math.sqrt(per_path.size))
 

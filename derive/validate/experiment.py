@@ -303,12 +303,10 @@ def sde_kinds(optimizer: str, noise: str = "gaussian", nu=None, compare=None) ->
 
 def _module(optimizer: str, noise: str, nu, regime: str, form: str):
     from ..codegen.model import Combination
-    from ..codegen.render import GENERATED
-    from ..simulate import load_module
-    from ..theory.checks import MODULES
+    from ..simulate import load_module, module_dir_for
 
     combo = Combination(optimizer, noise, regime, form, nu)
-    directory = None if (GENERATED / f"{combo.module_name}.py").is_file() else MODULES
+    directory = module_dir_for(combo)
     return load_module(combo, directory)
 
 
@@ -466,9 +464,7 @@ def validate_quadratic(optimizer: str, *, noise: str = "gaussian", nu=None, eta:
     path is an independent noise realisation; bands and bootstrap run over paths). The start is
     continuous and random (N(0, 1) per path and coordinate), the same for every simulator."""
     from ..codegen.model import Combination
-    from ..codegen.render import GENERATED
-    from ..simulate import DivergenceError, quadratic, random_start, run
-    from ..theory.checks import MODULES
+    from ..simulate import DivergenceError, module_dir_for, quadratic, random_start, run
 
     optimizer = optimizer.lower()
     _check_inputs(optimizer, eta, sigma, steps, [seed])
@@ -489,7 +485,7 @@ def validate_quadratic(optimizer: str, *, noise: str = "gaussian", nu=None, eta:
     for i, (label, desc, kind, (regime, form), s) in enumerate(plans):
         t0 = time.perf_counter()
         combo = Combination(optimizer, noise, regime, form, nu)
-        directory = None if (GENERATED / f"{combo.module_name}.py").is_file() else MODULES
+        directory = module_dir_for(combo)
         diverged = None
         try:
             r = run(kind, combo, x0, eta=eta, sigma=sigma, steps=steps, seed=s, landscape=land, hyper=hyper,

@@ -52,9 +52,7 @@ def slope(etas, errors) -> float:
 def quadratic_study(optimizers=("sgd", "signsgd", "rmsprop", "adam"), etas=(0.2, 0.1, 0.05, 0.025),
                     horizon: float = 2.0, sigma: float = 0.5, lam=(1.0, 2.0), paths: int = 20000, seed: int = 3) -> Study:
     from ..codegen.model import Combination
-    from ..codegen.render import GENERATED
-    from ..simulate import quadratic, random_start, run
-    from ..theory.checks import MODULES
+    from ..simulate import module_dir_for, quadratic, random_start, run
     from .experiment import sde_kinds
 
     etas = sorted((float(e) for e in etas), reverse=True)
@@ -76,7 +74,7 @@ def quadratic_study(optimizers=("sgd", "signsgd", "rmsprop", "adam"), etas=(0.2,
 
             def sim(kind, regime, form, s):
                 combo = Combination(opt, "gaussian", regime, form)
-                directory = None if (GENERATED / f"{combo.module_name}.py").is_file() else MODULES
+                directory = module_dir_for(combo)
                 r = run(kind, combo, x0, eta=eta, sigma=sigma, steps=steps, seed=s, landscape=land, hyper=hyper,
                         record=record, module_dir=directory)
                 return r.loss_mean, r.loss_se
