@@ -195,7 +195,7 @@ def _section_networks(setting: Setting, out: Path, progress, raw: dict) -> list[
         return lines + [f"**Skipped**: the network validations need the `nn` extra (PyTorch CPU and scikit-learn); "
                         f"importing it failed here ({exc}). Install with `pip install torch==2.13.0` (CPU wheel) and "
                         "`pip install -e \".[nn]\"`, then rerun `derive report`.", ""]
-    from .validate.commands import Progress
+    from .validate.runner import progress_bar
     from .validate.experiment import validate
     from .validate.plots import loss_figure
 
@@ -216,7 +216,7 @@ def _section_networks(setting: Setting, out: Path, progress, raw: dict) -> list[
             figs, notes = [], []
             for opt in opts:
                 _log(progress, f"{model} {opt} sigma {sigma:g}")
-                bar = Progress(f"{model}/{opt}") if progress is not None else None
+                bar = progress_bar(f"{model}/{opt}") if progress is not None else None
                 try:
                     r = validate(model, opt, eta=setting.eta, sigma=sigma, steps=steps, seeds=setting.seeds,
                                  progress=bar, n_boot=500)

@@ -254,3 +254,12 @@ def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: flo
     mean = total1 / n
     var = np.maximum(total2 - n * mean**2, 0.0) / max(n - 1, 1)
     return Run(label, rec, float(eta), loss, mean, var, xs if keep else None)
+
+
+def gap_in_se(run, reference) -> float:
+    """Largest |mean loss difference| over the recorded steps, in combined standard errors."""
+    se = np.sqrt(run.loss_se**2 + reference.loss_se**2)
+    diff = np.abs(run.loss_mean - reference.loss_mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / se, np.where(diff > 0, np.inf, 0.0))
+    return float(z.max())

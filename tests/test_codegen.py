@@ -14,10 +14,9 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.codegen.catalog import builtin_combinations
-from derive.codegen.commands import stale_files
 from derive.codegen.model import Combination
 from derive.codegen.printer import CodegenError, code
-from derive.codegen.render import GENERATED, render
+from derive.codegen.render import GENERATED, render, stale_files
 from derive.engine import derive_sde
 from derive.simulate import hyperparameters, load_module
 

@@ -138,7 +138,7 @@ def test_divergence_is_reported_with_partial_results(torch):
 
 
 def test_validate_command_writes_json_and_png(torch, tmp_path, capsys):
-    from derive.validate.commands import main
+    from derive.cli import main
 
     rc = main(["validate", "--model", "mlp", "--optimizer", "adam", "--steps", "5", "--seeds", "2", "--quiet",
                "--out", str(tmp_path)])

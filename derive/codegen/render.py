@@ -47,3 +47,12 @@ def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
     path = out / f"{combo.module_name}.py"
     path.write_text(environment().get_template("module.py.j2").render(**ctx))
     return path
+
+
+def stale_files(out: Path, combos: list[Combination]) -> list[str]:
+    """Files of ``out`` that differ from a fresh rendering, are missing, or are not generated any more."""
+    expected = {f"{c.module_name}.py": render(c) for c in combos}
+    stale = [name for name, text in expected.items()
+             if not (out / name).is_file() or (out / name).read_text() != text]
+    extra = [p.name for p in sorted(out.glob("*.py")) if p.name not in expected]
+    return sorted(stale) + [f"{name} (not generated any more)" for name in extra]

@@ -1,4 +1,4 @@
-"""Command-line subcommands of the theory stage: stationary, scaling, phases (wired into derive.cli)."""
+"""`derive stationary`, `scaling`, `phases` and `check`: argument parsing and printing over derive.theory."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +6,9 @@ import argparse
 import sympy as sp
 
 from ..regimes import FORMS, REGIMES
-from .phases import signsgd_phases
-from .scaling import CRITERIA, scaling_rule
-from .stationary import sgd_full_matrix, stationary
+from ..theory.phases import signsgd_phases
+from ..theory.scaling import CRITERIA, scaling_rule
+from ..theory.stationary import sgd_full_matrix, stationary
 
 
 def _curvature(text: str | None):
@@ -37,7 +37,7 @@ def _cmd_phases(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .checks import CHECKS, Sim, run_checks, table
+    from ..theory.checks import CHECKS, Sim, run_checks, table
 
     names = args.only.split(",") if args.only else None
     unknown = sorted(set(names or []) - set(CHECKS))
@@ -48,7 +48,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rows = run_checks(names, Sim(paths=args.paths, seed=args.seed))
     print(table(rows))
     if args.plots:
-        from .plots import draw
+        from ..theory.plots import draw
 
         for path in draw(rows, args.plots):
             print(f"wrote {path}")

@@ -1,45 +1,11 @@
-"""`derive validate` and `derive report` (see docs/validation.md)."""
+"""`derive validate` and `derive report`: argument parsing and printing (see docs/validation.md)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from ..errors import UnknownNameError
-from . import ValidationInputError
-
-MODEL_CHOICES = ("mlp", "cnn", "resnet", "transformer", "quadratic")
-
-
-class Progress:
-    """A tqdm bar if tqdm is installed, else one updating line on stderr; ``self(done, total)``."""
-
-    def __init__(self, label: str, stream=sys.stderr):
-        self.label, self.stream, self.bar, self.last = label, stream, None, -1
-        try:
-            from tqdm import tqdm  # optional
-        except ImportError:
-            self._tqdm = None
-        else:
-            self._tqdm = tqdm
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._tqdm is not None:
-            if self.bar is None:
-                self.bar = self._tqdm(total=total, desc=self.label, file=self.stream, leave=False)
-            self.bar.update(done - self.bar.n)
-            return
-        pct = int(100 * done / max(total, 1))
-        if pct != self.last and (pct % 5 == 0 or done == total):
-            self.last = pct
-            end = "\n" if done >= total else ""
-            print(f"\r[{self.label}] {done}/{total} steps ({pct}%)", end=end, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
+from ..validate import ValidationInputError
+from ..validate.runner import MODEL_CHOICES, run_validation
 
 def _floats(text: str, name: str) -> list[float]:
     try:
@@ -62,37 +28,6 @@ def _seeds(text: str) -> list[int]:
     if n < 1:
         raise ValidationInputError(f"--seeds must be >= 1, got {n}")
     return list(range(n))
-
-
-def run_validation(model: str, optimizer: str, *, noise: str = "gaussian", nu=None, sigma: float = 0.01,
-                   eta: float = 0.01, steps: int | None = None, seeds=(0, 1, 2), paths: int = 2000,
-                   compare=None, out: "str | Path | None" = None, progress: bool = True, tag: str | None = None):
-    """One validation (network or quadratic), optionally written to ``out`` as JSON + PNG."""
-    from .experiment import validate, validate_quadratic
-
-    if model not in MODEL_CHOICES:
-        raise UnknownNameError("model", model, MODEL_CHOICES)
-    bar = Progress(f"{model}/{optimizer}") if progress else None
-    try:
-        if model == "quadratic":
-            result = validate_quadratic(optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 1000,
-                                        paths=paths, seed=seeds[0], compare=compare, progress=bar)
-        else:
-            result = validate(model, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 300,
-                              seeds=seeds, compare=compare, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    files = []
-    if out is not None:
-        from .plots import loss_figure
-
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = tag or f"{model}_{optimizer}_sigma{sigma:g}"
-        (folder / f"{stem}.json").write_text(json.dumps(result.to_json(), indent=1))
-        files = [folder / f"{stem}.json", loss_figure(result, folder / f"{stem}.png")]
-    return result, files
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -146,21 +81,3 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--out", default="report", help="folder of REPORT.md and its figures (default report)")
     p.add_argument("--quick", action="store_true", help="a reduced setting (small sizes; for tests and a first look)")
     p.set_defaults(func=_cmd_report)
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry (until `derive` wires :func:`register`): python -m derive.validate.commands ..."""
-    from ..errors import DeriveError
-
-    parser = argparse.ArgumentParser(prog="derive")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except DeriveError as exc:
-        print(f"derive {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
