@@ -1,25 +1,38 @@
 """The derivation pipeline: update rule + noise law + scaling regime -> SDE.
 
-Reference section 2. For a state S = (x, m, v, ...) and one step S' = S + Delta(S, g~):
+Reference section 2. For a state S = (x, m, v, ...) and one step S' = S + Delta(S, g~), seven
+stages, each a function from one small dataclass to the next (so each can be run and tested
+alone); :func:`derive_sde` calls them in order:
 
-1. ``one_step``     compose the update rule into Delta for each state;
-2. ``substitute``   put in the regime's scalings (beta = 1 - eta^a rho_0, g~ = g + sigma_0 zeta /
-                    eta^b, rescaled states, k = t/dt), turning beta^k into 1 - gamma with
-                    gamma = 1 - exp(lim k log beta);
-3. ``isolate_signs`` replace each sign(a + b zeta) by sign(b) S, S = sign(a/b + zeta);
-4. ``expand``       series in eta of each Delta (zeta and S held as O(1) symbols);
-5. ``average``      expectations over zeta (module :mod:`derive.expectation`), the law filling in
-                    moments and s(y) = 2F(y) - 1;
-6. ``leading``      drift b = [eta^dt] E[Delta]; covariance GG^T = Cov[Delta]/dt at the leading
-                    order in eta of the whole matrix (keeping that power of eta);
-7. ``map_back``     to the user's units (identity in the paper regime), the published
-                    simplifications, and a Cholesky factor G of the covariance.
+1. :func:`one_step`      ``Update -> OneStep``: compose the update rule into the new value S' of
+                         each state;
+2. :func:`substitute`    ``OneStep -> Substituted``: put in the regime's scalings (beta = 1 -
+                         eta^a rho_0, g~ = g + sigma_0 zeta / eta^b, rescaled states, k = t/dt),
+                         turning beta^k into 1 - gamma with gamma = 1 - exp(lim k log beta), and
+                         form Delta = eta^r (S' - S);
+3. :func:`isolate_signs` ``Substituted -> Isolated``: replace each sign(a + b zeta) by sign(b) S,
+                         S = sign(a/b + zeta);
+4. :func:`expand`        ``Isolated -> Expansion``: series in eta of each Delta (zeta and S held
+                         as O(1) symbols);
+5. :func:`average`       ``Averaging -> Averaged``: expectations over zeta (module
+                         :mod:`derive.expectation`), the law filling in moments and s(y) = 2F(y) - 1:
+                         E[Delta] through order eta^dt and Cov[Delta] at its lowest order in eta;
+6. :func:`leading`       ``Averaged -> Leading``: drift b = [eta^dt] E[Delta] (lower orders must
+                         vanish); covariance GG^T = Cov[Delta]/dt at the leading order in eta of
+                         the whole matrix (keeping that power of eta);
+7. :func:`map_back`      ``Leading -> UserForm``: to the user's units (identity in the paper
+                         regime), each entry in its simplest exact form, and a Cholesky factor G of
+                         the covariance.
 
-Steps 1 to 4 do not depend on the noise law and are cached per (optimizer, regime).
+Stages 1 to 4 do not depend on the noise law and are cached per (optimizer, regime, held states)
+by :func:`expansion`. The published forms' simplifications act through stage inputs: the
+second-moment rows are left out of the covariance (``Averaging.dropped``), and the same-step
+momentum is kept in the x drift by a second pass with the momentum held (``Update.hold``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sympy as sp
@@ -35,22 +48,142 @@ from .spec import X, Optimizer, next_symbol
 
 
 # ---------------------------------------------------------------------------------------------
-# Steps 1-4: law-independent
+# The data passed from stage to stage
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Expansion:
-    """Delta of every state as a series in eta, in the regime's O(1) symbols."""
+@dataclass(frozen=True)
+class Update:
+    """Input of :func:`one_step`: an optimizer, the regime it will be scaled in, and the
+    auxiliary states whose same-step value the x update reads as a placeholder ``<name>_next``."""
 
     spec: Optimizer
     regime: Regime
-    states: tuple[str, ...]
-    exponents: dict[str, int]  # r(s): user state s = s_0 / eta^r
-    series: dict[str, dict[int, sp.Expr]]  # state -> {order: coefficient}
-    signs: dict[sp.Symbol, SignAtom]
-    to_user: dict[sp.Symbol, sp.Expr]  # regime symbol -> expression in user units
-    gammas: dict[sp.Symbol, sp.Expr]  # gamma symbol -> definition (user units)
-    order: int
-    held_next: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # m_next -> m' (scaled)
+    hold: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class OneStep:
+    """S' of every state in user symbols (states, grad, k, hyperparameters); ``held`` the new
+    value of each held state (x's S' reads it as ``<name>_next``)."""
+
+    spec: Optimizer
+    regime: Regime
+    new: Mapping[str, sp.Expr]
+    held: Mapping[str, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Units:
+    """How the regime's O(1) symbols relate to the user's: state s = s_0 / eta^r(s), each regime
+    symbol's expression in user units, and the bias-correction factors gamma (user units)."""
+
+    regime: Regime
+    exponents: Mapping[str, int]
+    to_user: Mapping[sp.Symbol, sp.Expr]
+    gammas: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Substituted:
+    """Delta = eta^r (S' - S) of every state in regime symbols, with grad = g + sigma_0 zeta /
+    eta^noise; ``held_next`` maps each <name>_next to that state's S' (noise not yet averaged)."""
+
+    spec: Optimizer
+    units: Units
+    delta: Mapping[str, sp.Expr]
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Isolated:
+    """As :class:`Substituted`, with every sign(a + b zeta) written sign(b) S_i (table ``signs``)."""
+
+    spec: Optimizer
+    units: Units
+    delta: Mapping[str, sp.Expr]
+    signs: Mapping[sp.Symbol, SignAtom]
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Delta of every state as {power of eta: coefficient} through eta^order (order = dt + 1)."""
+
+    spec: Optimizer
+    units: Units
+    series: Mapping[str, Mapping[int, sp.Expr]]
+    signs: Mapping[sp.Symbol, SignAtom]
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+    @property
+    def regime(self) -> Regime:
+        return self.units.regime
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return tuple(self.series)
+
+    @property
+    def order(self) -> int:
+        return self.regime.dt + 1
+
+
+@dataclass(frozen=True)
+class Averaging:
+    """Input of :func:`average`: an expansion, the law, the states whose rows of the covariance
+    are left out (published forms drop the second-moment noise), and whether the covariance is
+    wanted at all (the held pass of a published form needs only the mean)."""
+
+    expansion: Expansion
+    law: NoiseLaw
+    dropped: frozenset[str] = frozenset()
+    covariance: bool = True
+
+
+@dataclass(frozen=True)
+class Averaged:
+    """E[Delta] by power of eta (through eta^dt); Cov[Delta] at its lowest power ``lead``
+    (cov None: not computed, because not wanted or the mean already diverges (lead None too),
+    or because lead < dt, which :func:`leading` reports); the averaged same-step values; the conditions the law's moments
+    needed (on symbolic parameters)."""
+
+    expansion: Expansion
+    law: NoiseLaw
+    mean: Mapping[str, Mapping[int, sp.Expr]]
+    cov: sp.ImmutableMatrix | None
+    lead: int | None
+    conditions: frozenset[str] = frozenset()
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Leading:
+    """Drift [eta^dt] E[Delta] per state and covariance Cov[Delta] at order eta^lead, both in
+    regime units (cov and lead None when the covariance was not wanted)."""
+
+    expansion: Expansion
+    drift: Mapping[str, sp.Expr]
+    cov: sp.ImmutableMatrix | None
+    lead: int | None
+    conditions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class UserForm:
+    """Drift (one entry per state) and diffusion G (rows = states, one column per independent
+    Brownian motion) in the user's units."""
+
+    drift: tuple[sp.Expr, ...]
+    diffusion: sp.ImmutableMatrix
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages 1-4: law-independent
+# ---------------------------------------------------------------------------------------------
+def one_step(update: Update) -> OneStep:
+    """Stage 1: the new value of every state after one step (the update rule composed in order)."""
+    spec = update.spec
+    held = {h: spec.step_map()[h] for h in sorted(update.hold)}
+    return OneStep(spec, update.regime, spec.step_map(update.hold), held)
 
 
 def _regime_symbols(spec: Optimizer, regime: Regime):
@@ -85,7 +218,7 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
 
 def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime, gammas: dict, to_user: dict, where: str) -> sp.Expr:
     """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt."""
-    replace = {}
+    replace_ = {}
     k_of_t = t0 / S.eta**regime.dt
     for p in expr.atoms(sp.Pow):
         if not p.exp.has(S.k):
@@ -94,26 +227,63 @@ def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime,
             raise UnsupportedUpdateError(f"{where}: the step count k appears in the base of {p}; only powers beta**(expression in k) are supported")
         log_rate = sp.limit(p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs)), S.eta, 0)
         if log_rate == 0:
-            replace[p] = sp.Integer(1)
+            replace_[p] = sp.Integer(1)
         elif log_rate == -sp.oo:
-            replace[p] = sp.Integer(0)
+            replace_[p] = sp.Integer(0)
         elif log_rate.is_negative:
             name = S.bias_name(p.base.name) if isinstance(p.base, sp.Symbol) else f"gamma_{len(gammas) + 1}"
             gamma = sp.Symbol(name, positive=True)
             gammas[gamma] = 1 - sp.exp(log_rate.xreplace(to_user))
-            replace[p] = 1 - gamma
+            replace_[p] = 1 - gamma
         else:
             raise UnsupportedUpdateError(f"{where}: the power {p} has no limit in (0, 1] as eta -> 0 (k log base -> {log_rate})")
-    out = expr.xreplace(replace)
+    out = expr.xreplace(replace_)
     if out.has(S.k):
         raise UnsupportedUpdateError(f"{where}: the step count k appears outside a power beta**k in {out}; "
                                      "only bias corrections of the form beta**k are supported")
     return out
 
 
-def _isolate_signs(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], where: str) -> sp.Expr:
+def _grad_degree(expr: sp.Expr) -> int | None:
+    """Degree of a new state value in the stochastic gradient (None if not polynomial in it)."""
+    try:
+        return sp.Poly(expr, S.grad).degree()
+    except sp.PolynomialError:
+        return None
+
+
+def _where(spec: Optimizer, regime: Regime, name: str) -> str:
+    return f"optimizer {spec.name!r} ({regime.name} regime), update of {name}"
+
+
+def substitute(step: OneStep) -> Substituted:
+    """Stage 2: the regime's scalings put into Delta = eta^r (S' - S) of every state."""
+    spec, regime, eta = step.spec, step.regime, S.eta
+    hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
+    exponents = {name: (0 if name == "x" else regime.state_exponent(_grad_degree(step.new[name]))) for name in spec.state_names}
+    state_subs = {}
+    for name, sym in zip(spec.state_names, spec.state_symbols):
+        r = exponents[name]
+        scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
+        state_subs[sym] = scaled / eta**r
+        if r:
+            to_user[scaled] = sym * eta**r
+    subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **state_subs}
+    gammas: dict[sp.Symbol, sp.Expr] = {}
+    delta = {}
+    for name, sym in zip(spec.state_names, spec.state_symbols):
+        new = _bias_powers(step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name))
+        delta[name] = sp.powsimp(eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs)))
+    held_next = {}
+    for h, new in step.held.items():
+        where = f"optimizer {spec.name!r}, same-step value of {h}"
+        held_next[next_symbol(h)] = _bias_powers(new, hyper_subs, t0, regime, gammas, to_user, where).xreplace(subs)
+    return Substituted(spec, Units(regime, exponents, to_user, gammas), delta, held_next)
+
+
+def _isolate(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], where: str) -> sp.Expr:
     """sign(a + b zeta) -> sign(b) * S with S = sign(a/b + zeta) (one placeholder per distinct a/b)."""
-    replace = {}
+    replace_ = {}
     for atom in expr.atoms(sp.sign):
         arg = atom.args[0]
         if not arg.has(S.zeta):
@@ -133,8 +303,18 @@ def _isolate_signs(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], where: str) 
         existing = [s for s, v in signs.items() if v.y == y]
         sym = existing[0] if existing else sp.Symbol(f"S_{len(signs)}", real=True)
         signs[sym] = SignAtom(sym, y)
-        replace[atom] = orientation * sym
-    return expr.xreplace(replace)
+        replace_[atom] = orientation * sym
+    return expr.xreplace(replace_)
+
+
+def isolate_signs(sub: Substituted) -> Isolated:
+    """Stage 3: every sign(a + b zeta) in Delta (and in the held same-step values) becomes
+    sign(b) S_i, S_i = sign(a/b + zeta), one placeholder per distinct a/b."""
+    signs: dict[sp.Symbol, SignAtom] = {}
+    regime = sub.units.regime
+    delta = {name: _isolate(d, signs, _where(sub.spec, regime, name)) for name, d in sub.delta.items()}
+    held = {sym: _isolate(v, signs, f"optimizer {sub.spec.name!r}, same-step value of {sym}") for sym, v in sub.held_next.items()}
+    return Isolated(sub.spec, sub.units, delta, signs, held)
 
 
 def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
@@ -155,45 +335,26 @@ def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     return {n: c for n, c in out.items() if c != 0}
 
 
+def expand(iso: Isolated) -> Expansion:
+    """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1)."""
+    order = iso.units.regime.dt + 1
+    series = {name: _coefficients(sp.together(d), order, _where(iso.spec, iso.units.regime, name))  # one fraction: faster series
+              for name, d in iso.delta.items()}
+    return Expansion(iso.spec, iso.units, series, iso.signs, iso.held_next)
+
+
 @lru_cache(maxsize=None)
 def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset()) -> Expansion:
-    """Steps 1-4 for one optimizer, regime and set of held same-step states."""
-    eta = S.eta
-    hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
-    step = spec.step_map(hold)
-    exponents = {name: (0 if name == "x" else regime.state_exponent(spec.grad_degree(name))) for name in spec.state_names}
-    state_subs = {}
-    for name, sym in zip(spec.state_names, spec.state_symbols):
-        r = exponents[name]
-        scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
-        state_subs[sym] = scaled / eta**r
-        if r:
-            to_user[scaled] = sym * eta**r
-    subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **state_subs}
-    gammas: dict[sp.Symbol, sp.Expr] = {}
-    signs: dict[sp.Symbol, SignAtom] = {}
-    order = regime.dt + 1
-    series: dict[str, dict[int, sp.Expr]] = {}
-    for name, sym in zip(spec.state_names, spec.state_symbols):
-        where = f"optimizer {spec.name!r} ({regime.name} regime), update of {name}"
-        new = _bias_powers(step[name], hyper_subs, t0, regime, gammas, to_user, where)
-        delta = eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs))
-        delta = _isolate_signs(sp.powsimp(delta), signs, where)
-        series[name] = _coefficients(sp.together(delta), order, where)  # one fraction: faster series
-    held_next = {}
-    for h in hold:
-        where = f"optimizer {spec.name!r}, same-step value of {h}"
-        new = _bias_powers(spec.step_map()[h], hyper_subs, t0, regime, gammas, to_user, where).xreplace(subs)
-        held_next[next_symbol(h)] = sp.expand(expect(new, {}, where))
-    return Expansion(spec, regime, spec.state_names, exponents, series, signs, to_user, gammas, order, held_next)
+    """Stages 1-4 (law-independent), cached per optimizer, regime and set of held states."""
+    return expand(isolate_signs(substitute(one_step(Update(spec, regime, hold)))))
 
 
 # ---------------------------------------------------------------------------------------------
-# Steps 5-7: per law and form
+# Stages 5-7: per law and form
 # ---------------------------------------------------------------------------------------------
 def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str]) -> sp.Expr:
     """Put the law's moments and s(y) into an averaged expression."""
-    replace = {}
+    replace_ = {}
     for sym in expr.free_symbols:
         n = moment_order(sym)
         if n:
@@ -205,8 +366,8 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
                     + (" or form='published', which drops the second-moment noise" if n >= 4 else ""))
             if condition:
                 conditions.add(condition)
-            replace[sym] = value
-    expr = expr.xreplace(replace)
+            replace_[sym] = value
+    expr = expr.xreplace(replace_)
     s_calls = [f for f in expr.atoms(sp.Function) if f.func == sp.Function("s")]
     if s_calls:
         values = {}
@@ -224,7 +385,7 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
     return expr
 
 
-def _mean_series(coeffs: dict[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str]) -> dict[int, sp.Expr]:
+def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str]) -> dict[int, sp.Expr]:
     """E[Delta] by order in eta, through order dt (higher orders only feed higher orders).
 
     Expectations bring in eta only through s(y) with an eta-dependent y; only then is the
@@ -236,28 +397,10 @@ def _mean_series(coeffs: dict[int, sp.Expr], exp: Expansion, law: NoiseLaw, what
     return _coefficients(sum((S.eta**n * m for n, m in means.items()), sp.Integer(0)), exp.order, what)
 
 
-def _drift(exp: Expansion, law: NoiseLaw, name: str, conditions: set[str]) -> sp.Expr:
-    what = f"drift of {name} for {exp.spec.name} under {law.label} ({exp.regime.name})"
-    mean = _mean_series(exp.series[name], exp, law, what, conditions)
-    low = [n for n, c in mean.items() if n < exp.regime.dt and sp.simplify(c) != 0]
-    if low:
-        raise NoLimitError(
-            f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
-            f"E[Delta {name}]/dt is of order eta^{min(low) - exp.regime.dt}, which diverges as eta -> 0")
-    return mean.get(exp.regime.dt, sp.Integer(0))
-
-
-def _covariance(exp: Expansion, law: NoiseLaw, conditions: set[str], dropped: set[str]) -> tuple[sp.Matrix, int]:
-    """Leading-order Cov[Delta] (regime units) and its eta order L; rows of ``dropped`` are zero."""
+def _covariance(exp: Expansion, law: NoiseLaw, lead: int, conditions: set[str], dropped: frozenset[str]) -> sp.ImmutableMatrix:
+    """Cov[Delta] at order eta^lead (regime units); rows and columns of ``dropped`` are zero."""
     random = {n: {o: c for o, c in exp.series[n].items() if is_random(c, exp.signs)} for n in exp.states if n not in dropped}
-    orders = [min(r) for r in random.values() if r]
     size = len(exp.states)
-    if not orders:
-        return sp.zeros(size, size), 0
-    lead = 2 * min(orders)
-    if lead < exp.regime.dt:
-        raise NoLimitError(f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
-                           f"Cov[Delta]/dt is of order eta^{lead - exp.regime.dt}")
     cov = sp.zeros(size, size)
     for i, a in enumerate(exp.states):
         for j, b in enumerate(exp.states[: i + 1]):
@@ -270,11 +413,69 @@ def _covariance(exp: Expansion, law: NoiseLaw, conditions: set[str], dropped: se
                 if cm is None:
                     continue
                 total += expect(cn * cm, exp.signs, what) - expect(cn, exp.signs, what) * expect(cm, exp.signs, what)
-            total = _fill_law(total, law, exp, what, conditions)
-            if total.has(S.eta):
-                total = _coefficients(total, 0, what).get(0, sp.Integer(0))
-            cov[i, j] = cov[j, i] = total
-    return cov, lead
+            cov[i, j] = cov[j, i] = _fill_law(total, law, exp, what, conditions)
+    return sp.ImmutableMatrix(cov)
+
+
+def _lowest_random_order(exp: Expansion, dropped: frozenset[str]) -> int | None:
+    """Twice the lowest power of eta at which some Delta (not dropped) depends on the noise."""
+    orders = [min(o for o, c in exp.series[n].items() if is_random(c, exp.signs))
+              for n in exp.states if n not in dropped and any(is_random(c, exp.signs) for c in exp.series[n].values())]
+    return 2 * min(orders) if orders else None
+
+
+def _diverges(mean: Mapping[str, Mapping[int, sp.Expr]], dt: int) -> bool:
+    """Whether some E[Delta] has a non-zero power of eta below dt (then there is no SDE limit)."""
+    return any(n < dt and sp.simplify(c) != 0 for series in mean.values() for n, c in series.items())
+
+
+def average(job: Averaging) -> Averaged:
+    """Stage 5: E[Delta] through order eta^dt, and Cov[Delta] at the lowest order eta^lead at
+    which Delta is random (the law's moments and s(y) filled in)."""
+    exp, law = job.expansion, job.law
+    conditions: set[str] = set()
+    mean = {}
+    for name in exp.states:
+        what = f"drift of {name} for {exp.spec.name} under {law.label} ({exp.regime.name})"
+        mean[name] = _mean_series(exp.series[name], exp, law, what, conditions)
+    held = {}
+    for sym, value in exp.held_next.items():
+        what = f"same-step value {sym} for {exp.spec.name} under {law.label}"
+        held[sym] = sp.expand(_fill_law(expect(value, exp.signs, what), law, exp, what, conditions))
+    cov, lead = None, None
+    if job.covariance and not _diverges(mean, exp.regime.dt):  # a divergent drift is reported first (leading)
+        lead = _lowest_random_order(exp, job.dropped)
+        if lead is None:  # no noise at all
+            cov, lead = sp.ImmutableMatrix(sp.zeros(len(exp.states), len(exp.states))), 0
+        elif lead >= exp.regime.dt:
+            cov = _covariance(exp, law, lead, conditions, job.dropped)
+    return Averaged(exp, law, mean, cov, lead, frozenset(conditions), held)
+
+
+def leading(avg: Averaged) -> Leading:
+    """Stage 6: drift = [eta^dt] E[Delta], after checking that no lower power survives; the
+    covariance's eta^0 coefficient where s(y) brought eta into it; NoLimitError when E[Delta]/dt
+    or Cov[Delta]/dt diverges as eta -> 0."""
+    exp = avg.expansion
+    dt = exp.regime.dt
+    drift = {}
+    for name in exp.states:
+        mean = avg.mean[name]
+        low = [n for n, c in mean.items() if n < dt and sp.simplify(c) != 0]
+        if low:
+            raise NoLimitError(
+                f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
+                f"E[Delta {name}]/dt is of order eta^{min(low) - dt}, which diverges as eta -> 0")
+        drift[name] = mean.get(dt, sp.Integer(0))
+    if avg.cov is None and avg.lead is not None:
+        raise NoLimitError(f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
+                           f"Cov[Delta]/dt is of order eta^{avg.lead - dt}")
+    cov = avg.cov
+    if cov is not None and cov.has(S.eta):  # s(y) with an eta-dependent y: keep the eta^0 coefficient
+        cov = sp.ImmutableMatrix(len(exp.states), len(exp.states), lambda i, j: _coefficients(
+            cov[i, j], 0, f"covariance of ({exp.states[i]}, {exp.states[j]}) for {exp.spec.name} under {avg.law.label}"
+        ).get(0, sp.Integer(0)) if cov[i, j].has(S.eta) else cov[i, j])
+    return Leading(exp, drift, cov, avg.lead, avg.conditions)
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
@@ -334,6 +535,27 @@ def _cholesky(cov: sp.Matrix) -> sp.Matrix:
     return sp.Matrix([[c[i] for c in columns] for i in range(n)])
 
 
+def map_back(lead: Leading) -> UserForm:
+    """Stage 7: drift and diffusion in the user's units, each entry in its simplest exact form.
+
+    A state s = s_0 / eta^r and regime time t_regime = eta^(dt-1) t: the drift of s is
+    eta^(dt-1) b_0 / eta^r, the covariance eta^(dt-1) eta^(lead-dt) Cov_0 / eta^(r_i + r_j)
+    (the eta^(lead-dt) is the power kept in front of the noise); G is its Cholesky factor.
+    """
+    exp, units = lead.expansion, lead.expansion.units
+    reg = units.regime
+    back = dict(units.to_user)
+    time_scale = S.eta ** (reg.dt - 1)
+    drift = tuple(_simplest(lead.drift[n].xreplace(back) * time_scale / S.eta ** units.exponents[n]) for n in exp.states)
+    size = len(exp.states)
+    if lead.cov is None:
+        return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
+    scale = [S.eta ** -units.exponents[n] for n in exp.states]
+    user_cov = sp.Matrix(size, size, lambda i, j: _simplest(
+        lead.cov[i, j].xreplace(back) * scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
+    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov)))
+
+
 def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian", regime: "str | Regime" = "paper",
                form: str = "full", nu: object = None) -> SDE:
     """Derive the SDE of ``optimizer`` under the gradient-noise law ``noise`` in ``regime``.
@@ -350,38 +572,26 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
         raise UnknownNameError("form", form, FORMS)
     simplifications = reg.published if form == "published" else ()
     degrees = {n: spec.grad_degree(n) for n in spec.state_names}
-    second_moment = {n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2}
+    second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
     momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
     hold = momentum if SAME_STEP_MOMENTUM in simplifications else frozenset()
-    exp = expansion(spec, reg)
-    conditions: set[str] = set()
-
-    drift = {name: _drift(exp, law, name, conditions) for name in exp.states}
-    if hold:
-        held = expansion(spec, reg, hold)
-        drift["x"] = _drift(held, law, "x", conditions).xreplace(held.held_next)
     applied = [s for s in simplifications if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)]
-    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else set()
-    cov, lead = _covariance(exp, law, conditions, dropped)
+    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
 
-    # map back to user units: s = s_0 / eta^r, t_regime = eta^(dt-1) t
-    back = dict(exp.to_user)
-    time_scale = S.eta ** (reg.dt - 1)
-    user_drift = []
-    for name in exp.states:
-        value = drift[name].xreplace(back) * time_scale / S.eta ** exp.exponents[name]
-        user_drift.append(_simplest(value))
-    scale = [S.eta ** -exp.exponents[n] for n in exp.states]
-    user_cov = sp.Matrix(len(scale), len(scale), lambda i, j: _simplest(
-        cov[i, j].xreplace(back) * scale[i] * scale[j] * S.eta ** (lead - reg.dt) * time_scale))
-    diffusion = _cholesky(user_cov)
+    exp = expansion(spec, reg)                                    # stages 1-4
+    result = leading(average(Averaging(exp, law, dropped)))       # stages 5-6
+    if hold:  # the x drift with the same-step momentum kept: x reads m_next = E[m']
+        held = average(Averaging(expansion(spec, reg, hold), law, dropped, covariance=False))
+        x_drift = leading(held).drift["x"].xreplace(held.held_next)
+        result = replace(result, drift={**result.drift, "x": x_drift}, conditions=result.conditions | held.conditions)
+    user = map_back(result)                                       # stage 7
 
     provenance = [
         f"update rule of {spec.name}: " + "; ".join(f"{a} <- {b}" for a, b in spec.update),
         f"regime {reg.name}: {reg.reference}",
         f"noise {law.label}: " + (f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}" if exp.signs
                                   else "moments E[zeta^n] of the law (no sign() in the update)"),
-        f"expanded in eta to order {exp.order}; drift = [eta^{reg.dt}] E[Delta], covariance at order eta^{lead} over dt",
+        f"expanded in eta to order {exp.order}; drift = [eta^{reg.dt}] E[Delta], covariance at order eta^{result.lead} over dt",
     ]
     if applied:
         provenance.append("published simplifications: " + "; ".join(applied))
@@ -389,7 +599,8 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
         provenance.append("published form: no simplification applies to this optimizer in this regime")
     return SDE(
         optimizer=spec.name, noise=law.label, regime=reg.name, form=form,
-        state=spec.state_symbols, drift=tuple(user_drift), diffusion=sp.ImmutableMatrix(diffusion),
-        time_functions=dict(sorted(exp.gammas.items(), key=lambda item: item[0].name)), initial={s.name: s.init for s in spec.state},
-        conditions=tuple(sorted(conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
+        state=spec.state_symbols, drift=user.drift, diffusion=user.diffusion,
+        time_functions=dict(sorted(exp.units.gammas.items(), key=lambda item: item[0].name)),
+        initial={s.name: s.init for s in spec.state},
+        conditions=tuple(sorted(result.conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import DeriveError
@@ -151,7 +153,8 @@ def hoist(exprs: Sequence[sp.Expr], element: Iterable[sp.Symbol], prefix: str,
     def visit(e: sp.Expr) -> sp.Expr:
         if e.is_Atom:
             return e
-        if not (e.free_symbols & element) and e.free_symbols and not isinstance(e, sp.Piecewise):
+        whole = not isinstance(e, (sp.Piecewise, ExprCondPair, Boolean))  # a branch or condition is no number
+        if whole and e.free_symbols and not (e.free_symbols & element):
             if e not in table:
                 table[e] = sp.Symbol(f"{prefix}{start + len(consts)}", real=True)
                 consts.append((table[e], e))
