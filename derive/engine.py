@@ -10,12 +10,16 @@ alone); :func:`derive_sde` calls them in order:
                          eta^a rho_0, g~ = g + sigma_0 zeta / eta^b, rescaled states, k = t/dt),
                          turning beta^k into 1 - gamma with gamma = 1 - exp(lim k log beta), and
                          form Delta = eta^r (S' - S);
-3. :func:`isolate_signs` ``Substituted -> Isolated``: replace each sign(a + b zeta) by sign(b) S,
-                         S = sign(a/b + zeta);
+3. :func:`isolate_signs` ``Substituted -> Isolated``: rewrite every sign, Abs, Min, Max and
+                         Heaviside of an affine function a + b d of a noise draw d into indicators
+                         H = 1[d > -a/b] (module :mod:`derive.expectation`); a threshold that
+                         diverges as eta -> 0 gives the deterministic limit (a sign of an argument
+                         growing like 1/eta becomes the sign of its leading term);
 4. :func:`expand`        ``Isolated -> Expansion``: series in eta of each Delta (zeta and S held
                          as O(1) symbols);
-5. :func:`average`       ``Averaging -> Averaged``: expectations over zeta (module
-                         :mod:`derive.expectation`), the law filling in moments and s(y) = 2F(y) - 1:
+5. :func:`average`       ``Averaging -> Averaged``: expectations over the draws (module
+                         :mod:`derive.expectation`), the law filling in its moments and partial
+                         moments K_n(u) = integral_0^u z^n p (K_0 = s/2, s(y) = 2F(y) - 1):
                          E[Delta] through order eta^dt and Cov[Delta] at its lowest order in eta;
 6. :func:`leading`       ``Averaged -> Leading``: drift b = [eta^dt] E[Delta] (lower orders must
                          vanish); covariance GG^T = Cov[Delta]/dt at the leading order in eta of
@@ -39,8 +43,9 @@ import sympy as sp
 
 from . import symbols as S
 from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
-from .expectation import SignAtom, expect, is_random, moment_order
+from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order, shown
 from .noise import NoiseLaw, get_noise
+from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
 from .regimes import DROP_SECOND_MOMENT_NOISE, FORMS, SAME_STEP_MOMENTUM, Regime, get_regime
 from .sde import SDE
@@ -95,12 +100,13 @@ class Substituted:
 
 @dataclass(frozen=True)
 class Isolated:
-    """As :class:`Substituted`, with every sign(a + b zeta) written sign(b) S_i (table ``signs``)."""
+    """As :class:`Substituted`, with every piecewise function of the noise written through the
+    indicators of the table ``indicators`` (H = 1[draw > threshold])."""
 
     spec: Optimizer
     units: Units
     delta: Mapping[str, sp.Expr]
-    signs: Mapping[sp.Symbol, SignAtom]
+    indicators: Mapping[sp.Symbol, Indicator]
     held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
 
 
@@ -111,7 +117,7 @@ class Expansion:
     spec: Optimizer
     units: Units
     series: Mapping[str, Mapping[int, sp.Expr]]
-    signs: Mapping[sp.Symbol, SignAtom]
+    indicators: Mapping[sp.Symbol, Indicator]
     held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
 
     @property
@@ -179,11 +185,28 @@ class UserForm:
 # ---------------------------------------------------------------------------------------------
 # Stages 1-4: law-independent
 # ---------------------------------------------------------------------------------------------
+def _running_extremum(spec: Optimizer, name: str, new: sp.Expr) -> None:
+    """Refuse Max/Min of a state and an expression of the noise (AMSGrad's vhat = max(vhat, v)):
+    a running maximum moves by one-sided jumps and has no limit of the form b dt + G dW."""
+    states = set(spec.state_symbols)
+    for atom in new.atoms(sp.Max, sp.Min):
+        noisy = [a for a in atom.args if S.draws_in(a) or a.has(S.grad) or any(S.draw_index(s, "grad") is not None for s in a.free_symbols)]
+        kept = [a for a in atom.args if a in states]
+        if noisy and kept:
+            raise UnsupportedUpdateError(
+                f"optimizer {spec.name!r}, update of {name}: {type(atom).__name__}({kept[0]}, ...) takes the running "
+                f"{'maximum' if isinstance(atom, sp.Max) else 'minimum'} of the state {kept[0]} and a noisy update (as AMSGrad's "
+                "vhat = max(vhat, v)); such a ratchet has no SDE limit of the form b dt + G dW, so it is not supported")
+
+
 def one_step(update: Update) -> OneStep:
     """Stage 1: the new value of every state after one step (the update rule composed in order)."""
     spec = update.spec
+    new = spec.step_map(update.hold)
+    for name, value in new.items():
+        _running_extremum(spec, name, value)
     held = {h: spec.step_map()[h] for h in sorted(update.hold)}
-    return OneStep(spec, update.regime, spec.step_map(update.hold), held)
+    return OneStep(spec, update.regime, new, held)
 
 
 def _regime_symbols(spec: Optimizer, regime: Regime):
@@ -205,10 +228,18 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
             eps0 = regime.scaled(sym, regime.eps, positive=False)
             subs[sym] = eps0 / eta**regime.eps
             to_user[eps0] = sym * eta**regime.eps
+        elif role == "fixed_decay":  # beta = 1 - c with 0 < c < 1 (see symbols.sign_in_unit_interval)
+            c = S.complement_symbol(name)
+            subs[sym] = 1 - c
+            to_user[c] = 1 - sym
         elif role == "weight_decay":
             th0 = regime.scaled(sym, regime.weight_decay, positive=False)
             subs[sym] = th0 * eta**regime.weight_decay
             to_user[th0] = sym / eta**regime.weight_decay
+        elif role == "noise_scale":  # scales like sigma
+            tau0 = regime.scaled(sym, regime.noise)
+            subs[sym] = tau0 / eta**regime.noise
+            to_user[tau0] = sym * eta**regime.noise
     sigma0 = regime.scaled(S.sigma, regime.noise)
     to_user[sigma0] = S.sigma * eta**regime.noise
     t0 = regime.scaled(S.t, regime.dt - 1)
@@ -268,7 +299,9 @@ def substitute(step: OneStep) -> Substituted:
         state_subs[sym] = scaled / eta**r
         if r:
             to_user[scaled] = sym * eta**r
-    subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **state_subs}
+    grads = {S.grad_draw(i): S.g + sigma0 * S.law_draw(i) / eta**regime.noise
+             for i in sorted({S.draw_index(s, "grad") for e in step.new.values() for s in e.free_symbols} - {None})}
+    subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **grads, **state_subs}
     gammas: dict[sp.Symbol, sp.Expr] = {}
     delta = {}
     for name, sym in zip(spec.state_names, spec.state_symbols):
@@ -281,44 +314,45 @@ def substitute(step: OneStep) -> Substituted:
     return Substituted(spec, Units(regime, exponents, to_user, gammas), delta, held_next)
 
 
-def _isolate(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], where: str) -> sp.Expr:
-    """sign(a + b zeta) -> sign(b) * S with S = sign(a/b + zeta) (one placeholder per distinct a/b)."""
-    replace_ = {}
-    for atom in expr.atoms(sp.sign):
-        arg = atom.args[0]
-        if not arg.has(S.zeta):
-            continue
-        try:
-            poly = sp.Poly(sp.expand(arg), S.zeta)
-        except sp.PolynomialError:
-            poly = None
-        if poly is None or poly.degree() != 1:
-            raise UnsupportedUpdateError(f"{where}: the term {atom} is the sign of a non-affine function of the noise zeta; "
-                                         "only sign(a + b*zeta) has a CDF rule")
-        b, a = poly.coeff_monomial(S.zeta), poly.coeff_monomial(1)
-        orientation = 1 if b.is_positive else (-1 if b.is_negative else None)
-        if orientation is None:
-            raise UnsupportedUpdateError(f"{where}: in {atom} the sign of the noise coefficient {b} is unknown")
-        y = sp.simplify(a / b)
-        existing = [s for s, v in signs.items() if v.y == y]
-        sym = existing[0] if existing else sp.Symbol(f"S_{len(signs)}", real=True)
-        signs[sym] = SignAtom(sym, y)
-        replace_[atom] = orientation * sym
-    return expr.xreplace(replace_)
-
-
 def isolate_signs(sub: Substituted) -> Isolated:
-    """Stage 3: every sign(a + b zeta) in Delta (and in the held same-step values) becomes
-    sign(b) S_i, S_i = sign(a/b + zeta), one placeholder per distinct a/b."""
-    signs: dict[sp.Symbol, SignAtom] = {}
+    """Stage 3: every sign, Abs, Min, Max and Heaviside of the noise in Delta (and in the held
+    same-step values) rewritten into indicators H = 1[draw > threshold], one per distinct
+    (draw, threshold) (see :mod:`derive.expectation`)."""
+    table: dict[sp.Symbol, Indicator] = {}
     regime = sub.units.regime
-    delta = {name: _isolate(d, signs, _where(sub.spec, regime, name)) for name, d in sub.delta.items()}
-    held = {sym: _isolate(v, signs, f"optimizer {sub.spec.name!r}, same-step value of {sym}") for sym, v in sub.held_next.items()}
-    return Isolated(sub.spec, sub.units, delta, signs, held)
+    variables = (S.g, *sub.spec.state_symbols, *[s for s in sub.units.to_user if s.name.endswith("_0") and s.name[:-2] in sub.spec.state_names])
+    delta = {name: isolate(d, table, _where(sub.spec, regime, name), variables) for name, d in sub.delta.items()}
+    held = {sym: isolate(v, table, f"optimizer {sub.spec.name!r}, same-step value of {sym}", variables) for sym, v in sub.held_next.items()}
+    return Isolated(sub.spec, sub.units, delta, table, held)
+
+
+def _laurent(expr: sp.Expr, order: int) -> dict[int, sp.Expr] | None:
+    """The coefficients of ``expr`` if it is a Laurent polynomial in eta (function applications
+    free of eta held opaque), through eta**order; None otherwise."""
+    opaque = Opaque(keep=lambda f: not f.has(S.eta))
+    hidden = opaque.hide(expr)
+    for node in sp.preorder_traversal(hidden):
+        if node.has(S.eta) and (isinstance(node, sp.Function) or (
+                node.is_Pow and node.base != S.eta and not (node.exp.is_Integer and node.exp > 0))):
+            return None  # eta in a denominator or under a function: not a Laurent polynomial
+    out: dict[int, sp.Expr] = {}
+    for term in sp.Add.make_args(sp.expand(hidden)):
+        coeff, power = term.as_independent(S.eta, as_Add=False)
+        base, exponent = power.as_base_exp() if power != 1 else (S.eta, sp.Integer(0))
+        if base != S.eta or not exponent.is_Integer:
+            return None
+        if exponent <= order:
+            out[int(exponent)] = out.get(int(exponent), 0) + opaque.show(coeff)
+    return {n: c for n, c in out.items() if c != 0}
 
 
 def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     """Taylor coefficients of expr in eta up to eta**order (negative powers kept)."""
+    if not expr.has(S.eta):
+        return {0: expr} if expr != 0 else {}
+    fast = _laurent(expr, order)
+    if fast is not None:
+        return fast
     try:
         series = sp.series(expr, S.eta, 0, order + 1).removeO()
     except Exception as exc:  # noqa: BLE001 - SymPy raises many types here
@@ -340,7 +374,7 @@ def expand(iso: Isolated) -> Expansion:
     order = iso.units.regime.dt + 1
     series = {name: _coefficients(sp.together(d), order, _where(iso.spec, iso.units.regime, name))  # one fraction: faster series
               for name, d in iso.delta.items()}
-    return Expansion(iso.spec, iso.units, series, iso.signs, iso.held_next)
+    return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
 
 
 @lru_cache(maxsize=None)
@@ -352,36 +386,106 @@ def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(
 # ---------------------------------------------------------------------------------------------
 # Stages 5-7: per law and form
 # ---------------------------------------------------------------------------------------------
-def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str]) -> sp.Expr:
-    """Put the law's moments and s(y) into an averaged expression."""
+def _moment_value(sym: sp.Symbol, law: NoiseLaw, what: str, sources: Mapping[int, sp.Expr]) -> tuple[sp.Expr, str | None]:
+    """The law's value of a moment placeholder; InfiniteMomentError naming the term if infinite."""
+    n = moment_order(sym)
+    if n:
+        value, condition = law.moment(n)
+        if value == sp.oo:
+            piece = f" (for the term {sources[n]})" if n in sources else ""
+            raise InfiniteMomentError(
+                f"{what} needs E[zeta^{n}]{piece}, which is infinite under the {law.label} law; "
+                f"use a law with a finite moment of order {n}"
+                + (" or form='published', which drops the second-moment noise" if n >= 4 and not piece else ""))
+        return value, condition
+    n = abs_moment_order(sym)
+    value, condition = law.abs_moment(n)
+    if value == sp.oo:
+        raise InfiniteMomentError(
+            f"{what} needs E[|zeta|^{n}] (for the term {sources.get(n, '?')}, a piece unbounded in the noise), which is "
+            f"infinite under the {law.label} law; use a law with a finite moment of order {n}")
+    return value, condition
+
+
+def _eta_limit(u: sp.Expr) -> sp.Expr | None:
+    """lim_{eta -> 0} u (None if undecided); a Max or Min of thresholds by the limits of its arguments."""
+    if isinstance(u, (sp.Max, sp.Min)):
+        limits = [_eta_limit(a) for a in u.args]
+        return None if any(v is None for v in limits) else u.func(*limits)
+    try:
+        coeff, power = u.leadterm(S.eta)
+    except (ValueError, NotImplementedError, TypeError):
+        return None
+    if power > 0:
+        return sp.Integer(0)
+    return coeff if power == 0 else sp.sign(coeff) * sp.oo
+
+
+def _pull_eta(u: sp.Expr) -> sp.Expr:
+    """Max(eta^p a_1, eta^p a_2, ...) = eta^p Max(a_1, ...) (eta > 0); other arguments unchanged."""
+    if not isinstance(u, (sp.Max, sp.Min)):
+        return u
+    parts = [a.as_independent(S.eta, as_Add=False) for a in u.args]
+    powers = {p for _, p in parts}
+    return powers.pop() * u.func(*[c for c, _ in parts]) if len(powers) == 1 else u
+
+
+def _partial_value(call: sp.Expr, law: NoiseLaw, exp: Expansion, what: str) -> sp.Expr:
+    """K_n(u) of the law; for u depending on eta, its expansion through the needed order."""
+    n, (u,) = partial_order(call), call.args
+    if not u.has(S.eta):
+        return law.partial(n, u)
+    u0 = _eta_limit(u)
+    if u0 == 0:
+        u = _pull_eta(u)
+        if not isinstance(u, (sp.Max, sp.Min)):
+            return law.partial_series(n, u, S.eta, exp.order + 1)
+    elif u0 is not None and u0.is_finite and not isinstance(u, (sp.Max, sp.Min)):
+        return law.partial_taylor(n, u, u0, exp.order + 1)
+    raise UnsupportedUpdateError(f"{what}: the partial moment K_{n}({u}) of the law has no expansion in eta "
+                                 f"(its argument tends to {u0 if u0 is not None else 'an undecided limit'} as eta -> 0)")
+
+
+def _stable_signs(expr: sp.Expr, law: NoiseLaw) -> sp.Expr:
+    """Write K_0(y) = s(y)/2 = sign(y)(1 - T(y))/2 through the law's tail T = 1 - |s| where the law
+    offers one (Student-t, real nu), reducing sign(y)^2 to 1: then 1 - s^2 = T(2 - T) carries no
+    cancellation (at y = 0, T = 1 makes every such term vanish either way)."""
+    calls = [c for c in expr.atoms(sp.Function) if partial_order(c) == 0 and not c.args[0].has(S.eta)]
+    tails, replace_ = {}, {}
+    for call in calls:
+        tail = law.sign_tail(call.args[0])
+        if tail is None:
+            continue
+        sgn, tau = sp.Dummy("sgn"), sp.Dummy("tail")
+        replace_[call] = sgn * (1 - tau) / 2
+        tails[sgn], tails[tau] = sp.sign(call.args[0]), tail
+    if not replace_:
+        return expr
+    expr = expand_outside(expr.xreplace(replace_))
+    signs = {d for d, v in tails.items() if isinstance(v, sp.sign)}
+    expr = expr.replace(lambda e: e.is_Pow and e.base in signs and e.exp.is_Integer, lambda e: e.base ** (int(e.exp) % 2))
+    return expr.xreplace(tails)
+
+
+def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str],
+              sources: Mapping[int, sp.Expr] | None = None) -> sp.Expr:
+    """Put the law's moments, absolute moments and partial moments K_n(u) into an averaged
+    expression. A moment whose coefficient cancels (pieces on finite intervals) is not needed."""
+    sources = sources or {}
+    needed = {sym for sym in expr.free_symbols if moment_order(sym) or abs_moment_order(sym)}
+    if needed:
+        expanded = expand_outside(expr)
+        if any(not expanded.has(sym) for sym in needed):
+            expr, needed = expanded, {sym for sym in needed if expanded.has(sym)}
     replace_ = {}
-    for sym in expr.free_symbols:
-        n = moment_order(sym)
-        if n:
-            value, condition = law.moment(n)
-            if value == sp.oo:
-                raise InfiniteMomentError(
-                    f"{what} needs E[zeta^{n}], which is infinite under the {law.label} law; "
-                    f"use a law with a finite moment of order {n}"
-                    + (" or form='published', which drops the second-moment noise" if n >= 4 else ""))
-            if condition:
-                conditions.add(condition)
-            replace_[sym] = value
-    expr = expr.xreplace(replace_)
-    s_calls = [f for f in expr.atoms(sp.Function) if f.func == sp.Function("s")]
-    if s_calls:
-        values = {}
-        for call in s_calls:
-            y = call.args[0]
-            if not y.has(S.eta):
-                values[call] = law.s(y)
-            elif sp.limit(y, S.eta, 0) == 0:
-                values[call] = law.s_series(y, S.eta, exp.order + 1)
-            else:
-                raise UnsupportedUpdateError(
-                    f"{what}: E[sign(...)] = s({y}) has no expansion in eta (its argument does not vanish "
-                    "or stay fixed as eta -> 0)")
-        expr = expr.xreplace(values)
+    for sym in sorted(needed, key=lambda x: x.name):
+        replace_[sym], condition = _moment_value(sym, law, what, sources)
+        if condition:
+            conditions.add(condition)
+    expr = _stable_signs(expr.xreplace(replace_), law)
+    calls = [f for f in expr.atoms(sp.Function) if partial_order(f) is not None]
+    if calls:
+        expr = expr.xreplace({call: _partial_value(call, law, exp, what) for call in calls})
     return expr
 
 
@@ -390,37 +494,50 @@ def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, w
 
     Expectations bring in eta only through s(y) with an eta-dependent y; only then is the
     mean re-expanded."""
-    means = {n: _fill_law(expect(c, exp.signs, what), law, exp, what, conditions)
-             for n, c in coeffs.items() if n <= exp.regime.dt}
+    means = {}
+    for n, c in coeffs.items():
+        if n <= exp.regime.dt:
+            sources: dict[int, sp.Expr] = {}
+            means[n] = _fill_law(expect(c, exp.indicators, what, sources), law, exp, what, conditions, sources)
     if not any(m.has(S.eta) for m in means.values()):
         return {n: m for n, m in means.items() if m != 0}
     return _coefficients(sum((S.eta**n * m for n, m in means.items()), sp.Integer(0)), exp.order, what)
 
 
-def _covariance(exp: Expansion, law: NoiseLaw, lead: int, conditions: set[str], dropped: frozenset[str]) -> sp.ImmutableMatrix:
-    """Cov[Delta] at order eta^lead (regime units); rows and columns of ``dropped`` are zero."""
-    random = {n: {o: c for o, c in exp.series[n].items() if is_random(c, exp.signs)} for n in exp.states if n not in dropped}
+def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions: set[str],
+                       dropped: frozenset[str]) -> dict[int, sp.ImmutableMatrix]:
+    """Cov[Delta] by power of eta, for the powers in ``orders`` (regime units); rows and columns
+    of ``dropped`` are zero. Pairs of coefficients (n, m) with n + m in ``orders`` are averaged;
+    where a threshold of an indicator depends on eta the result is re-expanded (expectations only
+    raise the power of eta: a piece confined to an interval of width O(eta) has a mean of that size)."""
+    random = {n: {o: c for o, c in exp.series[n].items() if is_random(c, exp.indicators)} for n in exp.states if n not in dropped}
     size = len(exp.states)
-    cov = sp.zeros(size, size)
+    out = {o: sp.zeros(size, size) for o in orders}
     for i, a in enumerate(exp.states):
         for j, b in enumerate(exp.states[: i + 1]):
             if a in dropped or b in dropped:
                 continue
             what = f"covariance of ({a}, {b}) for {exp.spec.name} under {law.label}"
-            total = sp.Integer(0)
+            total, sources = sp.Integer(0), {}
             for n, cn in random[a].items():
-                cm = random[b].get(lead - n)
-                if cm is None:
-                    continue
-                total += expect(cn * cm, exp.signs, what) - expect(cn, exp.signs, what) * expect(cm, exp.signs, what)
-            cov[i, j] = cov[j, i] = _fill_law(total, law, exp, what, conditions)
-    return sp.ImmutableMatrix(cov)
+                for m, cm in random[b].items():
+                    if n + m not in orders:
+                        continue
+                    total += S.eta ** (n + m - orders.start) * (
+                        expect(cn * cm, exp.indicators, what, sources)
+                        - expect(cn, exp.indicators, what, sources) * expect(cm, exp.indicators, what, sources))
+            total = _fill_law(total, law, exp, what, conditions, sources)
+            series = _coefficients(total, len(orders) - 1, what) if total.has(S.eta) else {0: total}
+            for o, c in series.items():
+                if o + orders.start in out:
+                    out[o + orders.start][i, j] = out[o + orders.start][j, i] = c
+    return {o: sp.ImmutableMatrix(m) for o, m in out.items()}
 
 
 def _lowest_random_order(exp: Expansion, dropped: frozenset[str]) -> int | None:
     """Twice the lowest power of eta at which some Delta (not dropped) depends on the noise."""
-    orders = [min(o for o, c in exp.series[n].items() if is_random(c, exp.signs))
-              for n in exp.states if n not in dropped and any(is_random(c, exp.signs) for c in exp.series[n].values())]
+    orders = [min(o for o, c in exp.series[n].items() if is_random(c, exp.indicators))
+              for n in exp.states if n not in dropped and any(is_random(c, exp.indicators) for c in exp.series[n].values())]
     return 2 * min(orders) if orders else None
 
 
@@ -441,21 +558,40 @@ def average(job: Averaging) -> Averaged:
     held = {}
     for sym, value in exp.held_next.items():
         what = f"same-step value {sym} for {exp.spec.name} under {law.label}"
-        held[sym] = sp.expand(_fill_law(expect(value, exp.signs, what), law, exp, what, conditions))
+        held[sym] = sp.expand(_fill_law(expect(value, exp.indicators, what), law, exp, what, conditions))
     cov, lead = None, None
     if job.covariance and not _diverges(mean, exp.regime.dt):  # a divergent drift is reported first (leading)
-        lead = _lowest_random_order(exp, job.dropped)
-        if lead is None:  # no noise at all
-            cov, lead = sp.ImmutableMatrix(sp.zeros(len(exp.states), len(exp.states))), 0
-        elif lead >= exp.regime.dt:
-            cov = _covariance(exp, law, lead, conditions, job.dropped)
+        cov, lead = _leading_covariance(exp, law, conditions, job.dropped)
     return Averaged(exp, law, mean, cov, lead, frozenset(conditions), held)
 
 
+def _leading_covariance(exp: Expansion, law: NoiseLaw, conditions: set[str],
+                        dropped: frozenset[str]) -> tuple[sp.ImmutableMatrix | None, int]:
+    """Cov[Delta] at its lowest non-zero power eta^lead, and lead (cov None when lead < dt).
+
+    Without eta in the indicators' thresholds the lowest power is twice the lowest power of eta at
+    which Delta is random; otherwise the powers up to max(that, dt) + 1 are averaged and the first
+    non-zero one is kept."""
+    dt, size = exp.regime.dt, len(exp.states)
+    syntactic = _lowest_random_order(exp, dropped)
+    if syntactic is None:  # no noise at all
+        return sp.ImmutableMatrix(sp.zeros(size, size)), 0
+    if not any(ind.threshold.has(S.eta) for ind in exp.indicators.values()):
+        if syntactic < dt:
+            return None, syntactic
+        return _covariance_series(exp, law, range(syntactic, syntactic + 1), conditions, dropped)[syntactic], syntactic
+    for top in (max(syntactic, dt), max(syntactic, dt) + 1):
+        series = _covariance_series(exp, law, range(syntactic, top + 1), conditions, dropped)
+        for order, matrix in sorted(series.items()):
+            if any(sp.simplify(e) != 0 for e in matrix):
+                return (matrix if order >= dt else None), order
+    raise UnsupportedUpdateError(f"optimizer {exp.spec.name!r}: Cov[Delta] vanishes through order eta^{max(syntactic, dt) + 1} "
+                                 f"under the {law.label} law; its leading order is not resolved")
+
+
 def leading(avg: Averaged) -> Leading:
-    """Stage 6: drift = [eta^dt] E[Delta], after checking that no lower power survives; the
-    covariance's eta^0 coefficient where s(y) brought eta into it; NoLimitError when E[Delta]/dt
-    or Cov[Delta]/dt diverges as eta -> 0."""
+    """Stage 6: drift = [eta^dt] E[Delta], after checking that no lower power survives;
+    NoLimitError when E[Delta]/dt or Cov[Delta]/dt diverges as eta -> 0."""
     exp = avg.expansion
     dt = exp.regime.dt
     drift = {}
@@ -470,12 +606,7 @@ def leading(avg: Averaged) -> Leading:
     if avg.cov is None and avg.lead is not None:
         raise NoLimitError(f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
                            f"Cov[Delta]/dt is of order eta^{avg.lead - dt}")
-    cov = avg.cov
-    if cov is not None and cov.has(S.eta):  # s(y) with an eta-dependent y: keep the eta^0 coefficient
-        cov = sp.ImmutableMatrix(len(exp.states), len(exp.states), lambda i, j: _coefficients(
-            cov[i, j], 0, f"covariance of ({exp.states[i]}, {exp.states[j]}) for {exp.spec.name} under {avg.law.label}"
-        ).get(0, sp.Integer(0)) if cov[i, j].has(S.eta) else cov[i, j])
-    return Leading(exp, drift, cov, avg.lead, avg.conditions)
+    return Leading(exp, drift, avg.cov, avg.lead, avg.conditions)
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
@@ -494,13 +625,25 @@ def _canonical(expr: sp.Expr) -> sp.Expr:
     return result.xreplace({w: sp.sqrt(sym) for sym, w in roots.items()})
 
 
+#: Expressions with more operations than this, and more than two function applications held
+#: opaque (or more than ten times as many operations), are only tidied (see _simplest).
+_FACTOR_LIMIT = 60
+
+
+def _too_long(expr: sp.Expr) -> bool:
+    ops = sp.count_ops(expr)
+    return ops > 10 * _FACTOR_LIMIT or (ops > _FACTOR_LIMIT and len(expr.atoms(sp.Dummy)) > 2)
+
+
 @lru_cache(maxsize=4096)
 def _simplest(expr: sp.Expr) -> sp.Expr:
     """The shortest of ``expr``, its tidy form, its factored canonical form and its partial
     fractions in the parameter x (all exact)."""
     if expr.is_Atom:
         return expr
-    candidates = [expr, _tidy(expr), _canonical(expr)]
+    if _too_long(expr):  # factoring a long expression in many function applications costs seconds
+        return min([expr, sp.factor_terms(expr)], key=sp.count_ops)
+    candidates = [_tidy(expr), expr, _canonical(expr)]
     if expr.has(X):
         try:
             candidates.append(sp.apart(candidates[2], X))
@@ -519,7 +662,7 @@ def _cholesky(cov: sp.Matrix) -> sp.Matrix:
         pivot = _simplest(residual[p, p])
         if pivot == 0:
             continue
-        root = sp.sqrt(pivot)
+        root = sp.sqrt(sp.factor_terms(pivot))
         col = [sp.Integer(0)] * n
         for i in active:
             if i == p:
@@ -541,19 +684,45 @@ def map_back(lead: Leading) -> UserForm:
     A state s = s_0 / eta^r and regime time t_regime = eta^(dt-1) t: the drift of s is
     eta^(dt-1) b_0 / eta^r, the covariance eta^(dt-1) eta^(lead-dt) Cov_0 / eta^(r_i + r_j)
     (the eta^(lead-dt) is the power kept in front of the noise); G is its Cholesky factor.
+    Function applications are simplified as opaque symbols (see :mod:`derive.opaque`).
     """
     exp, units = lead.expansion, lead.expansion.units
     reg = units.regime
     back = dict(units.to_user)
     time_scale = S.eta ** (reg.dt - 1)
-    drift = tuple(_simplest(lead.drift[n].xreplace(back) * time_scale / S.eta ** units.exponents[n]) for n in exp.states)
+    opaque = Opaque()
+    variables = [S.g, *exp.spec.state_symbols, *[s for s in back if s.name.endswith("_0") and s.name[:-2] in exp.spec.state_names]]
+
+    def user(e: sp.Expr, factor: sp.Expr = sp.Integer(1)) -> sp.Expr:
+        """The simplest of e and e collected in g and the states (in regime units, where a fixed
+        EMA factor's complement 1 - beta is still one positive symbol), in user units."""
+        regime_units = Opaque()
+        hidden = regime_units.hide(sp.powsimp(e, combine="exp"))
+        forms = [hidden]
+        if hidden.is_Add and not _too_long(hidden):
+            forms.append(sp.collect(sp.expand(hidden), [v for v in variables if hidden.has(v)], func=sp.factor))
+        return min((_simplest(opaque.hide(regime_units.show(f).xreplace(back)) * factor) for f in forms), key=sp.count_ops)
+
+    drift = tuple(opaque.show(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
     size = len(exp.states)
     if lead.cov is None:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
     scale = [S.eta ** -units.exponents[n] for n in exp.states]
-    user_cov = sp.Matrix(size, size, lambda i, j: _simplest(
-        lead.cov[i, j].xreplace(back) * scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
-    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov)))
+    user_cov = sp.Matrix(size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
+    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(opaque.show)))
+
+
+@lru_cache(maxsize=256)
+def _pipeline(spec: Optimizer, law: NoiseLaw, reg: Regime, hold: frozenset[str], dropped: frozenset[str]) -> tuple[UserForm, Leading]:
+    """Stages 1 to 7 for one optimizer, law, regime, held states and dropped rows (a published
+    form that simplifies nothing shares the full form's result)."""
+    exp = expansion(spec, reg)                                    # stages 1-4
+    result = leading(average(Averaging(exp, law, dropped)))       # stages 5-6
+    if hold:  # the x drift with the same-step momentum kept: x reads m_next = E[m']
+        held = average(Averaging(expansion(spec, reg, hold), law, dropped, covariance=False))
+        x_drift = leading(held).drift["x"].xreplace(held.held_next)
+        result = replace(result, drift={**result.drift, "x": x_drift}, conditions=result.conditions | held.conditions)
+    return map_back(result), result                               # stage 7
 
 
 def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian", regime: "str | Regime" = "paper",
@@ -574,25 +743,24 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
     degrees = {n: spec.grad_degree(n) for n in spec.state_names}
     second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
     momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
-    hold = momentum if SAME_STEP_MOMENTUM in simplifications else frozenset()
+    read = frozenset(n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n)))  # x reads the new value
+    hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
     applied = [s for s in simplifications if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)]
     dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
 
-    exp = expansion(spec, reg)                                    # stages 1-4
-    result = leading(average(Averaging(exp, law, dropped)))       # stages 5-6
-    if hold:  # the x drift with the same-step momentum kept: x reads m_next = E[m']
-        held = average(Averaging(expansion(spec, reg, hold), law, dropped, covariance=False))
-        x_drift = leading(held).drift["x"].xreplace(held.held_next)
-        result = replace(result, drift={**result.drift, "x": x_drift}, conditions=result.conditions | held.conditions)
-    user = map_back(result)                                       # stage 7
+    exp = expansion(spec, reg)
+    user, result = _pipeline(spec, law, reg, hold, dropped)
 
     provenance = [
         f"update rule of {spec.name}: " + "; ".join(f"{a} <- {b}" for a, b in spec.update),
         f"regime {reg.name}: {reg.reference}",
-        f"noise {law.label}: " + (f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}" if exp.signs
-                                  else "moments E[zeta^n] of the law (no sign() in the update)"),
+        f"noise {law.label}: " + (f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}; partial moments K_n(u) = integral_0^u z^n p(z) dz"
+                                  if exp.indicators else "moments E[zeta^n] of the law (no piecewise function of the noise)"),
         f"expanded in eta to order {exp.order}; drift = [eta^{reg.dt}] E[Delta], covariance at order eta^{result.lead} over dt",
     ]
+    if exp.indicators:
+        provenance.append("piecewise functions of the noise through indicators: " + "; ".join(
+            f"{h} = 1[{a.draw} > {a.threshold.xreplace(exp.units.to_user)}]" for h, a in exp.indicators.items()))
     if applied:
         provenance.append("published simplifications: " + "; ".join(applied))
     elif form == "published":

@@ -12,18 +12,18 @@ from derive import engine as E
 from derive import symbols as S
 from derive.codegen.printer import cse_lines, hoist
 from derive.errors import NoLimitError, UnsupportedUpdateError
-from derive.expectation import SignAtom, expect
+from derive.expectation import Indicator, expect, shown
 from derive.noise import get_noise
 from derive.regimes import NOISE_DOMINATED, PAPER
 from derive.spec import Optimizer, State
 
-_POS = "eta sigma sigma_0 rho rho_0 t v v_0 gamma nu a b c s zeta_moment_2 zeta_moment_4".split()
-_REAL = "x m g zeta grad k S_0 S_1 m_next y c0 c1 c3".split()
+_POS = "eta sigma sigma_0 rho rho_0 t v v_0 gamma nu a b c s zeta_moment_2 zeta_moment_4 zeta_abs_moment_1".split()
+_REAL = "x m g zeta zeta_1 xi grad k H_0 H_1 H_2 H_3 m_next y c0 c1 c3".split()
 NS: dict[str, object] = {n: sp.Symbol(n, positive=True) for n in _POS}
 NS.update({n: sp.Symbol(n, real=True) for n in _REAL})
 NS.update(eps=sp.Symbol("eps", nonnegative=True), eps_0=sp.Symbol("eps_0", nonnegative=True),
           theta=sp.Symbol("theta", nonnegative=True), theta_0=sp.Symbol("theta_0", nonnegative=True),
-          beta=sp.Symbol("beta", positive=True), s=sp.Function("s"), Sgn=sp.Function("Sgn"))
+          beta=sp.Symbol("beta", positive=True), K_0=sp.Function("K_0"), K_1=sp.Function("K_1"), K_2=sp.Function("K_2"))
 NS.update({sym.name: sym for sym in (S.eta, S.sigma, S.g, S.t, S.zeta, S.nu, S.grad, S.k)})
 
 
@@ -97,16 +97,28 @@ def test_substitute(update, states, hyper, regime, delta, gammas):
         assert same(value, P(gammas[gamma.name]))
 
 
-# ---- stage 3: isolate_signs -------------------------------------------------------------------
+# ---- stage 3: isolate_signs ------------------------------------------------------------------
+H_PLUS = "Heaviside(zeta + g/sigma)"  # 1[zeta > -g/sigma]
 ISOLATE = [
-    # (Delta of x, expected with each placeholder S_i shown as Sgn(y_i)) or (Delta, error text)
-    ("-eta*sign(g + sigma*zeta)", "-eta*Sgn(g/sigma)"),
-    ("sign(g - sigma*zeta)", "-Sgn(-g/sigma)"),
-    ("sign(g + sigma*zeta) + sign(2*g + 2*sigma*zeta)", "2*Sgn(g/sigma)"),
-    ("sign(x + zeta) - sign(m + zeta)", "Sgn(x) - Sgn(m)"),
-    ("zeta*sign(m)", "zeta*sign(m)"),
-    ("sign(zeta**2 - 1)", UnsupportedUpdateError("sign of a non-affine function of the noise")),
+    # (Delta of x, expected with each indicator shown as Heaviside(draw - threshold)) or (Delta, error)
+    ("-eta*sign(g + sigma*zeta)", f"-eta*(2*{H_PLUS} - 1)"),
+    ("sign(g - sigma*zeta)", "1 - 2*Heaviside(zeta - g/sigma)"),  # negative noise coefficient: 1 - H
+    ("sign(g + sigma*zeta) + sign(2*g + 2*sigma*zeta)", f"2*(2*{H_PLUS} - 1)"),  # one indicator for both
+    ("sign(x + zeta) - sign(m + zeta)", "2*Heaviside(zeta + x) - 2*Heaviside(zeta + m)"),
+    ("zeta*sign(m)", "zeta*sign(m)"),  # a sign free of the noise stays
+    ("Abs(g + sigma*zeta)", f"(g + sigma*zeta)*(2*{H_PLUS} - 1)"),
+    ("Heaviside(g + sigma*zeta)", H_PLUS),
+    ("Max(m, g + sigma*zeta)", "g + sigma*zeta + (m - g - sigma*zeta)*(1 - Heaviside(zeta - (m - g)/sigma))"),
+    # clip(f, -c, c) = -c + (f + c) 1[f > -c] + (c - f) 1[f > -c] 1[f > c]
+    ("Min(Max(g + sigma*zeta, -c), c)", "-c + (g + c + sigma*zeta)*Heaviside(zeta + (g + c)/sigma)"
+                                        " + (c - g - sigma*zeta)*Heaviside(zeta + (g + c)/sigma)*Heaviside(zeta + (g - c)/sigma)"),
+    ("sqrt(Max(zeta, 0))", "sqrt(zeta)*Heaviside(zeta)"),  # any function of an indicator splits on it
+    # the threshold -m/(eta rho sigma) diverges: the sign tends to the sign of the leading term
+    ("sign(m + eta*rho*sigma*zeta)", "sign(m)"),
+    ("sign(m + eta*rho*(g - m) + eta*rho*sigma*zeta)", "sign(m)"),
+    ("sign(zeta**2 - 1)", UnsupportedUpdateError("a piecewise function of a non-affine function of the noise zeta")),
     ("sign(x*zeta)", UnsupportedUpdateError("the sign of the noise coefficient x is unknown")),
+    ("sign(zeta + zeta_1)", UnsupportedUpdateError("a piecewise function of several noise draws together (zeta, zeta_1)")),
 ]
 
 
@@ -123,8 +135,8 @@ def test_isolate_signs(delta, expected):
         assert str(expected) in str(info.value)
         return
     out = E.isolate_signs(sub)
-    shown = out.delta["x"].xreplace({sym: NS["Sgn"](atom.y) for sym, atom in out.signs.items()})
-    assert same(shown, P(expected)), shown
+    got = shown(out.delta["x"], out.indicators)
+    assert same(got, P(expected)), got
 
 
 # ---- stage 4: expand --------------------------------------------------------------------------
@@ -160,20 +172,34 @@ SGD = {"x": {1: "-g - sigma*zeta"}}
 RMS = {"x": {1: "-(g + sigma*zeta)"}, "v": {1: "rho*((g + sigma*zeta)**2 - v)"}}
 RMS_COV = [["sigma**2", "-2*rho*g*sigma**2"], ["-2*rho*g*sigma**2", "rho**2*(4*g**2*sigma**2 + 2*sigma**4)"]]
 ERF = "erf(sqrt(2)*g/(2*sigma))"
+SIGN = {"x": {1: "-(2*H_0 - 1)"}}  # -sign(g + sigma*zeta)
+AT = {"H_0": ("zeta", "-g/sigma")}
+# Lion-like: x moves by -sign(g + sigma*zeta), m by rho (g + sigma*zeta - m): Cov = -rho sigma E[zeta sign(.)]
+LION = {"x": {1: "-(2*H_0 - 1)"}, "m": {1: "rho*(g + sigma*zeta - m)"}}
+PHI = "exp(-g**2/(2*sigma**2))/sqrt(2*pi)"
 AVERAGE = [
-    # (series, signs {S: y}, law, nu, regime, dropped, expected mean, expected cov (None: not computed), lead, conditions)
+    # (series, indicators, law, nu, regime, dropped, expected mean, expected cov (None: not computed), lead, conditions)
     (SGD, {}, "gaussian", None, PAPER, (), {"x": {1: "-g"}}, [["sigma**2"]], 2, ()),
     (SGD, {}, "laplace", None, PAPER, (), {"x": {1: "-g"}}, [["2*sigma**2"]], 2, ()),
     (SGD, {}, "uniform", None, PAPER, (), {"x": {1: "-g"}}, [["sigma**2/3"]], 2, ()),
     (SGD, {}, "student-t", "nu", PAPER, (), {"x": {1: "-g"}}, [["nu*sigma**2/(nu - 2)"]], 2, ("nu > 2",)),
-    ({"x": {1: "-S_0"}}, {"S_0": "g/sigma"}, "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}}, [[f"1 - {ERF}**2"]], 2, ()),
-    ({"x": {1: "-S_0"}}, {"S_0": "g/sigma"}, "cauchy", None, PAPER, (), {"x": {1: "-2*atan(g/sigma)/pi"}},
-     [["1 - 4*atan(g/sigma)**2/pi**2"]], 2, ()),
+    (SIGN, AT, "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}}, [[f"1 - {ERF}**2"]], 2, ()),
+    (SIGN, AT, "cauchy", None, PAPER, (), {"x": {1: "-2*atan(g/sigma)/pi"}}, [["1 - 4*atan(g/sigma)**2/pi**2"]], 2, ()),
+    (LION, AT, "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}, "m": {1: "rho*(g - m)"}},
+     [[f"1 - {ERF}**2", f"-2*rho*sigma*{PHI}"], [f"-2*rho*sigma*{PHI}", "rho**2*sigma**2"]], 2, ()),
+    (LION, AT, "laplace", None, PAPER, (), {"m": {1: "rho*(g - m)"}},  # E[zeta sign(y + zeta)] = (1 + |y|) exp(-|y|)
+     [["1 - (1 - exp(-Abs(g)/sigma))**2", "-rho*sigma*(1 + Abs(g)/sigma)*exp(-Abs(g)/sigma)"],
+      ["-rho*sigma*(1 + Abs(g)/sigma)*exp(-Abs(g)/sigma)", "2*rho**2*sigma**2"]], 2, ()),
     (RMS, {}, "gaussian", None, PAPER, (), {"x": {1: "-g"}, "v": {1: "rho*(g**2 + sigma**2 - v)"}}, RMS_COV, 2, ()),
     (RMS, {}, "gaussian", None, PAPER, ("v",), {"x": {1: "-g"}, "v": {1: "rho*(g**2 + sigma**2 - v)"}},
      [["sigma**2", "0"], ["0", "0"]], 2, ()),
+    # two independent draws: Var of the mean of two signs is (1 - s^2)/2
+    ({"x": {1: "-(2*H_0 - 1 + 2*H_1 - 1)/2"}}, {"H_0": ("zeta", "-g/sigma"), "H_1": ("zeta_1", "-g/sigma")},
+     "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}}, [[f"(1 - {ERF}**2)/2"]], 2, ()),
+    # injected Gaussian noise xi with scale c on top of the gradient noise
+    ({"x": {1: "-g - sigma*zeta - c*xi"}}, {}, "laplace", None, PAPER, (), {"x": {1: "-g"}}, [["2*sigma**2 + c**2"]], 2, ()),
     # noise-dominated SignSGD: s(eta g / sigma_0) = 2 p(0) eta g / sigma_0 + O(eta^3)
-    ({"x": {1: "-S_0"}}, {"S_0": "eta*g/sigma_0"}, "gaussian", None, NOISE_DOMINATED, (),
+    (SIGN, {"H_0": ("zeta", "-eta*g/sigma_0")}, "gaussian", None, NOISE_DOMINATED, (),
      {"x": {2: "-sqrt(2)*g/(sqrt(pi)*sigma_0)"}}, "skip", 2, ()),
     # noise-dominated SGD: the mean diverges (order eta^1 < dt = 2); the covariance is not averaged
     ({"x": {0: "-sigma_0*zeta", 1: "-g"}}, {}, "cauchy", None, NOISE_DOMINATED, (), {"x": {1: "-g"}}, None, None, ()),
@@ -182,17 +208,20 @@ AVERAGE = [
 ]
 
 
-def _expansion(series, signs, regime=PAPER) -> E.Expansion:
+def _table(indicators) -> dict:
+    return {NS[k]: Indicator(NS[k], NS[d], P(u)) for k, (d, u) in indicators.items()}
+
+
+def _expansion(series, indicators, regime=PAPER) -> E.Expansion:
     names = list(series)
     units = _units(regime, **{n: 0 for n in names if n != "x"})
-    table = {NS[k]: SignAtom(NS[k], P(y)) for k, y in signs.items()}
     coeffs = {n: {o: P(c) for o, c in series[n].items()} for n in names}
-    return E.Expansion(spec([("x", "x - eta*grad")], hyper={"eta": "lr"}), units, coeffs, table)
+    return E.Expansion(spec([("x", "x - eta*grad")], hyper={"eta": "lr"}), units, coeffs, _table(indicators))
 
 
-@pytest.mark.parametrize("series,signs,law,nu,regime,dropped,mean,cov,lead,conditions", AVERAGE)
-def test_average(series, signs, law, nu, regime, dropped, mean, cov, lead, conditions):
-    out = E.average(E.Averaging(_expansion(series, signs, regime), get_noise(law, nu), frozenset(dropped)))
+@pytest.mark.parametrize("series,indicators,law,nu,regime,dropped,mean,cov,lead,conditions", AVERAGE)
+def test_average(series, indicators, law, nu, regime, dropped, mean, cov, lead, conditions):
+    out = E.average(E.Averaging(_expansion(series, indicators, regime), get_noise(law, nu), frozenset(dropped)))
     for name, orders in mean.items():
         assert set(out.mean[name]) == set(orders), out.mean[name]
         for n, text in orders.items():
@@ -202,7 +231,7 @@ def test_average(series, signs, law, nu, regime, dropped, mean, cov, lead, condi
     if cov is None:
         assert out.cov is None
     elif cov != "skip":
-        assert (out.cov - M(cov)).applyfunc(sp.simplify) == sp.zeros(*out.cov.shape)
+        assert (out.cov - M(cov)).applyfunc(sp.simplify) == sp.zeros(*out.cov.shape), out.cov
 
 
 # ---- stage 6: leading -------------------------------------------------------------------------
@@ -210,7 +239,7 @@ LEADING = [
     # (mean, cov (None: not computed), lead, regime, expected drift, expected cov) or (..., error text)
     ({"x": {1: "-g"}}, [["sigma**2"]], 2, PAPER, {"x": "-g"}, [["sigma**2"]]),
     ({"x": {1: "-g", 2: "g**2"}}, [["sigma**2"]], 2, PAPER, {"x": "-g"}, [["sigma**2"]]),
-    ({"x": {2: "-g/sigma_0"}}, [["1 - 2*eta**2*g**2/(pi*sigma_0**2)"]], 2, NOISE_DOMINATED, {"x": "-g/sigma_0"}, [["1"]]),
+    ({"x": {2: "-g/sigma_0", 3: "g"}}, [["1"]], 2, NOISE_DOMINATED, {"x": "-g/sigma_0"}, [["1"]]),
     ({"x": {}}, [["0"]], 0, PAPER, {"x": "0"}, [["0"]]),
     ({"x": {1: "-g"}}, None, None, PAPER, {"x": "-g"}, None),
     ({"x": {1: "-g"}}, None, None, NOISE_DOMINATED, NoLimitError("E[Delta x]/dt is of order eta^-1, which diverges"), None),
@@ -257,7 +286,7 @@ MAP_BACK = [
 def test_map_back(regime, exponents, to_user, drift, cov, lead, user_drift, diffusion):
     exp = _expansion({n: {} for n in drift}, {}, regime)
     units = E.Units(regime, {"x": 0, **exponents}, {NS[k]: P(v) for k, v in to_user.items()}, {})
-    exp = E.Expansion(exp.spec, units, exp.series, exp.signs)
+    exp = E.Expansion(exp.spec, units, exp.series, exp.indicators)
     lead_ = E.Leading(exp, {n: P(d) for n, d in drift.items()}, None if cov is None else sp.ImmutableMatrix(M(cov)), lead)
     out = E.map_back(lead_)
     assert len(out.drift) == len(user_drift)
@@ -268,32 +297,38 @@ def test_map_back(regime, exponents, to_user, drift, cov, lead, user_drift, diff
 
 
 # ---- the expectation rules (derive.expectation.expect) ----------------------------------------
-SIGNS = {"S_0": "g/sigma", "S_1": "x"}
+INDICATORS = {"H_0": ("zeta", "-g/sigma"), "H_1": ("zeta", "x"), "H_2": ("zeta_1", "x"), "H_3": ("xi", "x")}
 EXPECT = [
-    # (expression, expected E over zeta) or (expression, error text)
+    # (expression, expected E over the draws) or (expression, error text); K_n(u) = int_0^u z^n p
     ("zeta**2", "zeta_moment_2"),
     ("3*x*zeta**3 + 2", "2"),
     ("x*(1 + zeta)**2", "x + x*zeta_moment_2"),
-    ("S_0", "s(g/sigma)"),
-    ("S_0**2*zeta**4", "zeta_moment_4"),
-    ("S_0**3*x", "x*s(g/sigma)"),
-    ("S_0*S_1**2", "s(g/sigma)"),
-    ("S_0*zeta", UnsupportedUpdateError("needs E[zeta^1 sign(...)], a partial moment")),
-    ("S_0*S_1", UnsupportedUpdateError("multiplies signs of different functions of the noise")),
-    ("exp(zeta)", UnsupportedUpdateError("is not polynomial in the noise zeta")),
-    ("sqrt(zeta**2 + 1)", UnsupportedUpdateError("is not polynomial in the noise zeta")),
+    ("H_0", "1/2 + K_0(g/sigma)"),  # P(zeta > -y) = 1/2 - K_0(-y) = 1/2 + K_0(y)
+    ("2*H_0 - 1", "2*K_0(g/sigma)"),  # E sign(y + zeta) = s(y) = 2 K_0(y)
+    ("H_0**3*x", "x*(1/2 + K_0(g/sigma))"),  # H^3 = H
+    ("zeta*H_1", "zeta_abs_moment_1/2 - K_1(x)"),
+    ("zeta**2*H_1", "zeta_moment_2/2 - K_2(x)"),
+    ("H_0*H_1", "1/2 - K_0(Max(x, -g/sigma))"),  # two thresholds of one draw: the larger one
+    ("H_1*H_2", "(1/2 - K_0(x))**2"),  # independent draws: the product of the means
+    ("zeta*zeta_1", "0"),
+    ("zeta**2*zeta_1**2", "zeta_moment_2**2"),
+    ("xi**4 + xi**2", "4"),  # injected Gaussian: moments 1 and 3
+    ("xi*H_3", "exp(-x**2/2)/sqrt(2*pi)"),  # E[xi; xi > x] = phi(x)
+    ("exp(zeta)", UnsupportedUpdateError("is not polynomial in the noise")),
+    ("sqrt(zeta**2 + 1)", UnsupportedUpdateError("is not polynomial in the noise")),
+    ("x*zeta**(1/2)", UnsupportedUpdateError("non-integer power of the noise zeta")),
 ]
 
 
 @pytest.mark.parametrize("expr,expected", EXPECT)
 def test_expect(expr, expected):
-    signs = {NS[k]: SignAtom(NS[k], P(y)) for k, y in SIGNS.items()}
+    table = _table(INDICATORS)
     if isinstance(expected, Exception):
         with pytest.raises(type(expected)) as info:
-            expect(P(expr), signs, "case")
+            expect(P(expr), table, "case")
         assert str(expected) in str(info.value)
         return
-    assert same(expect(P(expr), signs, "case"), P(expected))
+    assert same(expect(P(expr), table, "case"), P(expected)), expect(P(expr), table, "case")
 
 
 # ---- the Cholesky factor of map_back ----------------------------------------------------------
