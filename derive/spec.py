@@ -28,6 +28,8 @@ The spec knows nothing about noise laws or SDEs: :mod:`derive.engine` consumes i
 """
 from __future__ import annotations
 
+import builtins
+import keyword
 import re
 import runpy
 from dataclasses import dataclass, field
@@ -53,6 +55,22 @@ FUNCTIONS["clip"] = clip
 RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu", "xi"}
 _DRAW = re.compile(r"\b(grad_[1-9][0-9]*|xi(?:_[1-9][0-9]*)?)\b")
 _CALL = re.compile(r"\b(grad(?:_[0-9]+)?)\s*\(")
+
+
+def check_name(optimizer: str, kind: str, name: str) -> None:
+    """Refuse a user name that generated code could confuse with its own: names starting with an
+    underscore belong to the generator (every name it owns does), and Python keywords and built-ins
+    (``max``, ``abs``, ...) are used by the printed kernels."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} is not a Python identifier")
+    if name.startswith("_"):
+        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} starts with an underscore; "
+                        "names starting with '_' are reserved for generated code")
+    if keyword.iskeyword(name) or name in _BUILTIN_NAMES:
+        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} is a Python keyword or built-in; choose another name")
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
@@ -157,6 +175,7 @@ class Optimizer:
         if not self.name or not isinstance(self.name, str):
             raise SpecError(f"an optimizer needs a non-empty name, got {self.name!r}")
         for n, r in self.hyper.items():
+            check_name(self.name, "hyperparameter", n)
             if r not in ROLES:
                 raise SpecError(f"optimizer {self.name!r}: hyperparameter {n!r} has role {r!r}; allowed roles: {', '.join(ROLES)}")
             if n in RESERVED or n in FUNCTIONS or _DRAW.fullmatch(n) or S.draw_index(sp.Symbol(n), "zeta") is not None:
@@ -164,6 +183,7 @@ class Optimizer:
         if len(self.hypers_with_role("lr")) != 1:
             raise SpecError(f"optimizer {self.name!r} must have exactly one hyperparameter with role 'lr', has {self.hypers_with_role('lr')}")
         for s in self.state:
+            check_name(self.name, "state", s.name)
             if s.name in RESERVED or s.name in self.hyper or _DRAW.fullmatch(s.name):
                 raise SpecError(f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name")
         targets = [a[0] for a in self.update]
@@ -188,6 +208,7 @@ class Optimizer:
             if len(assignment) != 2:
                 raise SpecError(f"optimizer {self.name!r}: each assignment is (target, expression), got {assignment!r}")
             target, text = assignment
+            check_name(self.name, "assignment target", target)
             if target in self.hyper or target in ("grad", "k") or _DRAW.fullmatch(str(target)) or not str(target).isidentifier():
                 raise SpecError(f"optimizer {self.name!r}: cannot assign to {target!r}; assign to a state or a new temporary name")
             out.append((target, self._parse(target, text, known)))
