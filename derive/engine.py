@@ -653,9 +653,15 @@ def _simplest(expr: sp.Expr) -> sp.Expr:
 
 
 def _cholesky(cov: sp.Matrix) -> sp.Matrix:
-    """G with G G^T = cov for a symbolic positive semi-definite cov; zero rows and pivots dropped."""
+    """G with G G^T = cov for a symbolic positive semi-definite cov; zero rows and pivots dropped.
+
+    Pivots whose variance involves no function application (a polynomial in the states, such as
+    rho^2 sigma^2) come first, in state order: a variance built from a CDF, such as 1 - s(y)^2, can
+    vanish in floating point far in a tail, and dividing another row by its root would turn 0/0
+    into NaN in a simulator."""
     n = cov.shape[0]
     active = [i for i in range(n) if any(cov[i, j] != 0 for j in range(n))]
+    active.sort(key=lambda i: (bool(cov[i, i].atoms(sp.Dummy)) or cov[i, i].has(sp.Function), i))
     columns: list[list[sp.Expr]] = []
     residual = sp.Matrix(cov)
     for p in active:

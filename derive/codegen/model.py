@@ -18,7 +18,8 @@ one would count that O(eta) correction twice). A state declared positive (a seco
 reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the symmetrized Euler scheme of Berkaoui,
 Bossy and Diop, 2008, weak order 1): its noise can push a plain Euler step below zero near v = 0,
 where sqrt(v) would be undefined. The optimizer step is the spec's update rule verbatim, with
-grad = g + sigma*zeta and k = 1 on the first step.
+grad = g + sigma*zeta, grad_i = g + sigma*zeta_i (independent draws of the law) and xi, xi_i
+(independent standard normals), and k = 1 on the first step.
 
 Every name the generated code owns starts with an underscore (``_T``, ``_p``, ``_c0``, ``_xi1``,
 ``_math``, ...); :mod:`derive.spec` refuses user names that do, so no hyperparameter or state can
@@ -108,15 +109,28 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     )
 
 
+def _opt_draws(spec: Optimizer) -> tuple[list[dict], list[tuple[str, sp.Expr]]]:
+    """The noise draws of one optimizer step, in the order they are drawn (zeta first, then the
+    further law draws zeta_i of grad_i, then the injected Gaussians xi, xi_i), and the lines that
+    form the stochastic gradients from them."""
+    grads = sorted({i for i in (S.draw_index(d, "grad") for d in spec.draws) if i})
+    gaussians = [d for d in spec.draws if S.is_gaussian_draw(d)]
+    draws = [dict(name="zeta", kind="law")] + [dict(name=S.law_draw(i).name, kind="law") for i in grads]
+    draws += [dict(name=d.name, kind="gaussian") for d in gaussians]
+    lines = [("grad", S.g + S.sigma * S.zeta)] + [(S.grad_draw(i).name, S.g + S.sigma * S.law_draw(i)) for i in grads]
+    return draws, lines
+
+
 def _opt_context(spec: Optimizer) -> dict:
     by_name = dict(zip(spec.state_names, spec.state_symbols))
-    element = set(by_name.values()) | {S.g, S.zeta}
+    draws, grad_lines = _opt_draws(spec)
+    element = set(by_name.values()) | {S.g} | {sp.Symbol(d["name"], real=True) for d in draws}
     consts: list[tuple[sp.Symbol, sp.Expr]] = []
     lines: list[tuple[str, sp.Expr]] = []
-    for target, expr in (("grad", S.g + S.sigma * S.zeta), *spec.parsed()):
+    for target, expr in (*grad_lines, *spec.parsed()):
         new_consts, (rewritten,) = hoist([expr], element, "_c", start=len(consts))
         consts += new_consts
-        element.add(S.grad if target == "grad" else by_name.get(target, sp.Symbol(target, real=True)))
+        element.add(by_name.get(target, sp.Symbol(target, real=True)))
         lines.append((target, rewritten))
     consts, finished = _finish(consts, [e for _, e in lines], element)
     body = []
@@ -125,7 +139,7 @@ def _opt_context(spec: Optimizer) -> dict:
         body.append((pre, target, out))
     params = list(spec.hyper) + ["sigma"]
     return dict(
-        states=list(spec.state_names), params=params, consts=[(c.name, code(e)) for c, e in consts], body=body,
+        states=list(spec.state_names), params=params, consts=[(c.name, code(e)) for c, e in consts], body=body, draws=draws,
         uses=_used([e for _, e in consts], params + ["k"], {}),
         initial=[float(s.init) for s in spec.state],
     )
@@ -178,9 +192,6 @@ def context(combo: Combination) -> dict:
     opt = _opt_context(spec)
     try:
         sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu)
-        if any(e.has(sp.betainc_regularized) for e in (*sde.drift, *sde.diffusion)):
-            raise CodegenError("the SDE needs the regularized incomplete beta function (non-integer nu), "
-                               "which the generator does not compile; use an integer nu")
         sde_ctx, unavailable = _sde_context(sde, spec), None
     except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
         sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
@@ -190,4 +201,6 @@ def context(combo: Combination) -> dict:
         combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form),
         spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
         uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
+        uses_betainc_reg="_betainc_reg(" in repr((sde_ctx, opt)),  # the Student-t CDF of a real nu
+        uses_betainc="_betainc(" in repr((sde_ctx, opt)),
     )
