@@ -430,11 +430,29 @@ def _pull_eta(u: sp.Expr) -> sp.Expr:
     return powers.pop() * u.func(*[c for c, _ in parts]) if len(powers) == 1 else u
 
 
+#: arguments u of the law's functions (thresholds free of eta), each written as one symbol while the
+#: SDE is averaged and simplified (a rational function of u is then small), put back by explicit()
+_ARGUMENTS: dict[sp.Expr, sp.Symbol] = {}
+
+
+def argument(u: sp.Expr) -> sp.Symbol:
+    """The symbol standing for the argument u of the law's functions (see :func:`explicit`)."""
+    if u not in _ARGUMENTS:
+        _ARGUMENTS[u] = sp.Symbol(f"_arg{len(_ARGUMENTS)}", real=True)
+    return _ARGUMENTS[u]
+
+
+def explicit(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with the argument symbols of :func:`argument` written out."""
+    symbols = {v: u for u, v in _ARGUMENTS.items() if v in expr.free_symbols}
+    return expr.xreplace(symbols) if symbols else expr
+
+
 def _partial_value(call: sp.Expr, law: NoiseLaw, exp: Expansion, what: str) -> sp.Expr:
     """K_n(u) of the law; for u depending on eta, its expansion through the needed order."""
     n, (u,) = partial_order(call), call.args
     if not u.has(S.eta):
-        return law.partial(n, u)
+        return law.partial(n, argument(u))
     u0 = _eta_limit(u)
     if u0 == 0:
         u = _pull_eta(u)
@@ -453,12 +471,13 @@ def _stable_signs(expr: sp.Expr, law: NoiseLaw) -> sp.Expr:
     calls = [c for c in expr.atoms(sp.Function) if partial_order(c) == 0 and not c.args[0].has(S.eta)]
     tails, replace_ = {}, {}
     for call in calls:
-        tail = law.sign_tail(call.args[0])
+        y = argument(call.args[0])
+        tail = law.sign_tail(y)
         if tail is None:
             continue
         sgn, tau = sp.Dummy("sgn"), sp.Dummy("tail")
         replace_[call] = sgn * (1 - tau) / 2
-        tails[sgn], tails[tau] = sp.sign(call.args[0]), tail
+        tails[sgn], tails[tau] = sp.sign(y), tail
     if not replace_:
         return expr
     expr = expand_outside(expr.xreplace(replace_))
@@ -504,13 +523,22 @@ def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, w
     return _coefficients(sum((S.eta**n * m for n, m in means.items()), sp.Integer(0)), exp.order, what)
 
 
+def _random_part(c: sp.Expr, exp: Expansion) -> sp.Expr:
+    """c without its terms that are free of the noise and not plain numbers: those do not change a
+    covariance and would only be cancelled again (numbers are kept: sign(...) = 2H - 1 keeps the
+    compact form 1 - s^2 of its variance)."""
+    terms = sp.Add.make_args(expand_outside(c, keep=lambda f: not is_random(f, exp.indicators)))
+    return sp.Add(*[t for t in terms if is_random(t, exp.indicators) or t.is_number])
+
+
 def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions: set[str],
                        dropped: frozenset[str]) -> dict[int, sp.ImmutableMatrix]:
     """Cov[Delta] by power of eta, for the powers in ``orders`` (regime units); rows and columns
     of ``dropped`` are zero. Pairs of coefficients (n, m) with n + m in ``orders`` are averaged;
     where a threshold of an indicator depends on eta the result is re-expanded (expectations only
     raise the power of eta: a piece confined to an interval of width O(eta) has a mean of that size)."""
-    random = {n: {o: c for o, c in exp.series[n].items() if is_random(c, exp.indicators)} for n in exp.states if n not in dropped}
+    random = {n: {o: _random_part(c, exp) for o, c in exp.series[n].items() if is_random(c, exp.indicators)}
+              for n in exp.states if n not in dropped}
     size = len(exp.states)
     out = {o: sp.zeros(size, size) for o in orders}
     for i, a in enumerate(exp.states):
@@ -637,13 +665,13 @@ def _too_long(expr: sp.Expr) -> bool:
 
 @lru_cache(maxsize=4096)
 def _simplest(expr: sp.Expr) -> sp.Expr:
-    """The shortest of ``expr``, its tidy form, its factored canonical form and its partial
-    fractions in the parameter x (all exact)."""
+    """The shortest of ``expr``, its tidy form, its expanded tidy form, its factored canonical form
+    and its partial fractions in the parameter x (all exact)."""
     if expr.is_Atom:
         return expr
     if _too_long(expr):  # factoring a long expression in many function applications costs seconds
         return min([expr, sp.factor_terms(expr)], key=sp.count_ops)
-    candidates = [_tidy(expr), expr, _canonical(expr)]
+    candidates = [_tidy(expr), expr, _tidy(sp.expand(expr)), _canonical(expr)]
     if expr.has(X):
         try:
             candidates.append(sp.apart(candidates[2], X))
@@ -690,7 +718,8 @@ def map_back(lead: Leading) -> UserForm:
     A state s = s_0 / eta^r and regime time t_regime = eta^(dt-1) t: the drift of s is
     eta^(dt-1) b_0 / eta^r, the covariance eta^(dt-1) eta^(lead-dt) Cov_0 / eta^(r_i + r_j)
     (the eta^(lead-dt) is the power kept in front of the noise); G is its Cholesky factor.
-    Function applications are simplified as opaque symbols (see :mod:`derive.opaque`).
+    Function applications are simplified as opaque symbols (see :mod:`derive.opaque`), and the
+    arguments of the law's functions as single symbols (see :func:`argument`), written out last.
     """
     exp, units = lead.expansion, lead.expansion.units
     reg = units.regime
@@ -709,13 +738,17 @@ def map_back(lead: Leading) -> UserForm:
             forms.append(sp.collect(sp.expand(hidden), [v for v in variables if hidden.has(v)], func=sp.factor))
         return min((_simplest(opaque.hide(regime_units.show(f).xreplace(back)) * factor) for f in forms), key=sp.count_ops)
 
-    drift = tuple(opaque.show(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
+    def shown(e: sp.Expr) -> sp.Expr:  # function applications back, then the law's arguments written out
+        e = opaque.show(e)
+        return e.xreplace({y: explicit(y).xreplace(back) for y in e.free_symbols if explicit(y) is not y})
+
+    drift = tuple(shown(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
     size = len(exp.states)
     if lead.cov is None:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
     scale = [S.eta ** -units.exponents[n] for n in exp.states]
     user_cov = sp.Matrix(size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
-    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(opaque.show)))
+    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(shown)))
 
 
 @lru_cache(maxsize=256)

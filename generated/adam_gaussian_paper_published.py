@@ -14,7 +14,7 @@
 #
 # SDE (split-step Euler-Maruyama, dt = eta: auxiliary states first, x with their new values, gamma_j at t_k, positive states reflected):
 #   SDE of adam | noise gaussian | regime paper | form published
-#     dx = (-sqrt(gamma2)*(eta*g*rho1 - eta*m*rho1 + m)/(gamma1*(eps*sqrt(gamma2) + sqrt(v)))) dt
+#     dx = (sqrt(gamma2)*(-eta*g*rho1 + eta*m*rho1 - m)/(gamma1*(eps*sqrt(gamma2) + sqrt(v)))) dt
 #     dm = (rho1*(g - m)) dt + (sqrt(eta)*rho1*sigma) dW1
 #     dv = (rho2*(g**2 + sigma**2 - v)) dt
 #     where gamma1 = 1 - exp(-rho1*t)
@@ -113,7 +113,7 @@ def _sde_consts(_T, t, _dt, _p):
     _c0 = eps*_math.sqrt(gamma2)
     _c1 = eta*rho1
     _c2 = -eta*rho1
-    _c3 = -_dt*_math.sqrt(gamma2)/gamma1
+    _c3 = _dt*_math.sqrt(gamma2)/gamma1
     _c4 = _dt*rho1
     _c5 = _sqdt*_math.sqrt(eta)*rho1*sigma
     _c6 = sigma*sigma
@@ -127,7 +127,7 @@ def _sde_elem(_T, x, m, v, g, _xi1, _c):
     _sqdt, _c0, _c1, _c2, _c3, _c4, _c5, _c6, _c7 = _c
     _n_m = _c4*(g - m) + _c5*_xi1 + m
     _n_v = abs(_c7*(_c6 + g*g - v) + v)
-    return (_c3*(_c1*g + _c2*m + m)/(_c0 + _math.sqrt(_n_v)) + x, _n_m, _n_v, )
+    return (_c3*(_c1*m + _c2*g - m)/(_c0 + _math.sqrt(_n_v)) + x, _n_m, _n_v, )
 
 
 @_njit(cache=True, parallel=True)

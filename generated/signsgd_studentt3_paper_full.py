@@ -9,7 +9,7 @@
 #
 # SDE (split-step Euler-Maruyama, dt = eta: auxiliary states first, x with their new values, gamma_j at t_k, positive states reflected):
 #   SDE of signsgd | noise student-t(nu=3) | regime paper | form full
-#     dx = (-2*(sqrt(3)*g*sigma + (g**2 + 3*sigma**2)*atan(sqrt(3)*g/(3*sigma)))/(pi*(g**2 + 3*sigma**2))) dt + (sqrt(eta)*sqrt(1 - 4*(sqrt(3)*g/sigma + (g**2/sigma**2 + 3)*atan(sqrt(3)*g/(3*sigma)))**2/(pi**2*(g**2/sigma**2 + 3)**2))) dW1
+#     dx = (-2*(sqrt(3)*g/sigma + (g**2/sigma**2 + 3)*atan(sqrt(3)*g/(3*sigma)))/(pi*(g**2/sigma**2 + 3))) dt + (sqrt(eta)*sqrt(1 - 4*(sqrt(3)*g/sigma + (g**2/sigma**2 + 3)*atan(sqrt(3)*g/(3*sigma)))**2/(pi**2*(g**2/sigma**2 + 3)**2))) dW1
 #     noise sources per coordinate: 1; g = d_i f(x), the true gradient
 """Numba simulators of signsgd under student-t(nu=3) noise and of its paper/full SDE.
 
@@ -74,9 +74,9 @@ def drift(x, g, t, _p):
     """Drift b(x; g, t) of each state, in STATE order (_p: the SDE_PARAMS)."""
     _T = _p.dtype.type
     sigma = _p[1]
-    _e0 = g*g + _T(3)*sigma*sigma
-    _e1 = _math.sqrt(_T(3))*g
-    return (-_T(2)*(_e0*_math.atan((_T(0.3333333333333333))*_e1/sigma) + _e1*sigma)/(_T(_math.pi)*_e0), )
+    _e0 = g*g/sigma*sigma + _T(3)
+    _e1 = _math.sqrt(_T(3))*g/sigma
+    return (-_T(2)*(_e0*_math.atan((_T(0.3333333333333333))*_e1) + _e1)/(_T(_math.pi)*_e0), )
 
 
 @_njit(cache=True)
@@ -100,21 +100,17 @@ def _sde_consts(_T, t, _dt, _p):
     _c1 = (_T(0.3333333333333333))*_math.sqrt(_T(3))/sigma
     _c2 = _math.sqrt(_T(3))/sigma
     _c3 = _sqdt*_math.sqrt(eta)
-    _c4 = _T(3)*sigma*sigma
-    _c5 = _math.sqrt(_T(3))*sigma
-    _c6 = -_T(2)*_dt/_T(_math.pi)
-    return (_T(_sqdt), _T(_c0), _T(_c1), _T(_c2), _T(_c3), _T(_c4), _T(_c5), _T(_c6), )
+    _c4 = -_T(2)*_dt/_T(_math.pi)
+    return (_T(_sqdt), _T(_c0), _T(_c1), _T(_c2), _T(_c3), _T(_c4), )
 
 
 @_njit(cache=True, inline="always")  # inlined into the update loops, which LLVM then vectorizes
 def _sde_elem(_T, x, g, _xi1, _c):
     """New (x) of one coordinate after one step."""
-    _sqdt, _c0, _c1, _c2, _c3, _c4, _c5, _c6 = _c
-    _e0 = g*g
-    _e1 = _c4 + _e0
-    _e2 = _math.atan(_c1*g)
-    _e3 = _c0*_e0 + _T(3)
-    return (_c3*_xi1*_math.sqrt(max(_T(0), _T(1) - _T(4)*(_c2*g + _e2*_e3)*(_c2*g + _e2*_e3)/(_T(_math.pi)*_T(_math.pi)*_e3*_e3))) + _c6*(_c5*g + _e1*_e2)/_e1 + x, )
+    _sqdt, _c0, _c1, _c2, _c3, _c4 = _c
+    _e0 = _c0*g*g + _T(3)
+    _e1 = _c2*g + _e0*_math.atan(_c1*g)
+    return (_c3*_xi1*_math.sqrt(max(_T(0), _T(1) - _T(4)*_e1*_e1/(_T(_math.pi)*_T(_math.pi)*_e0*_e0))) + _c4*_e1/_e0 + x, )
 
 
 @_njit(cache=True, parallel=True)
@@ -188,7 +184,7 @@ def _simulate_sde(_x0, _p, _lp, _steps, _record, _seed, _chunk, _keep):
     _diverged = _np.full(_n, -1, _np.int64)
     _lpT = _lp.astype(_x0.dtype)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = _np.zeros((_steps + 1, 8), _x0.dtype)
+    _ctab = _np.zeros((_steps + 1, 6), _x0.dtype)
     for _k in range(1, _steps + 1):
         _c = _sde_consts(_T, _k * _p[0], _p[0], _p)
         _ctab[_k, 0] = _c[0]
@@ -197,8 +193,6 @@ def _simulate_sde(_x0, _p, _lp, _steps, _record, _seed, _chunk, _keep):
         _ctab[_k, 3] = _c[3]
         _ctab[_k, 4] = _c[4]
         _ctab[_k, 5] = _c[5]
-        _ctab[_k, 6] = _c[6]
-        _ctab[_k, 7] = _c[7]
     for _ci in _prange(_nchunk):
         _x = _np.empty(_d, _x0.dtype)
         _z = _np.empty((1, _d), _x0.dtype)
@@ -211,7 +205,7 @@ def _simulate_sde(_x0, _p, _lp, _steps, _record, _seed, _chunk, _keep):
                     for _j in range(_d):
                         _rv, _rs = _normal(_rs)
                         _z[0, _j] = _T(_rv)
-                    _c = (_ctab[_k, 0], _ctab[_k, 1], _ctab[_k, 2], _ctab[_k, 3], _ctab[_k, 4], _ctab[_k, 5], _ctab[_k, 6], _ctab[_k, 7], )
+                    _c = (_ctab[_k, 0], _ctab[_k, 1], _ctab[_k, 2], _ctab[_k, 3], _ctab[_k, 4], _ctab[_k, 5], )
                     _bad = 0
                     for _j in range(_d):
                         _x[_j], = _sde_elem(_T, _x[_j], _lpT[_j] * _x[_j], _z[0, _j], _c)
@@ -302,7 +296,7 @@ def _simulate_sde_user(_x0, _p, _lp, _steps, _record, _seed, _chunk, _keep, _gra
     _xs = _np.zeros((_nrec if _keep else 0, _n if _keep else 0, _d if _keep else 0), _x0.dtype)
     _diverged = _np.full(_n, -1, _np.int64)
     # per-step constants (they depend on k only): computed once per call, row k for step k
-    _ctab = _np.zeros((_steps + 1, 8), _x0.dtype)
+    _ctab = _np.zeros((_steps + 1, 6), _x0.dtype)
     for _k in range(1, _steps + 1):
         _c = _sde_consts(_T, _k * _p[0], _p[0], _p)
         _ctab[_k, 0] = _c[0]
@@ -311,8 +305,6 @@ def _simulate_sde_user(_x0, _p, _lp, _steps, _record, _seed, _chunk, _keep, _gra
         _ctab[_k, 3] = _c[3]
         _ctab[_k, 4] = _c[4]
         _ctab[_k, 5] = _c[5]
-        _ctab[_k, 6] = _c[6]
-        _ctab[_k, 7] = _c[7]
     for _ci in _prange(_nchunk):
         _x = _np.empty(_d, _x0.dtype)
         _z = _np.empty((1, _d), _x0.dtype)
@@ -327,7 +319,7 @@ def _simulate_sde_user(_x0, _p, _lp, _steps, _record, _seed, _chunk, _keep, _gra
                     for _j in range(_d):
                         _rv, _rs = _normal(_rs)
                         _z[0, _j] = _T(_rv)
-                    _c = (_ctab[_k, 0], _ctab[_k, 1], _ctab[_k, 2], _ctab[_k, 3], _ctab[_k, 4], _ctab[_k, 5], _ctab[_k, 6], _ctab[_k, 7], )
+                    _c = (_ctab[_k, 0], _ctab[_k, 1], _ctab[_k, 2], _ctab[_k, 3], _ctab[_k, 4], _ctab[_k, 5], )
                     _bad = 0
                     for _j in range(_d):
                         _x[_j], = _sde_elem(_T, _x[_j], _gv[_j], _z[0, _j], _c)

@@ -99,7 +99,7 @@ def engine_mean(expr: sp.Expr, law: str, nu_arg=None) -> sp.Expr:
     sub = E.Substituted(_X, units, {"x": sp.Symbol("eta", positive=True) * expr})
     exp = E.expand(E.isolate_signs(sub))
     avg = E.average(E.Averaging(exp, get_noise(law, nu_arg), covariance=False))
-    return avg.mean["x"].get(1, sp.Integer(0))
+    return E.explicit(avg.mean["x"].get(1, sp.Integer(0)))
 
 
 def clip(a, lo, hi):
