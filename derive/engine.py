@@ -43,7 +43,7 @@ import sympy as sp
 
 from . import symbols as S
 from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
-from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order, shown
+from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order
 from .noise import NoiseLaw, get_noise
 from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
@@ -738,17 +738,17 @@ def map_back(lead: Leading) -> UserForm:
             forms.append(sp.collect(sp.expand(hidden), [v for v in variables if hidden.has(v)], func=sp.factor))
         return min((_simplest(opaque.hide(regime_units.show(f).xreplace(back)) * factor) for f in forms), key=sp.count_ops)
 
-    def shown(e: sp.Expr) -> sp.Expr:  # function applications back, then the law's arguments written out
+    def written_out(e: sp.Expr) -> sp.Expr:  # function applications back, then the law's arguments
         e = opaque.show(e)
         return e.xreplace({y: explicit(y).xreplace(back) for y in e.free_symbols if explicit(y) is not y})
 
-    drift = tuple(shown(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
+    drift = tuple(written_out(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
     size = len(exp.states)
     if lead.cov is None:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
     scale = [S.eta ** -units.exponents[n] for n in exp.states]
     user_cov = sp.Matrix(size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
-    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(shown)))
+    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(written_out)))
 
 
 @lru_cache(maxsize=256)

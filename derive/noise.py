@@ -46,7 +46,7 @@ def _parity_extension(positive: sp.Expr, odd: bool) -> sp.Expr:
     return sp.sign(_y) * inner if odd else inner
 
 
-def _exact_number(integrand: sp.Expr, var: sp.Symbol, lo: sp.Expr, hi: sp.Expr, what: str) -> sp.Expr:
+def _exact_number(integrand: sp.Expr, var: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
     """integral_lo^hi integrand d var, exactly: SymPy's closed form, else the quadrature's value
     identified as a rational combination of pi^k, log 2 and zeta(3) (checked to 40 digits), else
     the unevaluated integral itself (exact; evaluated numerically only where code is printed)."""
@@ -148,7 +148,7 @@ class NoiseLaw:
         if n % 2 == 0:
             value, condition = self.moment(n)
             return (sp.oo if value == sp.oo else value / 2), condition
-        return _exact_number(_u**n * self.density_expr, _u, sp.Integer(0), self.bound, f"E|zeta|^{n}"), None
+        return _exact_number(_u**n * self.density_expr, _u, sp.Integer(0), self.bound), None
 
     def abs_moment(self, n: int) -> tuple[sp.Expr, str | None]:
         """E[|zeta|^n] and its condition (see :meth:`half_moment`)."""
@@ -207,7 +207,7 @@ class NoiseLaw:
     @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _even_moment(self, n: int) -> sp.Expr:
         """2 * integral_0^bound u^n p(u) du, exactly (see _exact_number)."""
-        value = _exact_number(2 * _u**n * self.density_expr, _u, sp.Integer(0), self.bound, f"E[zeta^{n}]")
+        value = _exact_number(2 * _u**n * self.density_expr, _u, sp.Integer(0), self.bound)
         return value
 
 
@@ -305,13 +305,13 @@ class CdfLaw(NoiseLaw):
 
     @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _even_moment(self, n: int) -> sp.Expr:
-        return _exact_number(2 * _u**n * self._derivative, _u, sp.Integer(0), self.bound, f"E[zeta^{n}]")
+        return _exact_number(2 * _u**n * self._derivative, _u, sp.Integer(0), self.bound)
 
     @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
         if n % 2 == 0:
             return super().half_moment(n)
-        return _exact_number(_u**n * self._derivative, _u, sp.Integer(0), self.bound, f"E|zeta|^{n}"), None
+        return _exact_number(_u**n * self._derivative, _u, sp.Integer(0), self.bound), None
 
 
 @dataclass(frozen=True, eq=False)
