@@ -448,18 +448,20 @@ def explicit(expr: sp.Expr) -> sp.Expr:
     return expr.xreplace(symbols) if symbols else expr
 
 
-def _partial_value(call: sp.Expr, law: NoiseLaw, exp: Expansion, what: str) -> sp.Expr:
-    """K_n(u) of the law; for u depending on eta, its expansion through the needed order."""
+def _partial_value(call: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, order: int | None = None) -> sp.Expr:
+    """K_n(u) of the law; for u depending on eta, its expansion through eta^order (default: the
+    expansion's order + 1)."""
     n, (u,) = partial_order(call), call.args
+    order = exp.order + 1 if order is None else order
     if not u.has(S.eta):
         return law.partial(n, argument(u))
     u0 = _eta_limit(u)
     if u0 == 0:
         u = _pull_eta(u)
         if not isinstance(u, (sp.Max, sp.Min)):
-            return law.partial_series(n, u, S.eta, exp.order + 1)
+            return law.partial_series(n, u, S.eta, order)
     elif u0 is not None and u0.is_finite and not isinstance(u, (sp.Max, sp.Min)):
-        return law.partial_taylor(n, u, u0, exp.order + 1)
+        return law.partial_taylor(n, u, u0, order)
     raise UnsupportedUpdateError(f"{what}: the partial moment K_{n}({u}) of the law has no expansion in eta "
                                  f"(its argument tends to {u0 if u0 is not None else 'an undecided limit'} as eta -> 0)")
 
@@ -487,7 +489,7 @@ def _stable_signs(expr: sp.Expr, law: NoiseLaw) -> sp.Expr:
 
 
 def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str],
-              sources: Mapping[int, sp.Expr] | None = None) -> sp.Expr:
+              sources: Mapping[int, sp.Expr] | None = None, order: int | None = None) -> sp.Expr:
     """Put the law's moments, absolute moments and partial moments K_n(u) into an averaged
     expression. A moment whose coefficient cancels (pieces on finite intervals) is not needed."""
     sources = sources or {}
@@ -504,7 +506,7 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
     expr = _stable_signs(expr.xreplace(replace_), law)
     calls = [f for f in expr.atoms(sp.Function) if partial_order(f) is not None]
     if calls:
-        expr = expr.xreplace({call: _partial_value(call, law, exp, what) for call in calls})
+        expr = expr.xreplace({call: _partial_value(call, law, exp, what, order) for call in calls})
     return expr
 
 
@@ -554,7 +556,7 @@ def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions:
                     total += S.eta ** (n + m - orders.start) * (
                         expect(cn * cm, exp.indicators, what, sources)
                         - expect(cn, exp.indicators, what, sources) * expect(cm, exp.indicators, what, sources))
-            total = _fill_law(total, law, exp, what, conditions, sources)
+            total = _fill_law(total, law, exp, what, conditions, sources, order=len(orders) - 1)
             series = _coefficients(total, len(orders) - 1, what) if total.has(S.eta) else {0: total}
             for o, c in series.items():
                 if o + orders.start in out:
