@@ -9,6 +9,7 @@ import scipy.special as ss
 import sympy as sp
 
 from derive.codegen.printer import code
+from derive.codegen.student_t_fit import half_beta_fit, kernel_source
 from derive.runtime import student_t as T
 
 GRID = np.concatenate([-np.logspace(-2, 30, 160), np.logspace(-2, 30, 160)])
@@ -67,11 +68,58 @@ def test_incomplete_beta(a, b):
     np.testing.assert_allclose(full, ss.beta(a, b) * ss.betainc(a, b, x), rtol=TOL, atol=1e-300)
 
 
+def _kernel(nu):
+    """The straight-line tail function a generated module holds for this nu."""
+    import math
+
+    from numba import njit
+
+    fit = half_beta_fit(nu / 2)
+    def uncached(**options):  # source compiled from a string has no file for Numba's cache
+        return njit(**{k: v for k, v in options.items() if k != "cache"})
+
+    namespace = dict(_njit=uncached, _math=math, _exp_neg=T.exp_neg, _log_unit=T.log_unit)
+    exec(kernel_source(fit), namespace)  # noqa: S102 - the generated source under test
+    return namespace[fit.name]
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.0, 1.5, 2.5, 3.0, 4.5, 7.3, 10.0])
+def test_straight_line_kernel_function(nu):
+    """The branch-free function of the SDE kernels: T = 1 - |s| relative to 1e-12 against scipy on
+    the grid (tails included), and 1 - T = |s| relative to 1e-12 where |s| is not tiny."""
+    f = _kernel(nu)
+    y = np.abs(GRID)
+    r2 = (y / np.sqrt(nu)) ** 2
+    tail = np.array([f(1 / (1 + v), v / (1 + v)) for v in r2])
+    ref = 2 * ss.stdtr(nu, -y)
+    keep = ref > 1e-300
+    assert _rel(tail[keep], ref[keep]).max() <= TOL
+    body = (1 - tail)[y > 0.05]
+    assert _rel(body, 1 - ref[y > 0.05]).max() <= TOL
+
+
+def test_log_and_exp_without_library_calls():
+    x = np.concatenate([np.logspace(-307, 0, 2000), np.linspace(0.5, 1, 1001)])
+    np.testing.assert_allclose([T.log_unit(v) for v in x], np.log(x), rtol=4e-16, atol=1e-300)  # 2 ulp
+    r = np.concatenate([-np.logspace(-12, np.log10(700), 2000), [0.0]])
+    np.testing.assert_allclose([T.exp_neg(v) for v in r], np.exp(r), rtol=4e-16)
+    assert T.exp_neg(-800.0) == 0.0 and 0 < T.exp_neg(-740.0) < 1e-320
+
+
+def test_large_nu_falls_back_to_the_continued_fraction():
+    """nu = 40: T(x = 1/2) is below 1e-4, so the kernel calls betainc_reg instead of a polynomial."""
+    assert half_beta_fit(20.0) is None and half_beta_fit(1.25) is not None
+    g = sp.Symbol("g", real=True)
+    assert code(sp.betainc_regularized(20, sp.Rational(1, 2), 0, 40 / (40 + g**2))).startswith("_T(_betainc_reg(")
+    assert code(sp.betainc_regularized(sp.Rational(5, 4), sp.Rational(1, 2), 0, sp.Rational(5, 2) / (sp.Rational(5, 2) + g**2))
+                ).startswith("_T(_student_t_tail_1p25(")
+
+
 def test_printer_passes_the_complement():
     g, sigma = sp.Symbol("g", real=True), sp.Symbol("sigma", positive=True)
     x = sp.Rational(5, 2) / (sp.Rational(5, 2) + g**2 / sigma**2)
-    text = code(sp.betainc_regularized(sp.Rational(5, 4), sp.Rational(1, 2), 0, x))
-    assert text.startswith("_T(_betainc_reg(_T(1.25), _T(0.5), ")
+    text = code(sp.betainc_regularized(sp.Rational(5, 4), sp.Rational(3, 2), 0, x))
+    assert text.startswith("_T(_betainc_reg(_T(1.25), _T(1.5), ")
     assert "_T(1) -" not in text and "- _T(1)" not in text  # 1 - x is simplified, never subtracted
     text = code(sp.betainc(sp.Rational(3, 2), sp.Rational(1, 4), 0, g**2 / (g**2 + 1)))
     assert text.startswith("_T(_betainc(_T(1.5), _T(0.25), ")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numba
 import sympy as sp
@@ -45,6 +46,7 @@ from ..resources import TEMPLATES
 from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
 from .printer import CodegenError, code, cse_lines, hoist
+from .student_t_fit import half_beta_fit, kernel_source
 
 #: Noise laws with an exact sampler in the runtime; any other law is sampled by CDF inversion.
 SAMPLERS = LAWS
@@ -161,6 +163,15 @@ def _noise_context(noise: str, nu: object) -> dict:
     return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
 
 
+def _student_t_kernels(text: str) -> list[str]:
+    """Sources of the Student-t tail functions that the printed kernels in ``text`` call."""
+    out = []
+    for nu_text in sorted(set(re.findall(r"_student_t_tail_(\w+?)\(", text))):
+        fit = half_beta_fit(float(nu_text.replace("p", ".").replace("m", "-")))
+        out.append(kernel_source(fit))
+    return out
+
+
 def spec_fingerprint(spec: Optimizer) -> str:
     """The spec as canonical text (everything that defines it), for the module key."""
     return json.dumps({"name": spec.name, "hyper": list(spec.hyper.items()), "update": [list(a) for a in spec.update],
@@ -202,5 +213,6 @@ def context(combo: Combination) -> dict:
         spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
         uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
         uses_betainc_reg="_betainc_reg(" in repr((sde_ctx, opt)),  # the Student-t CDF of a real nu
+        student_t_kernels=_student_t_kernels(repr((sde_ctx, opt))),  # its straight-line form, per nu
         uses_betainc="_betainc(" in repr((sde_ctx, opt)),
     )

@@ -22,6 +22,7 @@ from sympy.logic.boolalg import Boolean
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import DeriveError
+from .student_t_fit import half_beta_fit
 
 
 class CodegenError(DeriveError, ValueError):
@@ -120,8 +121,14 @@ class KernelPrinter(PythonCodePrinter):
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
     def _print_BetaRegX(self, expr: sp.Expr) -> str:
-        """I_x(a, b): derive.runtime.student_t.betainc_reg (the Student-t CDF of a real nu)."""
-        return "_T(_betainc_reg(" + ", ".join(self._print(e) for e in expr.args) + "))"
+        """I_x(a, b): for b = 1/2 (the Student-t CDF terms, a = nu/2) the generated module's own
+        straight-line function (derive.codegen.student_t_fit); else, or for a large nu, the
+        continued fraction derive.runtime.student_t.betainc_reg."""
+        a, b, x, xc = expr.args
+        fit = half_beta_fit(float(a)) if b == sp.Rational(1, 2) else None
+        if fit is None:
+            return "_T(_betainc_reg(" + ", ".join(self._print(e) for e in expr.args) + "))"
+        return f"_T({fit.name}({self._print(x)}, {self._print(xc)}))"
 
     def _print_BetaX(self, expr: sp.Expr) -> str:
         """B(x; a, b) = B(a, b) I_x(a, b): derive.runtime.student_t.betainc (partial moments K_n)."""

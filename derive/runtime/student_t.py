@@ -12,12 +12,19 @@ I_x(a, b) = 1 - I_(1-x)(b, a) on the other side), so each has a small relative e
 growing like |log x| eps far into a tail) instead of the absolute error of 1 - (1 - T). The printed
 kernels call :func:`betainc_reg` (I_x) and :func:`betainc` (B(a, b) I_x, the unregularized form of
 the partial moments K_n) with x and xc both passed, so that neither is formed by cancellation.
-Everything is float64 inside; this module imports only math and Numba.
+Everything is float64 inside; this module imports only math, NumPy and Numba.
+
+**The kernels' fast path.** A Student-t CDF term in a printed SDE kernel is I_x(a, 1/2), a = nu/2
+(the tail T = 1 - |s|). For a moderate nu the generated module holds its own function for it, a
+straight-line polynomial per side (derive/codegen/student_t_fit.py writes it), which needs from
+here only :func:`log_unit` and :func:`exp_neg`: a log and an exp without library calls or branches,
+so that the update loops calling them stay free of calls (as the runtime's erf).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 _EPS = 1e-16
@@ -124,3 +131,66 @@ def sign_sd(y, nu):
     """sqrt(1 - s(y)^2) = 2 sqrt(F(y) F(-y)), without the cancellation of 1 - s^2."""
     t = _tail_and_sign(y, nu)[0]
     return math.sqrt(t * (2.0 - t))
+
+
+# ---- the kernels' fast path: branch-free, vectorizable -----------------------------------------
+_LN2_HI = 0.6931471803691238  # ln 2 = _LN2_HI + _LN2_LO (_LN2_HI has 32 significant bits)
+_LN2_LO = 1.9082149292705877e-10
+_MAGIC = 6755399441055744.0  # 1.5 * 2^52: adding it rounds to an integer
+_MAGIC_BITS = 4843621399236968448  # its bit pattern
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def log_unit(x):
+    """log(x) for 2.2e-308 <= x <= 1: exponent from the bits, log of the mantissa m in
+    [sqrt(1/2), sqrt(2)) as 2 atanh((m - 1)/(m + 1)) (odd series through f^21)."""
+    bits = np.float64(x).view(np.int64)
+    e = (bits >> np.int64(52)) - np.int64(1023)
+    m = np.int64((bits & np.int64(4503599627370495)) | np.int64(4607182418800017408)).view(np.float64)  # [1, 2)
+    big = m > 1.4142135623730951
+    m = 0.5 * m if big else m
+    ef = float(e + np.int64(1)) if big else float(e)
+    f = (m - 1.0) / (m + 1.0)
+    t = f * f
+    p = 1.0 / 21.0
+    p = p * t + 1.0 / 19.0
+    p = p * t + 1.0 / 17.0
+    p = p * t + 1.0 / 15.0
+    p = p * t + 1.0 / 13.0
+    p = p * t + 1.0 / 11.0
+    p = p * t + 1.0 / 9.0
+    p = p * t + 1.0 / 7.0
+    p = p * t + 1.0 / 5.0
+    p = p * t + 1.0 / 3.0
+    p = p * t + 1.0
+    return ef * _LN2_HI + (ef * _LN2_LO + 2.0 * f * p)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def exp_neg(r):
+    """exp(r) for r <= 0 (0 below -745): r = k ln2 + q, |q| <= ln2/2, e^q by its Taylor polynomial
+    through q^13, 2^k as two bit patterns (so that k down to -1075 stays representable)."""
+    under = r < -745.0
+    r = max(r, -745.0)
+    z = r * 1.4426950408889634 + _MAGIC
+    kf = z - _MAGIC
+    k = np.float64(z).view(np.int64) - np.int64(_MAGIC_BITS)
+    q = (r - kf * _LN2_HI) - kf * _LN2_LO
+    e = 1.0 / 6227020800.0
+    e = e * q + 1.0 / 479001600.0
+    e = e * q + 1.0 / 39916800.0
+    e = e * q + 1.0 / 3628800.0
+    e = e * q + 1.0 / 362880.0
+    e = e * q + 1.0 / 40320.0
+    e = e * q + 1.0 / 5040.0
+    e = e * q + 1.0 / 720.0
+    e = e * q + 1.0 / 120.0
+    e = e * q + 1.0 / 24.0
+    e = e * q + 1.0 / 6.0
+    e = e * q + 0.5
+    e = e * q + 1.0
+    e = e * q + 1.0
+    k1 = k >> np.int64(1)
+    s1 = np.int64((k1 + np.int64(1023)) << np.int64(52)).view(np.float64)
+    s2 = np.int64((k - k1 + np.int64(1023)) << np.int64(52)).view(np.float64)
+    return 0.0 if under else e * s1 * s2
