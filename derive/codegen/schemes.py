@@ -42,9 +42,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-SCHEMES = ("euler", "weak2")
-#: boundary rules for positive states and the value of B in max(v', B v')
-BOUNDARIES = {"reflect": -1.0, "floor": 0.0}
+from ..runtime.schemes import BOUNDARIES, SCHEMES  # noqa: F401 - the names, shared with code that runs kernels
 
 
 def bounded(expr: sp.Expr, B: sp.Expr) -> sp.Expr:
