@@ -417,7 +417,8 @@ def _raise_divergence(label: str, diverged: np.ndarray) -> None:
 def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int, seed: int,
                 landscape: Landscape, hyper: dict | None = None, record=None, keep: bool = False,
                 module_dir: "str | Path | None" = None, scheme: str = "euler", substeps: int = 1,
-                boundary: str = "reflect", start=None, k0: int = 0) -> tuple[Run, Run]:
+                boundary: str = "reflect", start=None, k0: int = 0,
+                sde_values: dict | None = None) -> tuple[Run, Run]:
     """The optimizer and the SDE of ``combo`` on shared randomness, in one generated kernel:
     ``(optimizer run, SDE run)``, path i of both driven by the same noise (docs/validation.md,
     "Coupling"). The optimizer is exactly :func:`run` ('optimizer', same seed); the SDE's first
@@ -425,7 +426,8 @@ def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float,
     first: the module's COUPLING; n = zeta under Gaussian noise, else Phi^{-1}(F(zeta))), filled in by
     a Brownian bridge over the substeps; its other Brownian motions are independent. Arguments as
     :func:`run`; ``start`` is the start of every state (the optimizer's and the SDE's states must
-    be the same)."""
+    be the same); ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
+    a deliberately wrong SDE for a mutation test, or another setting of a scaling rule)."""
     _check_counts(steps=steps)
     _check_integrator(scheme, substeps, boundary)
     _check_seed(seed, k0)
@@ -445,7 +447,11 @@ def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float,
         raise SimulationInputError(f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
                                    "for the quantile coupling, is not compiled; Student-t needs an integer nu)")
     S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
-    p = np.array([values[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
+    unknown = sorted(set(sde_values or {}) - set(module.SDE_PARAMS))
+    if unknown:
+        raise SimulationInputError(f"sde_values names {', '.join(unknown)}, not parameters of the SDE "
+                                   f"({', '.join(module.SDE_PARAMS)})")
+    p = np.array([{**values, **(sde_values or {})}[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
     po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
     weak2 = scheme == "weak2"
     loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, po, landscape.params, int(steps), rec,

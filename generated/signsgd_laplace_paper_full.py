@@ -65,7 +65,7 @@ _zeta = _samplers.laplace
 def _cdf(_z):
     """F(z) = (1 + s(z))/2 of the law (for the quantile coupling)."""
     _T = float
-    return (_T(0.5) if (_z == _T(0)) else (_T(0.5))*(_z/abs(_z) - _z*_math.exp(-abs(_z))/abs(_z) + _T(1))))
+    return (_T(0.5) if (_z == _T(0)) else (_T(0.5))*(_z/abs(_z) - _z*_math.exp(-abs(_z))/abs(_z) + _T(1)))
 
 
 @_njit(cache=True)

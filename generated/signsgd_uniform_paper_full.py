@@ -65,7 +65,7 @@ _zeta = _samplers.uniform_pm1
 def _cdf(_z):
     """F(z) = (1 + s(z))/2 of the law (for the quantile coupling)."""
     _T = float
-    return (_T(0) if (_z < _T(-1)) else ((_T(0.5))*(_z + _T(1)) if (_z <= _T(1)) else _T(1))))
+    return (_T(0) if (_z < _T(-1)) else ((_T(0.5))*(_z + _T(1)) if (_z <= _T(1)) else _T(1)))
 
 
 @_njit(cache=True)
@@ -93,7 +93,7 @@ def drift(x, g, t, _p):
     _T = _p.dtype.type
     sigma = _p[1]
     _e0 = g/sigma
-    return (-(_T(-1) if (_e0 < _T(-1)) else (_e0 if (_e0 <= _T(1)) else _T(1)))), )
+    return (-(_T(-1) if (_e0 < _T(-1)) else (_e0 if (_e0 <= _T(1)) else _T(1))), )
 
 
 @_njit(cache=True)
@@ -103,7 +103,7 @@ def diffusion(x, g, t, _p):
     eta = _p[0]
     sigma = _p[1]
     _e0 = g/sigma
-    return (_math.sqrt(eta)*_math.sqrt(max(_T(0), _T(1) - (_T(1) if (_e0 < _T(-1)) else (g*g/sigma*sigma if (_e0 <= _T(1)) else _T(1)))))), )
+    return (_math.sqrt(eta)*_math.sqrt(max(_T(0), _T(1) - (_T(1) if (_e0 < _T(-1)) else (g*g/sigma*sigma if (_e0 <= _T(1)) else _T(1))))), )
 
 
 @_njit(cache=True)
@@ -126,7 +126,7 @@ def _sde_elem(_T, x, g, _xi1, _c):
     _e0 = _c0*g
     _e1 = (_e0 < _T(-1))
     _e2 = (_e0 <= _T(1))
-    return (_c1*(_T(-1) if _e1 else (_e0 if _e2 else _T(1)))) + _c3*_xi1*_math.sqrt(max(_T(0), _T(1) - (_T(1) if _e1 else (_c2*g*g if _e2 else _T(1)))))) + x, )
+    return (_c1*(_T(-1) if _e1 else (_e0 if _e2 else _T(1))) + _c3*_xi1*_math.sqrt(max(_T(0), _T(1) - (_T(1) if _e1 else (_c2*g*g if _e2 else _T(1))))) + x, )
 
 
 @_njit(cache=True, parallel=True)
