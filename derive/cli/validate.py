@@ -65,7 +65,8 @@ def _cmd_weak_order(args: argparse.Namespace) -> int:
     try:
         study = weak_order(args.optimizer, noise=args.noise, nu=args.nu, sdes=sdes, landscape=args.landscape,
                            **({"etas": etas} if etas else {}), paths=args.paths, scheme=args.scheme,
-                           substeps=args.substeps, seed=args.seed, progress=bar)
+                           substeps=args.substeps, seed=args.seed, boundary=args.boundary,
+                           burn=not args.from_initial, progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -127,6 +128,10 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--paths", type=int, default=20_000, help="coupled paths per eta (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     _integrator_flags(p, "weak2", None)
+    p.add_argument("--boundary", default="reflect", choices=("reflect", "floor"),
+                   help="rule for positive states (v) below 0 after a step: reflect (default) or an absorbing floor")
+    p.add_argument("--from-initial", action="store_true",
+                   help="start from the initial states (m = v = 0, the initial layer included) instead of burned-in ones")
     p.add_argument("--format", default="text", choices=("text", "json"))
     p.add_argument("--plot", default=None, help="draw the errors against eta (log-log) to an image")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

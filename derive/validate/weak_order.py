@@ -203,15 +203,17 @@ def _point(chain, sde, sde_refined, d: int, times) -> dict:
 def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, landscape: str = "quadratic",
                etas=ETAS, paths: int = 20_000, horizon: float = 2.0, sigma: float = 1.0, dim: int = 2,
                scheme: str = "weak2", substeps: int | None = None, dt_max: float = DT_MAX, refine: bool = True,
-               seed: int = 0, hyper: dict | None = None, sde_values: dict | None = None, progress=None) -> Study:
+               seed: int = 0, hyper: dict | None = None, sde_values: dict | None = None, boundary: str = "reflect",
+               burn: bool = True, progress=None) -> Study:
     """The weak-error study of ``optimizer``'s SDEs (labels ``sdes``: full, published, noise-dominated;
     default those that exist and differ) on ``landscape`` (quadratic, double-well, rotated).
 
     ``substeps`` None: the fewest substeps with dt = eta/substeps <= ``dt_max``. ``refine`` reruns
     every point with twice the substeps and reports the change. ``hyper``: other hyperparameters
     held fixed (eps, theta); the decays follow from :data:`RATES`. ``sde_values`` replaces SDE
-    parameters only (a deliberately wrong SDE, for mutation tests). ``progress(done, total)`` after
-    each point."""
+    parameters only (a deliberately wrong SDE, for mutation tests). ``boundary``: the rule for
+    positive states (reflect, floor); ``burn`` False starts from the initial states (m = v = 0, the
+    initial layer included). ``progress(done, total)`` after each point."""
     from ..combination import Combination
     from ..simulate import burn_in, run_coupled
 
@@ -237,7 +239,8 @@ def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, l
     held = {"horizon": horizon, "sigma": sigma, "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **fixed},
             "start": start, "dim": dim, "paths": paths, "seed": seed, "scheme": scheme, "dt_max": dt_max,
             "burn_in": ("ceil(3 / (eta rho_min)) optimizer steps with x held at x0, from the initial states"
-                        if rates else "none (no auxiliary states)"),
+                        if rates and burn else "none" + ("" if rates else " (no auxiliary states)")),
+            "boundary": boundary,
             "landscape_parameters": land.params.tolist()}
     study = Study(optimizer, noise if nu is None else f"{noise}(nu={nu})", landscape, held)
     total, done = len(kinds) * len(etas), 0
@@ -250,13 +253,13 @@ def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, l
             steps = max(1, int(round(horizon / eta)))
             record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))
             k0, state = 0, None
-            if rates:
+            if rates and burn:
                 k0 = math.ceil(3.0 / (eta * min(rates.values())))
                 state = burn_in(Combination(optimizer, noise, nu=nu), x0, eta=eta, sigma=sigma, steps=k0,
                                 seed=seed + 1, landscape=land, hyper=values)
             r = substeps or max(1, math.ceil(eta / dt_max - 1e-9))
             common = dict(eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=land, hyper=values, record=record,
-                          keep=True, start=state, k0=k0, sde_values=sde_values)
+                          keep=True, start=state, k0=k0, sde_values=sde_values, boundary=boundary)
             chain, sde = run_coupled(combo, x0, scheme=scheme, substeps=r, **common)
             # half the step, on the same chain and the same Brownian path over each optimizer step
             refined = run_coupled(combo, x0, scheme=scheme, substeps=2 * r, **common)[1] if refine else None
