@@ -50,6 +50,9 @@ class Setting:
     weak_etas: tuple = (0.16, 0.08, 0.04, 0.02)
     weak_paths: int = 10000
     weak_dt_max: float = 0.01
+    #: (model, optimizer) of the network weak-order rows (PyTorch), over weak_net_seeds
+    weak_networks: tuple = (("mlp", "sgd"), ("mlp", "adam"))
+    weak_net_seeds: tuple = tuple(range(8))
 
 
 QUICK = Setting(derivations=(("sgd", "paper", "full"), ("adamw", "paper", "published")), checks=("sgd",),
@@ -57,7 +60,7 @@ QUICK = Setting(derivations=(("sgd", "paper", "full"), ("adamw", "paper", "publi
                 quad_steps=100, quad_paths=200, models=("mlp",), net_optimizers=("sgd", "adam"),
                 mlp_extra_optimizers=(), net_sigmas={}, net_steps={"mlp": 30}, seeds=(0, 1),
                 weak_order=True, weak_studies=(("sgd", "quadratic"),), weak_etas=(0.16, 0.08), weak_paths=2000,
-                weak_dt_max=0.04)
+                weak_dt_max=0.04, weak_networks=())
 
 
 def _log(progress, text: str) -> None:
@@ -295,6 +298,33 @@ def _section_weak_order(setting: Setting, out: Path, progress, raw: dict) -> lis
             lines.append(f"- initial layer (not fitted): first step from m = v = 0 at g = {il['g']:g}, eta = {il['eta']:g}: "
                          f"optimizer {il['optimizer']:+.3f} eta, SDE {il['sde']:+.3f} eta")
         lines += ["", f"![weak order {opt} {land}](weak_order/{name})", ""]
+    lines += _weak_order_networks(setting, out, progress, raw)
+    return lines
+
+
+def _weak_order_networks(setting: Setting, out: Path, progress, raw: dict) -> list[str]:
+    if not setting.weak_networks:
+        return []
+    try:
+        import torch  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError:
+        return ["Network weak-order rows skipped: they need the `nn` extra (PyTorch, scikit-learn).", ""]
+    from .validate.weak_order import network_weak_order
+
+    lines = ["### Networks", "",
+             f"phi = the loss, {len(setting.weak_net_seeds)} seeds, coupled, sigma = 0.05, T = 2, weak2 with dt <= 0.02, "
+             "auxiliary states burned in with the parameters held at their start; error (SE) [SE ratio].", ""]
+    for model, opt in setting.weak_networks:
+        _log(progress, f"weak order {model} {opt}")
+        try:
+            study = network_weak_order(model, opt, etas=setting.weak_etas, seeds=setting.weak_net_seeds)
+        except Exception as exc:  # noqa: BLE001
+            lines += [f"{model}/{opt} failed: {type(exc).__name__}: {exc}", ""]
+            continue
+        raw[f"weak_order_{model}_{opt}"] = study.to_json()
+        lines += [f"#### {model} / {opt} ({study.held_fixed['dim']} parameters, {study.seconds:.0f} s)", ""] \
+            + study.table() + [""]
     return lines
 
 

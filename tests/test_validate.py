@@ -208,3 +208,48 @@ def test_weak_order_command(capsys):
     assert "at least two etas > 0" in capsys.readouterr().err
     assert main(["weak-order", "adam", "--etas", "0.8,0.4", "--quiet"]) == 2
     assert "eta 0.8 is too large for adam" in capsys.readouterr().err
+
+
+def test_a_run_leaves_the_module_at_its_start(torch):
+    """A second validation of the same Problem starts where the first did (the module's parameters
+    are re-pointed during a run and put back at the start afterwards)."""
+    from derive.validate.experiment import Problem, validate
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    problem = Problem.from_data(net, torch.randn(20, 3), torch.randint(0, 2, (20,)), name="mine")
+    start = problem.initial()
+    validate(problem, "sgd", eta=0.1, steps=3, seeds=[0], n_boot=0, replicate=False)
+    np.testing.assert_array_equal(problem.initial(), start)
+
+
+def test_burn_in_gives_the_sdes_the_optimizers_states(torch):
+    """With burn_in, the auxiliary states are the optimizer's after k steps at fixed x (checked against
+    the update rule by hand), every simulator starts from them, and the SDEs' clock starts at k eta."""
+    from derive.simulate import hyperparameters
+    from derive.validate.samplers import zeta_sampler
+    from derive.validate.steppers import BURN_STREAM, TorchOptimizerPath
+    from derive.validate.torch_adapter import Problem
+
+    problem = Problem.builtin("mlp")
+    values = hyperparameters("adam", 0.05, 0.1, {"beta1": 0.8, "beta2": 0.9})
+    x0 = problem.initial()
+    path = TorchOptimizerPath(problem, "adam", values, x0, [3], zeta_sampler("gaussian"), burn_in=4)
+    states = path.states(("x", "m", "v"))
+    g = torch.zeros(1, problem.dim, dtype=torch.float64)
+    problem.loss_grad(torch.from_numpy(x0.copy()), g[0])
+    rng = np.random.default_rng([3, BURN_STREAM, 17])
+    m = v = np.zeros(problem.dim)
+    for _ in range(4):
+        noisy = g[0].numpy() + 0.1 * rng.standard_normal(problem.dim)
+        m, v = 0.8 * m + 0.2 * noisy, 0.9 * v + 0.1 * noisy**2
+    np.testing.assert_allclose(states[1, 0], m, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(states[2, 0], v, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(states[0, 0], x0)
+    from derive.validate.experiment import validate
+
+    r = validate("mlp", "adam", eta=0.05, sigma=0.1, steps=4, seeds=[0, 1], burn_in=6, n_boot=0, replicate=False,
+                 scheme="weak2", hyper={"beta1": 0.8, "beta2": 0.9})
+    assert len({float(t.loss[0, 0]) for t in r.trajectories.values()}) == 1
+    with pytest.raises(ValidationInputError, match="burn_in"):
+        validate("mlp", "adam", steps=2, seeds=[0], burn_in=-1)

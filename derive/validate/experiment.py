@@ -90,13 +90,15 @@ def _compare_all(result: Result, kinds, n_boot: int, seed: int) -> None:
 def validate(problem: "Problem | str", optimizer: str, *, noise: str = "gaussian", nu=None, eta: float = 0.01,
              sigma: float = 0.1, steps: int = 200, seeds=(0, 1, 2), hyper: dict | None = None, compare=None,
              replicate: bool = True, init_seed: int = 0, n_boot: int = 1000, scheme: str = "euler",
-             substeps: int = 1, coupled: bool = True, boundary: str = "reflect",
+             substeps: int = 1, coupled: bool = True, boundary: str = "reflect", burn_in: int = 0,
              progress: Callable[[int, int], None] | None = None) -> Result:
     """Run the optimizer and its SDEs on ``problem`` (a :class:`Problem` or a built-in model name).
 
     ``compare``: SDE labels (``full``, ``published``, ``noise-dominated``); default per
     :func:`sde_kinds`. ``scheme``/``substeps``: the SDEs' integrator. ``coupled``: drive the SDEs
-    by the optimizer's noise (default). ``replicate`` adds an independent run of the optimizer: its
+    by the optimizer's noise (default). ``burn_in``: optimizer steps with x held at the start before
+    the run (auxiliary states burned in, no initial layer); the SDEs start from the optimizer's
+    burned-in states at t = burn_in eta. ``replicate`` adds an independent run of the optimizer: its
     fidelity is the Monte Carlo floor of uncoupled runs at this number of seeds. ``progress(done,
     total)`` is called after every step of every trajectory.
     """
@@ -111,14 +113,15 @@ def validate(problem: "Problem | str", optimizer: str, *, noise: str = "gaussian
     try:
         return _validate(problem, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps, seeds=seeds,
                          hyper=hyper, compare=compare, replicate=replicate, init_seed=init_seed, n_boot=n_boot,
-                         scheme=scheme, substeps=substeps, coupled=coupled, boundary=boundary, progress=progress)
+                         scheme=scheme, substeps=substeps, coupled=coupled, boundary=boundary, burn_in=burn_in,
+                         progress=progress)
     finally:
         torch.set_num_threads(threads[0])
         numba.set_num_threads(threads[1])
 
 
 def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper, compare, replicate, init_seed,
-              n_boot, scheme, substeps, coupled, boundary, progress) -> Result:
+              n_boot, scheme, substeps, coupled, boundary, burn_in, progress) -> Result:
     from ..combination import Combination
     from ..runtime.schemes import BOUNDARIES
     from ..simulate import hyperparameters, load_module
@@ -134,6 +137,8 @@ def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper,
     values["_boundary"] = BOUNDARIES[boundary]
     sample = zeta_sampler(noise, nu)
     kinds = sde_kinds(optimizer, noise, nu, compare)
+    if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+        raise ValidationInputError(f"burn_in must be an integer >= 0, got {burn_in!r}")
     x0 = problem.initial()
     started = time.perf_counter()
 
@@ -141,13 +146,19 @@ def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper,
         module = load_module(Combination(optimizer, noise, regime, form, nu=nu))
         if coupled and (module.COUPLING is None or not module.COUPLABLE_LAW):
             raise ValidationInputError(f"{optimizer} {regime}/{form} under {noise}: no coupled run; use coupled=False")
+        start = None
+        if burn_in:
+            burner = TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in)
+            start = burner.states(module.STATE)
         return SDEPath(problem, module, values, x0, seeds, scheme=scheme, substeps=substeps, coupled=coupled,
-                       sample=sample, noise=noise, nu=nu)
+                       sample=sample, noise=noise, nu=nu, start=start, k0=burn_in)
 
-    plans = [("optimizer", f"torch {optimizer}", lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample))]
+    plans = [("optimizer", f"torch {optimizer}",
+              lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in))]
     if replicate:
         plans.append(("optimizer replicate", f"torch {optimizer}, independent noise (Monte Carlo floor, uncoupled)",
-                      lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, REPLICATE_STREAM)))
+                      lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, REPLICATE_STREAM,
+                                                 burn_in=burn_in)))
     plans += [(label, f"SDE {regime}/{form}", lambda r=regime, f=form: make_sde(r, f)) for label, regime, form in kinds]
     total, done = len(plans) * steps, 0
     trajectories: dict[str, Trajectory] = {}
@@ -171,6 +182,7 @@ def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper,
         if progress is not None:
             progress(done, total)
         trajectories[label] = Trajectory(label, description, loss, diverged, time.perf_counter() - t0)
+    problem.bind(require_torch().from_numpy(x0.copy()))  # the module's parameters back at the start
 
     result = Result(problem.name, optimizer, noise if nu is None else f"{noise}(nu={nu})", float(eta), float(sigma),
                     int(steps), seeds, dict(values), problem.dim, trajectories, integrator, coupled)

@@ -27,9 +27,9 @@ import numpy as np
 
 from . import require_torch
 from .samplers import Sampler, coupled_normal
-from .torch_adapter import Problem, torch_optimizer
+from .torch_adapter import Problem, torch_optimizer, torch_states
 
-OPTIMIZER_STREAM, REPLICATE_STREAM, SDE_STREAM = 2, 3, 1
+OPTIMIZER_STREAM, REPLICATE_STREAM, SDE_STREAM, BURN_STREAM = 2, 3, 1, 4
 
 
 def _rngs(seeds, stream: int, salt: int) -> list[np.random.Generator]:
@@ -40,15 +40,35 @@ class TorchOptimizerPath:
     """The real optimizer on every seed (see the module docstring)."""
 
     def __init__(self, problem: Problem, optimizer: str, values: dict, x0: np.ndarray, seeds, sample: Sampler,
-                 stream: int = OPTIMIZER_STREAM):
+                 stream: int = OPTIMIZER_STREAM, burn_in: int = 0):
         torch = require_torch()
-        self.problem, self.values, self.sample = problem, values, sample
+        self.problem, self.values, self.sample, self.name = problem, values, sample, optimizer
         self.xs = np.repeat(x0[None, :], len(seeds), axis=0)
         self.params = [torch.nn.Parameter(torch.from_numpy(row)) for row in self.xs]
         self.opts = [torch_optimizer(optimizer, [p], values) for p in self.params]
         self.rows = [torch.from_numpy(row) for row in self.xs]
         self.rngs = _rngs(seeds, stream, 17)
         self.grad = torch.zeros(len(seeds), problem.dim, dtype=torch.float64)
+        if burn_in:
+            self._burn(burn_in, x0, seeds)
+
+    def _burn(self, steps: int, x0: np.ndarray, seeds) -> None:
+        """``steps`` optimizer steps with x held at x0 (noise from the stream (seed, BURN_STREAM)):
+        the auxiliary states burned in, the step count at ``steps``."""
+        torch = require_torch()
+        rngs = _rngs(seeds, BURN_STREAM, 17)
+        self.evaluate()  # the gradient at x0, the same at every burn-in step
+        for s, (param, opt) in enumerate(zip(self.params, self.opts)):
+            for _ in range(steps):
+                param.grad = self.grad[s] + self.values["sigma"] * torch.from_numpy(self.sample(rngs[s], self.problem.dim))
+                opt.step()
+                with torch.no_grad():
+                    param.copy_(torch.from_numpy(x0))
+
+    def states(self, names) -> np.ndarray:
+        """The states ``names`` (x first) of every seed, [states, seeds, d], from the optimizers."""
+        per_seed = [torch_states(self.name, opt, param) for opt, param in zip(self.opts, self.params)]
+        return np.stack([self.xs] + [np.stack([st[n] for st in per_seed]) for n in names[1:]])
 
     def evaluate(self) -> np.ndarray:
         return _losses(self.problem, self.rows, self.grad)
@@ -66,10 +86,10 @@ class SDEPath:
 
     def __init__(self, problem: Problem, module, values: dict, x0: np.ndarray, seeds, *, scheme: str = "euler",
                  substeps: int = 1, coupled: bool = True, sample: Sampler | None = None, noise: str = "gaussian",
-                 nu=None):
+                 nu=None, start: np.ndarray | None = None, k0: int = 0):
         torch = require_torch()
         self.problem, self.module, self.seeds = problem, module, list(seeds)
-        self.eta, self.sub, self.weak2 = float(values["eta"]), int(substeps), scheme == "weak2"
+        self.eta, self.sub, self.weak2, self.k0 = float(values["eta"]), int(substeps), scheme == "weak2", int(k0)
         self.p = np.array([values[n] for n in module.SDE_PARAMS], dtype=np.float64)
         S, d = len(self.seeds), problem.dim
         runs = 2 if self.weak2 else 1
@@ -77,6 +97,8 @@ class SDEPath:
         self.state[:, 0] = x0[None, :]
         for j, init in enumerate(module.SDE_INITIAL):
             self.state[:, j + 1] = init
+        if start is not None:  # burned-in states [states, seeds, d]
+            self.state[:] = start[None]
         self.grad = np.zeros((runs, S, d))
         self._grad_t = torch.from_numpy(self.grad)
         self.rows = [[torch.from_numpy(self.state[r, 0, s]) for s in range(S)] for r in range(runs)]
@@ -103,7 +125,7 @@ class SDEPath:
     def advance(self, k: int) -> None:
         xi = self._normals()
         M = xi.shape[1]
-        t0 = (k - 1) * self.eta
+        t0 = (self.k0 + k - 1) * self.eta
         self._run(0, M, t0, lambda i: xi[:, i])
         if self.weak2:
             self._run(1, self.sub, t0, lambda i: (xi[:, 2 * i] + xi[:, 2 * i + 1]) / math.sqrt(2.0))

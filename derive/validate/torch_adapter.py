@@ -133,3 +133,15 @@ def torch_optimizer(name: str, params, values: dict):
     from ..errors import UnknownNameError
 
     raise UnknownNameError("optimizer for the network validation", name, OPTIMIZERS)
+
+
+#: the optimizer states of the specs in torch's state dictionaries (per parameter)
+_TORCH_STATES = {"rmsprop": {"v": "square_avg"}, "rmspropw": {"v": "square_avg"},
+                 "adam": {"m": "exp_avg", "v": "exp_avg_sq"}, "adamw": {"m": "exp_avg", "v": "exp_avg_sq"}}
+
+
+def torch_states(name: str, opt, param) -> dict[str, np.ndarray]:
+    """The spec's auxiliary states (m, v) of one parameter, read from a torch optimizer's state."""
+    inner = getattr(opt, "inner", opt)  # the decoupled RMSpropW wraps torch's RMSprop
+    state = inner.state[param]
+    return {ours: state[theirs].detach().numpy().copy() for ours, theirs in _TORCH_STATES.get(name, {}).items()}

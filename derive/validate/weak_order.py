@@ -282,6 +282,54 @@ def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, l
     return study
 
 
+def network_weak_order(model: str, optimizer: str, *, etas=(0.16, 0.08, 0.04, 0.02), seeds=(0, 1, 2, 3),
+                       horizon: float = 2.0, sigma: float = 0.05, dt_max: float = 0.02, sdes=("full",),
+                       progress=None) -> Study:
+    """The weak error of ``optimizer``'s SDEs on a network (:func:`derive.validate.experiment.validate`,
+    coupled, weak2 with dt <= ``dt_max``), phi = the loss only, over the seeds; as :func:`weak_order`
+    otherwise (auxiliary states burned in with the parameters held at their initial values)."""
+    from .experiment import validate
+
+    started = time.perf_counter()
+    etas = sorted({float(e) for e in etas}, reverse=True)
+    rates = RATES.get(optimizer.lower(), {})
+    held = {"horizon": horizon, "sigma": sigma, "hyper": {f"rho_{b}": r for b, r in rates.items()}, "start": "model init",
+            "dim": None, "paths": len(seeds), "seed": list(seeds), "scheme": "weak2", "dt_max": dt_max,
+            "burn_in": ("ceil(3 / (eta rho_min)) optimizer steps with the parameters held at their start" if rates
+                        else "none (no auxiliary states)"), "boundary": "reflect"}
+    study = Study(optimizer, "gaussian", model, held)
+    points = {label: [] for label in sdes}
+    used = []
+    for i, eta in enumerate(etas):
+        steps = max(1, int(round(horizon / eta)))
+        sub = max(1, math.ceil(eta / dt_max - 1e-9))
+        burn = math.ceil(3.0 / (eta * min(rates.values()))) if rates else 0
+        r = validate(model, optimizer, eta=eta, sigma=sigma, steps=steps, seeds=seeds, hyper=_hyper(optimizer, eta, rates),
+                     compare=list(sdes), replicate=False, n_boot=0, scheme="weak2", substeps=sub, burn_in=burn)
+        held["dim"] = r.dim
+        record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))[1:]
+        opt = r.trajectories["optimizer"].loss[:, record]
+        for label in sdes:
+            diff = r.trajectories[label].loss[:, record] - opt
+            mean, se = diff.mean(axis=0), diff.std(axis=0, ddof=1) / math.sqrt(diff.shape[0])
+            j = int(np.nanargmax(np.abs(mean)))
+            indep = math.sqrt(np.var(opt[:, j], ddof=1) / opt.shape[0]
+                              + np.var(r.trajectories[label].loss[:, record[j]], ddof=1) / opt.shape[0])
+            points[label].append(dict(error=float(abs(mean[j])), se=float(se[j]), ratio=indep / float(se[j]),
+                                      where=f"f at t={record[j] * eta:.3g}"))
+        used.append(sub)
+        if progress is not None:
+            progress(i + 1, len(etas))
+    for label in sdes:
+        errors, se = [p["error"] for p in points[label]], [p["se"] for p in points[label]]
+        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se)]
+        slope, ci = fit_slope(etas, errors, se, resolved)
+        study.runs.append(Row(label, etas, errors, se, resolved, slope, ci, [p["ratio"] for p in points[label]],
+                              [p["where"] for p in points[label]], used, [math.nan] * len(etas), [math.nan] * len(etas)))
+    study.seconds = time.perf_counter() - started
+    return study
+
+
 def initial_layer(optimizer: str, *, noise: str = "gaussian", nu=None, eta: float, sigma: float, rates: dict,
                   fixed: dict, paths: int, seed: int = 0, g: float = 1.0, substeps: int = 64) -> dict:
     """The first step from m = v = 0 at gradient g (x0 = g on f = x^2/2): the optimizer's mean move
