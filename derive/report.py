@@ -135,7 +135,7 @@ def _fid_row(prefix: str, result) -> str:
 
 
 FID_HEAD = ["| optimizer | full SDE | published SDE | noise-dominated SDE | optimizer replicate (independent noise) "
-            "| resolved differences (paired 95% BCa interval excludes 0) | s |",
+            "| resolved differences (paired 95% interval excludes 0) | s |",
             "|---|---|---|---|---|---|---|"]
 
 
@@ -150,7 +150,7 @@ def _verdicts(results) -> list[str]:
         label, best = min(ours, key=lambda p: p[1].value)
         diff = next((d for d in r.differences if d.a == label and d.b == "noise-dominated"), None)
         where = f"{r.model}/{r.optimizer}, sigma {r.sigma:g}"
-        gap = "" if diff is None else f" (paired difference {diff.value:+.4f} +- {diff.se:.4f})"
+        gap = "" if diff is None else f" (paired difference {_num(diff.value)} +- {_num(diff.se)})"
         if best.value < nd.value and diff is not None and diff.resolved:
             out.append(f"- {where}: ours ({label}, {best.value:.4f}) tracks better than noise-dominated ({_num(nd.value)}){gap}; "
                        "resolved.")
@@ -225,7 +225,8 @@ def _section_networks(setting: Setting, out: Path, progress, raw: dict) -> list[
               f"({_integrator(setting.net_integrator)}, eta = {setting.eta}) on the flattened float64 parameters, its "
               f"gradient from autograd at its own parameters at every substep, and coupled with the optimizer (driven by "
               f"its noise); same initial parameters (m = v = 0); seeds {list(setting.seeds)} change only the noise. "
-              "Fidelity as in section 3, paired bootstrap over seeds. Models: MLP 64-32-10 (tanh), CNN and a 2-block "
+              "Fidelity as in section 3, paired over seeds (with fewer than 10 seeds: jackknife standard error and "
+              "Student-t interval, which can reach below 0). Models: MLP 64-32-10 (tanh), CNN and a 2-block "
               "ResNet on scikit-learn's bundled digits (256 / 128 / 128 images), a 1-block Transformer on a seeded "
               "next-token task (64 sequences of 12 tokens).", ""]
     results = []
@@ -296,7 +297,8 @@ def _section_weak_order(setting: Setting, out: Path, progress, raw: dict) -> lis
         if study.initial_layer:
             il = study.initial_layer
             lines.append(f"- initial layer (not fitted): first step from m = v = 0 at g = {il['g']:g}, eta = {il['eta']:g}: "
-                         f"optimizer {il['optimizer']:+.3f} eta, SDE {il['sde']:+.3f} eta")
+                         f"optimizer {il['optimizer']:+.3f} (SE {il['optimizer_se']:.3f}) eta, SDE {il['sde']:+.3f} "
+                         f"(SE {il['sde_se']:.3f}) eta")
         lines += ["", f"![weak order {opt} {land}](weak_order/{name})", ""]
     lines += _weak_order_networks(setting, out, progress, raw)
     return lines

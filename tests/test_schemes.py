@@ -10,6 +10,7 @@ rounding at every step size, and its order is read off halving h: euler must sho
 weak2 (Talay-Tubaro extrapolation of euler) order 2, over 5 step sizes (T/8 ... T/128).
 Mutations (a diffusion 10% off, the extrapolation weights wrong) must fail the same checks.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,8 +36,9 @@ class Linear:
         self.diffusion = sp.Matrix(diffusion)
         self.start, self.t0, self.T = np.array(start, float), t0, T
         n = len(self.states)
-        self.basis = [sp.Integer(1), *self.states] + [self.states[i] * self.states[j]
-                                                      for i in range(n) for j in range(i, n)]
+        self.basis = [sp.Integer(1), *self.states] + [
+            self.states[i] * self.states[j] for i in range(n) for j in range(i, n)
+        ]
 
     def coefficients(self, poly: sp.Expr) -> list[sp.Expr]:
         """``poly`` (degree <= 2 in the states) in the monomial basis."""
@@ -53,8 +55,14 @@ class Linear:
         rows = []
         for phi in self.basis:
             Lphi = sum(b * sp.diff(phi, s) for b, s in zip(self.drift, self.states))
-            Lphi += sum(cov[i, j] * sp.diff(phi, si, sj) for i, si in enumerate(self.states)
-                        for j, sj in enumerate(self.states)) / 2
+            Lphi += (
+                sum(
+                    cov[i, j] * sp.diff(phi, si, sj)
+                    for i, si in enumerate(self.states)
+                    for j, sj in enumerate(self.states)
+                )
+                / 2
+            )
             rows.append(self.coefficients(Lphi))
         return sp.lambdify(t, sp.Matrix(rows), "numpy")
 
@@ -79,8 +87,14 @@ class Linear:
         m0 = self.initial()
         if not any(self.drift[i].has(t) for i in range(len(self.drift))) and not self.diffusion.has(t):
             return scipy.linalg.expm(np.array(L(0.0), float) * self.T) @ m0
-        sol = scipy.integrate.solve_ivp(lambda s, m: np.array(L(s), float) @ m, (self.t0, self.t0 + self.T), m0,
-                                        method="DOP853", rtol=1e-13, atol=1e-15)
+        sol = scipy.integrate.solve_ivp(
+            lambda s, m: np.array(L(s), float) @ m,
+            (self.t0, self.t0 + self.T),
+            m0,
+            method="DOP853",
+            rtol=1e-13,
+            atol=1e-15,
+        )
         return sol.y[:, -1]
 
     def euler(self, steps: int, A=None) -> np.ndarray:
@@ -111,12 +125,24 @@ def _sdes() -> list[Linear]:
         Linear("Ornstein-Uhlenbeck", [x], [-sp.Rational(3, 2) * x], [[sp.Rational(4, 5)]], [1.0]),
         Linear("geometric Brownian motion", [x], [x / 2], [[sp.Rational(3, 5) * x]], [1.0]),
         Linear("linearised SGD SDE (full H and Sigma)", [x, y], list(-H * X), sp.sqrt(eta) * root, [1.0, -0.5]),
-        Linear("split: heavy-ball momentum (x reads the new m)", [x, m], [-m, 2 * (x - m)],
-               [[0], [sp.Rational(1, 2)]], [1.0, 0.0]),
-        Linear("time-dependent drift 1.5 (1 - exp(-2 t)) (a bias correction)", [x],
-               [-sp.Rational(3, 2) * (1 - sp.exp(-2 * t)) * x], [[sp.Rational(4, 5)]], [1.0], t0=0.25),
-        Linear("two non-commuting noises, x dW1 and dW2", [x], [-x],
-               [[sp.Rational(1, 2) * x, sp.Rational(3, 10)]], [1.0]),
+        Linear(
+            "split: heavy-ball momentum (x reads the new m)",
+            [x, m],
+            [-m, 2 * (x - m)],
+            [[0], [sp.Rational(1, 2)]],
+            [1.0, 0.0],
+        ),
+        Linear(
+            "time-dependent drift 1.5 (1 - exp(-2 t)) (a bias correction)",
+            [x],
+            [-sp.Rational(3, 2) * (1 - sp.exp(-2 * t)) * x],
+            [[sp.Rational(4, 5)]],
+            [1.0],
+            t0=0.25,
+        ),
+        Linear(
+            "two non-commuting noises, x dW1 and dW2", [x], [-x], [[sp.Rational(1, 2) * x, sp.Rational(3, 10)]], [1.0]
+        ),
     ]
 
 

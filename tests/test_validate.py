@@ -1,4 +1,5 @@
 """Validation experiments: paired fidelity, coupling, the quadratic, tiny networks, the CLI, bad input."""
+
 import json
 import math
 
@@ -45,8 +46,9 @@ def test_quadratic_validation_is_coupled_and_resolves():
     nd = next(d for d in r.differences if d.a == "full" and d.b == "noise-dominated")
     assert nd.resolved and nd.value < 0
     coupled = validate_quadratic("sgd", eta=0.05, sigma=1.0, steps=60, paths=400, n_boot=100, scheme="weak2")
-    uncoupled = validate_quadratic("sgd", eta=0.05, sigma=1.0, steps=60, paths=400, n_boot=100, scheme="weak2",
-                                   coupled=False)
+    uncoupled = validate_quadratic(
+        "sgd", eta=0.05, sigma=1.0, steps=60, paths=400, n_boot=100, scheme="weak2", coupled=False
+    )
     assert coupled.fidelity["full"].se * 5 < uncoupled.fidelity["full"].se
     with pytest.raises(ValidationInputError, match="sigma must be > 0"):
         validate_quadratic("sgd", sigma=0.0, steps=5, paths=4)
@@ -136,8 +138,15 @@ def test_user_module_and_data(torch):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).float()
     xs, ys = torch.randn(20, 3), torch.randint(0, 2, (20,))
-    r = validate(Problem.from_data(net, xs, ys, name="mine"), "rmsprop", steps=4, seeds=[0, 1], n_boot=10,
-                 scheme="weak2", substeps=2)
+    r = validate(
+        Problem.from_data(net, xs, ys, name="mine"),
+        "rmsprop",
+        steps=4,
+        seeds=[0, 1],
+        n_boot=10,
+        scheme="weak2",
+        substeps=2,
+    )
     assert r.model == "mine" and r.dim == 3 * 4 + 4 + 4 * 2 + 2
 
 
@@ -162,7 +171,7 @@ def test_divergence_is_reported_with_partial_results(torch):
 
     w = torch.nn.Linear(1, 1, bias=False)
     w.weight.data.fill_(1.0)
-    problem = Problem(w, lambda: 1e3 * (w.weight ** 2).sum(), name="steep")
+    problem = Problem(w, lambda: 1e3 * (w.weight**2).sum(), name="steep")
     r = validate(problem, "sgd", eta=1.0, sigma=0.1, steps=150, seeds=[0, 1], n_boot=10)
     opt = r.trajectories["optimizer"]
     assert opt.diverged is not None and 0 < opt.diverged["step"] < 150
@@ -175,8 +184,22 @@ def test_divergence_is_reported_with_partial_results(torch):
 def test_validate_command_writes_json_and_png(torch, tmp_path, capsys):
     from derive.cli import main
 
-    rc = main(["validate", "--model", "mlp", "--optimizer", "adam", "--steps", "5", "--seeds", "2", "--quiet",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "validate",
+            "--model",
+            "mlp",
+            "--optimizer",
+            "adam",
+            "--steps",
+            "5",
+            "--seeds",
+            "2",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     data = json.loads((tmp_path / "mlp_adam_sigma0.01.json").read_text())
     assert set(data["fidelity"]) == {"optimizer replicate", "full", "published", "noise-dominated"}
@@ -189,8 +212,26 @@ def test_validate_command_writes_json_and_png(torch, tmp_path, capsys):
 def test_validate_command_takes_the_integrator(torch, tmp_path, capsys):
     from derive.cli import main
 
-    rc = main(["validate", "--model", "mlp", "--optimizer", "sgd", "--steps", "3", "--seeds", "2", "--quiet",
-               "--scheme", "weak2", "--substeps", "2", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "validate",
+            "--model",
+            "mlp",
+            "--optimizer",
+            "sgd",
+            "--steps",
+            "3",
+            "--seeds",
+            "2",
+            "--quiet",
+            "--scheme",
+            "weak2",
+            "--substeps",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     assert "weak2, 2 substeps of eta/2" in capsys.readouterr().out
     assert json.loads((tmp_path / "mlp_sgd_sigma0.01.json").read_text())["integrator"] == "weak2, 2 substeps of eta/2"
@@ -248,8 +289,19 @@ def test_burn_in_gives_the_sdes_the_optimizers_states(torch):
     np.testing.assert_array_equal(states[0, 0], x0)
     from derive.validate.experiment import validate
 
-    r = validate("mlp", "adam", eta=0.05, sigma=0.1, steps=4, seeds=[0, 1], burn_in=6, n_boot=0, replicate=False,
-                 scheme="weak2", hyper={"beta1": 0.8, "beta2": 0.9})
+    r = validate(
+        "mlp",
+        "adam",
+        eta=0.05,
+        sigma=0.1,
+        steps=4,
+        seeds=[0, 1],
+        burn_in=6,
+        n_boot=0,
+        replicate=False,
+        scheme="weak2",
+        hyper={"beta1": 0.8, "beta2": 0.9},
+    )
     assert len({float(t.loss[0, 0]) for t in r.trajectories.values()}) == 1
     with pytest.raises(ValidationInputError, match="burn_in"):
         validate("mlp", "adam", steps=2, seeds=[0], burn_in=-1)

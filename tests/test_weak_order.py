@@ -1,5 +1,6 @@
 """Coupled runs, the generated kernels against the schemes' exact moment recursions, and the
 weak-order study against exact results, each with a mutation that must fail."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 import scipy.stats
 import sympy as sp
+from test_schemes import Linear
 
 from derive.combination import Combination
 from derive.simulate import SimulationInputError, quadratic, run, run_coupled
-from test_schemes import Linear
 
 LAND = quadratic([1.0, 2.0])
 
@@ -48,8 +49,14 @@ def test_coupling_signs_read_off_the_update_rules():
     (x: dx = -eta g~ / ...) sign -1; Adam (m: dm = (1 - beta1) g~) sign +1."""
     from derive.simulate import load_module
 
-    expect = {"sgd": ("x", -1.0), "signsgd": ("x", -1.0), "rmsprop": ("x", -1.0), "rmspropw": ("x", -1.0),
-              "adam": ("m", 1.0), "adamw": ("m", 1.0)}
+    expect = {
+        "sgd": ("x", -1.0),
+        "signsgd": ("x", -1.0),
+        "rmsprop": ("x", -1.0),
+        "rmspropw": ("x", -1.0),
+        "adam": ("m", 1.0),
+        "adamw": ("m", 1.0),
+    }
     for name, (state, sign) in expect.items():
         assert load_module(Combination(name)).COUPLING == {"state": state, "sign": sign}, name
 
@@ -81,11 +88,20 @@ def test_quantile_coupling_gives_exact_normals(noise, nu):
 
 def test_coupled_runs_refuse_what_they_cannot_couple():
     with pytest.raises(SimulationInputError, match="scheme"):
-        run_coupled(Combination("sgd"), np.ones((4, 2)), eta=0.1, sigma=1.0, steps=2, seed=0, landscape=LAND,
-                    scheme="rk4")
+        run_coupled(
+            Combination("sgd"), np.ones((4, 2)), eta=0.1, sigma=1.0, steps=2, seed=0, landscape=LAND, scheme="rk4"
+        )
     with pytest.raises(SimulationInputError, match="sde_values"):
-        run_coupled(Combination("sgd"), np.ones((4, 2)), eta=0.1, sigma=1.0, steps=2, seed=0, landscape=LAND,
-                    sde_values={"beta": 0.5})
+        run_coupled(
+            Combination("sgd"),
+            np.ones((4, 2)),
+            eta=0.1,
+            sigma=1.0,
+            steps=2,
+            seed=0,
+            landscape=LAND,
+            sde_values={"beta": 0.5},
+        )
 
 
 # ---- the generated kernels follow the schemes' exact moment recursions -----------------------------
@@ -94,7 +110,11 @@ def _ou_moments(eta: float, sigma: float, lam: float, steps: int, substeps: int,
     on f = lam x^2/2, by the exact recursion of the scheme (tests/test_schemes.py)."""
     x = sp.Symbol("x", real=True)
     sde = Linear("SGD SDE", [x], [-lam * x], [[math.sqrt(eta) * sigma]], [1.0], T=eta * steps)
-    m = sde.euler(steps * substeps) if scheme == "euler" else 2 * sde.euler(2 * steps * substeps) - sde.euler(steps * substeps)
+    m = (
+        sde.euler(steps * substeps)
+        if scheme == "euler"
+        else 2 * sde.euler(2 * steps * substeps) - sde.euler(steps * substeps)
+    )
     return m[1:]
 
 
@@ -104,8 +124,20 @@ def test_generated_kernel_follows_the_scheme_recursion(scheme, substeps):
     exact recursion of its scheme; the recursions of the other schemes are rejected (eta lam = 0.5,
     where they differ by tens of SE)."""
     eta, sigma, lam, steps, n = 0.5, 1.0, 1.0, 4, 200_000
-    r = run("sde", Combination("sgd"), np.ones((n, 1)), eta=eta, sigma=sigma, steps=steps, seed=9,
-            landscape=quadratic([lam]), keep=True, scheme=scheme, substeps=substeps, record=np.array([0, steps]))
+    r = run(
+        "sde",
+        Combination("sgd"),
+        np.ones((n, 1)),
+        eta=eta,
+        sigma=sigma,
+        steps=steps,
+        seed=9,
+        landscape=quadratic([lam]),
+        keep=True,
+        scheme=scheme,
+        substeps=substeps,
+        record=np.array([0, steps]),
+    )
     x = r.values(lambda p: p)[-1, :, 0]
     x2 = r.values(lambda p: p * p)[-1, :, 0]
     est = np.array([x.mean(), x2.mean()])
@@ -129,7 +161,11 @@ def _exact_sgd_gap(eta: float, sigma: float, lam: np.ndarray, x0: float, times: 
         a = 1 - eta * lam
         mc, vc = a**k * x0, eta**2 * sigma**2 * (1 - a ** (2 * k)) / (1 - a**2)
         ms, vs = np.exp(-lam * t) * x0, eta * sigma**2 * (1 - np.exp(-2 * lam * t)) / (2 * lam)
-        gaps = [abs(np.sum(lam / 2 * (ms**2 + vs - mc**2 - vc)))] + list(np.abs(ms - mc)) + list(np.abs(ms**2 + vs - mc**2 - vc))
+        gaps = (
+            [abs(np.sum(lam / 2 * (ms**2 + vs - mc**2 - vc)))]
+            + list(np.abs(ms - mc))
+            + list(np.abs(ms**2 + vs - mc**2 - vc))
+        )
         out = max(out, max(gaps))
     return out
 
@@ -162,8 +198,9 @@ def test_a_sigma_error_of_ten_percent_is_resolved(sgd_study):
     (and from the exact gap) by more than 4 SE at every eta."""
     from derive.validate.weak_order import weak_order
 
-    wrong = weak_order("sgd", etas=(0.16, 0.08, 0.04, 0.02), paths=4000, dt_max=0.01, refine=False,
-                       sde_values={"sigma": 1.1}).runs[0]
+    wrong = weak_order(
+        "sgd", etas=(0.16, 0.08, 0.04, 0.02), paths=4000, dt_max=0.01, refine=False, sde_values={"sigma": 1.1}
+    ).runs[0]
     right = sgd_study.runs[0]
     for e1, s1, e2, s2 in zip(right.errors, right.se, wrong.errors, wrong.se):
         assert abs(e2 - e1) > 4 * math.hypot(s1, s2), (e1, e2, s1, s2)
@@ -175,8 +212,9 @@ def test_a_drift_error_flattens_the_slope():
     outside [0.8, 1.25], while the full SDE's is inside."""
     from derive.validate.weak_order import weak_order
 
-    study = weak_order("adam", sdes=["full", "noise-dominated"], etas=(0.16, 0.08, 0.04, 0.02), paths=3000,
-                       dt_max=0.02, refine=False)
+    study = weak_order(
+        "adam", sdes=["full", "noise-dominated"], etas=(0.16, 0.08, 0.04, 0.02), paths=3000, dt_max=0.02, refine=False
+    )
     full, nd = study.runs
     assert all(full.resolved) and 0.8 <= full.slope <= 1.25, (full.errors, full.se, full.slope)
     assert all(nd.resolved) and abs(nd.slope) < 0.3, (nd.errors, nd.slope)
@@ -212,7 +250,6 @@ def test_weak_order_json_has_the_issue_schema(sgd_study):
 def test_other_landscapes_run_and_resolve(landscape):
     from derive.validate.weak_order import weak_order
 
-    study = weak_order("signsgd", landscape=landscape, etas=(0.16, 0.08, 0.04), paths=4000, dt_max=0.02,
-                       refine=False)
+    study = weak_order("signsgd", landscape=landscape, etas=(0.16, 0.08, 0.04), paths=4000, dt_max=0.02, refine=False)
     row = study.runs[0]
     assert all(row.resolved) and 0.6 < row.slope < 1.4, (row.errors, row.se, row.slope)

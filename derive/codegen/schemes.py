@@ -35,6 +35,7 @@ phi(fine). Only expectations are extrapolated (per path, 2 phi(fine) - phi(coars
 estimate of the extrapolated E phi; the "path" 2 X^{h/2} - X^h is not a sample of anything).
 Why this scheme and not a Runge-Kutta one: docs/codegen.md, "Integrators".
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -63,13 +64,22 @@ class SplitStep:
 
     def composed(self) -> list[sp.Expr]:
         """The new value of every state as a function of the old state alone."""
-        back = {self.fresh[s]: new for s, new in zip(self.states[1:], self.aux) if s in self.fresh}
+        back = {self.fresh[s]: new for s, new in zip(self.states[1:], self.aux, strict=False) if s in self.fresh}
         return [self.x.xreplace(back), *self.aux]
 
 
-def split_euler(states: Sequence[sp.Symbol], drift: Sequence[sp.Expr], diffusion: sp.Matrix, dt: sp.Expr,
-                xis: Sequence[sp.Symbol], *, sqdt: sp.Expr | None = None, same_step: Sequence[str] = (),
-                bound: Callable[[sp.Expr], sp.Expr] | None = None, fresh_prefix: str = "_n_") -> SplitStep:
+def split_euler(
+    states: Sequence[sp.Symbol],
+    drift: Sequence[sp.Expr],
+    diffusion: sp.Matrix,
+    dt: sp.Expr,
+    xis: Sequence[sp.Symbol],
+    *,
+    sqdt: sp.Expr | None = None,
+    same_step: Sequence[str] = (),
+    bound: Callable[[sp.Expr], sp.Expr] | None = None,
+    fresh_prefix: str = "_n_",
+) -> SplitStep:
     """The split-step Euler-Maruyama update of one coordinate (see the module docstring).
 
     ``drift`` and ``diffusion`` are evaluated wherever the caller put the time (the generated code
@@ -78,10 +88,12 @@ def split_euler(states: Sequence[sp.Symbol], drift: Sequence[sp.Expr], diffusion
     states = tuple(states)
     sqdt = sp.sqrt(dt) if sqdt is None else sqdt
     K = diffusion.shape[1]
-    new = [s + b * dt + sum(diffusion[i, j] * sqdt * xis[j] for j in range(K))
-           for i, (s, b) in enumerate(zip(states, drift))]
+    new = [
+        s + b * dt + sum(diffusion[i, j] * sqdt * xis[j] for j in range(K))
+        for i, (s, b) in enumerate(zip(states, drift, strict=False))
+    ]
     if bound is not None:
-        new = [bound(e) if s.is_positive else e for s, e in zip(states, new)]
+        new = [bound(e) if s.is_positive else e for s, e in zip(states, new, strict=False)]
     fresh = {s: sp.Symbol(f"{fresh_prefix}{s.name}", real=True) for s in states[1:] if s.name not in same_step}
     return SplitStep(states, tuple(new[1:]), new[0].xreplace(fresh), fresh)
 

@@ -7,6 +7,7 @@
 
 User landscapes are Numba functions passed to the ``_user`` kernels instead.
 """
+
 from __future__ import annotations
 
 from numba import njit

@@ -6,6 +6,7 @@ code that runs them without importing the generator (the maths: :mod:`derive.cod
 * Positive states (v) after each step: v' = max(v', B v') with B = -1 (``reflect``, |v'|) or
   B = 0 (``floor``, an absorbing floor at 0); the kernels read B from the parameter ``_boundary``.
 """
+
 from __future__ import annotations
 
 SCHEMES = ("euler", "weak2")

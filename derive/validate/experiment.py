@@ -18,12 +18,13 @@ before.
 Quadratic (:func:`validate_quadratic`): the same comparison with the generated path simulators
 (:func:`derive.simulate.run_coupled`), paths instead of seeds.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -61,7 +62,8 @@ def _check_inputs(optimizer: str, eta: float, sigma: float, steps: int, seeds) -
 
 
 def _check_integrator(scheme: str, substeps: int) -> str:
-    from ..simulate import SimulationInputError, _check_integrator as check
+    from ..simulate import SimulationInputError
+    from ..simulate import _check_integrator as check
 
     try:
         check(scheme, substeps, "reflect")
@@ -78,20 +80,41 @@ def _compare_all(result: Result, kinds, n_boot: int, seed: int) -> None:
             continue
         if traj.diverged is not None:
             where = f" (seed {traj.diverged['seed']})" if "seed" in traj.diverged else ""
-            result.notes.append(f"{label} diverged at step {traj.diverged['step']}{where}; its fidelity uses the steps "
-                                "before it")
+            result.notes.append(
+                f"{label} diverged at step {traj.diverged['step']}{where}; its fidelity uses the steps before it"
+            )
         result.fidelity[label] = fidelity(reference.loss, traj.loss, n_boot=n_boot, seed=seed)
     labels = [k[0] for k in kinds]
     for a, b in itertools.combinations(labels, 2):
-        result.differences.append(difference(reference.loss, result.trajectories[a].loss, result.trajectories[b].loss,
-                                             a, b, n_boot=n_boot, seed=seed))
+        result.differences.append(
+            difference(
+                reference.loss, result.trajectories[a].loss, result.trajectories[b].loss, a, b, n_boot=n_boot, seed=seed
+            )
+        )
 
 
-def validate(problem: "Problem | str", optimizer: str, *, noise: str = "gaussian", nu=None, eta: float = 0.01,
-             sigma: float = 0.1, steps: int = 200, seeds=(0, 1, 2), hyper: dict | None = None, compare=None,
-             replicate: bool = True, init_seed: int = 0, n_boot: int = 1000, scheme: str = "euler",
-             substeps: int = 1, coupled: bool = True, boundary: str = "reflect", burn_in: int = 0,
-             progress: Callable[[int, int], None] | None = None) -> Result:
+def validate(
+    problem: Problem | str,
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    eta: float = 0.01,
+    sigma: float = 0.1,
+    steps: int = 200,
+    seeds=(0, 1, 2),
+    hyper: dict | None = None,
+    compare=None,
+    replicate: bool = True,
+    init_seed: int = 0,
+    n_boot: int = 1000,
+    scheme: str = "euler",
+    substeps: int = 1,
+    coupled: bool = True,
+    boundary: str = "reflect",
+    burn_in: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
     """Run the optimizer and its SDEs on ``problem`` (a :class:`Problem` or a built-in model name).
 
     ``compare``: SDE labels (``full``, ``published``, ``noise-dominated``); default per
@@ -111,17 +134,54 @@ def validate(problem: "Problem | str", optimizer: str, *, noise: str = "gaussian
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     try:
-        return _validate(problem, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps, seeds=seeds,
-                         hyper=hyper, compare=compare, replicate=replicate, init_seed=init_seed, n_boot=n_boot,
-                         scheme=scheme, substeps=substeps, coupled=coupled, boundary=boundary, burn_in=burn_in,
-                         progress=progress)
+        return _validate(
+            problem,
+            optimizer,
+            noise=noise,
+            nu=nu,
+            eta=eta,
+            sigma=sigma,
+            steps=steps,
+            seeds=seeds,
+            hyper=hyper,
+            compare=compare,
+            replicate=replicate,
+            init_seed=init_seed,
+            n_boot=n_boot,
+            scheme=scheme,
+            substeps=substeps,
+            coupled=coupled,
+            boundary=boundary,
+            burn_in=burn_in,
+            progress=progress,
+        )
     finally:
         torch.set_num_threads(threads[0])
         numba.set_num_threads(threads[1])
 
 
-def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper, compare, replicate, init_seed,
-              n_boot, scheme, substeps, coupled, boundary, burn_in, progress) -> Result:
+def _validate(
+    problem,
+    optimizer,
+    *,
+    noise,
+    nu,
+    eta,
+    sigma,
+    steps,
+    seeds,
+    hyper,
+    compare,
+    replicate,
+    init_seed,
+    n_boot,
+    scheme,
+    substeps,
+    coupled,
+    boundary,
+    burn_in,
+    progress,
+) -> Result:
     from ..combination import Combination
     from ..runtime.schemes import BOUNDARIES
     from ..simulate import hyperparameters, load_module
@@ -150,15 +210,39 @@ def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper,
         if burn_in:
             burner = TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in)
             start = burner.states(module.STATE)
-        return SDEPath(problem, module, values, x0, seeds, scheme=scheme, substeps=substeps, coupled=coupled,
-                       sample=sample, noise=noise, nu=nu, start=start, k0=burn_in)
+        return SDEPath(
+            problem,
+            module,
+            values,
+            x0,
+            seeds,
+            scheme=scheme,
+            substeps=substeps,
+            coupled=coupled,
+            sample=sample,
+            noise=noise,
+            nu=nu,
+            start=start,
+            k0=burn_in,
+        )
 
-    plans = [("optimizer", f"torch {optimizer}",
-              lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in))]
+    plans = [
+        (
+            "optimizer",
+            f"torch {optimizer}",
+            lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in),
+        )
+    ]
     if replicate:
-        plans.append(("optimizer replicate", f"torch {optimizer}, independent noise (Monte Carlo floor, uncoupled)",
-                      lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, REPLICATE_STREAM,
-                                                 burn_in=burn_in)))
+        plans.append(
+            (
+                "optimizer replicate",
+                f"torch {optimizer}, independent noise (Monte Carlo floor, uncoupled)",
+                lambda: TorchOptimizerPath(
+                    problem, optimizer, values, x0, seeds, sample, REPLICATE_STREAM, burn_in=burn_in
+                ),
+            )
+        )
     plans += [(label, f"SDE {regime}/{form}", lambda r=regime, f=form: make_sde(r, f)) for label, regime, form in kinds]
     total, done = len(plans) * steps, 0
     trajectories: dict[str, Trajectory] = {}
@@ -184,22 +268,52 @@ def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper,
         trajectories[label] = Trajectory(label, description, loss, diverged, time.perf_counter() - t0)
     problem.bind(require_torch().from_numpy(x0.copy()))  # the module's parameters back at the start
 
-    result = Result(problem.name, optimizer, noise if nu is None else f"{noise}(nu={nu})", float(eta), float(sigma),
-                    int(steps), seeds, dict(values), problem.dim, trajectories, integrator, coupled)
+    result = Result(
+        problem.name,
+        optimizer,
+        noise if nu is None else f"{noise}(nu={nu})",
+        float(eta),
+        float(sigma),
+        int(steps),
+        seeds,
+        dict(values),
+        problem.dim,
+        trajectories,
+        integrator,
+        coupled,
+    )
     reference = trajectories["optimizer"]
     if reference.diverged is not None:
-        result.notes.append(f"the optimizer diverged at step {reference.diverged['step']} (seed "
-                            f"{reference.diverged['seed']}); fidelities use the steps before it")
+        result.notes.append(
+            f"the optimizer diverged at step {reference.diverged['step']} (seed "
+            f"{reference.diverged['seed']}); fidelities use the steps before it"
+        )
     _compare_all(result, kinds, n_boot, seeds[0])
     result.seconds = time.perf_counter() - started
     return result
 
 
-def validate_quadratic(optimizer: str, *, noise: str = "gaussian", nu=None, eta: float = 0.01, sigma: float = 0.1,
-                       steps: int = 500, paths: int = 2000, seed: int = 0, lam=(1.0, 4.0, 10.0, 0.5),
-                       hyper: dict | None = None, compare=None, replicate: bool = True, n_boot: int = 500,
-                       scheme: str = "euler", substeps: int = 1, coupled: bool = True, boundary: str = "reflect",
-                       progress: Callable[[int, int], None] | None = None) -> Result:
+def validate_quadratic(
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    eta: float = 0.01,
+    sigma: float = 0.1,
+    steps: int = 500,
+    paths: int = 2000,
+    seed: int = 0,
+    lam=(1.0, 4.0, 10.0, 0.5),
+    hyper: dict | None = None,
+    compare=None,
+    replicate: bool = True,
+    n_boot: int = 500,
+    scheme: str = "euler",
+    substeps: int = 1,
+    coupled: bool = True,
+    boundary: str = "reflect",
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
     """Optimizer against its SDEs on f = sum lam x^2/2 with the generated path simulators: path i of
     every simulator starts from the same random point (N(0, 1) per coordinate) and, with ``coupled``,
     the SDEs share path i's optimizer noise (:func:`derive.simulate.run_coupled`); bands and the
@@ -232,24 +346,58 @@ def validate_quadratic(optimizer: str, *, noise: str = "gaussian", nu=None, eta:
             progress(len(trajectories), len(kinds) + 1 + replicate)
 
     opt = Combination(optimizer, noise, nu=nu)
-    timed("optimizer", f"{optimizer} (generated optimizer step)",
-          lambda: run("optimizer", opt, x0, seed=seed, **common).loss.T.copy())
+    timed(
+        "optimizer",
+        f"{optimizer} (generated optimizer step)",
+        lambda: run("optimizer", opt, x0, seed=seed, **common).loss.T.copy(),
+    )
     if replicate:
-        timed("optimizer replicate", f"{optimizer}, independent noise (Monte Carlo floor, uncoupled)",
-              lambda: run("optimizer", opt, x0, seed=seed + 1, **common).loss.T.copy())
+        timed(
+            "optimizer replicate",
+            f"{optimizer}, independent noise (Monte Carlo floor, uncoupled)",
+            lambda: run("optimizer", opt, x0, seed=seed + 1, **common).loss.T.copy(),
+        )
     for label, regime, form in kinds:
         combo = Combination(optimizer, noise, regime, form, nu=nu)
         if coupled:
-            simulate = lambda c=combo: run_coupled(c, x0, seed=seed, scheme=scheme, substeps=substeps,  # noqa: E731
-                                                   boundary=boundary, **common)[1].loss.T.copy()
+            simulate = lambda c=combo: run_coupled(
+                c,
+                x0,
+                seed=seed,
+                scheme=scheme,
+                substeps=substeps,  # noqa: E731
+                boundary=boundary,
+                **common,
+            )[1].loss.T.copy()
         else:
-            simulate = lambda c=combo: run("sde", c, x0, seed=seed + 2, scheme=scheme, substeps=substeps,  # noqa: E731
-                                           boundary=boundary, **common).loss.T.copy()
+            simulate = lambda c=combo: run(
+                "sde",
+                c,
+                x0,
+                seed=seed + 2,
+                scheme=scheme,
+                substeps=substeps,  # noqa: E731
+                boundary=boundary,
+                **common,
+            ).loss.T.copy()
         timed(label, f"SDE {regime}/{form}", simulate)
     values = hyperparameters(optimizer, eta, sigma, hyper)
-    result = Result("quadratic", optimizer, noise if nu is None else f"{noise}(nu={nu})", float(eta), float(sigma),
-                    int(steps), [int(seed)], values, len(lam), trajectories, integrator, coupled, record=record,
-                    unit="paths")
+    result = Result(
+        "quadratic",
+        optimizer,
+        noise if nu is None else f"{noise}(nu={nu})",
+        float(eta),
+        float(sigma),
+        int(steps),
+        [int(seed)],
+        values,
+        len(lam),
+        trajectories,
+        integrator,
+        coupled,
+        record=record,
+        unit="paths",
+    )
     result.notes.append(f"f = sum lam x^2/2 with lam = {list(lam)}; {paths} paths from N(0, 1) starts")
     _compare_all(result, kinds, n_boot, seed)
     result.seconds = time.perf_counter() - started

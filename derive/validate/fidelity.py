@@ -17,6 +17,7 @@ the same optimizer runs (a paired difference of fidelities, resolved when its in
 Applied to an independent replicate of the optimizer (not coupled), the same number is the Monte
 Carlo floor of uncoupled runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,12 +35,17 @@ class Fidelity:
     low: float
     high: float
     steps_used: int
-    method: str = "BCa"
+    method: str = "BCa"  #: how the interval was made: BCa, percentile, jackknife-t or none
 
     def to_json(self) -> dict:
         f = lambda v: None if not math.isfinite(v) else round(float(v), 6)  # noqa: E731
-        return {"value": f(self.value), "se": f(self.se), "ci95": [f(self.low), f(self.high)],
-                "steps_used": self.steps_used, "interval": self.method}
+        return {
+            "value": f(self.value),
+            "se": f(self.se),
+            "ci95": [f(self.low), f(self.high)],
+            "steps_used": self.steps_used,
+            "interval": self.method,
+        }
 
     def __str__(self) -> str:
         if not math.isfinite(self.value):
@@ -55,21 +61,42 @@ def relative_gap(opt_mean: np.ndarray, sde_mean: np.ndarray) -> tuple[float, int
     return float(np.mean(np.abs(sde_mean[ok] - opt_mean[ok]) / np.abs(opt_mean[ok]))), int(ok.sum())
 
 
+#: below this many runs the bootstrap distribution is too coarse (3 seeds: 10 distinct resamples)
+#: and the interval is a jackknife standard error with a Student-t quantile instead
+JACKKNIFE_BELOW = 10
+
+
 def _interval(statistic, n: int, n_boot: int, seed: int) -> tuple[float, float, float, str]:
-    """(se, low, high, method) of ``statistic(indices)`` by a bootstrap over the n runs, resampled
-    together in every array (paired)."""
+    """(se, low, high, method) of ``statistic(indices)`` over the n runs, resampled together in
+    every array (paired): BCa (percentile where BCa is degenerate) from ``n_boot`` resamples, or
+    with fewer than :data:`JACKKNIFE_BELOW` runs the jackknife standard error and a t interval."""
     if n < 2 or n_boot <= 0:
         return math.nan, math.nan, math.nan, "none"
+    if n < JACKKNIFE_BELOW:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            full = statistic(np.arange(n))
+            loo = np.array([statistic(np.delete(np.arange(n), i)) for i in range(n)])
+        if not np.all(np.isfinite(loo)):
+            return math.nan, math.nan, math.nan, "none"
+        se = float(math.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+        half = float(scipy.stats.t.ppf(0.975, n - 1)) * se
+        return se, full - half, full + half, "jackknife-t"
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            warnings.simplefilter("ignore")  # degenerate resamples (few seeds) are handled below
+            warnings.simplefilter("ignore")  # degenerate resamples are handled below
             try:
-                res = scipy.stats.bootstrap((np.arange(n),), statistic, vectorized=False, n_resamples=n_boot,
-                                            method=method, random_state=np.random.default_rng([seed, 99]))
+                res = scipy.stats.bootstrap(
+                    (np.arange(n),),
+                    statistic,
+                    vectorized=False,
+                    n_resamples=n_boot,
+                    method=method,
+                    random_state=np.random.default_rng([seed, 99]),
+                )
             except ValueError:
                 continue
         low, high = res.confidence_interval
-        if math.isfinite(low) and math.isfinite(high):
+        if math.isfinite(low) and math.isfinite(high) and high > low:
             return float(res.standard_error), float(low), float(high), method
     return math.nan, math.nan, math.nan, "none"
 
@@ -109,8 +136,14 @@ class Difference:
 
     def to_json(self) -> dict:
         f = lambda v: None if not math.isfinite(v) else round(float(v), 6)  # noqa: E731
-        return {"a": self.a, "b": self.b, "value": f(self.value), "se": f(self.se), "ci95": [f(self.low), f(self.high)],
-                "resolved": self.resolved}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "value": f(self.value),
+            "se": f(self.se),
+            "ci95": [f(self.low), f(self.high)],
+            "resolved": self.resolved,
+        }
 
 
 def difference(opt_loss, loss_a, loss_b, a: str = "a", b: str = "b", n_boot: int = 1000, seed: int = 0) -> Difference:

@@ -1,4 +1,5 @@
 """Figures of a validation result: mean loss with bands, and the relative gap to the optimizer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,11 +8,16 @@ import numpy as np
 
 from ..io import atomic_savefig
 
-COLORS = {"optimizer": "black", "optimizer replicate": "grey", "full": "tab:blue", "published": "tab:orange",
-          "noise-dominated": "tab:red"}
+COLORS = {
+    "optimizer": "black",
+    "optimizer replicate": "grey",
+    "full": "tab:blue",
+    "published": "tab:orange",
+    "noise-dominated": "tab:red",
+}
 
 
-def loss_figure(result, path: "str | Path") -> Path:
+def loss_figure(result, path: str | Path) -> Path:
     """Mean loss over seeds (or paths) with +-2 standard-error bands (left) and |gap|/loss (right)."""
     from matplotlib.figure import Figure
 
@@ -30,8 +36,11 @@ def loss_figure(result, path: "str | Path") -> Path:
     a.set_yscale("log")
     a.set_xlabel("step")
     a.set_ylabel(f"mean loss (band: +-2 SE over {result.unit})")
-    a.set_title(f"{result.model} / {result.optimizer}: eta={result.eta:g}, sigma={result.sigma:g}; SDEs: {result.integrator}"
-                + (", coupled" if result.coupled else ""), fontsize=8)
+    a.set_title(
+        f"{result.model} / {result.optimizer}: eta={result.eta:g}, sigma={result.sigma:g}; SDEs: {result.integrator}"
+        + (", coupled" if result.coupled else ""),
+        fontsize=8,
+    )
     a.legend(fontsize=7)
     b.set_yscale("log")
     b.set_xlabel("step")

@@ -1,4 +1,5 @@
 """What a validation measured, and its text and JSON forms."""
+
 from __future__ import annotations
 
 import math
@@ -61,12 +62,14 @@ class Result:
 
     def table(self) -> str:
         """The fidelity table (markdown): one row per SDE, the uncoupled optimizer replicate last."""
-        lines = [f"SDEs integrated by {self.integrator}; "
-                 + ("coupled with the optimizer (shared noise), " if self.coupled else "independent noise, ")
-                 + f"fidelity = mean relative gap of the mean loss, +- its bootstrap SE over {self.unit} [95% interval]",
-                 "",
-                 "| compared with the optimizer | fidelity +- SE | 95% interval | final mean loss |",
-                 "|---|---|---|---|"]
+        lines = [
+            f"SDEs integrated by {self.integrator}; "
+            + ("coupled with the optimizer (shared noise), " if self.coupled else "independent noise, ")
+            + f"fidelity = mean relative gap of the mean loss, +- its bootstrap SE over {self.unit} [95% interval]",
+            "",
+            "| compared with the optimizer | fidelity +- SE | 95% interval | final mean loss |",
+            "|---|---|---|---|",
+        ]
         ref = self.trajectories["optimizer"]
         lines.append(f"| optimizer ({ref.description}) | - | - | {_fmt(ref.mean[-1])} |")
         for label, fid in self.fidelity.items():
@@ -76,10 +79,16 @@ class Result:
             val = "n/a" if not math.isfinite(fid.value) else f"{fid.value:.4f} +- {fid.se:.4f}"
             lines.append(f"| {name} | {val} | {ci} | {_fmt(t.mean[-1])} |")
         if self.differences:
-            lines += ["", "| difference of fidelities (paired) | value +- SE | 95% interval | resolved |", "|---|---|---|---|"]
+            lines += [
+                "",
+                "| difference of fidelities (paired) | value +- SE | 95% interval | resolved |",
+                "|---|---|---|---|",
+            ]
             for d in self.differences:
                 ci = "n/a" if not math.isfinite(d.low) else f"[{d.low:.4f}, {d.high:.4f}]"
-                lines.append(f"| {d.a} - {d.b} | {d.value:+.4f} +- {d.se:.4f} | {ci} | {'yes' if d.resolved else 'no'} |")
+                lines.append(
+                    f"| {d.a} - {d.b} | {d.value:+.4f} +- {d.se:.4f} | {ci} | {'yes' if d.resolved else 'no'} |"
+                )
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -87,15 +96,33 @@ class Result:
             return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
 
         return {
-            "model": self.model, "unit": self.unit, "recorded_steps": [int(k) for k in self.step_numbers],
-            "optimizer": self.optimizer, "noise": self.noise, "eta": self.eta, "integrator": self.integrator,
-            "coupled": self.coupled, "sigma": self.sigma, "steps": self.steps, "seeds": list(self.seeds),
-            "hyper": self.hyper, "parameters": self.dim, "seconds": round(self.seconds, 2), "notes": self.notes,
+            "model": self.model,
+            "unit": self.unit,
+            "recorded_steps": [int(k) for k in self.step_numbers],
+            "optimizer": self.optimizer,
+            "noise": self.noise,
+            "eta": self.eta,
+            "integrator": self.integrator,
+            "coupled": self.coupled,
+            "sigma": self.sigma,
+            "steps": self.steps,
+            "seeds": list(self.seeds),
+            "hyper": self.hyper,
+            "parameters": self.dim,
+            "seconds": round(self.seconds, 2),
+            "notes": self.notes,
             "fidelity": {k: v.to_json() for k, v in self.fidelity.items()},
             "differences": [d.to_json() for d in self.differences],
-            "trajectories": {k: {"description": t.description, "diverged": t.diverged, "seconds": round(t.seconds, 2),
-                                 "mean_loss": clean(t.mean), "se_loss": clean(t.se)}
-                             for k, t in self.trajectories.items()},
+            "trajectories": {
+                k: {
+                    "description": t.description,
+                    "diverged": t.diverged,
+                    "seconds": round(t.seconds, 2),
+                    "mean_loss": clean(t.mean),
+                    "se_loss": clean(t.se),
+                }
+                for k, t in self.trajectories.items()
+            },
         }
 
 

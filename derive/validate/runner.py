@@ -1,5 +1,6 @@
 """Validation and weak-order runs as the command line asks for them, optionally saved (JSON, PNG),
 with a tqdm progress bar."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,25 @@ from ..io import atomic_write_text
 MODEL_CHOICES = ("mlp", "cnn", "resnet", "transformer", "quadratic")
 
 
-def run_validation(model: str, optimizer: str, *, noise: str = "gaussian", nu=None, sigma: float = 0.01,
-                   eta: float = 0.01, steps: int | None = None, seeds=(0, 1, 2), paths: int = 2000,
-                   compare=None, out: "str | Path | None" = None, progress: bool = True, tag: str | None = None,
-                   scheme: str = "euler", substeps: int = 1, coupled: bool = True):
+def run_validation(
+    model: str,
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    sigma: float = 0.01,
+    eta: float = 0.01,
+    steps: int | None = None,
+    seeds=(0, 1, 2),
+    paths: int = 2000,
+    compare=None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    tag: str | None = None,
+    scheme: str = "euler",
+    substeps: int = 1,
+    coupled: bool = True,
+):
     """One validation (network or quadratic), optionally written to ``out`` as JSON + PNG."""
     from .experiment import validate, validate_quadratic
 
@@ -24,11 +40,33 @@ def run_validation(model: str, optimizer: str, *, noise: str = "gaussian", nu=No
     bar = progress_bar(f"{model}/{optimizer}") if progress else None
     try:
         if model == "quadratic":
-            result = validate_quadratic(optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 1000,
-                                        paths=paths, seed=seeds[0], compare=compare, progress=bar, **integrator)
+            result = validate_quadratic(
+                optimizer,
+                noise=noise,
+                nu=nu,
+                eta=eta,
+                sigma=sigma,
+                steps=steps or 1000,
+                paths=paths,
+                seed=seeds[0],
+                compare=compare,
+                progress=bar,
+                **integrator,
+            )
         else:
-            result = validate(model, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 300,
-                              seeds=seeds, compare=compare, progress=bar, **integrator)
+            result = validate(
+                model,
+                optimizer,
+                noise=noise,
+                nu=nu,
+                eta=eta,
+                sigma=sigma,
+                steps=steps or 300,
+                seeds=seeds,
+                compare=compare,
+                progress=bar,
+                **integrator,
+            )
     finally:
         if bar is not None:
             bar.close()

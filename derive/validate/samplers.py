@@ -6,6 +6,7 @@ with nu degrees of freedom, Cauchy, Laplace with density exp(-|z|)/2, uniform on
 :func:`coupled_normal` gives the normal n = Phi^{-1}(F(zeta)) that a coupled SDE run uses for its
 first Brownian increment (quantile coupling through one uniform; n = zeta under Gaussian noise).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,8 +34,12 @@ def _law(noise: str, nu):
         if not dof > 0:
             raise ValidationInputError(f"student-t nu must be > 0, got {nu}")
         return name, scipy.stats.t(dof)
-    return name, {"gaussian": None, "cauchy": scipy.stats.cauchy(), "laplace": scipy.stats.laplace(),
-                  "uniform": scipy.stats.uniform(-1.0, 2.0)}[name]
+    return name, {
+        "gaussian": None,
+        "cauchy": scipy.stats.cauchy(),
+        "laplace": scipy.stats.laplace(),
+        "uniform": scipy.stats.uniform(-1.0, 2.0),
+    }[name]
 
 
 def zeta_sampler(noise: str, nu=None) -> Sampler:

@@ -1,10 +1,14 @@
 """Which SDEs a validation compares with an optimizer: full, published (where it differs) and,
 for RMSprop(W) and Adam(W), the noise-dominated SDE of Malladi et al."""
+
 from __future__ import annotations
 
 #: the SDEs by label: (label, regime, form)
-SDE_KINDS = (("full", "paper", "full"), ("published", "paper", "published"),
-             ("noise-dominated", "noise-dominated", "published"))
+SDE_KINDS = (
+    ("full", "paper", "full"),
+    ("published", "paper", "published"),
+    ("noise-dominated", "noise-dominated", "published"),
+)
 #: optimizers with a noise-dominated SDE in the comparison (reference: RMSprop and Adam)
 NOISE_DOMINATED = ("rmsprop", "rmspropw", "adam", "adamw")
 OPTIMIZERS = ("sgd", "signsgd", "rmsprop", "rmspropw", "adam", "adamw")

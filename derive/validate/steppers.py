@@ -19,6 +19,7 @@ The model's parameters are re-pointed at the row being evaluated (``Problem.bind
 are written by ``torch.cat(out=)`` straight into the arrays the kernel reads: no parameter copy per
 step.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,17 @@ def _rngs(seeds, stream: int, salt: int) -> list[np.random.Generator]:
 class TorchOptimizerPath:
     """The real optimizer on every seed (see the module docstring)."""
 
-    def __init__(self, problem: Problem, optimizer: str, values: dict, x0: np.ndarray, seeds, sample: Sampler,
-                 stream: int = OPTIMIZER_STREAM, burn_in: int = 0):
+    def __init__(
+        self,
+        problem: Problem,
+        optimizer: str,
+        values: dict,
+        x0: np.ndarray,
+        seeds,
+        sample: Sampler,
+        stream: int = OPTIMIZER_STREAM,
+        burn_in: int = 0,
+    ):
         torch = require_torch()
         self.problem, self.values, self.sample, self.name = problem, values, sample, optimizer
         self.xs = np.repeat(x0[None, :], len(seeds), axis=0)
@@ -58,16 +68,18 @@ class TorchOptimizerPath:
         torch = require_torch()
         rngs = _rngs(seeds, BURN_STREAM, 17)
         self.evaluate()  # the gradient at x0, the same at every burn-in step
-        for s, (param, opt) in enumerate(zip(self.params, self.opts)):
+        for s, (param, opt) in enumerate(zip(self.params, self.opts, strict=False)):
             for _ in range(steps):
-                param.grad = self.grad[s] + self.values["sigma"] * torch.from_numpy(self.sample(rngs[s], self.problem.dim))
+                param.grad = self.grad[s] + self.values["sigma"] * torch.from_numpy(
+                    self.sample(rngs[s], self.problem.dim)
+                )
                 opt.step()
                 with torch.no_grad():
                     param.copy_(torch.from_numpy(x0))
 
     def states(self, names) -> np.ndarray:
         """The states ``names`` (x first) of every seed, [states, seeds, d], from the optimizers."""
-        per_seed = [torch_states(self.name, opt, param) for opt, param in zip(self.opts, self.params)]
+        per_seed = [torch_states(self.name, opt, param) for opt, param in zip(self.opts, self.params, strict=False)]
         return np.stack([self.xs] + [np.stack([st[n] for st in per_seed]) for n in names[1:]])
 
     def evaluate(self) -> np.ndarray:
@@ -75,7 +87,7 @@ class TorchOptimizerPath:
 
     def advance(self, k: int) -> None:
         torch = require_torch()
-        for s, (param, opt) in enumerate(zip(self.params, self.opts)):
+        for s, (param, opt) in enumerate(zip(self.params, self.opts, strict=False)):
             zeta = torch.from_numpy(self.sample(self.rngs[s], self.problem.dim))
             param.grad = self.grad[s] + self.values["sigma"] * zeta
             opt.step()
@@ -84,9 +96,23 @@ class TorchOptimizerPath:
 class SDEPath:
     """An SDE by the generated ``sde_step`` (see the module docstring)."""
 
-    def __init__(self, problem: Problem, module, values: dict, x0: np.ndarray, seeds, *, scheme: str = "euler",
-                 substeps: int = 1, coupled: bool = True, sample: Sampler | None = None, noise: str = "gaussian",
-                 nu=None, start: np.ndarray | None = None, k0: int = 0):
+    def __init__(
+        self,
+        problem: Problem,
+        module,
+        values: dict,
+        x0: np.ndarray,
+        seeds,
+        *,
+        scheme: str = "euler",
+        substeps: int = 1,
+        coupled: bool = True,
+        sample: Sampler | None = None,
+        noise: str = "gaussian",
+        nu=None,
+        start: np.ndarray | None = None,
+        k0: int = 0,
+    ):
         torch = require_torch()
         self.problem, self.module, self.seeds = problem, module, list(seeds)
         self.eta, self.sub, self.weak2, self.k0 = float(values["eta"]), int(substeps), scheme == "weak2", int(k0)
@@ -135,8 +161,9 @@ class SDEPath:
         for i in range(count):
             if i > 0:  # the gradient at the substep's start (evaluate() gave the first)
                 _losses(self.problem, self.rows[r], self._grad_t[r])
-            self.module.sde_step(self.state[r], self.grad[r], np.ascontiguousarray(normals(i)), t0 + (i + 1) * h, h,
-                                 self.p)
+            self.module.sde_step(
+                self.state[r], self.grad[r], np.ascontiguousarray(normals(i)), t0 + (i + 1) * h, h, self.p
+            )
 
 
 def _losses(problem: Problem, rows, grad_out) -> np.ndarray:

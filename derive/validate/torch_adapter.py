@@ -1,9 +1,10 @@
 """The PyTorch side of the network validation: a problem (a module and its full-batch loss on a
 flattened float64 parameter vector) and the real optimizers (``torch.optim``, with SignSGD and the
 decoupled RMSpropW written out as the specs define them)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,12 +26,16 @@ class Problem:
         if not isinstance(module, torch.nn.Module):
             raise ValidationInputError(f"the model must be a torch.nn.Module, got {type(module).__name__}")
         if not callable(loss):
-            raise ValidationInputError(f"the loss must be a callable returning the full-batch loss, got {type(loss).__name__}")
+            raise ValidationInputError(
+                f"the loss must be a callable returning the full-batch loss, got {type(loss).__name__}"
+            )
         self.module, self.loss, self.name = module, loss, name
         for pname, p in module.named_parameters():
             if not p.is_floating_point():
-                raise ValidationInputError(f"model {name}: parameter {pname} has dtype {p.dtype}; the validation "
-                                           "needs floating-point parameters (float32 or float64)")
+                raise ValidationInputError(
+                    f"model {name}: parameter {pname} has dtype {p.dtype}; the validation "
+                    "needs floating-point parameters (float32 or float64)"
+                )
         self.params = [p for p in module.parameters() if p.requires_grad]
         if not self.params:
             raise ValidationInputError(f"model {name} has no trainable parameters")
@@ -43,7 +48,7 @@ class Problem:
         self.dim = int(self.offsets[-1])
 
     @classmethod
-    def from_data(cls, module, inputs, targets, loss_fn=None, name: str = "user") -> "Problem":
+    def from_data(cls, module, inputs, targets, loss_fn=None, name: str = "user") -> Problem:
         """Full-batch ``loss_fn(module(inputs), targets)`` (default: cross-entropy); float inputs
         are cast to float64 like the module."""
         torch = require_torch()
@@ -55,7 +60,7 @@ class Problem:
         return cls(module, lambda: loss_fn(module(inputs), targets), name)
 
     @classmethod
-    def builtin(cls, name: str, seed: int = 0, n_data: int | None = None) -> "Problem":
+    def builtin(cls, name: str, seed: int = 0, n_data: int | None = None) -> Problem:
         from .models import build, loss_function
 
         module, data = build(name, seed, n_data)
@@ -69,8 +74,8 @@ class Problem:
 
     def bind(self, flat) -> None:
         """Point every parameter at its slice of the 1-d float64 tensor ``flat`` (no copy)."""
-        for p, o, n, shape in zip(self.params, self.offsets[:-1], self.sizes, self.shapes):
-            p.data = flat[o:o + n].view(shape)
+        for p, o, n, shape in zip(self.params, self.offsets[:-1], self.sizes, self.shapes, strict=False):
+            p.data = flat[o : o + n].view(shape)
 
     def loss_grad(self, flat, gout) -> float:
         """Loss at ``flat`` (1-d float64 tensor); its gradient is written into ``gout`` (same shape)."""
@@ -78,8 +83,13 @@ class Problem:
         self.bind(flat)
         loss = self.loss()
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params)],
-                  out=gout)
+        torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(grads, self.params, strict=False)
+            ],
+            out=gout,
+        )
         return float(loss.detach())
 
 
@@ -102,8 +112,9 @@ class _DecoupledRMSprop:
     def __init__(self, params, lr, alpha, eps, theta):
         torch = require_torch()
         self.params, self.lr, self.theta = list(params), lr, theta
-        self.inner = torch.optim.RMSprop(self.params, lr=lr, alpha=alpha, eps=eps, momentum=0.0, centered=False,
-                                         weight_decay=0.0)
+        self.inner = torch.optim.RMSprop(
+            self.params, lr=lr, alpha=alpha, eps=eps, momentum=0.0, centered=False, weight_decay=0.0
+        )
 
     def step(self):
         torch = require_torch()
@@ -122,22 +133,29 @@ def torch_optimizer(name: str, params, values: dict):
     if name == "signsgd":
         return _SignSGD(params, eta)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=eta, alpha=values["beta"], eps=values["eps"], momentum=0.0, centered=False)
+        return torch.optim.RMSprop(
+            params, lr=eta, alpha=values["beta"], eps=values["eps"], momentum=0.0, centered=False
+        )
     if name == "rmspropw":
         return _DecoupledRMSprop(params, eta, values["beta"], values["eps"], values["theta"])
     if name == "adam":
         return torch.optim.Adam(params, lr=eta, betas=(values["beta1"], values["beta2"]), eps=values["eps"])
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=eta, betas=(values["beta1"], values["beta2"]), eps=values["eps"],
-                                 weight_decay=values["theta"])
+        return torch.optim.AdamW(
+            params, lr=eta, betas=(values["beta1"], values["beta2"]), eps=values["eps"], weight_decay=values["theta"]
+        )
     from ..errors import UnknownNameError
 
     raise UnknownNameError("optimizer for the network validation", name, OPTIMIZERS)
 
 
 #: the optimizer states of the specs in torch's state dictionaries (per parameter)
-_TORCH_STATES = {"rmsprop": {"v": "square_avg"}, "rmspropw": {"v": "square_avg"},
-                 "adam": {"m": "exp_avg", "v": "exp_avg_sq"}, "adamw": {"m": "exp_avg", "v": "exp_avg_sq"}}
+_TORCH_STATES = {
+    "rmsprop": {"v": "square_avg"},
+    "rmspropw": {"v": "square_avg"},
+    "adam": {"m": "exp_avg", "v": "exp_avg_sq"},
+    "adamw": {"m": "exp_avg", "v": "exp_avg_sq"},
+}
 
 
 def torch_states(name: str, opt, param) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ step on the same optimizer paths, and the change of the estimate is reported nex
 standard error and its own (the change is a paired difference of two SDE runs whose Brownian paths
 agree at every optimizer step but not in between, so it carries noise of about one standard error).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,14 @@ from . import ValidationInputError
 from .sdes import sde_kinds
 
 #: rates held fixed across eta for the built-ins (beta = 1 - eta rho must lie in (0, 1) at the largest eta)
-RATES = {"rmsprop": {"beta": 1.0}, "rmspropw": {"beta": 1.0}, "adam": {"beta1": 2.0, "beta2": 1.0},
-         "adamw": {"beta1": 2.0, "beta2": 1.0}, "sgd": {}, "signsgd": {}}
+RATES = {
+    "rmsprop": {"beta": 1.0},
+    "rmspropw": {"beta": 1.0},
+    "adam": {"beta1": 2.0, "beta2": 1.0},
+    "adamw": {"beta1": 2.0, "beta2": 1.0},
+    "sgd": {},
+    "signsgd": {},
+}
 LANDSCAPES = ("quadratic", "double-well", "rotated")
 ETAS = (0.16, 0.08, 0.04, 0.02, 0.01)
 DT_MAX = 0.005  #: the SDE's largest substep: its weak2 error is then below the Monte Carlo noise (measured)
@@ -65,11 +72,21 @@ class Row:
         def num(v):
             return None if not math.isfinite(v) else float(v)
 
-        return {"sde": self.sde, "etas": self.etas, "errors": [num(e) for e in self.errors], "se": [num(s) for s in self.se],
-                "resolved": self.resolved, "slope": num(self.slope), "slope_ci": [num(self.slope_ci[0]), num(self.slope_ci[1])],
-                "se_ratio": [num(r) for r in self.se_ratio], "at": self.where, "substeps": self.substeps,
-                "refined_change": [num(c) for c in self.refined_change],
-                "refined_change_se": [num(c) for c in self.refined_change_se], "seconds": round(self.seconds, 2)}
+        return {
+            "sde": self.sde,
+            "etas": self.etas,
+            "errors": [num(e) for e in self.errors],
+            "se": [num(s) for s in self.se],
+            "resolved": self.resolved,
+            "slope": num(self.slope),
+            "slope_ci": [num(self.slope_ci[0]), num(self.slope_ci[1])],
+            "se_ratio": [num(r) for r in self.se_ratio],
+            "at": self.where,
+            "substeps": self.substeps,
+            "refined_change": [num(c) for c in self.refined_change],
+            "refined_change_se": [num(c) for c in self.refined_change_se],
+            "seconds": round(self.seconds, 2),
+        }
 
 
 @dataclass
@@ -85,19 +102,29 @@ class Study:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return {"optimizer": self.optimizer, "noise": self.noise, "landscape": self.landscape,
-                "held_fixed": self.held_fixed, "runs": [r.to_json() for r in self.runs],
-                "phi": "max over phi in {f, x_j, x_j^2} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)|",
-                "initial_layer": self.initial_layer, "seconds": round(self.seconds, 2)}
+        return {
+            "optimizer": self.optimizer,
+            "noise": self.noise,
+            "landscape": self.landscape,
+            "held_fixed": self.held_fixed,
+            "runs": [r.to_json() for r in self.runs],
+            "phi": "max over phi in {f, x_j, x_j^2} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)|",
+            "initial_layer": self.initial_layer,
+            "seconds": round(self.seconds, 2),
+        }
 
     def table(self) -> list[str]:
         """Markdown: one row per SDE; cells 'error (SE) [SE ratio]', unresolved ones marked."""
         etas = self.runs[0].etas if self.runs else []
-        lines = ["| SDE | " + " | ".join(f"eta={e:g}" for e in etas) + " | slope [95% CI] |",
-                 "|" + "---|" * (len(etas) + 2)]
+        lines = [
+            "| SDE | " + " | ".join(f"eta={e:g}" for e in etas) + " | slope [95% CI] |",
+            "|" + "---|" * (len(etas) + 2),
+        ]
         for r in self.runs:
-            cells = [f"{e:.3e} ({s:.0e}) [{q:.0f}x]" + ("" if ok else " unresolved")
-                     for e, s, q, ok in zip(r.errors, r.se, r.se_ratio, r.resolved)]
+            cells = [
+                f"{e:.3e} ({s:.0e}) [{q:.0f}x]" + ("" if ok else " unresolved")
+                for e, s, q, ok in zip(r.errors, r.se, r.se_ratio, r.resolved, strict=False)
+            ]
             slope = "n/a" if not math.isfinite(r.slope) else f"{r.slope:.2f} [{r.slope_ci[0]:.2f}, {r.slope_ci[1]:.2f}]"
             lines.append(f"| {r.sde} | " + " | ".join(cells) + f" | {slope} |")
         return lines
@@ -105,27 +132,34 @@ class Study:
     def text(self) -> str:
         h = self.held_fixed
         fixed = {"sigma": h["sigma"], **h["hyper"]}
-        lines = [f"weak error of the SDEs of {self.optimizer} against the optimizer | noise {self.noise} | "
-                 f"landscape {self.landscape} | T = {h['horizon']:g} | {h['paths']} coupled paths | "
-                 f"{h['scheme']}, dt <= {h['dt_max']:g} | {self.seconds:.0f} s",
-                 f"held fixed: {', '.join(f'{k} = {v:g}' for k, v in fixed.items())}; start x0 = {h['start']}; "
-                 f"burn-in: {h['burn_in']}",
-                 "cells: error (its standard error) [SE with independent noise / SE coupled]; a point counts only "
-                 f"if error >= {RESOLVED_AT:g} SE", ""]
+        lines = [
+            f"weak error of the SDEs of {self.optimizer} against the optimizer | noise {self.noise} | "
+            f"landscape {self.landscape} | T = {h['horizon']:g} | {h['paths']} coupled paths | "
+            f"{h['scheme']}, dt <= {h['dt_max']:g} | {self.seconds:.0f} s",
+            f"held fixed: {', '.join(f'{k} = {v:g}' for k, v in fixed.items())}; start x0 = {h['start']}; "
+            f"burn-in: {h['burn_in']}",
+            "cells: error (its standard error) [SE with independent noise / SE coupled]; a point counts only "
+            f"if error >= {RESOLVED_AT:g} SE",
+            "",
+        ]
         lines += self.table()
         lines.append("")
         for r in self.runs:
             if all(math.isfinite(c) for c in r.refined_change):
-                worst = max(c / s for c, s in zip(r.refined_change, r.se))
-                own = max(c / s for c, s in zip(r.refined_change, r.refined_change_se))
-                lines.append(f"{r.sde}: halving dt (substeps {r.substeps} -> twice) changes the estimates by at most "
-                             f"{worst:.2f} SE of the error, {own:.2f} SE of the change itself")
+                worst = max(c / s for c, s in zip(r.refined_change, r.se, strict=False))
+                own = max(c / s for c, s in zip(r.refined_change, r.refined_change_se, strict=False))
+                lines.append(
+                    f"{r.sde}: halving dt (substeps {r.substeps} -> twice) changes the estimates by at most "
+                    f"{worst:.2f} SE of the error, {own:.2f} SE of the change itself"
+                )
             lines.append(f"{r.sde}: errors at {', '.join(r.where)}")
         if self.initial_layer:
             il = self.initial_layer
-            lines.append(f"initial layer (from m = v = 0, not fitted): first step of the optimizer {il['optimizer']:+.3f} eta, "
-                         f"of the SDE {il['sde']:+.3f} eta (eta = {il['eta']:g}, g = {il['g']:g}, mean over "
-                         f"{il['paths']} paths)")
+            lines.append(
+                f"initial layer (from m = v = 0, not fitted): first step of the optimizer {il['optimizer']:+.3f} "
+                f"(SE {il['optimizer_se']:.3f}) eta, of the SDE {il['sde']:+.3f} (SE {il['sde_se']:.3f}) eta "
+                f"(eta = {il['eta']:g}, g = {il['g']:g}, mean over {il['paths']} paths)"
+            )
         return "\n".join(lines)
 
 
@@ -155,8 +189,10 @@ def _hyper(optimizer: str, eta: float, rates: dict) -> dict:
     out = {b: 1.0 - eta * rho for b, rho in rates.items()}
     bad = {b: v for b, v in out.items() if not 0 < v < 1}
     if bad:
-        raise ValidationInputError(f"eta {eta:g} is too large for {optimizer} with rates held at {rates}: "
-                                   f"beta = 1 - eta rho = {bad} must lie in (0, 1)")
+        raise ValidationInputError(
+            f"eta {eta:g} is too large for {optimizer} with rates held at {rates}: "
+            f"beta = 1 - eta rho = {bad} must lie in (0, 1)"
+        )
     return out
 
 
@@ -191,8 +227,12 @@ def _point(chain, sde, sde_refined, d: int, times) -> dict:
     i, j = np.unravel_index(np.argmax(np.abs(mean)), mean.shape)
     independent = math.sqrt(po[1 + i, :, j].var(ddof=1) / n + ps[1 + i, :, j].var(ddof=1) / n)
     names = ["f"] + [f"x_{k + 1}" for k in range(d)] + [f"x_{k + 1}^2" for k in range(d)]
-    out = dict(error=float(abs(mean[i, j])), se=float(se[i, j]), ratio=independent / float(se[i, j]) if se[i, j] > 0
-               else math.inf, where=f"{names[j]} at t={times[1 + i]:.3g}")
+    out = dict(
+        error=float(abs(mean[i, j])),
+        se=float(se[i, j]),
+        ratio=independent / float(se[i, j]) if se[i, j] > 0 else math.inf,
+        where=f"{names[j]} at t={times[1 + i]:.3g}",
+    )
     if sde_refined is not None:
         delta = _phis(sde_refined)[1 + i, :, j] - ps[1 + i, :, j]
         out["change"] = float(abs(delta.mean()))
@@ -200,11 +240,29 @@ def _point(chain, sde, sde_refined, d: int, times) -> dict:
     return out
 
 
-def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, landscape: str = "quadratic",
-               etas=ETAS, paths: int = 20_000, horizon: float = 2.0, sigma: float = 1.0, dim: int = 2,
-               scheme: str = "weak2", substeps: int | None = None, dt_max: float = DT_MAX, refine: bool = True,
-               seed: int = 0, hyper: dict | None = None, sde_values: dict | None = None, boundary: str = "reflect",
-               burn: bool = True, progress=None) -> Study:
+def weak_order(
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    sdes=None,
+    landscape: str = "quadratic",
+    etas=ETAS,
+    paths: int = 20_000,
+    horizon: float = 2.0,
+    sigma: float = 1.0,
+    dim: int = 2,
+    scheme: str = "weak2",
+    substeps: int | None = None,
+    dt_max: float = DT_MAX,
+    refine: bool = True,
+    seed: int = 0,
+    hyper: dict | None = None,
+    sde_values: dict | None = None,
+    boundary: str = "reflect",
+    burn: bool = True,
+    progress=None,
+) -> Study:
     """The weak-error study of ``optimizer``'s SDEs (labels ``sdes``: full, published, noise-dominated;
     default those that exist and differ) on ``landscape`` (quadratic, double-well, rotated).
 
@@ -236,12 +294,24 @@ def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, l
         rates = {b: 1.0 for b in get_optimizer(optimizer).hypers_with_role("decay")}
     x0 = np.full((paths, dim), start)
     fixed = dict(hyper or {})
-    held = {"horizon": horizon, "sigma": sigma, "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **fixed},
-            "start": start, "dim": dim, "paths": paths, "seed": seed, "scheme": scheme, "dt_max": dt_max,
-            "burn_in": ("ceil(3 / (eta rho_min)) optimizer steps with x held at x0, from the initial states"
-                        if rates and burn else "none" + ("" if rates else " (no auxiliary states)")),
-            "boundary": boundary,
-            "landscape_parameters": land.params.tolist()}
+    held = {
+        "horizon": horizon,
+        "sigma": sigma,
+        "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **fixed},
+        "start": start,
+        "dim": dim,
+        "paths": paths,
+        "seed": seed,
+        "scheme": scheme,
+        "dt_max": dt_max,
+        "burn_in": (
+            "ceil(3 / (eta rho_min)) optimizer steps with x held at x0, from the initial states"
+            if rates and burn
+            else "none" + ("" if rates else " (no auxiliary states)")
+        ),
+        "boundary": boundary,
+        "landscape_parameters": land.params.tolist(),
+    }
     study = Study(optimizer, noise if nu is None else f"{noise}(nu={nu})", landscape, held)
     total, done = len(kinds) * len(etas), 0
     for label, regime, form in kinds:
@@ -255,11 +325,31 @@ def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, l
             k0, state = 0, None
             if rates and burn:
                 k0 = math.ceil(3.0 / (eta * min(rates.values())))
-                state = burn_in(Combination(optimizer, noise, nu=nu), x0, eta=eta, sigma=sigma, steps=k0,
-                                seed=seed + 1, landscape=land, hyper=values)
+                state = burn_in(
+                    Combination(optimizer, noise, nu=nu),
+                    x0,
+                    eta=eta,
+                    sigma=sigma,
+                    steps=k0,
+                    seed=seed + 1,
+                    landscape=land,
+                    hyper=values,
+                )
             r = substeps or max(1, math.ceil(eta / dt_max - 1e-9))
-            common = dict(eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=land, hyper=values, record=record,
-                          keep=True, start=state, k0=k0, sde_values=sde_values, boundary=boundary)
+            common = dict(
+                eta=eta,
+                sigma=sigma,
+                steps=steps,
+                seed=seed,
+                landscape=land,
+                hyper=values,
+                record=record,
+                keep=True,
+                start=state,
+                k0=k0,
+                sde_values=sde_values,
+                boundary=boundary,
+            )
             chain, sde = run_coupled(combo, x0, scheme=scheme, substeps=r, **common)
             # half the step, on the same chain and the same Brownian path over each optimizer step
             refined = run_coupled(combo, x0, scheme=scheme, substeps=2 * r, **common)[1] if refine else None
@@ -270,21 +360,53 @@ def weak_order(optimizer: str, *, noise: str = "gaussian", nu=None, sdes=None, l
                 progress(done, total)
         errors = [p["error"] for p in points]
         se = [p["se"] for p in points]
-        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se)]
+        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se, strict=False)]
         slope, ci = fit_slope(etas, errors, se, resolved)
-        study.runs.append(Row(label, etas, errors, se, resolved, slope, ci, [p["ratio"] for p in points],
-                              [p["where"] for p in points], used, [p.get("change", math.nan) for p in points],
-                              [p.get("change_se", math.nan) for p in points], time.perf_counter() - t0))
+        study.runs.append(
+            Row(
+                label,
+                etas,
+                errors,
+                se,
+                resolved,
+                slope,
+                ci,
+                [p["ratio"] for p in points],
+                [p["where"] for p in points],
+                used,
+                [p.get("change", math.nan) for p in points],
+                [p.get("change_se", math.nan) for p in points],
+                time.perf_counter() - t0,
+            )
+        )
     if rates:
-        study.initial_layer = initial_layer(optimizer, noise=noise, nu=nu, eta=min(etas), sigma=sigma, rates=rates,
-                                            fixed=fixed, paths=min(paths, 20_000), seed=seed)
+        study.initial_layer = initial_layer(
+            optimizer,
+            noise=noise,
+            nu=nu,
+            eta=min(etas),
+            sigma=sigma,
+            rates=rates,
+            fixed=fixed,
+            paths=min(paths, 20_000),
+            seed=seed,
+        )
     study.seconds = time.perf_counter() - started
     return study
 
 
-def network_weak_order(model: str, optimizer: str, *, etas=(0.16, 0.08, 0.04, 0.02), seeds=(0, 1, 2, 3),
-                       horizon: float = 2.0, sigma: float = 0.05, dt_max: float = 0.02, sdes=("full",),
-                       progress=None) -> Study:
+def network_weak_order(
+    model: str,
+    optimizer: str,
+    *,
+    etas=(0.16, 0.08, 0.04, 0.02),
+    seeds=(0, 1, 2, 3),
+    horizon: float = 2.0,
+    sigma: float = 0.05,
+    dt_max: float = 0.02,
+    sdes=("full",),
+    progress=None,
+) -> Study:
     """The weak error of ``optimizer``'s SDEs on a network (:func:`derive.validate.experiment.validate`,
     coupled, weak2 with dt <= ``dt_max``), phi = the loss only, over the seeds; as :func:`weak_order`
     otherwise (auxiliary states burned in with the parameters held at their initial values)."""
@@ -293,10 +415,23 @@ def network_weak_order(model: str, optimizer: str, *, etas=(0.16, 0.08, 0.04, 0.
     started = time.perf_counter()
     etas = sorted({float(e) for e in etas}, reverse=True)
     rates = RATES.get(optimizer.lower(), {})
-    held = {"horizon": horizon, "sigma": sigma, "hyper": {f"rho_{b}": r for b, r in rates.items()}, "start": "model init",
-            "dim": None, "paths": len(seeds), "seed": list(seeds), "scheme": "weak2", "dt_max": dt_max,
-            "burn_in": ("ceil(3 / (eta rho_min)) optimizer steps with the parameters held at their start" if rates
-                        else "none (no auxiliary states)"), "boundary": "reflect"}
+    held = {
+        "horizon": horizon,
+        "sigma": sigma,
+        "hyper": {f"rho_{b}": r for b, r in rates.items()},
+        "start": "model init",
+        "dim": None,
+        "paths": len(seeds),
+        "seed": list(seeds),
+        "scheme": "weak2",
+        "dt_max": dt_max,
+        "burn_in": (
+            "ceil(3 / (eta rho_min)) optimizer steps with the parameters held at their start"
+            if rates
+            else "none (no auxiliary states)"
+        ),
+        "boundary": "reflect",
+    }
     study = Study(optimizer, "gaussian", model, held)
     points = {label: [] for label in sdes}
     used = []
@@ -304,8 +439,21 @@ def network_weak_order(model: str, optimizer: str, *, etas=(0.16, 0.08, 0.04, 0.
         steps = max(1, int(round(horizon / eta)))
         sub = max(1, math.ceil(eta / dt_max - 1e-9))
         burn = math.ceil(3.0 / (eta * min(rates.values()))) if rates else 0
-        r = validate(model, optimizer, eta=eta, sigma=sigma, steps=steps, seeds=seeds, hyper=_hyper(optimizer, eta, rates),
-                     compare=list(sdes), replicate=False, n_boot=0, scheme="weak2", substeps=sub, burn_in=burn)
+        r = validate(
+            model,
+            optimizer,
+            eta=eta,
+            sigma=sigma,
+            steps=steps,
+            seeds=seeds,
+            hyper=_hyper(optimizer, eta, rates),
+            compare=list(sdes),
+            replicate=False,
+            n_boot=0,
+            scheme="weak2",
+            substeps=sub,
+            burn_in=burn,
+        )
         held["dim"] = r.dim
         record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))[1:]
         opt = r.trajectories["optimizer"].loss[:, record]
@@ -313,25 +461,59 @@ def network_weak_order(model: str, optimizer: str, *, etas=(0.16, 0.08, 0.04, 0.
             diff = r.trajectories[label].loss[:, record] - opt
             mean, se = diff.mean(axis=0), diff.std(axis=0, ddof=1) / math.sqrt(diff.shape[0])
             j = int(np.nanargmax(np.abs(mean)))
-            indep = math.sqrt(np.var(opt[:, j], ddof=1) / opt.shape[0]
-                              + np.var(r.trajectories[label].loss[:, record[j]], ddof=1) / opt.shape[0])
-            points[label].append(dict(error=float(abs(mean[j])), se=float(se[j]), ratio=indep / float(se[j]),
-                                      where=f"f at t={record[j] * eta:.3g}"))
+            indep = math.sqrt(
+                np.var(opt[:, j], ddof=1) / opt.shape[0]
+                + np.var(r.trajectories[label].loss[:, record[j]], ddof=1) / opt.shape[0]
+            )
+            points[label].append(
+                dict(
+                    error=float(abs(mean[j])),
+                    se=float(se[j]),
+                    ratio=indep / float(se[j]),
+                    where=f"f at t={record[j] * eta:.3g}",
+                )
+            )
         used.append(sub)
         if progress is not None:
             progress(i + 1, len(etas))
     for label in sdes:
         errors, se = [p["error"] for p in points[label]], [p["se"] for p in points[label]]
-        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se)]
+        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se, strict=False)]
         slope, ci = fit_slope(etas, errors, se, resolved)
-        study.runs.append(Row(label, etas, errors, se, resolved, slope, ci, [p["ratio"] for p in points[label]],
-                              [p["where"] for p in points[label]], used, [math.nan] * len(etas), [math.nan] * len(etas)))
+        study.runs.append(
+            Row(
+                label,
+                etas,
+                errors,
+                se,
+                resolved,
+                slope,
+                ci,
+                [p["ratio"] for p in points[label]],
+                [p["where"] for p in points[label]],
+                used,
+                [math.nan] * len(etas),
+                [math.nan] * len(etas),
+            )
+        )
     study.seconds = time.perf_counter() - started
     return study
 
 
-def initial_layer(optimizer: str, *, noise: str = "gaussian", nu=None, eta: float, sigma: float, rates: dict,
-                  fixed: dict, paths: int, seed: int = 0, g: float = 1.0, substeps: int = 64) -> dict:
+def initial_layer(
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    eta: float,
+    sigma: float,
+    rates: dict,
+    fixed: dict,
+    paths: int,
+    seed: int = 0,
+    g: float = 1.0,
+    substeps: int = 64,
+) -> dict:
     """The first step from m = v = 0 at gradient g (x0 = g on f = x^2/2): the optimizer's mean move
     and the SDE's (full form, weak2 with ``substeps`` substeps), in units of eta."""
     from ..combination import Combination
@@ -341,11 +523,23 @@ def initial_layer(optimizer: str, *, noise: str = "gaussian", nu=None, eta: floa
     x0 = np.full((paths, 1), g)
     values = {**_hyper(optimizer, eta, rates), **fixed}
     common = dict(eta=eta, sigma=sigma, steps=1, seed=seed, landscape=land, hyper=values, record=np.array([0, 1]))
+    common["keep"] = True
     chain = run("optimizer", Combination(optimizer, noise, nu=nu), x0, **common)
-    sde = run("sde", Combination(optimizer, noise, "paper", "full", nu=nu), x0, scheme="weak2", substeps=substeps,
-              **common)
-    return {"eta": eta, "g": g, "sigma": sigma, "paths": paths, "substeps": substeps,
-            "optimizer": float((chain.mean[1, 0] - g) / eta), "sde": float((sde.mean[1, 0] - g) / eta)}
+    sde = run(
+        "sde", Combination(optimizer, noise, "paper", "full", nu=nu), x0, scheme="weak2", substeps=substeps, **common
+    )
+    moves = [(r.values(lambda p: p)[1, :, 0] - g) / eta for r in (chain, sde)]
+    return {
+        "eta": eta,
+        "g": g,
+        "sigma": sigma,
+        "paths": paths,
+        "substeps": substeps,
+        "optimizer": float(moves[0].mean()),
+        "optimizer_se": float(moves[0].std(ddof=1) / math.sqrt(paths)),
+        "sde": float(moves[1].mean()),
+        "sde_se": float(moves[1].std(ddof=1) / math.sqrt(paths)),
+    }
 
 
 def figure(study: Study, path):
@@ -359,9 +553,17 @@ def figure(study: Study, path):
     for r in study.runs:
         e, err, se = np.array(r.etas), np.array(r.errors), np.array(r.se)
         ok = np.array(r.resolved)
-        line = ax.errorbar(e, err, yerr=2 * se, marker="o", ms=4, lw=1, capsize=2,
-                           ls="--" if r.sde == "noise-dominated" else "-",
-                           label=f"{r.sde} (slope {r.slope:.2f})" if math.isfinite(r.slope) else f"{r.sde} (no fit)")
+        line = ax.errorbar(
+            e,
+            err,
+            yerr=2 * se,
+            marker="o",
+            ms=4,
+            lw=1,
+            capsize=2,
+            ls="--" if r.sde == "noise-dominated" else "-",
+            label=f"{r.sde} (slope {r.slope:.2f})" if math.isfinite(r.slope) else f"{r.sde} (no fit)",
+        )
         ax.plot(e[~ok], err[~ok], "o", mfc="white", color=line[0].get_color())
     if study.runs:
         e = np.array(study.runs[0].etas)
@@ -371,8 +573,9 @@ def figure(study: Study, path):
     ax.set_yscale("log")
     ax.set_xlabel("eta")
     ax.set_ylabel("max |E phi(SDE) - E phi(optimizer)|")
-    ax.set_title(f"{study.optimizer} on {study.landscape}: weak error, coupled ({study.held_fixed['paths']} paths)",
-                 fontsize=9)
+    ax.set_title(
+        f"{study.optimizer} on {study.landscape}: weak error, coupled ({study.held_fixed['paths']} paths)", fontsize=9
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     return atomic_savefig(fig, path, dpi=110)
