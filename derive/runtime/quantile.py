@@ -2,7 +2,7 @@
 
 A coupled run (docs/validation.md, "Coupling") gives the SDE's first Brownian increment the normal
 n = Phi^{-1}(F(zeta)) of the optimizer's draw zeta, so n and zeta are comonotone and n ~ N(0, 1)
-exactly whatever the law F. :func:`coupled_normal` computes it from the lower tail,
+exactly whatever the law F. Generated modules compute it (``_coupled_normal``) from the lower tail,
 n = -sign(zeta) Phi^{-1}(F(-|zeta|)), so that no 1 - F cancels for large |zeta|.
 """
 
