@@ -1,7 +1,10 @@
 """Benchmark: the generated SignSGD SDE simulator (Gaussian, paper/full) against a vectorised NumPy
 Euler-Maruyama loop (scipy.special.erf, numpy Generator normals) and, if installed, a PyTorch loop,
 all in one run. Prints ns per path-step-dimension (best of 3 runs), float64 and float32, 1 and 2 threads, the ratio
-to NumPy, the cold compile time (fresh cache dir, subprocess) and the cached load time.
+to NumPy, the cold compile time (fresh cache dir, subprocess) and the cached load time. Then the
+integrators: euler with substeps, weak2 (Talay-Tubaro: a fine and a coarse run) and coupled runs
+(optimizer and SDE in one kernel), each against euler with one substep in the same run, for SignSGD
+and Adam (paper/full), float64, ns per path-optimizer-step-dimension.
 
     python bench/bench_simulate.py [--quick]
 """
@@ -114,7 +117,7 @@ def self_contained_copy(path: str, folder: str):
 
     runtime = Path(ROOT) / "derive" / "runtime"
     pasted = []
-    for name in ("rng.py", "special.py", "samplers.py"):
+    for name in ("rng.py", "special.py", "samplers.py", "landscapes.py", "quantile.py"):
         src = (runtime / name).read_text()
         src = re.sub(r"^from __future__ import annotations\n", "", src, flags=re.M)
         src = re.sub(r"^from \.rng import .*\n", "", src, flags=re.M)
@@ -251,5 +254,44 @@ def real_nu_row(x0, lam, steps, per) -> None:
     print(f"  {t_label:28s}{t_ns:9.2f}   ratio {t_ns / g_ns:.2f} (target <= 2: {'met' if t_ns <= 2 * g_ns else 'MISSED'})")
 
 
+def integrator_rows(n: int, d: int, steps: int) -> None:
+    """Each scheme's cost against euler with one substep, same run, same module (simulate.run and
+    run_coupled on the built-in quadratic, float64, 2 threads)."""
+    import numba
+
+    from derive.combination import Combination
+    from derive.simulate import quadratic, run, run_coupled
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    land = quadratic(np.linspace(1.0, 2.0, d))
+    x0 = np.random.default_rng(1).standard_normal((n, d))
+    record = np.array([steps])
+    rows = [("euler, 1 substep", "sde", "euler", 1), ("euler, 4 substeps", "sde", "euler", 4),
+            ("weak2, 1 substep", "sde", "weak2", 1), ("weak2, 4 substeps", "sde", "weak2", 4),
+            ("optimizer alone", "optimizer", "euler", 1), ("coupled: optimizer + euler, 1", "coupled", "euler", 1),
+            ("coupled: optimizer + weak2, 4", "coupled", "weak2", 4)]
+    print(f"integrators, float64, 2 threads, N={n} d={d} T={steps}: ns per path-(optimizer)step-dimension")
+    print(f"{'optimizer':10s}{'run':34s}{'ns':>9s}{'vs euler 1':>12s}{'SDE steps':>11s}{'ns per SDE step':>17s}")
+    for opt, hyper in (("signsgd", None), ("adam", {"beta1": 0.9, "beta2": 0.99})):
+        combo = Combination(opt)
+        base = None
+        for label, kind, scheme, sub in rows:
+            common = dict(eta=0.01, sigma=1.0, steps=steps, seed=0, landscape=land, hyper=hyper, record=record,
+                          scheme=scheme, substeps=sub)
+            if kind == "coupled":
+                go = lambda: run_coupled(combo, x0, **common)  # noqa: E731
+            else:
+                go = lambda: run(kind, combo, x0, **common)  # noqa: E731
+            small = dict(common, steps=2, record=np.array([2]))
+            (run_coupled(combo, x0[:2], **small) if kind == "coupled" else run(kind, combo, x0[:2], **small))
+            ns = best_ns(go, n * d * steps)
+            base = base or ns
+            sde_steps = 0 if kind == "optimizer" else sub * (3 if scheme == "weak2" else 1)
+            per = f"{ns / sde_steps:17.2f}" if sde_steps else f"{'-':>17s}"
+            print(f"{opt:10s}{label:34s}{ns:9.2f}{ns / base:12.2f}{sde_steps:11d}{per}")
+
+
 if __name__ == "__main__":
     main()
+    quick = "--quick" in sys.argv
+    integrator_rows(*((200, 50, 200) if quick else (1000, 20, 1000)))

@@ -100,7 +100,7 @@ def test_a_changed_runtime_is_never_run_from_a_stale_module_or_cache(tmp_path, m
     def simulate(module):
         p = np.array([0.01, 1.0])
         module.simulate_optimizer(x0, p, np.ones(2), 5, np.array([5]), 0, 4, False)
-        return module._simulate_opt.stats
+        return module._opt_paths.stats
 
     user_dir = tmp_path / "user"
     before = load_module(combo, user_dir)

@@ -76,8 +76,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     for label, kind, regime, form in _targets(args.compare.split(","), args.form):
         combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu)
         runs[label] = sim.run(kind, combo, x0, eta=args.eta, sigma=args.sigma, steps=args.steps, seed=args.seed,
-                              landscape=land, hyper=hyper, record=record, module_dir=args.module_dir)
-    title = (f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma}")
+                              landscape=land, hyper=hyper, record=record, module_dir=args.module_dir,
+                              scheme=args.scheme, substeps=args.substeps)
+    title = (f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma} | "
+             f"SDEs: {args.scheme}, {args.substeps} substep(s) of eta/{args.substeps}")
     print(title)
     print(table(runs))
     if args.out:
@@ -111,6 +113,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--lam-max", type=float, default=1.0, help="largest curvature (default 1)")
     p.add_argument("--start-scale", type=float, default=1.0, help="x0 ~ N(0, scale^2) per coordinate")
     p.add_argument("--records", type=int, default=51, help="number of recorded steps (default 51)")
+    p.add_argument("--scheme", default="euler", choices=("euler", "weak2"),
+                   help="SDE integrator: split-step Euler (weak order 1) or its Talay-Tubaro extrapolation (weak order 2)")
+    p.add_argument("--substeps", type=int, default=1, help="SDE steps per optimizer step, dt = eta/R (default 1)")
     p.add_argument("--float32", action="store_true", help="simulate in float32")
     p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
     p.add_argument("--module-dir", default=None, help="directory for modules outside the built-in set")

@@ -46,13 +46,15 @@ from ..resources import TEMPLATES
 from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
 from .printer import CodegenError, code, cse_lines, hoist
+from .schemes import bounded, split_euler
 from .student_t_fit import half_beta_fit, kernel_source
 
 #: Noise laws with an exact sampler in the runtime; any other law is sampled by CDF inversion.
 SAMPLERS = LAWS
 #: the integrator, as the generated modules' headers and docstrings name it
-SCHEME_TEXT = ("split-step Euler-Maruyama, dt = eta: auxiliary states first, x with their new values, "
-               "gamma_j at t_k, positive states reflected")
+SCHEME_TEXT = ("split-step Euler-Maruyama (scheme euler) or its Talay-Tubaro extrapolation (weak2), substeps of "
+               "dt = eta/r: auxiliary states first, x with their new values, gamma_j at the end of each substep, "
+               "positive states reflected (or floored)")
 
 
 def _const_name(i: int) -> str:
@@ -83,20 +85,18 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     dt, sqdt = sp.Symbol("_dt", positive=True), sp.Symbol("_sqdt", positive=True)
     xis = [sp.Symbol(f"_xi{j + 1}", real=True) for j in range(K)]
     element = set(states) | {S.g} | set(xis)
-    new = [s + b * dt + sum(sde.diffusion[i, j] * sqdt * xis[j] for j in range(K))
-           for i, (s, b) in enumerate(zip(states, sde.drift))]
-    new = [sp.Abs(e, evaluate=False) if s.is_positive else e for s, e in zip(states, new)]
+    positive = any(s.is_positive for s in states)
+    boundary = sp.Symbol("_boundary", real=True)  # B of max(v, B v): -1 reflects, 0 is an absorbing floor
+    step = split_euler(states, sde.drift, sde.diffusion, dt, xis, sqdt=sqdt, same_step=sde.same_step,
+                       bound=lambda e: bounded(e, boundary))
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
-    # x moves with the new auxiliary states, as in the optimizer, except those whose same-step
-    # value the x drift already contains (published forms): x reads their old value
-    new[0] = new[0].xreplace({s: n for s, n in fresh.items() if s.name not in sde.same_step})
-    consts, rewritten = hoist(new, element | set(fresh.values()), "_c")
+    consts, rewritten = hoist([step.x, *step.aux], element | set(fresh.values()), "_c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
     aux_lines, aux_out = cse_lines(rewritten[1:], "_a")
     x_lines, (x_out,) = cse_lines(rewritten[:1], "_e")
     body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out)] + x_lines
     results = [x_out] + [fresh[s].name for s in states[1:]]
-    params = [s.name for s in sde.parameters]
+    params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
     drift_lines, drift_out = cse_lines(list(sde.drift), "_e")
     diff_lines, diff_out = cse_lines(list(sde.diffusion), "_e")
     return dict(
@@ -107,8 +107,55 @@ def _sde_context(sde, spec: Optimizer) -> dict:
                   consts=_used([e for _, e in consts], params, sde.time_functions)),
         initial=[float(sde.initial.get(s.name, 0.0)) for s in states[1:]],
         rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
-        text=sde.to_text(),
+        text=sde.to_text(), coupling=_coupling(sde, spec),
     )
+
+
+#: a representative point at which the sign of the coupling is read off (any point where the
+#: optimizer's step depends on the noise will do): hyperparameters by role, sigma = 1, g = 0.3
+_PROBE_ROLES = {"lr": 0.01, "decay": 0.9, "fixed_decay": 0.9, "eps": 1e-8, "weight_decay": 0.01, "noise_scale": 1.0,
+                "const": 1.0, "positive": 1.0}
+
+
+def _coupling(sde, spec: Optimizer) -> dict | None:
+    """How a coupled run shares the optimizer's noise with the SDE (docs/validation.md, "Coupling").
+
+    The first Brownian motion W1 carries the zeta-linear part of the step: over one optimizer step
+    its increment is ``sign`` sqrt(eta) n(zeta), with ``sign`` such that G_i1 dW1 moves the state i
+    that W1 drives first the way the optimizer's noise moves it (SGD: dx = -eta sigma zeta, G = +sqrt(eta)
+    sigma, sign -1). Read off at a representative point from the update rule itself: the sign of
+    sum over z of (Delta_i(zeta = z) - Delta_i(zeta = -z)) G_i1, z in (1/4, 1/2, 1, 2, 4) (sign()
+    updates have no derivative in zeta). None if W1 drives nothing, if the optimizer's states are
+    not the SDE's, or if the sign cannot be read (then coupled runs are refused)."""
+    if tuple(sde.state_names) != tuple(spec.state_names):
+        return None
+    column = [sde.explicit(e) for e in sde.diffusion.col(0)]
+    index = next((i for i, e in enumerate(column) if e != 0), None)
+    if index is None:
+        return None
+    values = {n: spec.defaults.get(n, _PROBE_ROLES[r]) for n, r in spec.hyper.items()}
+    lr = spec.hypers_with_role("lr")[0]
+    for decay in spec.hypers_with_role("decay"):
+        values[S.rate_name(decay)] = (1 - values[decay]) / values[lr]
+    values.update({"eta": values[lr], "sigma": 1.0, "g": 0.3, "x": 1.0, "k": 10, "t": 10 * values[lr]})
+    values.update({s: 0.5 for s in spec.state_names[1:]})
+    name = sde.state_names[index]
+    new = spec.step_map()[name]
+
+    def at(expr, zeta=None):
+        subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
+        if zeta is not None:
+            subs[S.grad] = 0.3 + zeta
+        return complex(sp.N(expr.xreplace(subs)))
+
+    try:
+        moved = sum(at(new, z) - at(new, -z) for z in (0.25, 0.5, 1.0, 2.0, 4.0))
+        sign = moved.real * at(column[index]).real
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (sign == sign) or sign == 0 or abs(moved.imag) > 0:
+        return None
+    return dict(state=name, sign=1.0 if sign > 0 else -1.0)
 
 
 def _opt_draws(spec: Optimizer) -> tuple[list[dict], list[tuple[str, sp.Expr]]]:
@@ -149,18 +196,33 @@ def _opt_context(spec: Optimizer) -> dict:
 
 def _noise_context(noise: str, nu: object) -> dict:
     law = get_noise(noise, nu=nu)
+    z = sp.Symbol("_z", real=True)
     if law.name == "student-t":
         if not (law.nu.is_number and law.nu.is_positive and law.nu.is_finite):
             raise CodegenError(f"student-t needs a numeric nu > 0 for code generation, got nu={law.nu}")
-        return dict(kind="student-t", nu=float(law.nu), label=law.label)  # Bailey's method: any nu > 0
-    if law.name in SAMPLERS:
-        return dict(kind=law.name, nu=None, label=law.label)
-    z = sp.Symbol("_z", real=True)
-    cdf = getattr(law, "cdf", None)
-    if cdf is None:
-        raise CodegenError(f"noise law {law.label} has neither a built-in sampler nor a CDF to invert")
-    (ysym,) = cdf.free_symbols
-    return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
+        out = dict(kind="student-t", nu=float(law.nu), label=law.label)  # Bailey's method: any nu > 0
+    elif law.name in SAMPLERS:
+        out = dict(kind=law.name, nu=None, label=law.label)
+    else:
+        cdf = getattr(law, "cdf", None)
+        if cdf is None:
+            raise CodegenError(f"noise law {law.label} has neither a built-in sampler nor a CDF to invert")
+        (ysym,) = cdf.free_symbols
+        return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
+    out["cdf"] = None if law.name == "gaussian" else _printable_cdf(law, z)
+    return out
+
+
+def _printable_cdf(law, z: sp.Symbol) -> str | None:
+    """F(z) = (1 + s(z))/2 as kernel code, for the quantile coupling; None where it needs a
+    function the printer does not compile (Student-t with a non-integer nu: betainc)."""
+    cdf = sp.simplify((1 + law.s(z)) / 2)
+    if cdf.has(sp.betainc_regularized):
+        return None
+    try:
+        return code(cdf)
+    except CodegenError:
+        return None
 
 
 def _student_t_kernels(text: str) -> list[str]:

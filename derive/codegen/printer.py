@@ -158,7 +158,7 @@ class KernelPrinter(PythonCodePrinter):
             out.append(f"{self._print(value)} if {self._print(cond)} else ")
         if not tail:
             raise CodegenError(f"Piecewise without a default branch cannot be compiled: {expr}")
-        return "(" + "(".join(out) + tail + ")" * len(out) + ")"
+        return "(" + "(".join(out) + tail + ")" * len(out)
 
     def _print_Relational(self, expr: sp.Expr) -> str:
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"

@@ -1,4 +1,6 @@
-"""One validation run (network or quadratic), optionally saved as JSON and PNG."""
+"""Validation and weak-order runs as the command line asks for them, optionally saved (JSON, PNG),
+with a tqdm progress bar."""
+
 from __future__ import annotations
 
 import json
@@ -10,22 +12,61 @@ from ..io import atomic_write_text
 MODEL_CHOICES = ("mlp", "cnn", "resnet", "transformer", "quadratic")
 
 
-def run_validation(model: str, optimizer: str, *, noise: str = "gaussian", nu=None, sigma: float = 0.01,
-                   eta: float = 0.01, steps: int | None = None, seeds=(0, 1, 2), paths: int = 2000,
-                   compare=None, out: "str | Path | None" = None, progress: bool = True, tag: str | None = None):
+def run_validation(
+    model: str,
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    sigma: float = 0.01,
+    eta: float = 0.01,
+    steps: int | None = None,
+    seeds=(0, 1, 2),
+    paths: int = 2000,
+    compare=None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    tag: str | None = None,
+    scheme: str = "euler",
+    substeps: int = 1,
+    coupled: bool = True,
+):
     """One validation (network or quadratic), optionally written to ``out`` as JSON + PNG."""
     from .experiment import validate, validate_quadratic
 
     if model not in MODEL_CHOICES:
         raise UnknownNameError("model", model, MODEL_CHOICES)
+    integrator = dict(scheme=scheme, substeps=substeps, coupled=coupled)
     bar = progress_bar(f"{model}/{optimizer}") if progress else None
     try:
         if model == "quadratic":
-            result = validate_quadratic(optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 1000,
-                                        paths=paths, seed=seeds[0], compare=compare, progress=bar)
+            result = validate_quadratic(
+                optimizer,
+                noise=noise,
+                nu=nu,
+                eta=eta,
+                sigma=sigma,
+                steps=steps or 1000,
+                paths=paths,
+                seed=seeds[0],
+                compare=compare,
+                progress=bar,
+                **integrator,
+            )
         else:
-            result = validate(model, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps or 300,
-                              seeds=seeds, compare=compare, progress=bar)
+            result = validate(
+                model,
+                optimizer,
+                noise=noise,
+                nu=nu,
+                eta=eta,
+                sigma=sigma,
+                steps=steps or 300,
+                seeds=seeds,
+                compare=compare,
+                progress=bar,
+                **integrator,
+            )
     finally:
         if bar is not None:
             bar.close()
