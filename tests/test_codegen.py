@@ -58,13 +58,14 @@ def test_user_combination_generates_into_chosen_directory(tmp_path):
                           "--regime", "paper", "--form", "published", "--out", str(tmp_path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "adam_laplace_paper_published.py").is_file()
-    res = subprocess.run([sys.executable, "-m", "derive", "generate", "signsgd", "--noise", "student-t", "--nu", "2.5",
+    res = subprocess.run([sys.executable, "-m", "derive", "generate", "clipsgd", "--noise", "student-t", "--nu", "1.5",
                           "--regime", "paper", "--form", "full", "--out", str(tmp_path)], capture_output=True, text=True)
-    # no compilable SDE (it needs the incomplete beta function): an optimizer-only module, saying why
+    # no compilable SDE (E[clip^2] needs K_2, an incomplete beta function B(x; 3/2, -1/4) with a negative
+    # parameter at nu = 1.5): an optimizer-only module, saying why
     assert res.returncode == 0 and "optimizer only" in res.stdout, res.stderr
-    text = (tmp_path / "signsgd_studentt2p5_paper_full.py").read_text()
-    assert "SDE_UNAVAILABLE = ('CodegenError: the SDE needs the regularized incomplete beta function" in text
-    assert "def simulate_optimizer(" in text and "def simulate_sde(" not in text and "_erf" not in text
+    text = (tmp_path / "clipsgd_studentt1p5_paper_full.py").read_text()
+    assert "SDE_UNAVAILABLE = ('CodegenError: betainc(2, -1/4" in text or "numeric a, b > 0 only" in text
+    assert "def simulate_optimizer(" in text and "def simulate_sde(" not in text and "_betainc" not in text
 
 
 def test_only_modules_that_call_erf_render_it():

@@ -15,7 +15,7 @@ PACKAGE = Path(derive.__file__).resolve().parent
 LAYERS = [
     {"derive", "derive.__init__", "derive.errors", "derive.symbols", "derive.spec", "derive.optimizers", "derive.noise",
      "derive.regimes", "derive.expectation", "derive.engine", "derive.sde", "derive.combination", "derive.io",
-     "derive.resources", "derive.runtime"},
+     "derive.resources", "derive.runtime", "derive.opaque"},
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
     {"derive.theory", "derive.validate"},
