@@ -24,7 +24,7 @@ TINY = ("x = np.zeros((2, 2)); [m.simulate_sde(x.astype(f), np.array([0.01, 1.0]
 #: fresh process, through derive.simulate: seconds from interpreter start to the end of a tiny run of both dtypes,
 #: and the part after `import derive.simulate`
 LOAD = ("import time; t0 = time.perf_counter(); from derive.simulate import load_module; "
-        "from derive.codegen.model import Combination; import numpy as np; t = time.perf_counter(); "
+        "from derive.combination import Combination; import numpy as np; t = time.perf_counter(); "
         "m = load_module(Combination('signsgd')); " + TINY + "print(time.perf_counter() - t0, time.perf_counter() - t)")
 #: fresh process, the generated module alone (it imports only numpy and numba), under the import name
 #: derive.simulate.load_module gives it (Numba's cache is keyed by the file, and reimports the module by name)
@@ -72,7 +72,8 @@ def components(m):
 
     from numba import njit, prange
 
-    normal, seed_stream, erf = m._normal, m.seed_stream, m._erf
+    from derive.runtime.rng import normal, seed_stream
+    from derive.runtime.special import erf
 
     @njit(parallel=True)
     def normals_only(x, steps):
@@ -101,6 +102,38 @@ def components(m):
         return x
 
     return normals_only, arithmetic_only
+
+
+def self_contained_copy(path: str, folder: str):
+    """The generated module at ``path`` with the shared runtime pasted in instead of imported (what
+    every module held before the runtime moved into derive/runtime/), imported from ``folder``: the
+    same-run baseline of the question whether importing the runtime costs speed."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    runtime = Path(ROOT) / "derive" / "runtime"
+    pasted = []
+    for name in ("rng.py", "special.py", "samplers.py"):
+        src = (runtime / name).read_text()
+        src = re.sub(r"^from __future__ import annotations\n", "", src, flags=re.M)
+        src = re.sub(r"^from \.rng import .*\n", "", src, flags=re.M)
+        pasted.append(src)
+    text = Path(path).read_text()
+    aliases = []
+    for line in re.findall(r"^from derive\.runtime\.\w+ import (\w+) as (\w+)$", text, flags=re.M):
+        aliases.append(f"{line[1]} = {line[0]}")
+    text = re.sub(r"^from derive\.runtime(\.\w+)? import .*\n", "", text, flags=re.M)
+    text = re.sub(r"_samplers\.(\w+)", r"\1", text)
+    head, sep, rest = text.partition("\nCOMBINATION = ")
+    text = head + "\n" + "\n".join(pasted) + "\n" + "\n".join(aliases) + "\n" + sep + rest
+    target = Path(folder) / ("copy_" + Path(path).name)
+    target.write_text(text)
+    spec = importlib.util.spec_from_file_location(target.stem, target)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[target.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def best_ns(run, per, reps=3):
@@ -139,10 +172,12 @@ def main() -> None:
         floor = min((proc(FLOOR, floor_env) for _ in range(3)), key=lambda v: v[0])
     import numba
 
-    from derive.codegen.model import Combination
+    from derive.combination import Combination
     from derive.simulate import load_module
 
     m = load_module(Combination("signsgd"))
+    copy_dir = tempfile.mkdtemp()
+    m_copy = self_contained_copy(path, copy_dir)
     normals_only, arithmetic_only = components(m)
     parts = [("  part: normals alone", normals_only, ()),
              ("  part: erf+sqrt alone", arithmetic_only, (1 / np.sqrt(2), -0.01, 0.01))]
@@ -174,6 +209,10 @@ def main() -> None:
             xd = x0.astype(dtype)
             ns = best_ns(lambda: m.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
             print(f"{'generated Numba':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
+            m_copy.simulate_sde(x0[:2].astype(dtype), p, lam, 1, np.array([1]), 0, 16, False)
+            ns_copy = best_ns(lambda: m_copy.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
+            print(f"{'  same, runtime pasted in':28s}{dtype.__name__:>9s}{threads:>9d}{ns_copy:9.2f}{base / ns_copy:10.2f}"
+                  f"   imported/pasted {ns / ns_copy:.3f}")
             for name, fn, args in parts:
                 xx = x0.astype(dtype)
                 cargs = tuple(dtype(a) for a in args)

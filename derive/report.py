@@ -15,6 +15,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io import atomic_write_text
+
 
 
 @dataclass
@@ -294,7 +296,5 @@ def build(out: "str | Path" = "report", quick: bool = False, progress=sys.stderr
             lines += [f"## {name}: FAILED", "", "```text", traceback.format_exc(), "```", ""]
         timings.append(f"{name} {time.perf_counter() - s0:.0f} s")
     lines += ["---", f"Total time {time.perf_counter() - t0:.0f} s ({', '.join(timings)}).", ""]
-    (out / "report.json").write_text(json.dumps(raw, indent=1))
-    path = out / "REPORT.md"
-    path.write_text("\n".join(lines))
-    return path
+    atomic_write_text(out / "report.json", json.dumps(raw, indent=1))
+    return atomic_write_text(out / "REPORT.md", "\n".join(lines))

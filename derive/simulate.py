@@ -15,21 +15,18 @@ import hashlib
 import importlib.util
 import math
 import sys
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
+from .combination import Combination
 from .errors import DeriveError
+from .resources import GENERATED, user_cache_dir
 
-if TYPE_CHECKING:
-    from .codegen.model import Combination
-
-#: generated/ of the built-in set (as derive.codegen.render.GENERATED, without importing the generator)
-GENERATED = Path(__file__).resolve().parents[1] / "generated"
 
 CHUNK = 16  #: paths per parallel work item (results do not depend on it)
 
@@ -110,35 +107,70 @@ class Run:
 
 
 _MODULES: dict[Path, ModuleType] = {}
+_HEADER = re.compile(r"^# Key: ([0-9a-f]{64}) ", re.MULTILINE)
 
-#: where modules outside the built-in set are generated on demand by :func:`module_dir_for`
-SCRATCH_MODULES = Path(tempfile.gettempdir()) / "derive-modules"
+
+def is_builtin(combo: Combination) -> bool:
+    """Whether ``combo`` is in the built-in set of generated/."""
+    return (GENERATED / f"{combo.module_name}.py").is_file()
 
 
 def module_dir_for(combo: Combination) -> Path | None:
-    """None if ``combo`` is in the built-in set of generated/, else the scratch directory where
-    :func:`load_module` generates it on demand."""
-    return None if (GENERATED / f"{combo.module_name}.py").is_file() else SCRATCH_MODULES
+    """None for a combination of the built-in set, else the user cache directory in which
+    :func:`load_module` generates it on demand (``$DERIVE_CACHE_DIR`` overrides it)."""
+    return None if is_builtin(combo) else user_cache_dir()
+
+
+def _key_in(path: Path) -> str | None:
+    """The ``# Key:`` of a generated module's header, None if absent or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            match = _HEADER.search(fh.read(4096))
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+def _runtime_hash_in(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            match = re.search(r"^RUNTIME_HASH = '([0-9a-f]+)'$", fh.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return match.group(1) if match else None
 
 
 def load_module(combo: Combination, directory: "str | Path | None" = None) -> ModuleType:
-    """Import the generated module of ``combo`` from generated/ or from ``directory``.
+    """Import the generated module of ``combo``, generating it first where needed.
 
-    In ``directory`` a missing module is generated first (user specs, other noise laws); without
-    it, only the built-in set of generated/ is available.
+    Without ``directory``: the built-in module of generated/ if there is one and it was rendered
+    against the current runtime (its ``RUNTIME_HASH``); otherwise the module is generated into the
+    user cache (:func:`derive.resources.user_cache_dir`). With ``directory``: the module there if its
+    header's key equals :func:`derive.codegen.model.module_key` of ``combo`` (spec, law, regime,
+    form, templates, runtime, versions), else it is (re)generated there, atomically. A changed
+    runtime therefore never runs from a module, or a Numba cache, compiled against the old one.
     """
-    folder = Path(directory) if directory is not None else GENERATED
+    from .runtime import runtime_hash
+
+    builtin = GENERATED / f"{combo.module_name}.py"
+    if directory is None and builtin.is_file() and _runtime_hash_in(builtin) == runtime_hash():
+        return _import(builtin.resolve(), combo)
+    folder = Path(directory) if directory is not None else user_cache_dir()
     path = (folder / f"{combo.module_name}.py").resolve()
-    if path in _MODULES:
-        return _MODULES[path]
-    if not path.is_file():
-        from .codegen.printer import CodegenError  # the generator (SymPy, Jinja2) only when a module must be made
+    from .codegen.model import module_key  # the generator (SymPy, Jinja2) only for modules outside generated/
+
+    key = module_key(combo)
+    if _key_in(path) != key:
         from .codegen.render import write
 
-        if directory is None:
-            raise CodegenError(f"{combo.module_name} is not in the built-in set of generated/; pass a directory "
-                               f"(module_dir / --module-dir) to generate it there")
         write(combo, folder)
+        _MODULES.pop(path, None)
+    return _import(path, combo)
+
+
+def _import(path: Path, combo: Combination) -> ModuleType:
+    if path in _MODULES:
+        return _MODULES[path]
     # a stable import name per file: Numba's cache reimports the module by it
     name = f"derive_generated_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}_{combo.module_name}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -179,8 +211,10 @@ def hyperparameters(optimizer: str, eta: float, sigma: float, hyper: dict | None
             raise SimulationInputError(f"{name} must lie in (0, 1), got {v}")
         if role in ("eps", "weight_decay") and v < 0:
             raise SimulationInputError(f"{name} must be >= 0, got {v}")
+    lr = spec.hypers_with_role("lr")[0]
     for decay in spec.hypers_with_role("decay"):
-        values[S.rate_name(decay)] = (1.0 - values[decay]) / values[spec.hypers_with_role("lr")[0]]
+        values[S.rate_name(decay)] = (1.0 - values[decay]) / values[lr]
+    values.setdefault("eta", values[lr])  # derived SDEs name the step size eta, whatever the spec calls it
     return values
 
 

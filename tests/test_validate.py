@@ -73,7 +73,7 @@ def test_other_models_run(torch, model):
 
 def test_torch_optimizer_matches_the_generated_update_rule(torch):
     """PyTorch AdamW and the spec's optimizer_step agree step for step on the same noisy gradients."""
-    from derive.codegen.model import Combination
+    from derive.combination import Combination
     from derive.simulate import hyperparameters, load_module
     from derive.validate.experiment import torch_optimizer
 

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 from ..noise import NAMES as NOISE_NAMES
-from ..optimizers import BUILTINS
+from ..noise import get_noise
+from ..optimizers import BUILTINS, get_optimizer
 from ..regimes import FORMS, REGIMES
 from ..codegen.catalog import builtin_combinations
-from ..codegen.model import Combination
 from ..codegen.printer import CodegenError
 from ..codegen.render import GENERATED, stale_files, write
+from ..combination import Combination
 
 
 def _combos(args: argparse.Namespace) -> list[Combination]:
@@ -26,6 +27,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else GENERATED
     if args.optimizer is not None and args.out is None:
         raise CodegenError("a user combination is generated into a directory of your choice: add --out DIR")
+    if args.optimizer is not None:  # a spec or law that cannot be loaded is an error, not a skipped sweep
+        get_optimizer(args.optimizer)
+        get_noise(args.noise, args.nu)
     combos = _combos(args)
     if args.check:
         stale = stale_files(out, combos)
@@ -51,6 +55,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"wrote {path}{note}")
     for line in skipped:
         print(f"skipped {line}")
+    if not written:
+        raise DeriveError(f"no module written for {args.optimizer}: every regime and form was refused")
     return 0
 
 

@@ -10,7 +10,7 @@ import argparse
 
 import numpy as np
 
-from ..codegen.model import Combination
+from ..combination import Combination
 from ..io import atomic_savez
 from ..plots import run_trajectories
 from ..errors import DeriveError
