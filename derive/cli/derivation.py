@@ -10,6 +10,7 @@ from ..errors import DeriveError
 from ..noise import BUILTIN_LAWS
 from ..noise import NAMES as NOISE_NAMES
 from ..optimizers import BUILTINS
+from ..order2 import ORDERS, on_curvature, parse_curvature
 from ..regimes import FORMS, REGIMES
 
 
@@ -24,7 +25,9 @@ def add_sde_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_sde(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu)
+    sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu, order=args.order)
+    if args.curvature is not None:
+        sde = on_curvature(sde, parse_curvature(args.curvature))
     print(sde.format(args.format))
     if args.format == "text":
         print(f"  derived in {time.perf_counter() - start:.2f} s")
@@ -66,6 +69,11 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p = sub.add_parser("sde", help="derive the SDE of an optimizer")
     add_sde_options(p)
     p.add_argument("--format", default="text", choices=["text", "latex", "json"])
+    p.add_argument("--order", type=int, default=1, choices=list(ORDERS),
+                   help="weak order: 1, or 2 (drift b0 + eta b1 with Hessian-vector products hvp(u); paper regime, full form)")
+    p.add_argument("--curvature", default=None, metavar="LAMBDA",
+                   help="write the SDE on the diagonal quadratic f = LAMBDA x^2/2 (g = LAMBDA x, hvp(u) = LAMBDA u); "
+                        "a number or 'lambda'")
     p.set_defaults(func=_cmd_sde)
 
     p = sub.add_parser("list", help="list built-in optimizers, noise laws, regimes and forms")
