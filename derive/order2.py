@@ -131,7 +131,7 @@ class SmoothSignLaw:
         return expr.replace(lambda e: isinstance(e, self.s_function), lambda e: self.law.s(e.args[0]))
 
 
-def differentiable_law(spec: Optimizer, law: NoiseLaw, has_sign: bool) -> "NoiseLaw | SmoothSignLaw":
+def differentiable_law(spec: Optimizer, law: NoiseLaw, has_sign: bool) -> NoiseLaw | SmoothSignLaw:
     """The law to average with: itself when the update takes no sign of the noise, else a
     :class:`SmoothSignLaw` (refused when s is not smooth)."""
     if not has_sign:
@@ -171,7 +171,8 @@ def _one_fraction(expr: sp.Expr) -> sp.Expr:
     the common denominator stays small (40x faster than cancelling the plain sum for AdamW)."""
     roots = {sym: sp.Symbol(f"sqrt_{sym.name}", positive=True) for sym in expr.free_symbols if sym.is_positive}
     rational = expr.xreplace({sym: w**2 for sym, w in roots.items()})
-    numerator, denominator = sp.fraction(sp.cancel(sp.together(sp.Add(*[sp.factor(a) for a in sp.Add.make_args(rational)]))))
+    combined = sp.together(sp.Add(*[sp.factor(a) for a in sp.Add.make_args(rational)]))
+    numerator, denominator = sp.fraction(sp.cancel(combined))
     small = len(sp.Add.make_args(numerator)) <= _FACTOR_TERMS  # factoring a long numerator is slow and rarely shorter
     result = (sp.factor(numerator) if small else sp.factor_terms(numerator)) / sp.factor(denominator)
     return result.xreplace({w: sp.sqrt(sym) for sym, w in roots.items()})
@@ -189,7 +190,7 @@ def correction(spec: Optimizer, c0: Mapping[str, sp.Expr], c1: Mapping[str, sp.E
                gammas: Mapping[sp.Symbol, sp.Expr]) -> dict[str, sp.Expr]:
     """b1 = c1 - (1/2)(b0 . grad_S) b0 - (1/2) d_t b0 per state, b0 = c0, with hvp(b0_x) written
     as the placeholder symbol ``hvp_b0x`` (so each b1 is affine in it)."""
-    states = dict(zip(spec.state_names, spec.state_symbols))
+    states = dict(zip(spec.state_names, spec.state_symbols, strict=True))
     rates = _time_rates(gammas)
     out = {}
     for name in spec.state_names:
@@ -201,8 +202,9 @@ def correction(spec: Optimizer, c0: Mapping[str, sp.Expr], c1: Mapping[str, sp.E
     return out
 
 
-def with_correction(first: SDE, spec: Optimizer, law: "NoiseLaw | SmoothSignLaw", c0: Mapping[str, sp.Expr],
-                    c1: Mapping[str, sp.Expr], gammas: Mapping[sp.Symbol, sp.Expr], conditions: "frozenset[str]") -> SDE:
+def with_correction(first: SDE, spec: Optimizer, law: NoiseLaw | SmoothSignLaw, c0: Mapping[str, sp.Expr],
+                    c1: Mapping[str, sp.Expr], gammas: Mapping[sp.Symbol, sp.Expr],
+                    conditions: frozenset[str]) -> SDE:
     """The order-2 SDE: ``first`` (the full order-1 SDE) with its drift b0 replaced by b0 + eta b1.
 
     c0, c1 are the eta and eta^2 coefficients of E[Delta] averaged under ``law`` (from
@@ -224,14 +226,14 @@ def with_correction(first: SDE, spec: Optimizer, law: "NoiseLaw | SmoothSignLaw"
         factor = value.coeff(_PRODUCT)
         b1.append(simplest(sp.expand(value - factor * _PRODUCT)) + simplest(factor) * hvp(u))
         shown_c1.append(simplest(restore(c1[name])))
-    drift = tuple(b + S.eta * b_1 for b, b_1 in zip(first.drift, b1))
+    drift = tuple(b + S.eta * b_1 for b, b_1 in zip(first.drift, b1, strict=True))
     provenance = (
         *first.provenance,
         "order 2 (Li, Tai, E): drift b0 + eta b1, b1 = c1 - (1/2)(b0 . grad_S) b0 - (1/2) d_t b0, with "
         "E[Delta] = eta c0 + eta^2 c1 (the expansion one order further; bias powers (1 - eta rho)^(k+1) kept to "
         "O(eta), t = k eta the start of the step); d g_i/d x_j = H_ij enters only through hvp(u) = H u; "
         "diffusion: the full form's order-1 diffusion",
-        *(f"c1 of {n}: {c}" for n, c in zip(spec.state_names, shown_c1)),
+        *(f"c1 of {n}: {c}" for n, c in zip(spec.state_names, shown_c1, strict=True)),
     )
     return replace(first, drift=drift, conditions=tuple(sorted(set(first.conditions) | set(conditions))),
                    provenance=provenance, order=2, correction=tuple(b1))
@@ -259,5 +261,6 @@ def on_curvature(sde: SDE, lam: sp.Expr = CURVATURE) -> SDE:
         return sp.factor_terms(sp.expand(expr.xreplace({S.g: lam * x})))
 
     note = f"on the diagonal quadratic f = {lam}*x**2/2 per coordinate: g = {lam}*x, hvp(u) = {lam}*u"
-    return replace(sde, drift=tuple(put(b) for b in sde.drift), diffusion=sp.ImmutableMatrix(sde.diffusion.applyfunc(put)),
+    return replace(sde, drift=tuple(put(b) for b in sde.drift),
+                   diffusion=sp.ImmutableMatrix(sde.diffusion.applyfunc(put)),
                    correction=tuple(put(b) for b in sde.correction), provenance=(*sde.provenance, note), curvature=lam)
