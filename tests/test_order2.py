@@ -200,3 +200,29 @@ def test_order2_stationary_check_rows():
     rows = ORDER2_CHECKS["order2-stationary"](Sim(paths=8000))
     assert len(rows) == 4 and all(r.ok for r in rows), [(r.name, r.gap_in_se) for r in rows]
     assert [r.expect_equal for r in rows] == [True, False, False, True]
+
+
+def test_callisti_romito_triggiano_rmsprop():
+    """Callisti, Romito, Triggiano (arXiv 2509.21614) derive the order-2 SDE of RMSprop by hand for
+    the variant whose x step reads the old v (their code, LucaCallisti/SME_for_Adam_and_RMSProp,
+    Algorithms/Balistic_regime_RMSProp.py, ballistic regime = our paper regime with c = rho):
+        b_x = -g D - (eta/2) [D (H (g D)) + (c/2) D^3 (g^2 + Sigma - v) g],   D = 1/(sqrt(v) + eps)
+        b_v = c (g^2 + Sigma - v) + (eta/2) [2 c g (H (g D)) + c^2 (g^2 + Sigma - v)].
+    The engine, given that update rule, reproduces b_v, and b_x at eps = 0; for eps > 0 their x
+    term has D^3 where d/dv of -g D gives D^2 / (2 sqrt(v)) (negligible at their eps = 1e-6)."""
+    from derive import Optimizer, State
+
+    spec = Optimizer(name="rmsprop_old_v", hyper={"eta": "lr", "beta": "decay", "eps": "eps"},
+                     state=[State("v", positive=True)],
+                     update=[("x", "x - eta*grad/(sqrt(v) + eps)"), ("v", "beta*v + (1 - beta)*grad**2")])
+    sde = derive_sde(spec, order=2)
+    v = sde.state[1]
+    rho, eps = sp.Symbol("rho", positive=True), sp.Symbol("eps", nonnegative=True)
+    D = 1 / (sp.sqrt(v) + eps)
+    excess = G**2 + SIGMA**2 - v
+    theirs_x = -G * D - ETA / 2 * (D * hvp(G * D) + rho / 2 * D**3 * excess * G)
+    theirs_v = rho * excess + ETA / 2 * (2 * rho * G * hvp(G * D) + rho**2 * excess)
+    assert sp.simplify(sde.drift[1] - theirs_v) == 0
+    assert sp.simplify((sde.drift[0] - theirs_x).subs(eps, 0)) == 0
+    difference = sp.simplify(sde.drift[0] - theirs_x - ETA * rho * G * excess * D**2 * (D - 1 / sp.sqrt(v)) / 4)
+    assert difference == 0
