@@ -63,6 +63,7 @@ class Update:
     spec: Optimizer
     regime: Regime
     hold: frozenset[str] = frozenset()
+    order: int = 1  # 2: bias powers beta^k kept to O(eta) (the order-2 SDE, derive.order2)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class OneStep:
     regime: Regime
     new: Mapping[str, sp.Expr]
     held: Mapping[str, sp.Expr] = field(default_factory=dict)
+    order: int = 1
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Averaging:
     law: NoiseLaw
     dropped: frozenset[str] = frozenset()
     covariance: bool = True
+    order: int = 1  # E[Delta] through eta^(dt + order - 1) (order 2: the eta^2 coefficient c1 too)
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ def one_step(update: Update) -> OneStep:
     for name, value in new.items():
         _running_extremum(spec, name, value)
     held = {h: spec.step_map()[h] for h in sorted(update.hold)}
-    return OneStep(spec, update.regime, new, held)
+    return OneStep(spec, update.regime, new, held, update.order)
 
 
 def _regime_symbols(spec: Optimizer, regime: Regime):
@@ -247,25 +250,34 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
     return subs, to_user, sigma0, t0
 
 
-def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime, gammas: dict, to_user: dict, where: str) -> sp.Expr:
-    """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt."""
+def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime, gammas: dict, to_user: dict, where: str,
+                 exact: bool = False) -> sp.Expr:
+    """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt.
+
+    ``exact`` (order 2): k = t/dt + 1, the step count of the step that starts at time t, and the
+    O(eta) part kept: beta^k = (1 - gamma)(1 + eta l1), l1 = lim (k log beta - log_rate)/eta
+    (paper regime: (1 - eta rho)^(k+1) = exp(-rho t)(1 - eta rho - eta rho^2 t/2 + O(eta^2)))."""
     replace_ = {}
-    k_of_t = t0 / S.eta**regime.dt
+    k_of_t = t0 / S.eta**regime.dt + (1 if exact else 0)
     for p in expr.atoms(sp.Pow):
         if not p.exp.has(S.k):
             continue
         if p.base.has(S.k):
             raise UnsupportedUpdateError(f"{where}: the step count k appears in the base of {p}; only powers beta**(expression in k) are supported")
-        log_rate = sp.limit(p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs)), S.eta, 0)
+        log_power = p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs))
+        log_rate = sp.limit(log_power, S.eta, 0)
+        next_order = sp.Integer(1)
+        if exact and log_rate != -sp.oo:
+            next_order = 1 + S.eta * sp.limit((log_power - log_rate) / S.eta, S.eta, 0)
         if log_rate == 0:
-            replace_[p] = sp.Integer(1)
+            replace_[p] = next_order
         elif log_rate == -sp.oo:
             replace_[p] = sp.Integer(0)
         elif log_rate.is_negative:
             name = S.bias_name(p.base.name) if isinstance(p.base, sp.Symbol) else f"gamma_{len(gammas) + 1}"
             gamma = sp.Symbol(name, positive=True)
             gammas[gamma] = 1 - sp.exp(log_rate.xreplace(to_user))
-            replace_[p] = 1 - gamma
+            replace_[p] = (1 - gamma) * next_order
         else:
             raise UnsupportedUpdateError(f"{where}: the power {p} has no limit in (0, 1] as eta -> 0 (k log base -> {log_rate})")
     out = expr.xreplace(replace_)
@@ -305,12 +317,12 @@ def substitute(step: OneStep) -> Substituted:
     gammas: dict[sp.Symbol, sp.Expr] = {}
     delta = {}
     for name, sym in zip(spec.state_names, spec.state_symbols):
-        new = _bias_powers(step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name))
+        new = _bias_powers(step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name), step.order >= 2)
         delta[name] = sp.powsimp(eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs)))
     held_next = {}
     for h, new in step.held.items():
         where = f"optimizer {spec.name!r}, same-step value of {h}"
-        held_next[next_symbol(h)] = _bias_powers(new, hyper_subs, t0, regime, gammas, to_user, where).xreplace(subs)
+        held_next[next_symbol(h)] = _bias_powers(new, hyper_subs, t0, regime, gammas, to_user, where, step.order >= 2).xreplace(subs)
     return Substituted(spec, Units(regime, exponents, to_user, gammas), delta, held_next)
 
 
@@ -369,18 +381,19 @@ def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     return {n: c for n, c in out.items() if c != 0}
 
 
-def expand(iso: Isolated) -> Expansion:
-    """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1)."""
+def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
+    """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1) (``one_fraction``:
+    Delta put over one denominator first, faster for the order-1 rules, slower for order 2's)."""
     order = iso.units.regime.dt + 1
-    series = {name: _coefficients(sp.together(d), order, _where(iso.spec, iso.units.regime, name))  # one fraction: faster series
+    series = {name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
               for name, d in iso.delta.items()}
     return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
 
 
 @lru_cache(maxsize=None)
-def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset()) -> Expansion:
-    """Stages 1-4 (law-independent), cached per optimizer, regime and set of held states."""
-    return expand(isolate_signs(substitute(one_step(Update(spec, regime, hold)))))
+def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(), order: int = 1) -> Expansion:
+    """Stages 1-4 (law-independent), cached per optimizer, regime, set of held states and order."""
+    return expand(isolate_signs(substitute(one_step(Update(spec, regime, hold, order)))), one_fraction=order == 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,14 +523,15 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
     return expr
 
 
-def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str]) -> dict[int, sp.Expr]:
-    """E[Delta] by order in eta, through order dt (higher orders only feed higher orders).
+def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str],
+                 order: int = 1) -> dict[int, sp.Expr]:
+    """E[Delta] by order in eta, through order dt + order - 1 (higher orders only feed higher orders).
 
     Expectations bring in eta only through s(y) with an eta-dependent y; only then is the
     mean re-expanded."""
     means = {}
     for n, c in coeffs.items():
-        if n <= exp.regime.dt:
+        if n <= exp.regime.dt + order - 1:
             sources: dict[int, sp.Expr] = {}
             means[n] = _fill_law(expect(c, exp.indicators, what, sources), law, exp, what, conditions, sources)
     if not any(m.has(S.eta) for m in means.values()):
@@ -584,7 +598,7 @@ def average(job: Averaging) -> Averaged:
     mean = {}
     for name in exp.states:
         what = f"drift of {name} for {exp.spec.name} under {law.label} ({exp.regime.name})"
-        mean[name] = _mean_series(exp.series[name], exp, law, what, conditions)
+        mean[name] = _mean_series(exp.series[name], exp, law, what, conditions, job.order)
     held = {}
     for sym, value in exp.held_next.items():
         what = f"same-step value {sym} for {exp.spec.name} under {law.label}"
@@ -767,19 +781,22 @@ def _pipeline(spec: Optimizer, law: NoiseLaw, reg: Regime, hold: frozenset[str],
 
 
 def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian", regime: "str | Regime" = "paper",
-               form: str = "full", nu: object = None) -> SDE:
+               form: str = "full", nu: object = None, order: int = 1) -> SDE:
     """Derive the SDE of ``optimizer`` under the gradient-noise law ``noise`` in ``regime``.
 
     ``form`` is 'full' (complete leading-order drift and covariance) or 'published' (the
     regime's named simplifications: the second-moment noise dropped; in the paper regime the
     same-step momentum kept in the parameter drift). The result is in the user's units: eta,
-    rho = (1 - beta)/eta, sigma, eps, theta, t = k eta, whatever the regime.
+    rho = (1 - beta)/eta, sigma, eps, theta, t = k eta, whatever the regime. ``order`` 2 gives
+    the weak order-2 SDE (drift b0 + eta b1, :mod:`derive.order2`; paper regime, full form).
     """
     spec = get_optimizer(optimizer)
     law = get_noise(noise, nu)
     reg = get_regime(regime)
     if form not in FORMS:
         raise UnknownNameError("form", form, FORMS)
+    if order != 1:
+        return _derive_order2(spec, law, reg, form, order)
     simplifications = reg.published if form == "published" else ()
     degrees = {n: spec.grad_degree(n) for n in spec.state_names}
     second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
@@ -813,3 +830,19 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
         initial={s.name: s.init for s in spec.state},
         conditions=tuple(sorted(result.conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
     )
+
+
+def _derive_order2(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, order: int) -> SDE:
+    """The weak order-2 SDE (:mod:`derive.order2`): the full order-1 SDE, E[Delta] one order
+    further (bias powers kept to O(eta)), and the drift correction b1 from c0 and c1."""
+    from . import order2
+
+    order2.check_request(spec, law, reg, form, order)
+    first = derive_sde(spec, law, reg, "full")
+    exp = expansion(spec, reg, order=2)
+    averaged_with = order2.differentiable_law(spec, law, bool(exp.indicators))
+    avg = average(Averaging(exp, averaged_with, covariance=False, order=2))
+    c0 = {n: explicit(b) for n, b in leading(avg).drift.items()}  # the law's arguments written out: d/dg sees them
+    c1 = {n: explicit(avg.mean[n].get(reg.dt + 1, sp.Integer(0))) for n in exp.states}
+    # paper regime: the units map back only a fixed EMA factor's complement c = 1 - beta, after simplifying in c
+    return order2.with_correction(first, spec, averaged_with, c0, c1, exp.units.gammas, avg.conditions, exp.units.to_user)
