@@ -30,6 +30,30 @@ def test_printer_casts_numbers_and_clips_compound_sqrt():
         code(sp.Integral(y, y))
 
 
+@pytest.mark.parametrize(
+    "func, value",
+    [(sp.acos, 0.3), (sp.cosh, 0.3), (sp.gamma, 2.5), (sp.loggamma, 2.5), (sp.erfc, 0.3), (sp.atan, 0.3),
+     (sp.exp, 0.3), (sp.log, 2.5), (sp.tanh, 0.3)],
+)
+def test_printer_names_every_math_function_through_the_modules_math_import(func, value):
+    """The known-functions table: a math function prints as ``_math.NAME`` (the generated module's
+    import) and evaluates to SymPy's value; ``math.acos`` (the parent printer's name) was a NameError."""
+    import math
+
+    x = sp.Symbol("x")
+    text = code(func(x))
+    assert text.startswith("_math.")
+    assert eval(text, {"_math": math, "_T": float, "x": value}) == pytest.approx(float(func(value)), rel=1e-12)
+
+
+def test_printer_refuses_functions_without_a_translation():
+    x = sp.Symbol("x")
+    for expr in (sp.besselj(0, x), sp.Function("hvp")(x)):
+        with pytest.raises(CodegenError, match="no Numba translation"):
+            code(expr)
+    assert code(sp.erf(x)) == "_erf(x)"  # the runtime's erf (user_functions)
+
+
 def test_every_module_has_provenance_and_regenerates_byte_identically():
     combos = builtin_combinations()
     assert len({c.module_name for c in combos}) == len(combos)

@@ -57,10 +57,18 @@ def with_complements(expr: sp.Expr) -> sp.Expr:
 
 
 class KernelPrinter(PythonCodePrinter):
-    """Print scalar expressions for Numba kernels with a float type named ``T`` in scope."""
+    """Print scalar expressions for Numba kernels with a float type named ``_T`` in scope.
+
+    Function names come from two tables: ``_kf`` (SymPy's own table of Python's math functions,
+    renamed to the generated module's ``_math`` import) and the ``user_functions`` setting (erf is
+    the runtime's branch-free ``_erf``, which LLVM vectorizes inside the update loops; math.erf
+    would be a library call per element). Any other function is refused (:class:`CodegenError`).
+    """
+
+    _kf = {name: "_" + fn if fn.startswith("math.") else fn for name, fn in PythonCodePrinter._kf.items()}
 
     def __init__(self) -> None:
-        super().__init__({"fully_qualified_modules": True, "standard": "python3"})
+        super().__init__({"fully_qualified_modules": True, "standard": "python3", "user_functions": {"erf": "_erf"}})
 
     # -- numbers: always of the kernel's float type -----------------------------------------
     def _print_Integer(self, expr: sp.Integer) -> str:
@@ -164,18 +172,9 @@ class KernelPrinter(PythonCodePrinter):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
     def _print_Function(self, expr: sp.Expr) -> str:
-        name = type(expr).__name__
-        if name not in ("erf", "erfc", "atan", "exp", "log", "tanh", "sin", "cos", "cosh", "sinh", "atan2", "gamma", "lgamma"):
-            raise CodegenError(f"function {name}() has no Numba translation (in {expr})")
-        return f"_math.{name}(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_erf(self, expr: sp.Expr) -> str:
-        """``_erf``: the generated module's branch-free erf (see templates/special.py.j2), which
-        LLVM vectorizes inside the update loops; math.erf would be a library call per element."""
-        return f"_erf({self._print(expr.args[0])})"
-
-    _print_erfc = _print_atan = _print_exp = _print_log = _print_Function
-    _print_tanh = _print_sin = _print_cos = _print_atan2 = _print_Function
+        if type(expr).__name__ not in self.known_functions:
+            raise CodegenError(f"function {type(expr).__name__}() has no Numba translation (in {expr})")
+        return super()._print_Function(expr)
 
 
 _PRINTER = KernelPrinter()
