@@ -33,7 +33,7 @@ import numpy as np
 import scipy.stats
 
 from . import ValidationInputError
-from .sdes import sde_kinds
+from .sdes import order_of, sde_kinds
 
 #: rates held fixed across eta for the built-ins (beta = 1 - eta rho must lie in (0, 1) at the largest eta)
 RATES = {
@@ -261,10 +261,12 @@ def weak_order(
     sde_values: dict | None = None,
     boundary: str = "reflect",
     burn: bool = True,
+    order: int = 1,
     progress=None,
 ) -> Study:
-    """The weak-error study of ``optimizer``'s SDEs (labels ``sdes``: full, published, noise-dominated;
-    default those that exist and differ) on ``landscape`` (quadratic, double-well, rotated).
+    """The weak-error study of ``optimizer``'s SDEs (labels ``sdes``: full, published, noise-dominated,
+    order2; default those that exist and differ, and with ``order`` 2: full and order2, the order-2
+    SDE of the full form) on ``landscape`` (quadratic, double-well, rotated).
 
     ``substeps`` None: the fewest substeps with dt = eta/substeps <= ``dt_max``. ``refine`` reruns
     every point with twice the substeps and reports the change. ``hyper``: other hyperparameters
@@ -285,7 +287,9 @@ def weak_order(
             raise ValidationInputError(f"{name} must be an integer >= {2 - (name == 'dim')}, got {value!r}")
     if not (math.isfinite(horizon) and horizon > 0 and math.isfinite(sigma) and sigma > 0 and dt_max > 0):
         raise ValidationInputError(f"horizon, sigma and dt_max must be > 0, got {horizon}, {sigma}, {dt_max}")
-    kinds = sde_kinds(optimizer, noise, nu, sdes)
+    if order not in (1, 2):
+        raise ValidationInputError(f"order must be 1 or 2, got {order!r}")
+    kinds = sde_kinds(optimizer, noise, nu, sdes if sdes is not None or order == 1 else ["full", "order2"])
     land, start = _landscape(landscape, dim)
     rates = RATES.get(optimizer)
     if rates is None:
@@ -315,7 +319,7 @@ def weak_order(
     study = Study(optimizer, noise if nu is None else f"{noise}(nu={nu})", landscape, held)
     total, done = len(kinds) * len(etas), 0
     for label, regime, form in kinds:
-        combo = Combination(optimizer, noise, regime, form, nu=nu)
+        combo = Combination(optimizer, noise, regime, form, nu=nu, order=order_of(label))
         t0 = time.perf_counter()
         points, used = [], []
         for eta in etas:
