@@ -137,3 +137,42 @@ def test_a_halved_hessian_term_breaks_the_order2_slope():
     land = user_landscape(_dw_grad, _dw_loss, [0.5], name="double well, H halved", hvp_fn=_dw_hvp)
     row = weak_order("sgd", landscape=land, sdes=["order2"], start=1.5, **STUDY).runs[0]
     assert not _order2_slope_ok(row) and row.slope_ci[1] < 1.7, row.to_json()
+
+
+# ---- networks: H u by autograd's double backward --------------------------------------------
+def test_network_hvp_and_the_order2_step_on_the_mlp():
+    """Problem.hvp (double backward) against central differences of the gradient; one coupled euler
+    step of SGD's order-2 SDE on the MLP is SGD's step (the coupled order-1 step) minus
+    (eta^2/2) H g, H g by autograd; the two-phase sde_step interface end to end."""
+    torch = pytest.importorskip("torch")
+    from derive.validate.samplers import zeta_sampler
+    from derive.validate.steppers import SDEPath
+    from derive.validate.torch_adapter import Problem
+
+    problem = Problem.builtin("mlp", 0)
+    x0 = problem.initial()
+    x, u = torch.from_numpy(x0.copy()), torch.from_numpy(np.random.default_rng(0).standard_normal(problem.dim))
+    hv, gp, gm = (torch.zeros(problem.dim, dtype=torch.float64) for _ in range(3))
+    problem.hvp(x, u, hv)
+    problem.loss_grad(x + 1e-5 * u, gp)
+    problem.loss_grad(x - 1e-5 * u, gm)
+    fd = (gp - gm) / 2e-5
+    assert float((hv - fd).norm() / fd.norm()) < 1e-6
+    assert float((hv - 0.5 * fd).norm() / fd.norm()) > 0.4  # the check sees a halved product
+
+    eta, sigma, seeds = 0.05, 0.05, [0, 1]
+    values = hyperparameters("sgd", eta, sigma)
+    ends = {}
+    for order in (1, 2):
+        path = SDEPath(problem, load_module(Combination("sgd", order=order)), values, x0, seeds,
+                       sample=zeta_sampler("gaussian", None))
+        path.evaluate()
+        path.advance(1)
+        ends[order] = path.state[0, 0].copy()
+    g = torch.zeros(problem.dim, dtype=torch.float64)
+    problem.loss_grad(torch.from_numpy(x0.copy()), g)
+    Hg = torch.zeros(problem.dim, dtype=torch.float64)
+    problem.hvp(torch.from_numpy(x0.copy()), g, Hg)
+    expected = ends[1] - 0.5 * eta**2 * Hg.numpy()[None]
+    np.testing.assert_allclose(ends[2], expected, rtol=0, atol=1e-12)
+    assert np.abs(ends[2] - ends[1]).max() > 1e-7
