@@ -158,11 +158,11 @@ def _sde_consts(_T, t, _dt, _p):
     _c11 = (_T(0.5))*_math.sqrt(_T(2))*rho2/(_math.sqrt(_T(_math.pi))*sigma*(_T(1) - beta1))
     _c12 = -_T(0.5)*_math.sqrt(_T(2))*rho2/(_math.sqrt(_T(_math.pi))*sigma*(_T(1) - beta1))
     _c13 = -theta
-    _c14 = -_T(1)/(sigma*sigma*(_T(1) - beta1)*(_T(1) - beta1))
-    _c15 = _sqdt*_math.sqrt(eta)/_math.sqrt(_T(_math.pi))
-    _c16 = -_math.sqrt(_T(2))*_sqdt*_math.sqrt(eta)/_math.sqrt(_T(_math.pi))
-    _c17 = (_T(0.5))*rho2
-    _c18 = (_T(0.5))*rho2*rho2
+    _c14 = (_T(0.5))*rho2
+    _c15 = (_T(0.5))*rho2*rho2
+    _c16 = -_T(1)/(sigma*sigma*(_T(1) - beta1)*(_T(1) - beta1))
+    _c17 = _sqdt*_math.sqrt(eta)/_math.sqrt(_T(_math.pi))
+    _c18 = -_math.sqrt(_T(2))*_sqdt*_math.sqrt(eta)/_math.sqrt(_T(_math.pi))
     _c19 = _sqdt*_math.sqrt(eta)*rho2*sigma
     _c20 = _dt
     _c21 = beta1
@@ -184,15 +184,15 @@ def _sde_elem(_T, x, m, g, _hv, _xi1, _xi2, _c):
     """New (x, m) of one coordinate after one step (_hv: coordinate i of H u at the step's start)."""
     _sqdt, _c0, _c1, _c2, _c3, _c4, _c5, _c6, _c7, _c8, _c9, _c10, _c11, _c12, _c13, _c14, _c15, _c16, _c17, _c18, _c19, _c20, _c21, _c22, _c23, _c24 = _c
     _a0 = g - m
-    _n_m = _c19*_xi1 + _c20*(_a0*_c23 + _c22*(_a0*_c18 + _c17*_hv)) + m
+    _n_m = _c19*_xi1 + _c20*(_a0*_c23 + _c22*(_a0*_c15 + _c14*_hv)) + m
     _e0 = _c0*g
-    _e1 = _c21*_n_m + _e0
-    _e2 = _e1*_e1
-    _e3 = _erf(_c1*_e1)
+    _e1 = g - m
+    _e2 = _c21*(_c20*(_c22*(_c14*_hv + _c15*_e1) + _c23*_e1) + m) + _e0
+    _e3 = _e2*_e2
     _e4 = _math.exp(_c7*(_c6*_n_m + _e0 + _n_m)*(_c6*_n_m + _e0 + _n_m))
     _e5 = _e4*g
     _e6 = _e4*_n_m
-    return (_c15*_xi2*_math.sqrt(max(_T(0), -_T(_math.pi)*_e3*_e3 - _T(2)*_math.exp(_c14*_e2) + _T(_math.pi))) + _c16*_xi1*_math.exp(_c7*_e2) + _c20*(_c13*x + _c22*(_c10*_e5 + _c11*_e5 + _c12*_e6 + _c2*x + _c5*_erf(_c1*_n_m + _c3*g + _c4*_n_m) + _c8*_e4*_hv + _c9*_e6) - _e3) + x, _n_m, )
+    return (_c17*_xi2*_math.sqrt(max(_T(0), -_T(2)*_math.exp(_c16*_e3) - _T(_math.pi)*(_erf(_c1*_e2))*(_erf(_c1*_e2)) + _T(_math.pi))) + _c18*_xi1*_math.exp(_c7*_e3) + _c20*(_c13*x + _c22*(_c10*_e5 + _c11*_e5 + _c12*_e6 + _c2*x + _c5*_erf(_c1*_n_m + _c3*g + _c4*_n_m) + _c8*_e4*_hv + _c9*_e6) - _erf(_c1*(_c21*_n_m + _e0))) + x, _n_m, )
 
 
 @_njit(cache=True, parallel=True)

@@ -133,9 +133,9 @@ def _sde_consts(_T, t, _dt, _p):
     _c0 = _T(2)*eps
     _c1 = _T(5)*sigma*sigma
     _c2 = (_T(0.25))*rho
-    _c3 = _sqdt*_math.sqrt(eta)*sigma
-    _c4 = sigma*sigma
-    _c5 = (_T(0.5))*rho*rho
+    _c3 = sigma*sigma
+    _c4 = (_T(0.5))*rho*rho
+    _c5 = _sqdt*_math.sqrt(eta)*sigma
     _c6 = _math.sqrt(_T(2))*_sqdt*_math.sqrt(eta)*rho*sigma*sigma
     _c7 = -_T(2)*_sqdt*_math.sqrt(eta)*rho*sigma
     _c8 = _boundary
@@ -157,13 +157,14 @@ def _sde_u(_T, x, v, g, _c):
 def _sde_elem(_T, x, v, g, _hv, _xi1, _xi2, _c):
     """New (x, v) of one coordinate after one step (_hv: coordinate i of H u at the step's start)."""
     _sqdt, _c0, _c1, _c2, _c3, _c4, _c5, _c6, _c7, _c8, _c9, _c10, _c11, _c12 = _c
-    _a0 = _c4 + g*g - v
-    _a1 = _c6*_xi2 + _c7*_xi1*g + _c9*(_a0*_c12 + _c11*(_a0*_c5 + _c12*_hv*g)) + v
+    _a0 = _c3 + g*g - v
+    _a1 = _c6*_xi2 + _c7*_xi1*g + _c9*(_a0*_c12 + _c11*(_a0*_c4 + _c12*_hv*g)) + v
     _n_v = max(_a1, _a1*_c8)
-    _e0 = _math.sqrt(_n_v)
-    _e1 = _c10 + _e0
-    _e2 = (_T(1)/(_e1))
-    return (_c3*_e2*_xi1 + _c9*(_c11*(_c2*g*(_c1 - _n_v + g*g)/(_e0*_e1*_e1) - _hv/(_c0 + _T(2)*_e0)) - _e2*g) + x, _n_v, )
+    _e0 = g*g
+    _e1 = _c3 + _e0 - v
+    _e2 = _math.sqrt(_n_v)
+    _e3 = _c10 + _e2
+    return (_c5*_xi1/(_c10 + _math.sqrt(max(_T(0), _c9*(_c11*(_c12*_hv*g + _c4*_e1) + _c12*_e1) + v))) + _c9*(_c11*(_c2*g*(_c1 + _e0 - _n_v)/(_e2*_e3*_e3) - _hv/(_c0 + _T(2)*_e2)) - g/_e3) + x, _n_v, )
 
 
 @_njit(cache=True, parallel=True)

@@ -145,9 +145,9 @@ def _sde_consts(_T, t, _dt, _p):
     _c6 = -_T(2)*eps*theta
     _c7 = -_T(2)*eps*eps*theta*theta
     _c8 = -theta
-    _c9 = _sqdt*_math.sqrt(eta)*sigma
-    _c10 = sigma*sigma
-    _c11 = (_T(0.5))*rho*rho
+    _c9 = sigma*sigma
+    _c10 = (_T(0.5))*rho*rho
+    _c11 = _sqdt*_math.sqrt(eta)*sigma
     _c12 = _math.sqrt(_T(2))*_sqdt*_math.sqrt(eta)*rho*sigma*sigma
     _c13 = -_T(2)*_sqdt*_math.sqrt(eta)*rho*sigma
     _c14 = _boundary
@@ -170,14 +170,14 @@ def _sde_u(_T, x, v, g, _c):
 def _sde_elem(_T, x, v, g, _hv, _xi1, _xi2, _c):
     """New (x, v) of one coordinate after one step (_hv: coordinate i of H u at the step's start)."""
     _sqdt, _c0, _c1, _c2, _c3, _c4, _c5, _c6, _c7, _c8, _c9, _c10, _c11, _c12, _c13, _c14, _c15, _c16, _c17, _c18, _c19 = _c
-    _a0 = _c10 + g*g - v
-    _a1 = _c12*_xi2 + _c13*_xi1*g + _c15*(_a0*_c18 + _c17*(_a0*_c11 + _c18*_hv*g)) + v
+    _a0 = _c9 + g*g - v
+    _a1 = _c12*_xi2 + _c13*_xi1*g + _c15*(_a0*_c18 + _c17*(_a0*_c10 + _c18*_hv*g)) + v
     _n_v = max(_a1, _a1*_c14)
-    _e0 = _math.sqrt(_n_v)
-    _e1 = _c16 + _e0
-    _e2 = (_T(1)/(_e1))
+    _e0 = _c9 + g*g - v
+    _e1 = _math.sqrt(_n_v)
+    _e2 = _c16 + _e1
     _e3 = _n_v*g
-    return (-_T(0.25)*_c15*(_c17*(_T(4)*_hv/(_c0 + _T(2)*_e0) - (_c1*_e3 + _c18*g*g*g + _c2*_e3 + _c3*_n_v**(_T(1.5))*x + _c4*g + _c5*_n_v*x + _c6*_e0*g + _c7*_e0*x)/(_e0*_e1*_e1)) - _T(4)*_c8*x + _T(4)*_e2*g) + _c9*_e2*_xi1 + x, _n_v, )
+    return (_c11*_xi1/(_c16 + _math.sqrt(max(_T(0), _c15*(_c17*(_c10*_e0 + _c18*_hv*g) + _c18*_e0) + v))) - _T(0.25)*_c15*(_c17*(_T(4)*_hv/(_c0 + _T(2)*_e1) - (_c1*_e3 + _c18*g*g*g + _c2*_e3 + _c3*_n_v**(_T(1.5))*x + _c4*g + _c5*_n_v*x + _c6*_e1*g + _c7*_e1*x)/(_e1*_e2*_e2)) - _T(4)*_c8*x + _T(4)*g/_e2) + x, _n_v, )
 
 
 @_njit(cache=True, parallel=True)

@@ -91,7 +91,7 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     if u is not None:
         element.add(HV)
     step = split_euler(states, drift, sde.diffusion, dt, xis, sqdt=sqdt, same_step=sde.same_step,
-                       bound=lambda e: bounded(e, boundary))
+                       bound=lambda e: bounded(e, boundary), noise_at="predictor" if sde.order == 2 else "new")
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
     exprs = [step.x, *step.aux] + ([u] if u is not None else [])
     consts, rewritten = hoist(exprs, element | set(fresh.values()), "_c")
