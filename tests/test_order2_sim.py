@@ -176,3 +176,34 @@ def test_network_hvp_and_the_order2_step_on_the_mlp():
     expected = ends[1] - 0.5 * eta**2 * Hg.numpy()[None]
     np.testing.assert_allclose(ends[2], expected, rtol=0, atol=1e-12)
     assert np.abs(ends[2] - ends[1]).max() > 1e-7
+
+
+def test_order2_step_reads_the_noise_free_predictor_in_x_diffusion():
+    """x's diffusion a dW1 with a driven by the same W1 (da = dW1): reading the new, noisy a adds
+    the drift (d G_x/d a) G_a = 1 to x's one-step mean; the order-2 kernels' predictor does not."""
+    import sympy as sp
+
+    from derive.codegen.schemes import split_euler
+
+    x, a, h, xi = sp.symbols("x a h xi", real=True)
+    diffusion = sp.Matrix([[a], [1]])
+    for noise_at, extra in (("new", h), ("predictor", 0)):
+        step = split_euler((x, a), (sp.Integer(0), sp.Integer(0)), diffusion, h, (xi,), noise_at=noise_at)
+        new_x = step.composed()[0]
+        mean = sp.expand(new_x).subs(xi**2, 1).subs(xi, 0)  # E xi = 0, E xi^2 = 1
+        assert sp.simplify(mean - x - extra) == 0, noise_at
+
+
+def test_long_constant_tuples_are_split_for_numba():
+    from derive.codegen.render import tuple_display
+
+    assert tuple_display(["a", "b"]) == "(a, b, )"
+    text = tuple_display([f"c{i}" for i in range(31)])
+    assert text.endswith(" + (c30, )") and text.count("(") == 2
+    mod = load_module(Combination("adamw", order=2))  # 37 constants per step
+    state = np.stack([np.full((3, 2), 1.0), np.full((3, 2), 0.5), np.full((3, 2), 2.0)])
+    g, u = state[0].copy(), np.empty((3, 2))
+    p = np.array([{**hyperparameters("adamw", 0.01, 1.0), "_boundary": -1.0}[k] for k in mod.SDE_PARAMS])
+    mod.hvp_vector(state, g, 3.0, 0.01, p, u)
+    mod.sde_step(state, g, np.zeros((mod.NOISE_SOURCES, 3, 2)), 3.0, 0.01, p, u)
+    assert np.all(np.isfinite(state)) and not np.allclose(state[0], 1.0)
