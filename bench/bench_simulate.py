@@ -4,9 +4,12 @@ all in one run. Prints ns per path-step-dimension (best of 3 runs), float64 and 
 to NumPy, the cold compile time (fresh cache dir, subprocess) and the cached load time. Then the
 integrators: euler with substeps, weak2 (Talay-Tubaro: a fine and a coarse run) and coupled runs
 (optimizer and SDE in one kernel), each against euler with one substep in the same run, for SignSGD
-and Adam (paper/full), float64, ns per path-optimizer-step-dimension.
+and Adam (paper/full), float64, ns per path-optimizer-step-dimension. Last, the order-2 SDEs (one
+Hessian-vector product per step: u for every coordinate, then H u) against the order-1 SDE of the
+same optimizer, same run, on the diagonal and the rotated (full H) quadratic.
 
     python bench/bench_simulate.py [--quick]
+    python bench/bench_simulate.py --order2 [--quick]   (the order-2 rows only)
 """
 from __future__ import annotations
 
@@ -291,7 +294,39 @@ def integrator_rows(n: int, d: int, steps: int) -> None:
             print(f"{opt:10s}{label:34s}{ns:9.2f}{ns / base:12.2f}{sde_steps:11d}{per}")
 
 
+def order2_rows(n: int, d: int, steps: int) -> None:
+    """The order-2 SDE against the order-1 SDE (full form) of each optimizer, same run, same sizes,
+    float64, 2 threads, scheme weak2 with 1 substep (what keeps the order; the euler ratio is the
+    kernel's own), on the diagonal quadratic (H u = lambda u, O(d)) and the rotated one (H u a d x d
+    product, O(d^2) per path-step: the product dominates there)."""
+    import numba
+
+    from derive.combination import Combination
+    from derive.simulate import quadratic, rotated_quadratic, run
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    x0 = np.random.default_rng(1).standard_normal((n, d))
+    record = np.array([steps])
+    print(f"\norder-2 SDE against order 1, float64, 2 threads, N={n} d={d} T={steps}: ns per path-step-dimension")
+    print(f"{'optimizer':10s}{'landscape':12s}{'scheme':8s}{'order 1':>10s}{'order 2':>10s}{'ratio':>8s}")
+    hypers = {"sgd": None, "signsgd": None, "rmsprop": {"beta": 0.99}, "adam": {"beta1": 0.9, "beta2": 0.99}}
+    for opt, hyper in hypers.items():
+        for land_name, land in (("diagonal", quadratic(np.linspace(1.0, 2.0, d))),
+                                ("rotated", rotated_quadratic(np.linspace(1.0, 4.0, d)))):
+            for scheme in ("euler", "weak2"):
+                ns = []
+                for order in (1, 2):
+                    combo = Combination(opt, order=order)
+                    common = dict(eta=0.01, sigma=1.0, seed=0, landscape=land, hyper=hyper, scheme=scheme)
+                    run("sde", combo, x0[:2], steps=2, record=np.array([2]), **common)  # compile
+                    ns.append(best_ns(lambda: run("sde", combo, x0, steps=steps, record=record, **common),  # noqa: B023
+                                      n * d * steps))
+                print(f"{opt:10s}{land_name:12s}{scheme:8s}{ns[0]:10.2f}{ns[1]:10.2f}{ns[1] / ns[0]:8.2f}")
+
+
 if __name__ == "__main__":
-    main()
     quick = "--quick" in sys.argv
-    integrator_rows(*((200, 50, 200) if quick else (1000, 20, 1000)))
+    if "--order2" not in sys.argv:
+        main()
+        integrator_rows(*((200, 50, 200) if quick else (1000, 20, 1000)))
+    order2_rows(*((200, 20, 200) if quick else (1000, 20, 1000)))

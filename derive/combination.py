@@ -20,8 +20,11 @@ class Combination:
     regime: str = "paper"
     form: str = "full"
     nu: object = None
+    order: int = 1  #: weak order of the SDE: 1, or 2 (derive.order2: paper regime, full form)
 
     def __post_init__(self) -> None:
+        if self.order not in (1, 2):
+            raise DeriveError(f"order must be 1 or 2, got {self.order!r}")
         # one spelling per nu (3, "3" and 3.0 name the same module): integers without a point
         try:
             value = float(self.nu)
@@ -47,8 +50,9 @@ class Combination:
 
     @property
     def module_name(self) -> str:
-        """``<optimizer>_<law>_<regime>_<form>``, an identifier (the generated module's file stem)."""
-        parts = (self.optimizer_name, self.noise_label, self.regime, self.form)
+        """``<optimizer>_<law>_<regime>_<form>``, with ``_order2`` for the order-2 SDE, an identifier
+        (the generated module's file stem)."""
+        parts = (self.optimizer_name, self.noise_label, self.regime, self.form) + (("order2",) if self.order == 2 else ())
         text = "_".join(parts).replace("-", "").replace(".", "p")
         if not text.isidentifier():
             raise DeriveError(f"cannot name a module for {self}: use an optimizer name and a law that are identifiers")

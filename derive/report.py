@@ -53,6 +53,15 @@ class Setting:
     #: (model, optimizer) of the network weak-order rows (PyTorch), over weak_net_seeds
     weak_networks: tuple = (("mlp", "sgd"), ("mlp", "adam"))
     weak_net_seeds: tuple = tuple(range(8))
+    #: (optimizer, landscape) of the order-2 section (`derive weak-order --order 2`, at order2_etas) and the
+    #: (model, optimizer) pairs of its network rows (order 1 against order 2 at order2_net_etas, T = 1)
+    order2_studies: tuple = (("sgd", "quadratic"), ("adam", "quadratic"), ("sgd", "double-well"),
+                             ("adam", "double-well"), ("adamw", "rotated"))
+    order2_etas: tuple = (0.08, 0.04, 0.02, 0.01)
+    order2_paths: int = 20000
+    order2_dt_max: float = 0.005
+    order2_networks: tuple = (("mlp", "adam"),)
+    order2_net_etas: tuple = (0.01, 0.05)
 
 
 QUICK = Setting(derivations=(("sgd", "paper", "full"), ("adamw", "paper", "published")), checks=("sgd",),
@@ -60,7 +69,8 @@ QUICK = Setting(derivations=(("sgd", "paper", "full"), ("adamw", "paper", "publi
                 quad_steps=100, quad_paths=200, models=("mlp",), net_optimizers=("sgd", "adam"),
                 mlp_extra_optimizers=(), net_sigmas={}, net_steps={"mlp": 30}, seeds=(0, 1),
                 weak_order=True, weak_studies=(("sgd", "quadratic"),), weak_etas=(0.16, 0.08), weak_paths=2000,
-                weak_dt_max=0.04, weak_networks=())
+                weak_dt_max=0.04, weak_networks=(), order2_studies=(("sgd", "quadratic"),), order2_etas=(0.16, 0.08),
+                order2_paths=1000, order2_dt_max=0.04, order2_networks=())
 
 
 def _log(progress, text: str) -> None:
@@ -330,6 +340,35 @@ def _weak_order_networks(setting: Setting, out: Path, progress, raw: dict) -> li
     return lines
 
 
+def _section_order2(setting: Setting, out: Path, progress, raw: dict) -> list[str]:
+    """Order-2 SDEs (docs/order2.md): weak order against order 1, and fidelity on networks."""
+    from .validate.experiment import validate
+    from .validate.weak_order import weak_order
+
+    lines = ["## 6. Order-2 SDEs", "",
+             "The order-2 SDE (`derive sde OPT --order 2`, run `order2`) beside the full order-1 SDE: weak error against "
+             f"the optimizer as in section 5, {setting.order2_paths} coupled paths, etas {list(setting.order2_etas)}, "
+             f"weak2 with dt <= {setting.order2_dt_max:g} (`derive weak-order OPT --order 2`). Stationary laws are not improved by order 2 "
+             "(`derive check`, row set order2-stationary).", ""]
+    for opt, land in setting.order2_studies:
+        _log(progress, f"order 2 {opt} {land}")
+        study = weak_order(opt, landscape=land, etas=setting.order2_etas, paths=setting.order2_paths, order=2,
+                           dt_max=setting.order2_dt_max, refine=False)
+        raw[f"order2_{opt}_{land}"] = study.to_json()
+        lines += [f"### {opt} on {land} ({study.seconds:.0f} s)", ""] + study.table() + [""]
+    for model, opt in setting.order2_networks:
+        for eta in setting.order2_net_etas:
+            _log(progress, f"order 2 {model} {opt} eta {eta:g}")
+            hyper = {"beta1": 1 - 2 * eta, "beta2": 1 - eta} if opt.startswith("adam") else None
+            r = validate(model, opt, eta=eta, sigma=0.05, steps=max(1, round(1 / eta)), seeds=setting.seeds + (3,),
+                         hyper=hyper, compare=["full", "order2"], replicate=False, n_boot=500, scheme="weak2",
+                         burn_in=math.ceil(3 / eta) if hyper else 0)
+            raw[f"order2_{model}_{opt}_{eta:g}"] = r.to_json()
+            lines += [f"### {model} / {opt}, eta {eta:g}, T = 1, sigma 0.05, coupled ({r.seconds:.0f} s)", "",
+                      r.table(), ""]
+    return lines
+
+
 def build(out: "str | Path" = "report", quick: bool = False, progress=sys.stderr, setting: Setting | None = None) -> Path:
     """Write ``out/REPORT.md`` (and its figures and ``report.json``); returns the path."""
     out = Path(out)
@@ -354,6 +393,7 @@ def build(out: "str | Path" = "report", quick: bool = False, progress=sys.stderr
                 ("networks", lambda: _section_networks(setting, out, progress, raw))]
     if setting.weak_order:
         sections.append(("weak order", lambda: _section_weak_order(setting, out, progress, raw)))
+        sections.append(("order 2", lambda: _section_order2(setting, out, progress, raw)))
     timings = []
     for name, make in sections:
         s0 = time.perf_counter()

@@ -51,8 +51,9 @@ class Landscape:
     :mod:`derive.runtime.landscapes`) or user Numba functions.
 
     User functions are Numba-compiled (``numba.njit``): ``grad_fn(x, params, out)`` writes the
-    gradient at x (a 1-d array) into ``out``; ``loss_fn(x, params)`` returns f(x) as a float.
-    ``params`` is a float64 array passed through unchanged.
+    gradient at x (a 1-d array) into ``out``; ``loss_fn(x, params)`` returns f(x) as a float;
+    ``hvp_fn(x, u, params, out)`` (needed by order-2 SDEs only) writes H(x) u, the Hessian of f at
+    x times the vector u, into ``out``. ``params`` is a float64 array passed through unchanged.
     """
 
     name: str
@@ -61,6 +62,7 @@ class Landscape:
     grad_fn: Callable | None = None
     loss_fn: Callable | None = None
     code: int = 0  #: built-in landscapes: 0 diagonal quadratic, 1 double well, 2 quadratic with a full H
+    hvp_fn: Callable | None = None
 
 
 def quadratic(lam: "np.ndarray | list[float]") -> Landscape:
@@ -100,14 +102,15 @@ def rotated_quadratic(lam: "np.ndarray | list[float]", angle: float = math.pi / 
 
 
 def user_landscape(grad_fn: Callable, loss_fn: Callable, params: "np.ndarray | list[float]",
-                   name: str = "user", dim: int | None = None) -> Landscape:
-    """A landscape given by Numba-compiled gradient and loss functions (see :class:`Landscape`)."""
+                   name: str = "user", dim: int | None = None, hvp_fn: Callable | None = None) -> Landscape:
+    """A landscape given by Numba-compiled gradient, loss and (for order-2 SDEs) Hessian-vector
+    product functions (see :class:`Landscape`)."""
     from numba.core.registry import CPUDispatcher
 
-    for fn, what in ((grad_fn, "grad_fn"), (loss_fn, "loss_fn")):
-        if not isinstance(fn, CPUDispatcher):
+    for fn, what in ((grad_fn, "grad_fn"), (loss_fn, "loss_fn"), (hvp_fn, "hvp_fn")):
+        if not isinstance(fn, CPUDispatcher) and not (what == "hvp_fn" and fn is None):
             raise SimulationInputError(f"{what} must be a numba.njit-compiled function, got {type(fn).__name__}")
-    return Landscape(name, np.ascontiguousarray(params, dtype=np.float64), dim, grad_fn, loss_fn)
+    return Landscape(name, np.ascontiguousarray(params, dtype=np.float64), dim, grad_fn, loss_fn, hvp_fn=hvp_fn)
 
 
 @dataclass
@@ -352,7 +355,13 @@ def _call(module, landscape: Landscape, kind: str, *args):
     if landscape.grad_fn is None:
         at = 3 if kind == "chain" else 5
         return getattr(module, f"simulate_{kind}")(*args[:at], landscape.code, *args[at:])
-    return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn)
+    if kind == "chain" or not getattr(module, "HVP", False):
+        return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn)
+    if landscape.hvp_fn is None:
+        raise SimulationInputError(f"the order-2 SDE of {module.COMBINATION['optimizer']} needs the Hessian-vector "
+                                   f"product of the user landscape {landscape.name}: pass hvp_fn(x, u, params, out) "
+                                   "to user_landscape")
+    return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn, landscape.hvp_fn)
 
 
 def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int,
@@ -395,10 +404,15 @@ def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: flo
         weak2 = scheme == "weak2"
         loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, p[:0], landscape.params, int(steps),
                                            rec, int(seed), CHUNK, bool(keep), int(substeps), weak2, False, int(k0))
-        runs, label = ((0, 1) if weak2 else (0,)), f"SDE {combo.regime}/{combo.form}"
+        runs, label = ((0, 1) if weak2 else (0,)), _sde_label(combo)
     _raise_divergence(label, diverged)
     return _summary(label, rec, eta, loss, s1, s2, xs, keep, scheme if kind == "sde" else "optimizer",
                     substeps if kind == "sde" else 1, runs)
+
+
+def _sde_label(combo: Combination) -> str:
+    """'SDE paper/full', with ' order 2' for the order-2 SDE."""
+    return f"SDE {combo.regime}/{combo.form}" + (f" order {combo.order}" if combo.order != 1 else "")
 
 
 def _check_seed(seed, k0) -> None:
@@ -456,10 +470,10 @@ def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float,
     weak2 = scheme == "weak2"
     loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, po, landscape.params, int(steps), rec,
                                        int(seed), CHUNK, bool(keep), int(substeps), weak2, True, int(k0))
-    _raise_divergence(f"optimizer or SDE {combo.regime}/{combo.form} (coupled)", diverged)
+    _raise_divergence(f"optimizer or {_sde_label(combo)} (coupled)", diverged)
     last = loss.shape[0] - 1
     chain = _summary("optimizer", rec, eta, loss, s1, s2, xs, keep, "optimizer", 1, (last,))
-    sde = _summary(f"SDE {combo.regime}/{combo.form}", rec, eta, loss, s1, s2, xs, keep, scheme, substeps,
+    sde = _summary(_sde_label(combo), rec, eta, loss, s1, s2, xs, keep, scheme, substeps,
                    (0, 1) if weak2 else (0,))
     return chain, sde
 

@@ -1,4 +1,5 @@
-"""`derive simulate`: the optimizer and chosen SDEs on one quadratic, from one random start.
+"""`derive simulate`: the optimizer and chosen SDEs on one quadratic, from one random start
+(``--order 2`` or ``--compare ...,order2``: the order-2 SDE, docs/order2.md).
 
 The table gives the mean loss with its standard error at a few times and, for each SDE, the
 largest gap to the optimizer over the recorded steps in combined standard errors,
@@ -17,22 +18,34 @@ from ..errors import DeriveError
 from ..noise import NAMES as NOISE_NAMES
 from ..regimes import FORMS
 
-CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated")
+CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated", "order2")
 
 
-def _targets(items: list[str], form: str) -> list[tuple[str, str, str | None, str | None]]:
-    """(label, kind, regime, form) for each --compare item."""
+def _targets(items: list[str], form: str, order: int = 1) -> list[tuple[str, str, str | None, str | None, int]]:
+    """(label, kind, regime, form, order) for each --compare item: ``order`` applies to 'sde' (the
+    only run whose form --form chooses), 'order2' is the order-2 SDE of the full form. An order-2
+    SDE exists in the paper regime and the full form only: other requests are refused."""
+    if order not in (1, 2):
+        raise DeriveError(f"--order must be 1 or 2, got {order}")
+    if order == 2 and form != "full":
+        raise DeriveError(f"--order 2 --form {form}: no published form is order 2 (without the second-moment noise "
+                          "the one-step second moments differ at O(eta^2)); use --form full")
+    if order == 2 and "noise-dominated" in items:
+        raise DeriveError("--order 2 with --compare noise-dominated: order 2 is derived in the paper regime only; "
+                          "compare 'sde' or 'order2'")
+    tail = " order 2" if order == 2 else ""
     table = {
-        "optimizer": ("optimizer", "optimizer", None, None),
-        "sde": (f"SDE paper/{form}", "sde", "paper", form),
-        "full": ("SDE paper/full", "sde", "paper", "full"),
-        "published": ("SDE paper/published", "sde", "paper", "published"),
-        "noise-dominated": (f"SDE noise-dominated/{form}", "sde", "noise-dominated", form),
+        "optimizer": ("optimizer", "optimizer", None, None, 1),
+        "sde": (f"SDE paper/{form}{tail}", "sde", "paper", form, order),
+        "full": ("SDE paper/full", "sde", "paper", "full", 1),
+        "published": ("SDE paper/published", "sde", "paper", "published", 1),
+        "noise-dominated": (f"SDE noise-dominated/{form}", "sde", "noise-dominated", form, 1),
+        "order2": ("SDE paper/full order 2", "sde", "paper", "full", 2),
     }
     bad = [i for i in items if i not in table]
     if bad:
         raise DeriveError(f"unknown --compare item(s) {', '.join(bad)}; allowed: {', '.join(CHOICES)}")
-    return [table[i] for i in dict.fromkeys(items)]
+    return list(dict.fromkeys(table[i] for i in items))
 
 
 def table(runs: dict, columns: int = 4) -> str:
@@ -73,8 +86,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     x0 = sim.random_start(args.paths, args.dim, args.seed, args.start_scale, dtype)
     record = np.unique(np.linspace(0, args.steps, args.records).round().astype(np.int64))
     runs = {}
-    for label, kind, regime, form in _targets(args.compare.split(","), args.form):
-        combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu)
+    for label, kind, regime, form, order in _targets(args.compare.split(","), args.form, args.order):
+        combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order)
         runs[label] = sim.run(kind, combo, x0, eta=args.eta, sigma=args.sigma, steps=args.steps, seed=args.seed,
                               landscape=land, hyper=hyper, record=record, module_dir=args.module_dir,
                               scheme=args.scheme, substeps=args.substeps)
@@ -101,6 +114,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
     p.add_argument("--nu", default=None, type=float, help="Student-t degrees of freedom (a number > 0, e.g. 2.5)")
     p.add_argument("--form", default="full", choices=list(FORMS), help="form of the 'sde' and 'noise-dominated' runs")
+    p.add_argument("--order", type=int, default=1, choices=(1, 2),
+                   help="weak order of the 'sde' run: 1, or 2 (the order-2 SDE: paper regime, full form; "
+                        "integrate it with --scheme weak2 to keep the order)")
     p.add_argument("--dim", type=int, default=10)
     p.add_argument("--paths", type=int, default=1000)
     p.add_argument("--steps", type=int, default=1000)

@@ -96,6 +96,7 @@ def _cmd_weak_order(args: argparse.Namespace) -> int:
             seed=args.seed,
             boundary=args.boundary,
             burn=not args.from_initial,
+            order=args.order,
             progress=bar,
         )
     finally:
@@ -179,11 +180,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--form",
         default=None,
-        help="the SDEs: full, published, noise-dominated, or a comma-separated list "
-        "(default: those that exist and differ)",
+        help="the SDEs: full, published, noise-dominated, order2, or a comma-separated list "
+        "(default: those that exist and differ; with --order 2: full,order2)",
+    )
+    p.add_argument(
+        "--order",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="2: add the order-2 SDE of the full form (run 'order2') beside 'full' (docs/order2.md)",
     )
     p.add_argument("--landscape", default="quadratic", choices=("quadratic", "double-well", "rotated"))
-    p.add_argument("--etas", default=None, help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01)")
+    p.add_argument("--etas", default=None, help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01; with --order 2: 0.08,0.04,0.02,0.01)")
     p.add_argument("--paths", type=int, default=20_000, help="coupled paths per eta (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     _integrator_flags(p, "weak2", None)

@@ -4,7 +4,9 @@ Every built-in optimizer under Gaussian noise in every regime and form that has 
 Signum and SGDM have no noise-dominated limit: their drift diverges like 1/eta there, see
 :data:`NO_NOISE_DOMINATED`), plus SignSGD, whose SDE exists for any symmetric law, under Student-t
 (nu = 3 and the real nu = 2.5), Cauchy, Laplace and uniform noise, and clipped SGD under Cauchy
-noise (the law clipping is for), in the paper regime, full form. Other meaningful combinations
+noise (the law clipping is for), in the paper regime, full form, and the order-2 SDE (paper regime,
+full form, Gaussian noise) of every built-in that has one (not Signum: its drift -sign(m) is not
+differentiable, see :data:`NO_ORDER2`). Other meaningful combinations
 (e.g. Adam under Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ..regimes import FORMS, REGIMES
 
 #: built-ins whose drift diverges like 1/eta in the noise-dominated regime (derive_sde raises NoLimitError)
 NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm")
+#: built-ins without an order-2 SDE under Gaussian noise (derive_sde(..., order=2) raises NoOrder2Error)
+NO_ORDER2 = ("signum",)
 
 
 def builtin_combinations() -> list[Combination]:
@@ -28,4 +32,5 @@ def builtin_combinations() -> list[Combination]:
     out += [Combination("signsgd", "student-t", "paper", "full", nu=nu) for nu in (3, 2.5)]
     out += [Combination("signsgd", law, "paper", "full") for law in ("cauchy", "laplace", "uniform")]
     out += [Combination("clipsgd", "cauchy", "paper", "full")]
+    out += [Combination(name, "gaussian", "paper", "full", order=2) for name in BUILTINS if name not in NO_ORDER2]
     return out

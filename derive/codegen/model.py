@@ -87,28 +87,58 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     element = set(states) | {S.g} | set(xis)
     positive = any(s.is_positive for s in states)
     boundary = sp.Symbol("_boundary", real=True)  # B of max(v, B v): -1 reflects, 0 is an absorbing floor
-    step = split_euler(states, sde.drift, sde.diffusion, dt, xis, sqdt=sqdt, same_step=sde.same_step,
-                       bound=lambda e: bounded(e, boundary))
+    drift, u = hvp_split(sde)
+    if u is not None:
+        element.add(HV)
+    step = split_euler(states, drift, sde.diffusion, dt, xis, sqdt=sqdt, same_step=sde.same_step,
+                       bound=lambda e: bounded(e, boundary), noise_at="predictor" if sde.order == 2 else "new")
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
-    consts, rewritten = hoist([step.x, *step.aux], element | set(fresh.values()), "_c")
+    exprs = [step.x, *step.aux] + ([u] if u is not None else [])
+    consts, rewritten = hoist(exprs, element | set(fresh.values()), "_c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
-    aux_lines, aux_out = cse_lines(rewritten[1:], "_a")
+    n = len(states)
+    aux_lines, aux_out = cse_lines(rewritten[1:n], "_a")
     x_lines, (x_out,) = cse_lines(rewritten[:1], "_e")
     body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out)] + x_lines
     results = [x_out] + [fresh[s].name for s in states[1:]]
+    hvp_lines, hvp_out = cse_lines(rewritten[n:], "_e") if u is not None else ([], [])
     params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
-    drift_lines, drift_out = cse_lines(list(sde.drift), "_e")
+    drift_lines, drift_out = cse_lines(list(drift), "_e")
     diff_lines, diff_out = cse_lines(list(sde.diffusion), "_e")
     return dict(
         states=[s.name for s in states], params=params, sources=K, xis=[x.name for x in xis],
         consts=[(c.name, code(e)) for c, e in consts], body=body, results=results,
         drift_lines=drift_lines, drift_out=drift_out, diff_lines=diff_lines, diff_out=diff_out,
-        uses=dict(drift=_used(sde.drift, params, sde.time_functions), diffusion=_used(sde.diffusion, params, sde.time_functions),
+        uses=dict(drift=_used(drift, params, sde.time_functions), diffusion=_used(sde.diffusion, params, sde.time_functions),
                   consts=_used([e for _, e in consts], params, sde.time_functions)),
         initial=[float(sde.initial.get(s.name, 0.0)) for s in states[1:]],
         rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
         text=sde.to_text(), coupling=_coupling(sde, spec),
+        hvp=None if u is None else dict(lines=hvp_lines, out=hvp_out[0], text=str(sde.explicit(u)),
+                                        uses=_used([u], params, sde.time_functions)),
     )
+
+
+#: the element symbol that stands for coordinate i of H u in an order-2 kernel
+HV = sp.Symbol("_hv", real=True)
+
+
+def hvp_split(sde) -> tuple[list[sp.Expr], sp.Expr | None]:
+    """The drift with every hvp(u) replaced by :data:`HV`, and u (None if the drift has no hvp).
+
+    An order-2 drift applies H to one vector, u = b0_x up to a constant factor (derive.order2), so
+    a step computes u for every coordinate first, then H u (one product), then the update. Two
+    different vectors would need two products: refused (:class:`CodegenError`)."""
+    from ..order2 import hvp
+
+    found = sorted({h.args[0] for b in sde.drift for h in sp.sympify(b).atoms(hvp)}, key=sp.default_sort_key)
+    if not found:
+        return list(sde.drift), None
+    if len(found) > 1:
+        raise CodegenError(f"the drift applies the Hessian to {len(found)} different vectors ({', '.join(map(str, found))}); "
+                           "the kernels compute one Hessian-vector product per step")
+    (u,) = found
+    return [sp.sympify(b).replace(lambda e: isinstance(e, hvp), lambda e: HV) for b in sde.drift], u
 
 
 #: a representative point at which the sign of the coupling is read off (any point where the
@@ -254,7 +284,7 @@ def module_key(combo: Combination, spec: Optimizer | None = None) -> str:
     spec = spec or get_optimizer(combo.optimizer)
     payload = {"spec": spec_fingerprint(spec), "noise": str(combo.noise), "nu": str(combo.nu), "regime": combo.regime,
                "form": combo.form, "templates": templates_hash(), "runtime": runtime_hash(), "derive": __version__,
-               "sympy": sp.__version__, "numba": numba.__version__}
+               "sympy": sp.__version__, "numba": numba.__version__, **({"order": combo.order} if combo.order != 1 else {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -264,14 +294,15 @@ def context(combo: Combination) -> dict:
     noise = _noise_context(combo.noise, combo.nu)
     opt = _opt_context(spec)
     try:
-        sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu)
+        sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu, order=combo.order)
         sde_ctx, unavailable = _sde_context(sde, spec), None
     except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
         sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
     return dict(
         version=__version__, sympy_version=sp.__version__, numba_version=numba.__version__, module=combo.module_name,
-        key=module_key(combo, spec), runtime_hash=runtime_hash(), scheme_text=SCHEME_TEXT,
-        combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form),
+        key=module_key(combo, spec), runtime_hash=runtime_hash(), scheme_text=SCHEME_TEXT, order=combo.order,
+        combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form,
+                         **({"order": combo.order} if combo.order != 1 else {})),
         spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
         uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
         uses_betainc_reg="_betainc_reg(" in repr((sde_ctx, opt)),  # the Student-t CDF of a real nu

@@ -27,7 +27,21 @@ def environment() -> jinja2.Environment:
     )
     env.filters["tuple"] = tuple
     env.filters["each"] = lambda seq, fmt: [fmt.format(item) for item in seq]
+    env.filters["tuple_display"] = tuple_display
     return env
+
+
+#: CPython builds a tuple display of more than 30 elements through a list (LIST_TO_TUPLE), which
+#: Numba's bytecode front end fails on (AssertionError in peep_hole_list_to_tuple)
+_TUPLE_CHUNK = 30
+
+
+def tuple_display(items) -> str:
+    """Source of the tuple of ``items`` (source strings): ``(a, b, )``, or for more than 30 items a
+    sum of such tuples of at most 30 each (Numba concatenates tuples)."""
+    items = list(items)
+    chunks = [items[i:i + _TUPLE_CHUNK] for i in range(0, len(items), _TUPLE_CHUNK)] or [[]]
+    return " + ".join("(" + "".join(f"{item}, " for item in chunk) + ")" for chunk in chunks)
 
 
 def render(combo: Combination) -> str:

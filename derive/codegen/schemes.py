@@ -79,15 +79,25 @@ def split_euler(
     same_step: Sequence[str] = (),
     bound: Callable[[sp.Expr], sp.Expr] | None = None,
     fresh_prefix: str = "_n_",
+    noise_at: str = "new",
 ) -> SplitStep:
     """The split-step Euler-Maruyama update of one coordinate (see the module docstring).
 
+    ``noise_at``: where x's diffusion reads the auxiliary states it reads new. ``"new"`` (the
+    order-1 modules): at their new values a', which carry the step's noise G_a sqrt(h) xi; when x
+    and a share a Brownian motion (RMSprop: W1 drives x and v), E[G_x(a') sqrt(h) xi] =
+    (d G_x/d a) G_a h is a drift the SDE does not have. Both G are O(sqrt(eta)), so it is O(eta),
+    does not shrink with h, and is invisible at weak order 1 but spoils order 2. ``"predictor"``
+    (the order-2 modules): at the noise-free predictor a + b_a h, so the step's mean is the SDE's
+    to O(h^2) and weak2 keeps order 2 (the drift still reads a': E b_x(a') = b_x(a) + O(h)).
     ``drift`` and ``diffusion`` are evaluated wherever the caller put the time (the generated code
     evaluates gamma_j at the end of the step); ``bound`` is applied to the new value of every state
     declared positive (``Symbol(..., positive=True)``); None leaves it unbounded."""
     states = tuple(states)
     sqdt = sp.sqrt(dt) if sqdt is None else sqdt
     K = diffusion.shape[1]
+    if noise_at not in ("new", "predictor"):
+        raise ValueError(f"noise_at must be 'new' or 'predictor', got {noise_at!r}")
     new = [
         s + b * dt + sum(diffusion[i, j] * sqdt * xis[j] for j in range(K))
         for i, (s, b) in enumerate(zip(states, drift, strict=False))
@@ -95,7 +105,14 @@ def split_euler(
     if bound is not None:
         new = [bound(e) if s.is_positive else e for s, e in zip(states, new, strict=False)]
     fresh = {s: sp.Symbol(f"{fresh_prefix}{s.name}", real=True) for s in states[1:] if s.name not in same_step}
-    return SplitStep(states, tuple(new[1:]), new[0].xreplace(fresh), fresh)
+    x = new[0].xreplace(fresh)
+    if noise_at == "predictor":
+        predictor = {fresh[s]: s + b * dt for s, b in zip(states[1:], drift[1:], strict=False) if s in fresh}
+        x = states[0] + drift[0].xreplace(fresh) * dt + sum(
+            diffusion[0, j].xreplace(fresh).xreplace(predictor) * sqdt * xis[j] for j in range(K))
+        if bound is not None and states[0].is_positive:
+            x = bound(x)
+    return SplitStep(states, tuple(new[1:]), x, fresh)
 
 
 def extrapolate(fine, coarse):

@@ -5,7 +5,9 @@
 * 2, ``full quadratic``: f = x^T H x / 2 with H = lp reshaped to d x d (symmetric), gradient H x
   (the rotated quadratic of the weak-order study, whose H is not diagonal).
 
-User landscapes are Numba functions passed to the ``_user`` kernels instead.
+:func:`hvp` is the Hessian-vector product H(x) u of each (the order-2 SDEs' one product per step):
+lp * u, diag(3 x^2 - 1) u and H u. User landscapes are Numba functions passed to the ``_user``
+kernels instead.
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ def grad(x, lp, land, out):
     else:
         for j in range(d):
             out[j] = lp[j] * x[j]
+
+
+@njit(cache=True, inline="always")
+def hvp(x, u, lp, land, out):
+    """Write H(x) u, the Hessian of landscape ``land`` at x times u, into ``out`` (x's float type)."""
+    d = x.shape[0]
+    if land == FULL_QUADRATIC:
+        for j in range(d):
+            acc = 0.0
+            for i in range(d):
+                acc += lp[j * d + i] * u[i]
+            out[j] = acc
+    elif land == DOUBLE_WELL:
+        for j in range(d):
+            out[j] = (3 * x[j] * x[j] - 1) * u[j]
+    else:
+        for j in range(d):
+            out[j] = lp[j] * u[j]
 
 
 @njit(cache=True, inline="always")

@@ -32,7 +32,7 @@ from . import ValidationInputError, require_torch
 from .fidelity import difference, fidelity
 from .results import Result, Trajectory
 from .samplers import zeta_sampler
-from .sdes import OPTIMIZERS, sde_kinds
+from .sdes import OPTIMIZERS, order_of, sde_kinds
 from .steppers import REPLICATE_STREAM, SDEPath, TorchOptimizerPath
 from .torch_adapter import Problem, torch_optimizer
 
@@ -202,8 +202,8 @@ def _validate(
     x0 = problem.initial()
     started = time.perf_counter()
 
-    def make_sde(regime, form):
-        module = load_module(Combination(optimizer, noise, regime, form, nu=nu))
+    def make_sde(regime, form, order=1):
+        module = load_module(Combination(optimizer, noise, regime, form, nu=nu, order=order))
         if coupled and (module.COUPLING is None or not module.COUPLABLE_LAW):
             raise ValidationInputError(f"{optimizer} {regime}/{form} under {noise}: no coupled run; use coupled=False")
         start = None
@@ -243,7 +243,11 @@ def _validate(
                 ),
             )
         )
-    plans += [(label, f"SDE {regime}/{form}", lambda r=regime, f=form: make_sde(r, f)) for label, regime, form in kinds]
+    plans += [
+        (label, f"SDE {regime}/{form}" + (" order 2" if order_of(label) == 2 else ""),
+         lambda r=regime, f=form, o=order_of(label): make_sde(r, f, o))
+        for label, regime, form in kinds
+    ]
     total, done = len(plans) * steps, 0
     trajectories: dict[str, Trajectory] = {}
     for label, description, make in plans:
@@ -358,7 +362,7 @@ def validate_quadratic(
             lambda: run("optimizer", opt, x0, seed=seed + 1, **common).loss.T.copy(),
         )
     for label, regime, form in kinds:
-        combo = Combination(optimizer, noise, regime, form, nu=nu)
+        combo = Combination(optimizer, noise, regime, form, nu=nu, order=order_of(label))
         if coupled:
             simulate = lambda c=combo: run_coupled(
                 c,

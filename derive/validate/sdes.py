@@ -1,5 +1,6 @@
 """Which SDEs a validation compares with an optimizer: full, published (where it differs) and,
-for RMSprop(W) and Adam(W), the noise-dominated SDE of Malladi et al."""
+for RMSprop(W) and Adam(W), the noise-dominated SDE of Malladi et al.; on request ``order2``, the
+order-2 SDE of the full form (derive.order2)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ SDE_KINDS = (
     ("full", "paper", "full"),
     ("published", "paper", "published"),
     ("noise-dominated", "noise-dominated", "published"),
+    ("order2", "paper", "full"),
 )
+#: the weak order of each label's SDE (1 unless listed)
+ORDER = {"order2": 2}
 #: optimizers with a noise-dominated SDE in the comparison (reference: RMSprop and Adam)
 NOISE_DOMINATED = ("rmsprop", "rmspropw", "adam", "adamw")
 OPTIMIZERS = ("sgd", "signsgd", "rmsprop", "rmspropw", "adam", "adamw")
@@ -22,6 +26,11 @@ def _same_sde(optimizer: str, noise: str, nu, a: tuple[str, str], b: tuple[str, 
     except Exception:  # noqa: BLE001 - a refused derivation is simply not the same SDE
         return False
     return list(x.drift) == list(y.drift) and x.diffusion == y.diffusion
+
+
+def order_of(label: str) -> int:
+    """The weak order of the SDE labelled ``label`` (2 for ``order2``, else 1)."""
+    return ORDER.get(label, 1)
 
 
 def sde_kinds(optimizer: str, noise: str = "gaussian", nu=None, compare=None) -> list[tuple[str, str, str]]:

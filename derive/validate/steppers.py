@@ -13,7 +13,9 @@ experiment loop (:mod:`derive.validate.experiment`) only calls these two.
   its loss is 2 L_fine - L_coarse). ``coupled``: the SDE re-draws the optimizer's zetas (the same
   stream) and its first Brownian motion takes COUPLING_SIGN sqrt(eta) n(zeta) over each optimizer
   step (n = Phi^{-1}(F(zeta))), filled in by a Brownian bridge over the substeps; its other Brownian
-  motions are independent.
+  motions are independent. An order-2 SDE (module ``HVP``) takes one Hessian-vector product per
+  substep: u from the module's ``hvp_vector``, H u by autograd's double backward
+  (:meth:`Problem.hvp`), then ``sde_step(..., hv)`` (docs/codegen.md, "Order-2 SDEs").
 
 The model's parameters are re-pointed at the row being evaluated (``Problem.bind``), and gradients
 are written by ``torch.cat(out=)`` straight into the arrays the kernel reads: no parameter copy per
@@ -127,6 +129,10 @@ class SDEPath:
             self.state[:] = start[None]
         self.grad = np.zeros((runs, S, d))
         self._grad_t = torch.from_numpy(self.grad)
+        self.hvp = bool(getattr(module, "HVP", False))
+        if self.hvp:  # u and H u of the order-2 drift, per seed
+            self.u, self.hv = np.zeros((S, d)), np.zeros((S, d))
+            self._u_t, self._hv_t = torch.from_numpy(self.u), torch.from_numpy(self.hv)
         self.rows = [[torch.from_numpy(self.state[r, 0, s]) for s in range(S)] for r in range(runs)]
         self.rngs = _rngs(self.seeds, SDE_STREAM, 29)
         self.coupled = coupled
@@ -161,9 +167,14 @@ class SDEPath:
         for i in range(count):
             if i > 0:  # the gradient at the substep's start (evaluate() gave the first)
                 _losses(self.problem, self.rows[r], self._grad_t[r])
-            self.module.sde_step(
-                self.state[r], self.grad[r], np.ascontiguousarray(normals(i)), t0 + (i + 1) * h, h, self.p
-            )
+            xi, t = np.ascontiguousarray(normals(i)), t0 + (i + 1) * h
+            if self.hvp:
+                self.module.hvp_vector(self.state[r], self.grad[r], t, h, self.p, self.u)
+                for s, row in enumerate(self.rows[r]):
+                    self.problem.hvp(row, self._u_t[s], self._hv_t[s])
+                self.module.sde_step(self.state[r], self.grad[r], xi, t, h, self.p, self.hv)
+            else:
+                self.module.sde_step(self.state[r], self.grad[r], xi, t, h, self.p)
 
 
 def _losses(problem: Problem, rows, grad_out) -> np.ndarray:

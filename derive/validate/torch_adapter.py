@@ -92,6 +92,22 @@ class Problem:
         )
         return float(loss.detach())
 
+    def hvp(self, flat, u, out) -> None:
+        """H(flat) u, the Hessian of the loss at ``flat`` times ``u`` (1-d float64 tensors), written
+        into ``out``: autograd's double backward, d/dx (grad f(x) . u)."""
+        torch = require_torch()
+        self.bind(flat)
+        grads = torch.autograd.grad(self.loss(), self.params, create_graph=True, allow_unused=True)
+        dot = sum(((g * u[o : o + n].view(g.shape)).sum() for g, o, n in zip(grads, self.offsets[:-1], self.sizes,
+                                                                               strict=False) if g is not None),
+                  torch.zeros((), dtype=torch.float64))
+        if not dot.requires_grad:  # a loss linear in the parameters: H = 0
+            out.zero_()
+            return
+        second = torch.autograd.grad(dot, self.params, allow_unused=True)
+        torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1) for h, p in zip(second, self.params,
+                                                                                              strict=False)], out=out)
+
 
 class _SignSGD:
     """x <- x - eta sign(grad) (no torch.optim class exists)."""
