@@ -45,16 +45,56 @@ def on_quadratic(sde: SDE, lam: sp.Expr = curvature, t_limit: bool = True) -> tu
     return drift, cov
 
 
+def analytic_form(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each regularized incomplete beta written through a hypergeometric function,
+
+        I_z(a, b) = 1 - I_{1-z}(b, a),   I_w(a, b) = w^a 2F1(a, 1 - b; a + 1; w) / (a B(a, b)),
+
+    exact identities under which SymPy can take limits and series. The Student-t law's
+    s(y) = sign(y) (1 - I_{nu/(nu+y^2)}(nu/2, 1/2)) becomes sign(y) I_{y^2/(nu+y^2)}(1/2, nu/2), whose
+    expansion about y = 0 starts with 2 p(0) y (no symbolic derivative of betainc is needed).
+    """
+    def complement(a, b, lower, upper):
+        if lower != 0:
+            return sp.betainc_regularized(a, b, lower, upper)
+        return 1 - sp.betainc_regularized(b, a, 0, 1 - upper).rewrite(sp.hyper)
+
+    return sp.sympify(expr).replace(sp.betainc_regularized, complement)
+
+
+def branch_near_zero(expr: sp.Expr, h: sp.Symbol) -> sp.Expr:
+    """Each Piecewise in ``expr`` replaced by its branch that holds for small h > 0 (SignSGD under
+    uniform noise: s(y) = y for |y| <= 1, +-1 beyond)."""
+    def pick(*pairs):
+        for value, cond in pairs:
+            if cond == sp.true:
+                return value
+            if isinstance(cond, sp.core.relational.Relational):
+                gap = sp.limit(cond.lhs - cond.rhs, h, 0, "+")
+                holds = cond.func(gap, 0) if gap.is_number and gap != 0 else None
+                if holds == sp.true:
+                    return value
+                if holds == sp.false:
+                    continue
+            raise NoStationaryLawError(f"cannot decide which branch of a piecewise coefficient holds at the minimum: {cond}")
+        raise NoStationaryLawError("no branch of a piecewise coefficient holds at the minimum")
+
+    return sp.sympify(expr).replace(sp.Piecewise, pick)
+
+
 def _derivative_at(expr: sp.Expr, var: sp.Symbol, point: dict) -> sp.Expr:
     """d expr / d var at ``point``, as the limit of the difference quotient (two-sided)."""
     h = sp.Symbol("h", positive=True)
+    expr = analytic_form(expr)
     base = expr.xreplace(point)
-    moved = {**point, var: point[var] + h}
-    right = sp.limit((expr.xreplace(moved) - base) / h, h, 0)
-    left = sp.limit((expr.xreplace({**point, var: point[var] - h}) - base) / (-h), h, 0)
+    if base.has(sp.Piecewise):
+        base = base.replace(sp.Piecewise, lambda *pairs: sp.Piecewise(*pairs).doit())
+    moved = branch_near_zero(expr.xreplace({**point, var: point[var] + h}), h)
+    right = sp.limit((moved - base) / h, h, 0)
+    moved = branch_near_zero(expr.xreplace({**point, var: point[var] - h}), h)
+    left = sp.limit((moved - base) / (-h), h, 0)
     if any(side.has(sp.Limit, sp.nan, sp.oo, -sp.oo, sp.zoo) for side in (right, left)):
-        raise NoStationaryLawError(f"SymPy cannot take the derivative of the drift {expr} in {var} at the minimum "
-                                   "(for Student-t noise, give a numeric nu)")
+        raise NoStationaryLawError(f"SymPy cannot take the derivative of the drift {expr} in {var} at the minimum")
     if sp.simplify(right - left) != 0:
         raise NoStationaryLawError(f"the drift {expr} is not differentiable in {var} at the minimum")
     return sp.simplify(right)

@@ -70,6 +70,12 @@ class ScalingRule:
                 out.append(f"  state {name} -> kappa^({e}) {name} (the SDE's {name} at equal epochs)")
         return out
 
+    def to_dict(self) -> dict:
+        return {"optimizer": self.optimizer, "regime": self.regime, "criterion": self.criterion,
+                "exponents": {k: (None if k in self.free else str(v)) for k, v in self.exponents.items()},
+                "free": list(self.free), "preserved": list(self.conditions),
+                "batch_scaling": "B -> kappa B, sigma -> sigma/sqrt(kappa)"}
+
     def to_text(self) -> str:
         head = (f"scaling rule of {self.optimizer} | regime {self.regime} | criterion {self.criterion} "
                 "| batch B -> kappa B, sigma -> sigma/sqrt(kappa)")
