@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .. import symbols as S
-from ..engine import derive_sde
 from ..errors import DeriveError
 from ..optimizers import get_optimizer
-from .quadratic import NoStationaryLawError, curvature, linearize, lyapunov
+from .quadratic import NoStationaryLawError, linear_law
 
 
 @dataclass(frozen=True)
@@ -101,9 +100,8 @@ class MomentumLaws:
 
 
 def _var_x(optimizer, noise, regime: str, form: str, nu) -> "tuple[sp.Expr, object]":
-    sde = derive_sde(optimizer, noise, regime, form, nu=nu)
-    model = linearize(sde, curvature)
-    return sp.factor(sp.simplify(lyapunov(model.A, model.B)[0, 0])), sde
+    law = linear_law(optimizer, noise, regime, form, nu)
+    return law.var_x, law.model.sde
 
 
 def momentum_laws(optimizer, noise="gaussian", nu=None, regime: str = "paper") -> "MomentumLaws | None":
@@ -117,7 +115,7 @@ def momentum_laws(optimizer, noise="gaussian", nu=None, regime: str = "paper") -
     full = lemma = published = None
     rate = None
     try:
-        full, sde = _var_x(spec, noise, regime, "full", nu)
+        full, sde = _var_x(optimizer, noise, regime, "full", nu)
         rates = sorted({s for s in sde.drift_of(momentum[0]).free_symbols if s.name.startswith("rho")}, key=str)
         if rates:
             rate = rates[0]
@@ -127,7 +125,7 @@ def momentum_laws(optimizer, noise="gaussian", nu=None, regime: str = "paper") -
     except (DeriveError, NoStationaryLawError) as exc:
         missing.append(f"full form: {exc}")
     try:
-        var, sde = _var_x(spec, noise, regime, "published", nu)
+        var, sde = _var_x(optimizer, noise, regime, "published", nu)
         if sde.same_step:
             published = var
             if rate is None:

@@ -28,10 +28,9 @@ import sympy as sp
 from scipy import optimize
 
 from .. import symbols as S
-from ..engine import derive_sde
 from ..errors import DeriveError
 from .numeric_law import NumericLaw, numeric_law
-from .quadratic import analytic_form, branch_near_zero
+from .quadratic import analytic_form, branch_near_zero, sde_of
 
 _h = sp.Symbol("h", positive=True)
 #: the Gaussian phase boundaries of Compagnoni et al., in Y = g/(sqrt(2) sigma)
@@ -140,7 +139,7 @@ def signsgd_phases(noise: str = "gaussian", nu=None, linear_tol: "float | None" 
     sign = default_sign if sign_tol is None else float(sign_tol)
     if not (lin > 0 and 0 < sign < 1):
         raise DeriveError(f"tolerances must satisfy linear_tol > 0 and 0 < sign_tol < 1, got {lin}, {sign}")
-    sde = derive_sde("signsgd", noise, nu=nu)
+    sde = sde_of("signsgd", noise, nu=nu)
     law = numeric_law(noise, nu)
     found = thresholds(law, lin, sign)
     b1 = found[0] if y1 is None else float(y1)

@@ -99,8 +99,9 @@ def table(rows: list[Row]) -> str:
             agree = "n/a"
         name = r.name[:62]
         if r.note:
-            notes.append(r.note)
-            name = f"{name} [{len(notes)}]"
+            if r.note not in notes:
+                notes.append(r.note)
+            name = f"{name} [{notes.index(r.note) + 1}]"
         resolution = f"{100 * r.resolution:.2f}" if math.isfinite(r.resolution) else "n/a"
         lines.append(f"{name:66s} {r.predicted:11.5g} {r.estimate:11.5g} {r.se:9.2g} {_pct(r.relative_gap):>8s} "
                      f"{r.gap_in_se:7.1f} {resolution:>7s} {agree:>6s} {r.seconds:7.1f}")

@@ -28,11 +28,10 @@ import mpmath
 import sympy as sp
 
 from .. import symbols as S
-from ..engine import derive_sde
 from ..errors import DeriveError
 from ..optimizers import get_optimizer
 from ..sde import SDE
-from .quadratic import curvature
+from .quadratic import curvature, sde_of
 from .stationary import stationary
 
 kappa = sp.Symbol("kappa", positive=True)
@@ -107,6 +106,9 @@ def _sample_points(symbols: list[sp.Symbol], count: int, rng: random.Random) -> 
     for _ in range(count):
         point = {}
         for s in symbols:
+            if s.name == "nu":  # Student-t degrees of freedom: where every moment the SDE uses is finite
+                point[s] = sp.Rational(rng.randint(50, 400), 10)
+                continue
             value = sp.Rational(rng.randint(3, 40), rng.randint(3, 17))
             point[s] = value if (s.is_positive or s.is_nonnegative) else value * rng.choice((-1, 1))
         points.append(point)
@@ -195,7 +197,7 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
 
         raise UnknownNameError("criterion", criterion, CRITERIA)
     spec = get_optimizer(optimizer)
-    sde = derive_sde(spec, noise, regime, form, nu=nu)
+    sde = sde_of(optimizer, noise, regime, form, nu=nu)
     unknown = _unknowns(sde)
     exps: dict[sp.Symbol, sp.Expr] = {**unknown, S.sigma: sp.Rational(-1, 2)}
     a = unknown[sde.parameters[[p.name for p in sde.parameters].index("eta")]]
@@ -203,7 +205,8 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
         exps[S.t] = a - 1
         conditions = _sde_conditions(sde, exps, a)
     else:
-        conditions = _stationary_conditions(spec, noise, form, regime, exps, a, nu)
+        conditions = _stationary_conditions(optimizer, noise, form, regime, exps, a, nu)
+    conditions = _hold_floats(conditions)
     try:
         values, free_unknowns = solve_exponents(conditions, exps, list(unknown.values()))
     except NoScalingRuleError as exc:
@@ -217,6 +220,14 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
     kept = ("the drift and diffusion at equal epochs" if criterion == "sde"
             else f"the stationary loss on f = {curvature}*x**2/2 and the per-epoch convergence rates")
     return ScalingRule(spec.name, regime, criterion, exponents, free, [kept])
+
+
+def _hold_floats(conditions: list) -> list:
+    """Floats in the conditions (moments of a user law found by quadrature) held as constant symbols,
+    so that the exact linear algebra is not defeated by 15-digit rounding."""
+    floats = sorted({f for _, e, _ in conditions for f in sp.sympify(e).atoms(sp.Float)}, key=float)
+    held = {f: sp.Dummy(f"c{i}", positive=True) if f > 0 else sp.Dummy(f"c{i}") for i, f in enumerate(floats)}
+    return [(label, sp.sympify(e).xreplace(held), p) for label, e, p in conditions]
 
 
 def _confirm(conditions, exps: dict, values: dict) -> None:

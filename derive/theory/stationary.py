@@ -23,14 +23,11 @@ from functools import lru_cache
 import sympy as sp
 
 from .. import symbols as S
-from ..engine import derive_sde
-from ..errors import InfiniteMomentError
-from ..optimizers import get_optimizer
 from .evaluate import as_number, substitute
 from .exact import ExactStationary, exact_stationary
 from .expansion import Expansion, expansion
 from .momentum import MomentumLaws, momentum_laws
-from .quadratic import LinearModel, NoStationaryLawError, curvature, is_hurwitz, linearize, lyapunov
+from .quadratic import LinearModel, NoStationaryLawError, curvature, linear_law, lyapunov, sde_of
 
 
 @dataclass
@@ -87,6 +84,19 @@ class StationaryResult:
                 "momentum_laws": self.momentum.to_dict() if self.momentum else None,
                 "fokker_planck_consistency": self.fokker_planck}
 
+    def at_curvature(self, lam: sp.Expr) -> "StationaryResult":
+        """This result with the curvature symbol replaced by ``lam`` (the momentum laws are dropped)."""
+        sub = {curvature: lam}
+        model = LinearModel(self.model.sde, lam, self.model.fixed_point,
+                            tuple(sp.sympify(b).xreplace(sub) for b in self.model.drift),
+                            self.model.A.xreplace(sub), self.model.B.xreplace(sub))
+        expanded = None
+        if self.expansion is not None:
+            e = self.expansion
+            expanded = Expansion(*(sp.sympify(v).xreplace(sub) for v in (e.a, e.c2, e.c3, e.b0, e.d2, e.second_moment)))
+        return StationaryResult(model, self.covariance.xreplace(sub), self.var_x.xreplace(sub),
+                                self.expected_loss.xreplace(sub), expanded, None, self.fokker_planck)
+
     def evaluate(self, numbers: dict[str, float], curvatures: "list[sp.Expr]") -> "StationaryValues":
         """Every closed form of this result at the given parameter values, one column per law,
         one row per coordinate (curvature)."""
@@ -97,9 +107,9 @@ def fokker_planck_vanishes(model: LinearModel, cov: sp.Matrix, points: int = 2, 
     """Whether N(S*, C) zeroes -div(A (s - S*) p) + 1/2 sum_ij d_i d_j (B_ij p) (random states only).
 
     The operator is applied to p = exp(-s^T P s / 2) with P = C^-1; L*p / p is then a polynomial in s
-    whose coefficients must vanish. They are rational functions of the parameters, checked in exact
-    arithmetic at ``points`` random positive rational values of the parameters (a nonzero rational
-    function vanishes there with probability 0), which keeps the check fast for 3-state SDEs.
+    whose coefficients must vanish. They are functions of the parameters, evaluated with 60 digits
+    at ``points`` random positive rational values of the parameters (a nonzero function vanishes
+    there with probability 0; rounding leaves about 1e-55), which keeps the check fast.
     """
     idx = [i for i in range(cov.shape[0]) if cov[i, i] != 0]
     n = len(idx)
@@ -109,7 +119,7 @@ def fokker_planck_vanishes(model: LinearModel, cov: sp.Matrix, points: int = 2, 
     rng = random.Random(seed)
     for _ in range(points):
         values = {p: sp.Rational(rng.randint(5, 60), rng.randint(7, 31)) for p in parameters}
-        An, Bn, Cn = (M.xreplace(values) for M in (A, B, C))
+        An, Bn, Cn = (M.xreplace(values).evalf(60) for M in (A, B, C))
         P = Cn.inv()
         s_vec = sp.Matrix(shift)
         log_p = -(s_vec.T * P * s_vec)[0, 0] / 2
@@ -119,26 +129,19 @@ def fokker_planck_vanishes(model: LinearModel, cov: sp.Matrix, points: int = 2, 
 
         flux = An * s_vec
         operator = -sum(d(flux[i], i) for i in range(n)) + sum(d(d(Bn[i, j], j), i) for i in range(n) for j in range(n)) / 2
-        if any(sp.simplify(c) != 0 for c in sp.Poly(sp.expand(operator), *shift).coeffs()):
+        scale = 1 + max(abs(e) for M in (An, Bn, P) for e in M) ** 3
+        if any(abs(c) > 1e-40 * scale for c in sp.Poly(sp.expand(operator), *shift).coeffs()):
             return False
     return True
 
 
 @lru_cache(maxsize=256)
-def _stationary_cached(optimizer, noise, form, nu, lam, regime) -> StationaryResult:
-    spec = get_optimizer(optimizer)
-    try:
-        sde = derive_sde(spec, noise, regime, form, nu=nu)
-    except InfiniteMomentError as exc:
-        raise NoStationaryLawError(f"{spec.name} has no stationary law with finite variance under this noise: {exc}") from None
-    model = linearize(sde, lam)
-    if is_hurwitz(model.A) is False:
-        raise NoStationaryLawError(f"the linearised drift of {spec.name} at the minimum is unstable (A = {model.A.tolist()})")
-    cov = lyapunov(model.A, model.B)
-    var_x = sp.factor(sp.simplify(cov[0, 0]))
-    result = StationaryResult(model, cov, var_x, sp.factor(model.curvature * var_x / 2))
+def _stationary_cached(optimizer, noise, form, nu, regime) -> StationaryResult:
+    law = linear_law(optimizer, noise, regime, form, nu)
+    model, cov = law.model, law.covariance
+    result = StationaryResult(model, cov, law.var_x, sp.factor(model.curvature * law.var_x / 2))
     result.expansion = expansion(model)
-    result.momentum = momentum_laws(spec, noise, nu, regime) if lam == curvature else None
+    result.momentum = momentum_laws(optimizer, noise, nu, regime)
     result.fokker_planck = fokker_planck_vanishes(model, cov)
     return result
 
@@ -147,13 +150,20 @@ def stationary(optimizer, noise="gaussian", form: str = "full", nu=None, lam: sp
                regime: str = "paper") -> StationaryResult:
     """Derive the stationary law of ``optimizer``'s SDE on f = lam x^2/2 (per coordinate).
 
-    Results for built-in optimizers (given by name) are cached per process.
+    The law is derived with a symbolic curvature and cached per process for built-in optimizers
+    given by name; a numeric ``lam`` is substituted afterwards (and must be positive).
     """
     lam = sp.sympify(lam)
+    if lam.is_number and not lam > 0:
+        raise NoStationaryLawError(
+            f"curvature {lam} is not positive: the quadratic model is not convex, and the linearised "
+            "SDE about x = 0 is unstable, so it has no stationary law")
     key_nu = None if nu is None else str(nu)
     if isinstance(optimizer, str) and isinstance(noise, str):
-        return _stationary_cached(optimizer, noise, form, key_nu, lam, regime)
-    return _stationary_cached.__wrapped__(optimizer, noise, form, key_nu, lam, regime)
+        result = _stationary_cached(optimizer, noise, form, key_nu, regime)
+    else:
+        result = _stationary_cached.__wrapped__(optimizer, noise, form, key_nu, regime)
+    return result if lam == curvature else result.at_curvature(lam)
 
 
 # ---- numbers -----------------------------------------------------------------------------
@@ -298,7 +308,7 @@ def sgd_full_matrix(d: int = 2) -> FullMatrixResult:
     The per-coordinate SGD SDE has drift -g and G G^T = eta Var(g~); with a full noise
     covariance the same derivation gives G G^T = eta Sigma, and the drift is -H x.
     """
-    sde = derive_sde("sgd")
+    sde = sde_of("sgd")
     drift_coefficient = sp.diff(sde.drift[0], S.g)
     per_variance = sp.simplify(sde.covariance()[0, 0] / S.sigma**2)  # eta
     H = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"h_{min(i, j) + 1}{max(i, j) + 1}", real=True))
