@@ -1,7 +1,10 @@
 """Benchmark: the generated SignSGD SDE simulator (Gaussian, paper/full) against a vectorised NumPy
 Euler-Maruyama loop (scipy.special.erf, numpy Generator normals) and, if installed, a PyTorch loop,
 all in one run. Prints ns per path-step-dimension (best of 3 runs), float64 and float32, 1 and 2 threads, the ratio
-to NumPy, the cold compile time (fresh cache dir, subprocess) and the cached load time.
+to NumPy, the cold compile time (fresh cache dir, subprocess) and the cached load time. Then the
+integrators: euler with substeps, weak2 (Talay-Tubaro: a fine and a coarse run) and coupled runs
+(optimizer and SDE in one kernel), each against euler with one substep in the same run, for SignSGD
+and Adam (paper/full), float64, ns per path-optimizer-step-dimension.
 
     python bench/bench_simulate.py [--quick]
 """
@@ -24,7 +27,7 @@ TINY = ("x = np.zeros((2, 2)); [m.simulate_sde(x.astype(f), np.array([0.01, 1.0]
 #: fresh process, through derive.simulate: seconds from interpreter start to the end of a tiny run of both dtypes,
 #: and the part after `import derive.simulate`
 LOAD = ("import time; t0 = time.perf_counter(); from derive.simulate import load_module; "
-        "from derive.codegen.model import Combination; import numpy as np; t = time.perf_counter(); "
+        "from derive.combination import Combination; import numpy as np; t = time.perf_counter(); "
         "m = load_module(Combination('signsgd')); " + TINY + "print(time.perf_counter() - t0, time.perf_counter() - t)")
 #: fresh process, the generated module alone (it imports only numpy and numba), under the import name
 #: derive.simulate.load_module gives it (Numba's cache is keyed by the file, and reimports the module by name)
@@ -72,7 +75,8 @@ def components(m):
 
     from numba import njit, prange
 
-    normal, seed_stream, erf = m._normal, m.seed_stream, m._erf
+    from derive.runtime.rng import normal, seed_stream
+    from derive.runtime.special import erf
 
     @njit(parallel=True)
     def normals_only(x, steps):
@@ -101,6 +105,38 @@ def components(m):
         return x
 
     return normals_only, arithmetic_only
+
+
+def self_contained_copy(path: str, folder: str):
+    """The generated module at ``path`` with the shared runtime pasted in instead of imported (what
+    every module held before the runtime moved into derive/runtime/), imported from ``folder``: the
+    same-run baseline of the question whether importing the runtime costs speed."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    runtime = Path(ROOT) / "derive" / "runtime"
+    pasted = []
+    for name in ("rng.py", "special.py", "samplers.py", "landscapes.py", "quantile.py"):
+        src = (runtime / name).read_text()
+        src = re.sub(r"^from __future__ import annotations\n", "", src, flags=re.M)
+        src = re.sub(r"^from \.rng import .*\n", "", src, flags=re.M)
+        pasted.append(src)
+    text = Path(path).read_text()
+    aliases = []
+    for line in re.findall(r"^from derive\.runtime\.\w+ import (\w+) as (\w+)$", text, flags=re.M):
+        aliases.append(f"{line[1]} = {line[0]}")
+    text = re.sub(r"^from derive\.runtime(\.\w+)? import .*\n", "", text, flags=re.M)
+    text = re.sub(r"_samplers\.(\w+)", r"\1", text)
+    head, sep, rest = text.partition("\nCOMBINATION = ")
+    text = head + "\n" + "\n".join(pasted) + "\n" + "\n".join(aliases) + "\n" + sep + rest
+    target = Path(folder) / ("copy_" + Path(path).name)
+    target.write_text(text)
+    spec = importlib.util.spec_from_file_location(target.stem, target)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[target.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def best_ns(run, per, reps=3):
@@ -139,10 +175,12 @@ def main() -> None:
         floor = min((proc(FLOOR, floor_env) for _ in range(3)), key=lambda v: v[0])
     import numba
 
-    from derive.codegen.model import Combination
+    from derive.combination import Combination
     from derive.simulate import load_module
 
     m = load_module(Combination("signsgd"))
+    copy_dir = tempfile.mkdtemp()
+    m_copy = self_contained_copy(path, copy_dir)
     normals_only, arithmetic_only = components(m)
     parts = [("  part: normals alone", normals_only, ()),
              ("  part: erf+sqrt alone", arithmetic_only, (1 / np.sqrt(2), -0.01, 0.01))]
@@ -174,6 +212,10 @@ def main() -> None:
             xd = x0.astype(dtype)
             ns = best_ns(lambda: m.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
             print(f"{'generated Numba':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
+            m_copy.simulate_sde(x0[:2].astype(dtype), p, lam, 1, np.array([1]), 0, 16, False)
+            ns_copy = best_ns(lambda: m_copy.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
+            print(f"{'  same, runtime pasted in':28s}{dtype.__name__:>9s}{threads:>9d}{ns_copy:9.2f}{base / ns_copy:10.2f}"
+                  f"   imported/pasted {ns / ns_copy:.3f}")
             for name, fn, args in parts:
                 xx = x0.astype(dtype)
                 cargs = tuple(dtype(a) for a in args)
@@ -185,5 +227,44 @@ def main() -> None:
                 print(f"{'PyTorch loop':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
 
 
+def integrator_rows(n: int, d: int, steps: int) -> None:
+    """Each scheme's cost against euler with one substep, same run, same module (simulate.run and
+    run_coupled on the built-in quadratic, float64, 2 threads)."""
+    import numba
+
+    from derive.combination import Combination
+    from derive.simulate import quadratic, run, run_coupled
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    land = quadratic(np.linspace(1.0, 2.0, d))
+    x0 = np.random.default_rng(1).standard_normal((n, d))
+    record = np.array([steps])
+    rows = [("euler, 1 substep", "sde", "euler", 1), ("euler, 4 substeps", "sde", "euler", 4),
+            ("weak2, 1 substep", "sde", "weak2", 1), ("weak2, 4 substeps", "sde", "weak2", 4),
+            ("optimizer alone", "optimizer", "euler", 1), ("coupled: optimizer + euler, 1", "coupled", "euler", 1),
+            ("coupled: optimizer + weak2, 4", "coupled", "weak2", 4)]
+    print(f"integrators, float64, 2 threads, N={n} d={d} T={steps}: ns per path-(optimizer)step-dimension")
+    print(f"{'optimizer':10s}{'run':34s}{'ns':>9s}{'vs euler 1':>12s}{'SDE steps':>11s}{'ns per SDE step':>17s}")
+    for opt, hyper in (("signsgd", None), ("adam", {"beta1": 0.9, "beta2": 0.99})):
+        combo = Combination(opt)
+        base = None
+        for label, kind, scheme, sub in rows:
+            common = dict(eta=0.01, sigma=1.0, steps=steps, seed=0, landscape=land, hyper=hyper, record=record,
+                          scheme=scheme, substeps=sub)
+            if kind == "coupled":
+                go = lambda: run_coupled(combo, x0, **common)  # noqa: E731
+            else:
+                go = lambda: run(kind, combo, x0, **common)  # noqa: E731
+            small = dict(common, steps=2, record=np.array([2]))
+            (run_coupled(combo, x0[:2], **small) if kind == "coupled" else run(kind, combo, x0[:2], **small))
+            ns = best_ns(go, n * d * steps)
+            base = base or ns
+            sde_steps = 0 if kind == "optimizer" else sub * (3 if scheme == "weak2" else 1)
+            per = f"{ns / sde_steps:17.2f}" if sde_steps else f"{'-':>17s}"
+            print(f"{opt:10s}{label:34s}{ns:9.2f}{ns / base:12.2f}{sde_steps:11d}{per}")
+
+
 if __name__ == "__main__":
     main()
+    quick = "--quick" in sys.argv
+    integrator_rows(*((200, 50, 200) if quick else (1000, 20, 1000)))

@@ -10,8 +10,12 @@ through :mod:`derive.simulate` does not import SymPy.
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("derive-sde")  #: the installed distribution's version (pyproject.toml)
+except metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     "derive_sde": "engine", "DeriveError": "errors", "NoiseLaw": "noise", "cdf_law": "noise", "get_noise": "noise",

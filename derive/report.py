@@ -15,6 +15,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io import atomic_write_text
+
 
 
 @dataclass
@@ -39,16 +41,26 @@ class Setting:
     net_steps: dict = field(default_factory=lambda: {"mlp": 300, "cnn": 200, "resnet": 150, "transformer": 200})
     seeds: tuple = (0, 1, 2)
     eta: float = 0.01
+    quad_integrator: tuple = ("weak2", 2)  #: (scheme, substeps) of the SDEs on the quadratic
+    net_integrator: tuple = ("weak2", 1)  #: (scheme, substeps) of the SDEs on the networks
     weak_order: bool = True
-    weak_etas: tuple = (0.2, 0.1, 0.05, 0.025)
-    weak_paths: int = 40000
+    #: (optimizer, landscape) of the weak-order section; each runs the study at weak_etas, weak_paths
+    weak_studies: tuple = tuple((o, "quadratic") for o in ("sgd", "signsgd", "rmsprop", "rmspropw", "adam", "adamw")) + \
+        tuple((o, land) for land in ("double-well", "rotated") for o in ("sgd", "signsgd", "rmsprop", "adam"))
+    weak_etas: tuple = (0.16, 0.08, 0.04, 0.02)
+    weak_paths: int = 10000
+    weak_dt_max: float = 0.01
+    #: (model, optimizer) of the network weak-order rows (PyTorch), over weak_net_seeds
+    weak_networks: tuple = (("mlp", "sgd"), ("mlp", "adam"))
+    weak_net_seeds: tuple = tuple(range(8))
 
 
 QUICK = Setting(derivations=(("sgd", "paper", "full"), ("adamw", "paper", "published")), checks=("sgd",),
                 check_paths=200, check_window=2.0, quad_optimizers=("sgd", "adam"), quad_sigmas=(0.1,),
                 quad_steps=100, quad_paths=200, models=("mlp",), net_optimizers=("sgd", "adam"),
                 mlp_extra_optimizers=(), net_sigmas={}, net_steps={"mlp": 30}, seeds=(0, 1),
-                weak_order=True, weak_etas=(0.4, 0.2), weak_paths=2000)
+                weak_order=True, weak_studies=(("sgd", "quadratic"),), weak_etas=(0.16, 0.08), weak_paths=2000,
+                weak_dt_max=0.04, weak_networks=())
 
 
 def _log(progress, text: str) -> None:
@@ -119,18 +131,21 @@ def _fid_row(prefix: str, result) -> str:
         if not math.isfinite(f.value):
             return "n/a"
         mark = " (diverged)" if result.trajectories[label].diverged else ""
-        return f"{_num(f.value)} [{_num(f.low)}, {_num(f.high)}]{mark}"
+        se = f" +- {_num(f.se)}" if math.isfinite(f.se) else ""
+        return f"{_num(f.value)}{se} [{_num(f.low)}, {_num(f.high)}]{mark}"
 
+    resolved = "; ".join(f"{d.a} {'<' if d.value < 0 else '>'} {d.b}" for d in result.differences if d.resolved) or "none"
     return (f"| {prefix} | {cell('full')} | {cell('published')} | {cell('noise-dominated')} | "
-            f"{cell('optimizer replicate')} | {result.seconds:.0f} |")
+            f"{cell('optimizer replicate')} | {resolved} | {result.seconds:.0f} |")
 
 
-FID_HEAD = ["| optimizer | full SDE | published SDE | noise-dominated SDE | MC floor (optimizer replicate) | s |",
-            "|---|---|---|---|---|---|"]
+FID_HEAD = ["| optimizer | full SDE | published SDE | noise-dominated SDE | optimizer replicate (independent noise) "
+            "| resolved differences (paired 95% interval excludes 0) | s |",
+            "|---|---|---|---|---|---|---|"]
 
 
 def _verdicts(results) -> list[str]:
-    """Per run with a noise-dominated SDE: is the better of ours better, with the intervals apart?"""
+    """Per run with a noise-dominated SDE: is the better of ours better, resolved by the paired difference?"""
     out = []
     for r in results:
         nd = r.fidelity.get("noise-dominated")
@@ -138,19 +153,23 @@ def _verdicts(results) -> list[str]:
         if nd is None or not ours or not math.isfinite(nd.value):
             continue
         label, best = min(ours, key=lambda p: p[1].value)
-        floor = r.fidelity.get("optimizer replicate")
+        diff = next((d for d in r.differences if d.a == label and d.b == "noise-dominated"), None)
         where = f"{r.model}/{r.optimizer}, sigma {r.sigma:g}"
-        if best.value < nd.value and best.high < nd.low:
-            out.append(f"- {where}: ours ({label}, {best.value:.4f}) tracks better than noise-dominated ({_num(nd.value)}); "
-                       "the bootstrap intervals do not overlap.")
+        gap = "" if diff is None else f" (paired difference {_num(diff.value)} +- {_num(diff.se)})"
+        if best.value < nd.value and diff is not None and diff.resolved:
+            out.append(f"- {where}: ours ({label}, {best.value:.4f}) tracks better than noise-dominated ({_num(nd.value)}){gap}; "
+                       "resolved.")
         elif best.value < nd.value:
             out.append(f"- {where}: ours ({label}, {best.value:.4f}) is nominally better than noise-dominated "
-                       f"({nd.value:.4f}), but the intervals overlap: NOT resolved at this number of {r.unit}"
-                       + (f" (Monte Carlo floor {floor.value:.4f})" if floor else "") + ".")
+                       f"({nd.value:.4f}){gap}, NOT resolved at this number of {r.unit}.")
         else:
-            out.append(f"- {where}: ours ({label}, {best.value:.4f}) is NOT better than noise-dominated ({nd.value:.4f})"
-                       + (f"; both are near the Monte Carlo floor {floor.value:.4f}" if floor and nd.value < 3 * floor.value else "") + ".")
+            out.append(f"- {where}: ours ({label}, {best.value:.4f}) is NOT better than noise-dominated ({nd.value:.4f}){gap}.")
     return out
+
+
+def _integrator(pair: tuple) -> str:
+    scheme, substeps = pair
+    return f"{scheme} with {substeps} substep{'s' if substeps > 1 else ''} of eta/{substeps} per optimizer step"
 
 
 def _section_quadratic(setting: Setting, out: Path, progress, raw: dict) -> list[str]:
@@ -161,11 +180,12 @@ def _section_quadratic(setting: Setting, out: Path, progress, raw: dict) -> list
     lines = ["## 3. Quadratic validations", "",
              f"f = sum lam x^2/2, lam = {list(lam)}, eta = {setting.eta}, {setting.quad_steps} steps, "
              f"{setting.quad_paths} paths from N(0, 1) starts (the same for every simulator), generated simulators. "
-             "Fidelity = mean over recorded steps of |mean SDE loss - mean optimizer loss| / mean optimizer loss; "
-             "[95% bootstrap interval over paths]. The 'MC floor' is the same number for an independent replicate "
-             "of the optimizer: an SDE within it is indistinguishable from the optimizer at this sample size. "
-             "Near zero, the percentile interval sits above the point estimate (|gap| is biased upward under "
-             "resampling).", ""]
+             f"SDEs integrated by {_integrator(setting.quad_integrator)} and coupled with the optimizer (path i of "
+             "each SDE is driven by path i's optimizer noise). Fidelity = mean over recorded steps of |mean SDE loss - "
+             "mean optimizer loss| / mean optimizer loss, the mean of paired differences, +- its bootstrap standard "
+             "error [95% BCa interval over paths]. The optimizer replicate runs on independent noise: its number is "
+             "what an uncoupled comparison could resolve. The last columns list the differences between SDEs that "
+             "the paired intervals resolve.", ""]
     results = []
     for sigma in setting.quad_sigmas:
         lines += [f"### sigma = {sigma:g}", ""] + FID_HEAD
@@ -173,9 +193,10 @@ def _section_quadratic(setting: Setting, out: Path, progress, raw: dict) -> list
             _log(progress, f"quadratic {opt} sigma {sigma:g}")
             try:
                 r = validate_quadratic(opt, eta=setting.eta, sigma=sigma, steps=setting.quad_steps,
-                                       paths=setting.quad_paths, lam=lam, n_boot=300)
+                                       paths=setting.quad_paths, lam=lam, n_boot=300, scheme=setting.quad_integrator[0],
+                                       substeps=setting.quad_integrator[1])
             except Exception as exc:  # noqa: BLE001
-                lines.append(f"| {opt} | failed: {exc} | | | | |")
+                lines.append(f"| {opt} | failed: {exc} | | | | | |")
                 continue
             results.append(r)
             raw[f"quadratic_{opt}_sigma{sigma:g}"] = r.to_json()
@@ -200,15 +221,17 @@ def _section_networks(setting: Setting, out: Path, progress, raw: dict) -> list[
         return lines + [f"**Skipped**: the network validations need the `nn` extra (PyTorch CPU and scikit-learn); "
                         f"importing it failed here ({exc}). Install with `pip install torch==2.13.0` (CPU wheel) and "
                         "`pip install -e \".[nn]\"`, then rerun `derive report`.", ""]
-    from .validate.commands import Progress
+    from .validate.runner import progress_bar
     from .validate.experiment import validate
     from .validate.plots import loss_figure
 
     lines += [f"Protocol (reference section 7): the real `torch.optim` optimizer (SignSGD: a one-line update) sees the "
-              f"full-batch gradient + sigma zeta (Gaussian); each SDE is integrated by the generated `sde_step` with "
-              f"dt = eta = {setting.eta} on the flattened float64 parameters, its gradient from autograd at its own "
-              f"parameters; same initial parameters; seeds {list(setting.seeds)} change only the noise. "
-              "Fidelity as in section 3, bootstrap over seeds. Models: MLP 64-32-10 (tanh), CNN and a 2-block "
+              f"full-batch gradient + sigma zeta (Gaussian); each SDE is integrated by the generated `sde_step` "
+              f"({_integrator(setting.net_integrator)}, eta = {setting.eta}) on the flattened float64 parameters, its "
+              f"gradient from autograd at its own parameters at every substep, and coupled with the optimizer (driven by "
+              f"its noise); same initial parameters (m = v = 0); seeds {list(setting.seeds)} change only the noise. "
+              "Fidelity as in section 3, paired over seeds (with fewer than 10 seeds: jackknife standard error and "
+              "Student-t interval, which can reach below 0). Models: MLP 64-32-10 (tanh), CNN and a 2-block "
               "ResNet on scikit-learn's bundled digits (256 / 128 / 128 images), a 1-block Transformer on a seeded "
               "next-token task (64 sequences of 12 tokens).", ""]
     results = []
@@ -221,12 +244,13 @@ def _section_networks(setting: Setting, out: Path, progress, raw: dict) -> list[
             figs, notes = [], []
             for opt in opts:
                 _log(progress, f"{model} {opt} sigma {sigma:g}")
-                bar = Progress(f"{model}/{opt}") if progress is not None else None
+                bar = progress_bar(f"{model}/{opt}") if progress is not None else None
                 try:
                     r = validate(model, opt, eta=setting.eta, sigma=sigma, steps=steps, seeds=setting.seeds,
-                                 progress=bar, n_boot=500)
+                                 progress=bar, n_boot=500, scheme=setting.net_integrator[0],
+                                 substeps=setting.net_integrator[1])
                 except Exception as exc:  # noqa: BLE001
-                    lines.append(f"| {opt} | failed: {type(exc).__name__}: {exc} | | | | |")
+                    lines.append(f"| {opt} | failed: {type(exc).__name__}: {exc} | | | | | |")
                     continue
                 finally:
                     if bar is not None:
@@ -247,21 +271,67 @@ def _section_networks(setting: Setting, out: Path, progress, raw: dict) -> list[
 
 
 def _section_weak_order(setting: Setting, out: Path, progress, raw: dict) -> list[str]:
-    from .validate.weak_order import quadratic_study, figure
+    from .validate.weak_order import RESOLVED_AT, figure, weak_order
 
     lines = ["## 5. Weak order", "",
-             "Weak error max_k |E f(x_k) - E f(X_{k eta})| of each SDE against the optimizer on the quadratic, at a "
-             "fixed horizon, for several eta; slope of the log-log fit (order 1 expected for our SDEs). The error "
-             "floor is the Monte Carlo standard error, shown per eta.", ""]
-    _log(progress, "weak order")
+             "Weak error of each SDE against its optimizer as eta varies (`derive weak-order`): coupled runs (the SDE's "
+             "first Brownian motion driven by the optimizer's noise), rho, sigma, eps, theta held fixed (beta = 1 - eta "
+             "rho), horizon T = 2, start x0 = 1 (double well: 1.5), auxiliary states burned in with x held at x0. "
+             "Error = max over phi in {f, x_j, x_j^2} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)|, "
+             f"cells 'error (SE) [SE independent / SE coupled]'; a point counts only at >= {RESOLVED_AT:g} SE, the slope "
+             f"is fitted through resolved points only. SDEs integrated by weak2 with dt <= {setting.weak_dt_max:g}; "
+             "halving dt changes the estimates by the amounts listed (in SE). Reduced sizes: "
+             f"{setting.weak_paths} paths, etas {list(setting.weak_etas)} (the `derive weak-order` defaults are "
+             "larger).", ""]
+    for opt, land in setting.weak_studies:
+        _log(progress, f"weak order {opt} {land}")
+        try:
+            study = weak_order(opt, landscape=land, etas=setting.weak_etas, paths=setting.weak_paths,
+                               dt_max=setting.weak_dt_max)
+        except Exception as exc:  # noqa: BLE001
+            lines += [f"### {opt} on {land}", "", f"failed: {type(exc).__name__}: {exc}", ""]
+            continue
+        raw[f"weak_order_{opt}_{land}"] = study.to_json()
+        name = f"weak_order_{opt}_{land}.png"
+        figure(study, out / "weak_order" / name)
+        lines += [f"### {opt} on {land} ({study.seconds:.0f} s)", ""] + study.table() + [""]
+        for r in study.runs:
+            if all(math.isfinite(c) for c in r.refined_change):
+                worst = max(c / s for c, s in zip(r.refined_change, r.se))
+                lines.append(f"- {r.sde}: halving dt changes the estimates by at most {worst:.2f} SE")
+        if study.initial_layer:
+            il = study.initial_layer
+            lines.append(f"- initial layer (not fitted): first step from m = v = 0 at g = {il['g']:g}, eta = {il['eta']:g}: "
+                         f"optimizer {il['optimizer']:+.3f} (SE {il['optimizer_se']:.3f}) eta, SDE {il['sde']:+.3f} "
+                         f"(SE {il['sde_se']:.3f}) eta")
+        lines += ["", f"![weak order {opt} {land}](weak_order/{name})", ""]
+    lines += _weak_order_networks(setting, out, progress, raw)
+    return lines
+
+
+def _weak_order_networks(setting: Setting, out: Path, progress, raw: dict) -> list[str]:
+    if not setting.weak_networks:
+        return []
     try:
-        study = quadratic_study(etas=setting.weak_etas, paths=setting.weak_paths)
-    except Exception as exc:  # noqa: BLE001
-        return lines + [f"failed: {type(exc).__name__}: {exc}", ""]
-    raw["weak_order_quadratic"] = study.to_json()
-    lines += study.table() + [""]
-    figure(study, out / "weak_order_quadratic.png")
-    lines += ["![weak order](weak_order_quadratic.png)", ""]
+        import torch  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError:
+        return ["Network weak-order rows skipped: they need the `nn` extra (PyTorch, scikit-learn).", ""]
+    from .validate.weak_order import network_weak_order
+
+    lines = ["### Networks", "",
+             f"phi = the loss, {len(setting.weak_net_seeds)} seeds, coupled, sigma = 0.05, T = 2, weak2 with dt <= 0.02, "
+             "auxiliary states burned in with the parameters held at their start; error (SE) [SE ratio].", ""]
+    for model, opt in setting.weak_networks:
+        _log(progress, f"weak order {model} {opt}")
+        try:
+            study = network_weak_order(model, opt, etas=setting.weak_etas, seeds=setting.weak_net_seeds)
+        except Exception as exc:  # noqa: BLE001
+            lines += [f"{model}/{opt} failed: {type(exc).__name__}: {exc}", ""]
+            continue
+        raw[f"weak_order_{model}_{opt}"] = study.to_json()
+        lines += [f"#### {model} / {opt} ({study.held_fixed['dim']} parameters, {study.seconds:.0f} s)", ""] \
+            + study.table() + [""]
     return lines
 
 
@@ -299,7 +369,5 @@ def build(out: "str | Path" = "report", quick: bool = False, progress=sys.stderr
             lines += [f"## {name}: FAILED", "", "```text", traceback.format_exc(), "```", ""]
         timings.append(f"{name} {time.perf_counter() - s0:.0f} s")
     lines += ["---", f"Total time {time.perf_counter() - t0:.0f} s ({', '.join(timings)}).", ""]
-    (out / "report.json").write_text(json.dumps(raw, indent=1))
-    path = out / "REPORT.md"
-    path.write_text("\n".join(lines))
-    return path
+    atomic_write_text(out / "report.json", json.dumps(raw, indent=1))
+    return atomic_write_text(out / "REPORT.md", "\n".join(lines))

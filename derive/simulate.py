@@ -15,21 +15,19 @@ import hashlib
 import importlib.util
 import math
 import sys
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
+from .combination import Combination
 from .errors import DeriveError
+from .resources import GENERATED, user_cache_dir
+from .runtime.schemes import BOUNDARIES, SCHEMES
 
-if TYPE_CHECKING:
-    from .codegen.model import Combination
-
-#: generated/ of the built-in set (as derive.codegen.render.GENERATED, without importing the generator)
-GENERATED = Path(__file__).resolve().parents[1] / "generated"
 
 CHUNK = 16  #: paths per parallel work item (results do not depend on it)
 
@@ -49,7 +47,8 @@ class DivergenceError(DeriveError, ArithmeticError):
 
 @dataclass(frozen=True)
 class Landscape:
-    """A loss on R^d: the built-in diagonal quadratic (``grad_fn`` None) or user Numba functions.
+    """A loss on R^d: a built-in landscape (``grad_fn`` None; ``code`` says which, see
+    :mod:`derive.runtime.landscapes`) or user Numba functions.
 
     User functions are Numba-compiled (``numba.njit``): ``grad_fn(x, params, out)`` writes the
     gradient at x (a 1-d array) into ``out``; ``loss_fn(x, params)`` returns f(x) as a float.
@@ -61,6 +60,7 @@ class Landscape:
     dim: int | None = None
     grad_fn: Callable | None = None
     loss_fn: Callable | None = None
+    code: int = 0  #: built-in landscapes: 0 diagonal quadratic, 1 double well, 2 quadratic with a full H
 
 
 def quadratic(lam: "np.ndarray | list[float]") -> Landscape:
@@ -69,6 +69,34 @@ def quadratic(lam: "np.ndarray | list[float]") -> Landscape:
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)):
         raise SimulationInputError(f"quadratic curvatures must be a non-empty finite 1-d array, got shape {lam.shape}")
     return Landscape("quadratic", lam, lam.size)
+
+
+def double_well(dim: int) -> Landscape:
+    """f(x) = sum_j (x_j^2 - 1)^2 / 4, gradient x^3 - x: minima at x_j = +-1, a maximum at 0."""
+    _check_counts(dim=dim)
+    return Landscape("double-well", np.zeros(1), int(dim), code=1)
+
+
+def full_quadratic(H: "np.ndarray | list[list[float]]", name: str = "full quadratic") -> Landscape:
+    """f(x) = x^T H x / 2 with a symmetric d x d matrix H, gradient H x."""
+    H = np.ascontiguousarray(H, dtype=np.float64)
+    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.size == 0 or not np.all(np.isfinite(H)):
+        raise SimulationInputError(f"H must be a finite square matrix, got shape {H.shape}")
+    if not np.allclose(H, H.T):
+        raise SimulationInputError("H must be symmetric")
+    return Landscape(name, H.ravel().copy(), H.shape[0], code=2)
+
+
+def rotated_quadratic(lam: "np.ndarray | list[float]", angle: float = math.pi / 6) -> Landscape:
+    """The quadratic with curvatures lam in axes rotated by ``angle`` in every plane (x_1, x_2),
+    (x_3, x_4), ...: H = R diag(lam) R^T, not diagonal, so coordinates interact through g = H x
+    (per-coordinate optimizers such as SignSGD see the rotation)."""
+    lam = np.asarray(quadratic(lam).params)
+    R = np.eye(lam.size)
+    c, s = math.cos(angle), math.sin(angle)
+    for i in range(0, lam.size - 1, 2):
+        R[i:i + 2, i:i + 2] = [[c, -s], [s, c]]
+    return full_quadratic(R @ np.diag(lam) @ R.T, name="rotated quadratic")
 
 
 def user_landscape(grad_fn: Callable, loss_fn: Callable, params: "np.ndarray | list[float]",
@@ -84,7 +112,11 @@ def user_landscape(grad_fn: Callable, loss_fn: Callable, params: "np.ndarray | l
 
 @dataclass
 class Run:
-    """Recorded statistics of one simulator over N paths."""
+    """Recorded statistics of one simulator over N paths.
+
+    Under the weak2 scheme every statistic is already extrapolated (2 fine - coarse, per path for
+    ``loss``), ``path`` holds the fine run's states and ``path_coarse`` the coarse run's: use
+    :meth:`values` for other functions of the state."""
 
     label: str
     steps: np.ndarray
@@ -93,6 +125,9 @@ class Run:
     mean: np.ndarray  #: [R, d] mean of x over paths
     var: np.ndarray  #: [R, d] unbiased variance of x over paths
     path: np.ndarray | None = field(default=None, repr=False)  #: [R, N, d] if asked for
+    path_coarse: np.ndarray | None = field(default=None, repr=False)  #: weak2: the coarse run's [R, N, d]
+    scheme: str = "euler"
+    substeps: int = 1
 
     @property
     def times(self) -> np.ndarray:
@@ -108,37 +143,85 @@ class Run:
         n = self.loss.shape[1]
         return self.loss.std(axis=1, ddof=1) / math.sqrt(n) if n > 1 else np.full(len(self.steps), np.nan)
 
+    def values(self, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Per-path estimates of E fn(X) at each recorded step, fn(path) (needs keep=True); under
+        weak2 the extrapolation 2 fn(fine) - fn(coarse), whose mean is the weak order-2 estimate."""
+        if self.path is None:
+            raise SimulationInputError("per-path values need the states: run with keep=True")
+        out = fn(self.path)
+        return out if self.path_coarse is None else 2 * out - fn(self.path_coarse)
+
+    @property
+    def integrator(self) -> str:
+        """The integrator in words, e.g. 'weak2, 4 substeps of eta/4'."""
+        return f"{self.scheme}, {self.substeps} substep{'s' if self.substeps > 1 else ''} of eta/{self.substeps}"
+
 
 _MODULES: dict[Path, ModuleType] = {}
+_HEADER = re.compile(r"^# Key: ([0-9a-f]{64}) ", re.MULTILINE)
 
-#: where modules outside the built-in set are generated on demand by :func:`module_dir_for`
-SCRATCH_MODULES = Path(tempfile.gettempdir()) / "derive-modules"
+
+def is_builtin(combo: Combination) -> bool:
+    """Whether ``combo`` is in the built-in set of generated/."""
+    return (GENERATED / f"{combo.module_name}.py").is_file()
 
 
 def module_dir_for(combo: Combination) -> Path | None:
-    """None if ``combo`` is in the built-in set of generated/, else the scratch directory where
-    :func:`load_module` generates it on demand."""
-    return None if (GENERATED / f"{combo.module_name}.py").is_file() else SCRATCH_MODULES
+    """None for a combination of the built-in set, else the user cache directory in which
+    :func:`load_module` generates it on demand (``$DERIVE_CACHE_DIR`` overrides it)."""
+    return None if is_builtin(combo) else user_cache_dir()
+
+
+def _key_in(path: Path) -> str | None:
+    """The ``# Key:`` of a generated module's header, None if absent or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            match = _HEADER.search(fh.read(4096))
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+def _runtime_hash_in(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            match = re.search(r"^RUNTIME_HASH = '([0-9a-f]+)'$", fh.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return match.group(1) if match else None
 
 
 def load_module(combo: Combination, directory: "str | Path | None" = None) -> ModuleType:
-    """Import the generated module of ``combo`` from generated/ or from ``directory``.
+    """Import the generated module of ``combo``, generating it first where needed.
 
-    In ``directory`` a missing module is generated first (user specs, other noise laws); without
-    it, only the built-in set of generated/ is available.
+    Without ``directory``: the built-in module of generated/ if there is one and it was rendered
+    against the current runtime (its ``RUNTIME_HASH``); otherwise the module is generated into the
+    user cache (:func:`derive.resources.user_cache_dir`). With ``directory``: the module there if its
+    header's key equals :func:`derive.codegen.model.module_key` of ``combo`` (spec, law, regime,
+    form, templates, runtime, versions), else it is (re)generated there, atomically. A changed
+    runtime therefore never runs from a module, or a Numba cache, compiled against the old one.
     """
-    folder = Path(directory) if directory is not None else GENERATED
+    from .runtime import runtime_hash
+
+    builtin = GENERATED / f"{combo.module_name}.py"
+    if directory is None and builtin.is_file() and _runtime_hash_in(builtin) == runtime_hash():
+        return _import(builtin.resolve(), combo)
+    folder = Path(directory) if directory is not None else user_cache_dir()
     path = (folder / f"{combo.module_name}.py").resolve()
-    if path in _MODULES:
-        return _MODULES[path]
-    if not path.is_file():
-        from .codegen.printer import CodegenError  # the generator (SymPy, Jinja2) only when a module must be made
+    from .codegen.model import module_key  # the generator (SymPy, Jinja2) only for modules outside generated/
+
+    key = module_key(combo)
+    if _key_in(path) != key:
         from .codegen.render import write
 
-        if directory is None:
-            raise CodegenError(f"{combo.module_name} is not in the built-in set of generated/; pass a directory "
-                               f"(module_dir / --module-dir) to generate it there")
         write(combo, folder)
+        _MODULES.pop(path, None)
+    return _import(path, combo)
+
+
+def _import(path: Path, combo: Combination) -> ModuleType:
+    if path in _MODULES:
+        return _MODULES[path]
     # a stable import name per file: Numba's cache reimports the module by it
     name = f"derive_generated_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}_{combo.module_name}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -179,8 +262,11 @@ def hyperparameters(optimizer: str, eta: float, sigma: float, hyper: dict | None
             raise SimulationInputError(f"{name} must lie in (0, 1), got {v}")
         if role in ("eps", "weight_decay") and v < 0:
             raise SimulationInputError(f"{name} must be >= 0, got {v}")
+    lr = spec.hypers_with_role("lr")[0]
     for decay in spec.hypers_with_role("decay"):
-        values[S.rate_name(decay)] = (1.0 - values[decay]) / values[spec.hypers_with_role("lr")[0]]
+        values[S.rate_name(decay)] = (1.0 - values[decay]) / values[lr]
+    values.setdefault("eta", values[lr])  # derived SDEs name the step size eta, whatever the spec calls it
+    values["_boundary"] = BOUNDARIES["reflect"]  # the boundary rule of positive states (B in max(v, B v))
     return values
 
 
@@ -205,19 +291,7 @@ def _record_steps(record, steps: int) -> np.ndarray:
     return rec
 
 
-def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int,
-        seed: int, landscape: Landscape, hyper: dict | None = None, record=None, keep: bool = False,
-        module_dir: "str | Path | None" = None) -> Run:
-    """Simulate ``kind`` ('optimizer' or 'sde') of ``combo`` from x0[N, d] for ``steps`` steps.
-
-    The dtype of x0 (float64 or float32) is the kernel's float type. Raises
-    :class:`SimulationInputError` for bad input and :class:`DivergenceError` if a path diverges.
-    """
-    if kind not in ("optimizer", "sde"):
-        raise SimulationInputError(f"kind must be 'optimizer' or 'sde', got {kind!r}")
-    _check_counts(steps=steps)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise SimulationInputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+def _check_start(x0: np.ndarray, landscape: Landscape) -> np.ndarray:
     x0 = np.asarray(x0)
     if x0.dtype not in (np.float64, np.float32):
         raise SimulationInputError(f"the start must be float64 or float32, got {x0.dtype}")
@@ -228,29 +302,191 @@ def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: flo
     if landscape.dim is not None and landscape.dim != x0.shape[1]:
         raise SimulationInputError(f"shape mismatch: the start has dim {x0.shape[1]}, the landscape {landscape.name} "
                                    f"has dim {landscape.dim}")
+    return np.ascontiguousarray(x0)
+
+
+def _check_integrator(scheme: str, substeps: int, boundary: str) -> None:
+    if scheme not in SCHEMES:
+        raise SimulationInputError(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or not 1 <= substeps <= 4096:
+        raise SimulationInputError(f"substeps must be an integer in [1, 4096], got {substeps!r}")
+    if boundary not in BOUNDARIES:
+        raise SimulationInputError(f"unknown boundary rule {boundary!r}; allowed: {', '.join(BOUNDARIES)}")
+
+
+def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.ndarray:
+    """The start of every state [S, N, d]: ``start`` if given (checked), else x0 and ``initial``."""
+    if start is None:
+        out = np.empty((1 + len(initial),) + x0.shape, x0.dtype)
+        out[0] = x0
+        for i, v in enumerate(initial):
+            out[1 + i] = v
+        return out
+    start = np.ascontiguousarray(start, dtype=x0.dtype)
+    if start.shape != (len(names),) + x0.shape or not np.array_equal(start[0], x0):
+        raise SimulationInputError(f"the {what} start states must have shape {(len(names),) + x0.shape} "
+                                   f"({', '.join(names)}) with x equal to x0, got {start.shape}")
+    if not np.all(np.isfinite(start)):
+        raise SimulationInputError(f"the {what} start states contain NaN or infinity")
+    return start
+
+
+def _summary(label: str, rec, eta: float, loss, s1, s2, xs, keep: bool, scheme: str, substeps: int,
+             runs: tuple[int, ...]) -> Run:
+    """A :class:`Run` from kernel outputs; two runs (fine, coarse) are extrapolated (weak2)."""
+    n = loss.shape[2]
+    total1, total2 = s1[list(runs)].sum(axis=1), s2[list(runs)].sum(axis=1)
+    if len(runs) == 2:
+        lo, m1, m2 = 2 * loss[runs[0]] - loss[runs[1]], 2 * total1[0] - total1[1], 2 * total2[0] - total2[1]
+    else:
+        lo, m1, m2 = loss[runs[0]], total1[0], total2[0]
+    mean = m1 / n
+    var = np.maximum(m2 - n * mean**2, 0.0) / max(n - 1, 1)
+    path = xs[runs[0]] if keep else None
+    coarse = xs[runs[1]] if keep and len(runs) == 2 else None
+    return Run(label, rec, float(eta), lo, mean, var, path, coarse, scheme, int(substeps))
+
+
+def _call(module, landscape: Landscape, kind: str, *args):
+    """simulate_<kind> on a built-in landscape (its code after the landscape parameters) or _user."""
+    if landscape.grad_fn is None:
+        at = 3 if kind == "chain" else 5
+        return getattr(module, f"simulate_{kind}")(*args[:at], landscape.code, *args[at:])
+    return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn)
+
+
+def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int,
+        seed: int, landscape: Landscape, hyper: dict | None = None, record=None, keep: bool = False,
+        module_dir: "str | Path | None" = None, scheme: str = "euler", substeps: int = 1,
+        boundary: str = "reflect", start=None, k0: int = 0) -> Run:
+    """Simulate ``kind`` ('optimizer' or 'sde') of ``combo`` from x0[N, d] for ``steps`` steps.
+
+    The SDE takes ``substeps`` steps of dt = eta/substeps per optimizer step with ``scheme``
+    (``euler``: the split-step Euler-Maruyama scheme, weak order 1; ``weak2``: its Talay-Tubaro
+    extrapolation, weak order 2) and the ``boundary`` rule for positive states (``reflect`` or
+    ``floor``). ``start`` (optional, [states, N, d] in the module's STATE or OPT_STATE order, x
+    equal to x0) replaces the constant initial values of the auxiliary states; ``k0`` steps are
+    taken as already done (the SDE starts at t = k0 eta, bias corrections at k = k0 + 1).
+    The dtype of x0 (float64 or float32) is the kernel's float type. Raises
+    :class:`SimulationInputError` for bad input and :class:`DivergenceError` if a path diverges.
+    """
+    if kind not in ("optimizer", "sde"):
+        raise SimulationInputError(f"kind must be 'optimizer' or 'sde', got {kind!r}")
+    _check_counts(steps=steps)
+    _check_integrator(scheme, substeps, boundary)
+    _check_seed(seed, k0)
+    x0 = _check_start(x0, landscape)
     values = hyperparameters(combo.optimizer, eta, sigma, hyper)
+    values["_boundary"] = BOUNDARIES[boundary]
     rec = _record_steps(record, steps)
     module = load_module(combo, module_dir)
     reason = getattr(module, "SDE_UNAVAILABLE", None)
     if kind == "sde" and reason:
         raise SimulationInputError(f"{combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
-    names = module.SDE_PARAMS if kind == "sde" else module.OPT_PARAMS
-    p = np.array([values[n] for n in names], dtype=x0.dtype)
-    x0 = np.ascontiguousarray(x0)
-    args = (x0, p, landscape.params, int(steps), rec, int(seed), CHUNK, bool(keep))
-    if landscape.grad_fn is None:
-        kernel = getattr(module, f"simulate_{kind}")
-        out = kernel(*args)
+    if kind == "optimizer":
+        O0 = _states(start, x0, module.OPT_STATE, module.OPT_INITIAL, "optimizer")
+        po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
+        loss, s1, s2, xs, diverged, _ = _call(module, landscape, "chain", O0, po, landscape.params, int(steps), rec,
+                                              int(seed), CHUNK, bool(keep), int(k0), False)
+        runs, label = (0,), "optimizer"
     else:
-        kernel = getattr(module, f"simulate_{kind}_user")
-        out = kernel(*args, landscape.grad_fn, landscape.loss_fn)
-    loss, s1, s2, xs, diverged = out
-    label = "optimizer" if kind == "optimizer" else f"SDE {combo.regime}/{combo.form}"
+        S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
+        p = np.array([values[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
+        weak2 = scheme == "weak2"
+        loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, p[:0], landscape.params, int(steps),
+                                           rec, int(seed), CHUNK, bool(keep), int(substeps), weak2, False, int(k0))
+        runs, label = ((0, 1) if weak2 else (0,)), f"SDE {combo.regime}/{combo.form}"
+    _raise_divergence(label, diverged)
+    return _summary(label, rec, eta, loss, s1, s2, xs, keep, scheme if kind == "sde" else "optimizer",
+                    substeps if kind == "sde" else 1, runs)
+
+
+def _check_seed(seed, k0) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise SimulationInputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    if isinstance(k0, bool) or not isinstance(k0, (int, np.integer)) or k0 < 0:
+        raise SimulationInputError(f"k0 (steps already taken) must be an integer >= 0, got {k0!r}")
+
+
+def _raise_divergence(label: str, diverged: np.ndarray) -> None:
     bad = diverged[diverged >= 0]
     if bad.size:
-        raise DivergenceError(label, int(bad.min()), int(bad.size), x0.shape[0])
-    n = x0.shape[0]
-    total1, total2 = s1.sum(axis=0), s2.sum(axis=0)
-    mean = total1 / n
-    var = np.maximum(total2 - n * mean**2, 0.0) / max(n - 1, 1)
-    return Run(label, rec, float(eta), loss, mean, var, xs if keep else None)
+        raise DivergenceError(label, int(bad.min()), int(bad.size), diverged.size)
+
+
+def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int, seed: int,
+                landscape: Landscape, hyper: dict | None = None, record=None, keep: bool = False,
+                module_dir: "str | Path | None" = None, scheme: str = "euler", substeps: int = 1,
+                boundary: str = "reflect", start=None, k0: int = 0,
+                sde_values: dict | None = None) -> tuple[Run, Run]:
+    """The optimizer and the SDE of ``combo`` on shared randomness, in one generated kernel:
+    ``(optimizer run, SDE run)``, path i of both driven by the same noise (docs/validation.md,
+    "Coupling"). The optimizer is exactly :func:`run` ('optimizer', same seed); the SDE's first
+    Brownian motion takes s sqrt(eta) n(zeta_k) over optimizer step k (s and the state it drives
+    first: the module's COUPLING; n = zeta under Gaussian noise, else Phi^{-1}(F(zeta))), filled in by
+    a Brownian bridge over the substeps; its other Brownian motions are independent. Arguments as
+    :func:`run`; ``start`` is the start of every state (the optimizer's and the SDE's states must
+    be the same); ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
+    a deliberately wrong SDE for a mutation test, or another setting of a scaling rule)."""
+    _check_counts(steps=steps)
+    _check_integrator(scheme, substeps, boundary)
+    _check_seed(seed, k0)
+    x0 = _check_start(x0, landscape)
+    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
+    values["_boundary"] = BOUNDARIES[boundary]
+    rec = _record_steps(record, steps)
+    module = load_module(combo, module_dir)
+    reason = getattr(module, "SDE_UNAVAILABLE", None)
+    if reason:
+        raise SimulationInputError(f"{combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
+    if module.COUPLING is None or tuple(module.STATE) != tuple(module.OPT_STATE):
+        raise SimulationInputError(f"{combo.module_name}: no coupled run (the optimizer's states "
+                                   f"{module.OPT_STATE} are not the SDE's {module.STATE}, or its first Brownian "
+                                   "motion drives no state)")
+    if not module.COUPLABLE_LAW:
+        raise SimulationInputError(f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
+                                   "for the quantile coupling, is not compiled; Student-t needs an integer nu)")
+    S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
+    unknown = sorted(set(sde_values or {}) - set(module.SDE_PARAMS))
+    if unknown:
+        raise SimulationInputError(f"sde_values names {', '.join(unknown)}, not parameters of the SDE "
+                                   f"({', '.join(module.SDE_PARAMS)})")
+    p = np.array([{**values, **(sde_values or {})}[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
+    po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
+    weak2 = scheme == "weak2"
+    loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, po, landscape.params, int(steps), rec,
+                                       int(seed), CHUNK, bool(keep), int(substeps), weak2, True, int(k0))
+    _raise_divergence(f"optimizer or SDE {combo.regime}/{combo.form} (coupled)", diverged)
+    last = loss.shape[0] - 1
+    chain = _summary("optimizer", rec, eta, loss, s1, s2, xs, keep, "optimizer", 1, (last,))
+    sde = _summary(f"SDE {combo.regime}/{combo.form}", rec, eta, loss, s1, s2, xs, keep, scheme, substeps,
+                   (0, 1) if weak2 else (0,))
+    return chain, sde
+
+
+def burn_in(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int, seed: int,
+            landscape: Landscape, hyper: dict | None = None, module_dir: "str | Path | None" = None) -> np.ndarray:
+    """The optimizer's states [OPT_STATE, N, d] after ``steps`` steps from x0 and the initial
+    auxiliary states with x held at x0: auxiliary states (m, v) burned in at the start, so that a
+    run from them has no initial layer (bias-corrected first steps from m = v = 0, which no SDE
+    reproduces). Draws from stream (seed, OPT_STREAM, i): use another seed than the run's."""
+    _check_counts(steps=steps)
+    _check_seed(seed, 0)
+    x0 = _check_start(x0, landscape)
+    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
+    module = load_module(combo, module_dir)
+    O0 = _states(None, x0, module.OPT_STATE, module.OPT_INITIAL, "optimizer")
+    po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
+    *_, diverged, end = _call(module, landscape, "chain", O0, po, landscape.params, int(steps),
+                              np.array([steps]), int(seed), CHUNK, False, 0, True)
+    _raise_divergence("optimizer (burn-in)", diverged)
+    return end
+
+
+def gap_in_se(run, reference) -> float:
+    """Largest |mean loss difference| over the recorded steps, in combined standard errors."""
+    se = np.sqrt(run.loss_se**2 + reference.loss_se**2)
+    diff = np.abs(run.loss_mean - reference.loss_mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / se, np.where(diff > 0, np.inf, 0.0))
+    return float(z.max())

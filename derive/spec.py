@@ -18,6 +18,8 @@ The spec knows nothing about noise laws or SDEs: :mod:`derive.engine` consumes i
 """
 from __future__ import annotations
 
+import builtins
+import keyword
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,22 @@ ROLES = ("lr", "decay", "eps", "weight_decay", "const")
 FUNCTIONS = {f.__name__: f for f in (sp.sqrt, sp.exp, sp.log, sp.sign, sp.Abs, sp.Min, sp.Max)}
 FUNCTIONS["abs"] = sp.Abs
 RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu"}
+
+
+def check_name(optimizer: str, kind: str, name: str) -> None:
+    """Refuse a user name that generated code could confuse with its own: names starting with an
+    underscore belong to the generator (every name it owns does), and Python keywords and built-ins
+    (``max``, ``abs``, ...) are used by the printed kernels."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} is not a Python identifier")
+    if name.startswith("_"):
+        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} starts with an underscore; "
+                        "names starting with '_' are reserved for generated code")
+    if keyword.iskeyword(name) or name in _BUILTIN_NAMES:
+        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} is a Python keyword or built-in; choose another name")
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,7 @@ class Optimizer:
         if not self.name or not isinstance(self.name, str):
             raise SpecError(f"an optimizer needs a non-empty name, got {self.name!r}")
         for n, r in self.hyper.items():
+            check_name(self.name, "hyperparameter", n)
             if r not in ROLES:
                 raise SpecError(f"optimizer {self.name!r}: hyperparameter {n!r} has role {r!r}; allowed roles: {', '.join(ROLES)}")
             if n in RESERVED or n in FUNCTIONS:
@@ -137,6 +156,7 @@ class Optimizer:
         if len(self.hypers_with_role("lr")) != 1:
             raise SpecError(f"optimizer {self.name!r} must have exactly one hyperparameter with role 'lr', has {self.hypers_with_role('lr')}")
         for s in self.state:
+            check_name(self.name, "state", s.name)
             if s.name in RESERVED or s.name in self.hyper:
                 raise SpecError(f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name")
         targets = [a[0] for a in self.update]
@@ -161,6 +181,7 @@ class Optimizer:
             if len(assignment) != 2:
                 raise SpecError(f"optimizer {self.name!r}: each assignment is (target, expression), got {assignment!r}")
             target, text = assignment
+            check_name(self.name, "assignment target", target)
             if target in self.hyper or target in ("grad", "k") or not str(target).isidentifier():
                 raise SpecError(f"optimizer {self.name!r}: cannot assign to {target!r}; assign to a state or a new temporary name")
             out.append((target, self._parse(target, text, known)))

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from derive.codegen.model import Combination
+from derive.combination import Combination
 from derive.simulate import (DivergenceError, SimulationInputError, quadratic, random_start, run,
                              user_landscape)
 

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 
-from derive.codegen.model import Combination
+from derive.combination import Combination
 from derive.simulate import load_module
 
 MOD = load_module(Combination("signsgd"))  # a built-in module that calls erf

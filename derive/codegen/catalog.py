@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..optimizers import BUILTINS
 from ..regimes import FORMS, REGIMES
-from .model import Combination
+from ..combination import Combination
 
 
 def builtin_combinations() -> list[Combination]:

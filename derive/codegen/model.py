@@ -1,9 +1,9 @@
 """The data a module template needs: printed kernels of one (optimizer, noise, regime, form).
 
-The SDE dS = b dt + G dW is integrated by Euler-Maruyama. Step k advances from t_{k-1} to
-t_k = k*dt and evaluates the state-dependent coefficients at the old state S_{k-1}, but the
-bias-correction factors gamma_j at t_k (never at t = 0, where Adam's drift is 0/0). This mirrors
-the optimizer, whose step k uses 1 - beta^k:
+The SDE dS = b dt + G dW is integrated by a split-step Euler-Maruyama scheme, not plain
+Euler-Maruyama. Step k advances from t_{k-1} to t_k = k*dt and evaluates the state-dependent
+coefficients at the old state S_{k-1}, but the bias-correction factors gamma_j at t_k (never at
+t = 0, where Adam's drift is 0/0). This mirrors the optimizer, whose step k uses 1 - beta^k:
 
     A_k = A_{k-1} + b_A(S_{k-1}, g, gamma(t_k)) dt + G_A(S_{k-1}, g, gamma(t_k)) sqrt(dt) xi_k,
     x_k = x_{k-1} + b_x(x_{k-1}, A_k, g, gamma(t_k)) dt + G_x(x_{k-1}, A_k, g, gamma(t_k)) sqrt(dt) xi_k,
@@ -14,16 +14,22 @@ order of the optimizer's update (which reads the new m and v in the x line). Wit
 would see v_0 = 0 on the first step, and RMSprop's drift g/(sqrt(v) + eps) is g/eps there. The
 states listed in ``SDE.same_step`` are the exception: the published Adam form's x drift already
 contains the same-step momentum M + eta rho1 (g - M), so there x reads the old M (reading the new
-one would count that O(eta) correction twice). A state declared
-positive (a second moment v) is reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the
-symmetrized Euler scheme of Berkaoui, Bossy and Diop, 2008, weak order 1): its noise can push a
-plain Euler step below zero near v = 0, where sqrt(v) would be undefined. The optimizer step
-is the spec's update rule verbatim, with grad = g + sigma*zeta and k = 1 on the first step.
+one would count that O(eta) correction twice). A state declared positive (a second moment v) is
+reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the symmetrized Euler scheme of Berkaoui,
+Bossy and Diop, 2008, weak order 1): its noise can push a plain Euler step below zero near v = 0,
+where sqrt(v) would be undefined. The optimizer step is the spec's update rule verbatim, with
+grad = g + sigma*zeta and k = 1 on the first step.
+
+Every name the generated code owns starts with an underscore (``_T``, ``_p``, ``_c0``, ``_xi1``,
+``_math``, ...); :mod:`derive.spec` refuses user names that do, so no hyperparameter or state can
+capture one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
 
+import numba
 import sympy as sp
 
 from .. import __version__
@@ -33,39 +39,23 @@ from ..errors import DeriveError
 from ..noise import get_noise
 from ..optimizers import get_optimizer
 from ..spec import Optimizer
+from ..combination import Combination
+from ..resources import TEMPLATES
+from ..runtime import runtime_hash
+from ..runtime.samplers import LAWS
 from .printer import CodegenError, code, cse_lines, hoist
+from .schemes import bounded, split_euler
 
-#: Names the generated code uses itself; a spec may not use them as hyperparameters or states.
-_TAKEN = {"T", "p", "c", "st", "math", "np", "njit", "prange", "dt", "sqdt", "g", "zeta", "xi", "t", "k", "kT"}
-#: Noise laws with an exact sampler in the RNG template; any other law is sampled by CDF inversion.
-SAMPLERS = ("gaussian", "student-t", "cauchy", "laplace", "uniform")
-
-
-@dataclass(frozen=True)
-class Combination:
-    """One optimizer under one noise law, regime and form."""
-
-    optimizer: str
-    noise: str = "gaussian"
-    regime: str = "paper"
-    form: str = "full"
-    nu: object = None
-
-    @property
-    def noise_label(self) -> str:
-        return f"{self.noise}{self.nu}" if self.noise == "student-t" else self.noise
-
-    @property
-    def module_name(self) -> str:
-        parts = (get_optimizer(self.optimizer).name, self.noise_label, self.regime, self.form)
-        text = "_".join(parts).replace("-", "").replace(".", "p")
-        if not text.isidentifier():
-            raise CodegenError(f"cannot name a module for {self}: use a simple optimizer name and law")
-        return text
+#: Noise laws with an exact sampler in the runtime; any other law is sampled by CDF inversion.
+SAMPLERS = LAWS
+#: the integrator, as the generated modules' headers and docstrings name it
+SCHEME_TEXT = ("split-step Euler-Maruyama (scheme euler) or its Talay-Tubaro extrapolation (weak2), substeps of "
+               "dt = eta/r: auxiliary states first, x with their new values, gamma_j at the end of each substep, "
+               "positive states reflected (or floored)")
 
 
 def _const_name(i: int) -> str:
-    return f"c{i}"
+    return f"_c{i}"
 
 
 def _finish(consts: list[tuple[sp.Symbol, sp.Expr]], exprs: list[sp.Expr], element: set[sp.Symbol]):
@@ -76,37 +66,92 @@ def _finish(consts: list[tuple[sp.Symbol, sp.Expr]], exprs: list[sp.Expr], eleme
     return consts + extra, [e.xreplace(sub) for e in exprs]
 
 
+def _used(exprs, params: list[str], time_functions: dict) -> dict:
+    """The parameters (in ``params`` order) and time functions gamma_j that ``exprs`` use, directly
+    or through gamma_j: a kernel unpacks only these."""
+    syms = set().union(set(), *(sp.sympify(e).free_symbols for e in exprs))
+    gammas = [(g, v) for g, v in time_functions.items() if g in syms]
+    syms = syms.union(*(v.free_symbols for _, v in gammas))
+    names = {s.name for s in syms}
+    return dict(params=[n for n in params if n in names], gammas=[(g.name, code(v)) for g, v in gammas])
+
+
 def _sde_context(sde, spec: Optimizer) -> dict:
     states = list(sde.state)
     K = sde.noise_sources
-    dt, sqdt = sp.Symbol("dt", positive=True), sp.Symbol("sqdt", positive=True)
-    xis = [sp.Symbol(f"xi{j + 1}", real=True) for j in range(K)]
+    dt, sqdt = sp.Symbol("_dt", positive=True), sp.Symbol("_sqdt", positive=True)
+    xis = [sp.Symbol(f"_xi{j + 1}", real=True) for j in range(K)]
     element = set(states) | {S.g} | set(xis)
-    new = [s + b * dt + sum(sde.diffusion[i, j] * sqdt * xis[j] for j in range(K))
-           for i, (s, b) in enumerate(zip(states, sde.drift))]
-    new = [sp.Abs(e, evaluate=False) if s.is_positive else e for s, e in zip(states, new)]
-    fresh = {s: sp.Symbol(f"n_{s.name}", real=True) for s in states[1:]}
-    # x moves with the new auxiliary states, as in the optimizer, except those whose same-step
-    # value the x drift already contains (published forms): x reads their old value
-    new[0] = new[0].xreplace({s: n for s, n in fresh.items() if s.name not in sde.same_step})
-    consts, rewritten = hoist(new, element | set(fresh.values()), "c")
+    positive = any(s.is_positive for s in states)
+    boundary = sp.Symbol("_boundary", real=True)  # B of max(v, B v): -1 reflects, 0 is an absorbing floor
+    step = split_euler(states, sde.drift, sde.diffusion, dt, xis, sqdt=sqdt, same_step=sde.same_step,
+                       bound=lambda e: bounded(e, boundary))
+    fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
+    consts, rewritten = hoist([step.x, *step.aux], element | set(fresh.values()), "_c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
     aux_lines, aux_out = cse_lines(rewritten[1:], "_a")
     x_lines, (x_out,) = cse_lines(rewritten[:1], "_e")
     body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out)] + x_lines
     results = [x_out] + [fresh[s].name for s in states[1:]]
-    params = [s.name for s in sde.parameters]
-    gammas = [(g.name, code(e)) for g, e in sde.time_functions.items()]
+    params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
     drift_lines, drift_out = cse_lines(list(sde.drift), "_e")
     diff_lines, diff_out = cse_lines(list(sde.diffusion), "_e")
     return dict(
         states=[s.name for s in states], params=params, sources=K, xis=[x.name for x in xis],
-        gammas=gammas, consts=[(c.name, code(e)) for c, e in consts], body=body, results=results,
+        consts=[(c.name, code(e)) for c, e in consts], body=body, results=results,
         drift_lines=drift_lines, drift_out=drift_out, diff_lines=diff_lines, diff_out=diff_out,
+        uses=dict(drift=_used(sde.drift, params, sde.time_functions), diffusion=_used(sde.diffusion, params, sde.time_functions),
+                  consts=_used([e for _, e in consts], params, sde.time_functions)),
         initial=[float(sde.initial.get(s.name, 0.0)) for s in states[1:]],
         rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
-        text=sde.to_text(),
+        text=sde.to_text(), coupling=_coupling(sde, spec),
     )
+
+
+#: a representative point at which the sign of the coupling is read off (any point where the
+#: optimizer's step depends on the noise will do): hyperparameters by role, sigma = 1, g = 0.3
+_PROBE_ROLES = {"lr": 0.01, "decay": 0.9, "eps": 1e-8, "weight_decay": 0.01, "const": 1.0}
+
+
+def _coupling(sde, spec: Optimizer) -> dict | None:
+    """How a coupled run shares the optimizer's noise with the SDE (docs/validation.md, "Coupling").
+
+    The first Brownian motion W1 carries the zeta-linear part of the step: over one optimizer step
+    its increment is ``sign`` sqrt(eta) n(zeta), with ``sign`` such that G_i1 dW1 moves the state i
+    that W1 drives first the way the optimizer's noise moves it (SGD: dx = -eta sigma zeta, G = +sqrt(eta)
+    sigma, sign -1). Read off at a representative point from the update rule itself: the sign of
+    sum over z of (Delta_i(zeta = z) - Delta_i(zeta = -z)) G_i1, z in (1/4, 1/2, 1, 2, 4) (sign()
+    updates have no derivative in zeta). None if W1 drives nothing, if the optimizer's states are
+    not the SDE's, or if the sign cannot be read (then coupled runs are refused)."""
+    if tuple(sde.state_names) != tuple(spec.state_names):
+        return None
+    column = [sde.explicit(e) for e in sde.diffusion.col(0)]
+    index = next((i for i, e in enumerate(column) if e != 0), None)
+    if index is None:
+        return None
+    values = {n: spec.defaults.get(n, _PROBE_ROLES[r]) for n, r in spec.hyper.items()}
+    lr = spec.hypers_with_role("lr")[0]
+    for decay in spec.hypers_with_role("decay"):
+        values[S.rate_name(decay)] = (1 - values[decay]) / values[lr]
+    values.update({"eta": values[lr], "sigma": 1.0, "g": 0.3, "x": 1.0, "k": 10, "t": 10 * values[lr]})
+    values.update({s: 0.5 for s in spec.state_names[1:]})
+    name = sde.state_names[index]
+    new = spec.step_map()[name]
+
+    def at(expr, zeta=None):
+        subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
+        if zeta is not None:
+            subs[S.grad] = 0.3 + zeta
+        return complex(sp.N(expr.xreplace(subs)))
+
+    try:
+        moved = sum(at(new, z) - at(new, -z) for z in (0.25, 0.5, 1.0, 2.0, 4.0))
+        sign = moved.real * at(column[index]).real
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (sign == sign) or sign == 0 or abs(moved.imag) > 0:
+        return None
+    return dict(state=name, sign=1.0 if sign > 0 else -1.0)
 
 
 def _opt_context(spec: Optimizer) -> dict:
@@ -115,7 +160,7 @@ def _opt_context(spec: Optimizer) -> dict:
     consts: list[tuple[sp.Symbol, sp.Expr]] = []
     lines: list[tuple[str, sp.Expr]] = []
     for target, expr in (("grad", S.g + S.sigma * S.zeta), *spec.parsed()):
-        new_consts, (rewritten,) = hoist([expr], element, "c", start=len(consts))
+        new_consts, (rewritten,) = hoist([expr], element, "_c", start=len(consts))
         consts += new_consts
         element.add(S.grad if target == "grad" else by_name.get(target, sp.Symbol(target, real=True)))
         lines.append((target, rewritten))
@@ -124,35 +169,72 @@ def _opt_context(spec: Optimizer) -> dict:
     for i, ((target, _), e) in enumerate(zip(lines, finished)):
         pre, (out,) = cse_lines([e], f"_e{i}_")
         body.append((pre, target, out))
+    params = list(spec.hyper) + ["sigma"]
     return dict(
-        states=list(spec.state_names), params=list(spec.hyper) + ["sigma"],
-        consts=[(c.name, code(e)) for c, e in consts], body=body,
+        states=list(spec.state_names), params=params, consts=[(c.name, code(e)) for c, e in consts], body=body,
+        uses=_used([e for _, e in consts], params + ["k"], {}),
         initial=[float(s.init) for s in spec.state],
     )
 
 
 def _noise_context(noise: str, nu: object) -> dict:
     law = get_noise(noise, nu=nu)
+    z = sp.Symbol("_z", real=True)
     if law.name == "student-t":
         if not (law.nu.is_number and law.nu.is_positive and law.nu.is_finite):
             raise CodegenError(f"student-t needs a numeric nu > 0 for code generation, got nu={law.nu}")
-        return dict(kind="student-t", nu=float(law.nu), label=law.label)  # Bailey's method: any nu > 0
-    if law.name in SAMPLERS:
-        return dict(kind=law.name, nu=None, label=law.label)
-    z = sp.Symbol("z", real=True)
-    cdf = getattr(law, "cdf", None)
-    if cdf is None:
-        raise CodegenError(f"noise law {law.label} has neither a built-in sampler nor a CDF to invert")
-    (ysym,) = cdf.free_symbols
-    return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
+        out = dict(kind="student-t", nu=float(law.nu), label=law.label)  # Bailey's method: any nu > 0
+    elif law.name in SAMPLERS:
+        out = dict(kind=law.name, nu=None, label=law.label)
+    else:
+        cdf = getattr(law, "cdf", None)
+        if cdf is None:
+            raise CodegenError(f"noise law {law.label} has neither a built-in sampler nor a CDF to invert")
+        (ysym,) = cdf.free_symbols
+        return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
+    out["cdf"] = None if law.name == "gaussian" else _printable_cdf(law, z)
+    return out
+
+
+def _printable_cdf(law, z: sp.Symbol) -> str | None:
+    """F(z) = (1 + s(z))/2 as kernel code, for the quantile coupling; None where it needs a
+    function the printer does not compile (Student-t with a non-integer nu: betainc)."""
+    cdf = sp.simplify((1 + law.s(z)) / 2)
+    if cdf.has(sp.betainc_regularized):
+        return None
+    try:
+        return code(cdf)
+    except CodegenError:
+        return None
+
+
+def spec_fingerprint(spec: Optimizer) -> str:
+    """The spec as canonical text (everything that defines it), for the module key."""
+    return json.dumps({"name": spec.name, "hyper": list(spec.hyper.items()), "update": [list(a) for a in spec.update],
+                       "state": [[s.name, s.init, s.positive] for s in spec.state], "defaults": sorted(spec.defaults.items())})
+
+
+def templates_hash() -> str:
+    """SHA-256 (hex, first 16 digits) of every template."""
+    digest = hashlib.sha256()
+    for path in sorted(TEMPLATES.glob("*.j2")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def module_key(combo: Combination, spec: Optimizer | None = None) -> str:
+    """SHA-256 of what a generated module depends on: spec, law, nu, regime, form, the templates,
+    the runtime and the derive, SymPy and Numba versions. Written into every module (``KEY``)."""
+    spec = spec or get_optimizer(combo.optimizer)
+    payload = {"spec": spec_fingerprint(spec), "noise": str(combo.noise), "nu": str(combo.nu), "regime": combo.regime,
+               "form": combo.form, "templates": templates_hash(), "runtime": runtime_hash(), "derive": __version__,
+               "sympy": sp.__version__, "numba": numba.__version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def context(combo: Combination) -> dict:
     """Everything the module template renders, for one combination (deterministic)."""
     spec = get_optimizer(combo.optimizer)
-    taken = (set(spec.hyper) | set(spec.state_names)) & _TAKEN
-    if taken:
-        raise CodegenError(f"optimizer {spec.name!r} uses name(s) {', '.join(sorted(taken))} that generated code reserves")
     noise = _noise_context(combo.noise, combo.nu)
     opt = _opt_context(spec)
     try:
@@ -164,13 +246,9 @@ def context(combo: Combination) -> dict:
     except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
         sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
     return dict(
-        version=__version__, sympy_version=sp.__version__, module=combo.module_name,
+        version=__version__, sympy_version=sp.__version__, numba_version=numba.__version__, module=combo.module_name,
+        key=module_key(combo, spec), runtime_hash=runtime_hash(), scheme_text=SCHEME_TEXT,
         combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form),
         spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
-        uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # render the vectorizable erf only where it is called
+        uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
     )
-
-
-def sde_unavailable(combo: Combination) -> "str | None":
-    """Why ``combo`` renders as an optimizer-only module (None if its SDE is compiled too)."""
-    return context(combo)["sde_unavailable"]

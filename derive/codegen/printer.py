@@ -1,9 +1,9 @@
 """SymPy -> scalar Numba code.
 
 :class:`KernelPrinter` prints one SymPy expression as a Python expression that Numba compiles
-to scalar machine code. Every number is cast to the kernel's float type ``T`` (``T(0.5)``), so a
+to scalar machine code. Every number is cast to the kernel's float type ``_T`` (``_T(0.5)``), so a
 float32 kernel stays float32 end to end. ``sqrt(a)`` of a compound argument is printed as
-``math.sqrt(max(T(0), a))``: quantities that are non-negative in exact arithmetic, such as
+``_math.sqrt(max(_T(0), a))``: quantities that are non-negative in exact arithmetic, such as
 ``1 - s(y)^2`` with ``|s| <= 1``, can round below zero (by one ulp) and must not turn into NaN in
 float32 where float64 gives a number. ``sqrt`` of a bare symbol (a state such as ``v``) is not
 clipped: a negative second moment is a genuine failure of the scheme, reported as divergence.
@@ -34,25 +34,25 @@ class KernelPrinter(PythonCodePrinter):
 
     # -- numbers: always of the kernel's float type -----------------------------------------
     def _print_Integer(self, expr: sp.Integer) -> str:
-        return f"T({int(expr)})"
+        return f"_T({int(expr)})"
 
     def _print_Rational(self, expr: sp.Rational) -> str:
-        return f"T({float(expr)!r})"
+        return f"_T({float(expr)!r})"
 
     def _print_Float(self, expr: sp.Float) -> str:
-        return f"T({float(expr)!r})"
+        return f"_T({float(expr)!r})"
 
     def _print_Pi(self, expr: sp.Expr) -> str:
-        return "T(math.pi)"
+        return "_T(_math.pi)"
 
     def _print_Exp1(self, expr: sp.Expr) -> str:
-        return "T(math.e)"
+        return "_T(_math.e)"
 
     def _print_Infinity(self, expr: sp.Expr) -> str:
-        return "T(math.inf)"
+        return "_T(_math.inf)"
 
     def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
-        return "T(-math.inf)"
+        return "_T(-_math.inf)"
 
     def _print_ImaginaryUnit(self, expr: sp.Expr) -> str:
         raise CodegenError("a kernel expression contains the imaginary unit; only real expressions can be simulated")
@@ -63,23 +63,23 @@ class KernelPrinter(PythonCodePrinter):
         b = self.parenthesize(base, 100)
         if exp.is_Integer and 1 <= abs(int(exp)) <= 4:
             prod = "*".join([b] * abs(int(exp)))
-            return prod if exp > 0 else f"(T(1)/({prod}))"
+            return prod if exp > 0 else f"(_T(1)/({prod}))"
         if exp == sp.Rational(1, 2):
             return self._sqrt(base)
         if exp == -sp.Rational(1, 2):
-            return f"(T(1)/{self._sqrt(base)})"
+            return f"(_T(1)/{self._sqrt(base)})"
         return f"{b}**{self.parenthesize(exp, 100)}"
 
     def _sqrt(self, base: sp.Expr) -> str:
         arg = self._print(base)
         if base.is_Symbol or base.is_number:
-            return f"math.sqrt({arg})"
-        return f"math.sqrt(max(T(0), {arg}))"
+            return f"_math.sqrt({arg})"
+        return f"_math.sqrt(max(_T(0), {arg}))"
 
     # -- functions ----------------------------------------------------------------------------
     def _print_sign(self, expr: sp.Expr) -> str:
         a = self._print(expr.args[0])
-        return f"(T(1) if {a} > 0 else (T(-1) if {a} < 0 else T(0)))"
+        return f"(_T(1) if {a} > 0 else (_T(-1) if {a} < 0 else _T(0)))"
 
     def _print_Abs(self, expr: sp.Expr) -> str:
         return f"abs({self._print(expr.args[0])})"
@@ -104,7 +104,7 @@ class KernelPrinter(PythonCodePrinter):
             out.append(f"{self._print(value)} if {self._print(cond)} else ")
         if not tail:
             raise CodegenError(f"Piecewise without a default branch cannot be compiled: {expr}")
-        return "(" + "(".join(out) + tail + ")" * len(out) + ")"
+        return "(" + "(".join(out) + tail + ")" * len(out)
 
     def _print_Relational(self, expr: sp.Expr) -> str:
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
@@ -113,7 +113,7 @@ class KernelPrinter(PythonCodePrinter):
         name = type(expr).__name__
         if name not in ("erf", "erfc", "atan", "exp", "log", "tanh", "sin", "cos", "cosh", "sinh", "atan2", "gamma", "lgamma"):
             raise CodegenError(f"function {name}() has no Numba translation (in {expr})")
-        return f"math.{name}(" + ", ".join(self._print(a) for a in expr.args) + ")"
+        return f"_math.{name}(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
     def _print_erf(self, expr: sp.Expr) -> str:
         """``_erf``: the generated module's branch-free erf (see templates/special.py.j2), which

@@ -1,7 +1,8 @@
-"""Render generated modules: a strict Jinja2 environment over templates/ and the file writer.
+"""Render generated modules: a strict Jinja2 environment over the templates, and the file writer.
 
 Rendering is deterministic (no timestamps, fixed ordering), so ``derive generate --check`` can
-compare committed modules byte for byte with a fresh rendering.
+compare committed modules byte for byte with a fresh rendering. Files are written atomically
+(:mod:`derive.io`), so two processes generating the same module never leave a broken file.
 """
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 
 import jinja2
 
-from .model import Combination, context
+from ..combination import Combination
+from ..io import atomic_write_text
+from ..resources import GENERATED, TEMPLATES
+from .model import context
 from .printer import CodegenError
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates"
-GENERATED = ROOT / "generated"
+__all__ = ["GENERATED", "TEMPLATES", "environment", "render", "write", "stale_files"]
 
 
 def environment() -> jinja2.Environment:
@@ -34,7 +36,7 @@ def render(combo: Combination) -> str:
 
 
 def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
-    """Render ``combo`` into ``out/<module>.py`` and return the path.
+    """Render ``combo`` into ``out/<module>.py`` (atomically) and return the path.
 
     A combination without a compilable SDE is written as an optimizer-only module (its
     ``SDE_UNAVAILABLE`` says why), unless ``require_sde``: then that reason is raised as
@@ -43,7 +45,13 @@ def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
     ctx = context(combo)
     if require_sde and ctx["sde_unavailable"]:
         raise CodegenError(ctx["sde_unavailable"])
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{combo.module_name}.py"
-    path.write_text(environment().get_template("module.py.j2").render(**ctx))
-    return path
+    return atomic_write_text(Path(out) / f"{combo.module_name}.py", environment().get_template("module.py.j2").render(**ctx))
+
+
+def stale_files(out: Path, combos: list[Combination]) -> list[str]:
+    """Files of ``out`` that differ from a fresh rendering, are missing, or are not generated any more."""
+    expected = {f"{c.module_name}.py": render(c) for c in combos}
+    stale = [name for name, text in expected.items()
+             if not (out / name).is_file() or (out / name).read_text() != text]
+    extra = [p.name for p in sorted(out.glob("*.py")) if p.name not in expected]
+    return sorted(stale) + [f"{name} (not generated any more)" for name in extra]

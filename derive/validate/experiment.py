@@ -1,313 +1,42 @@
-"""The validation experiment of reference section 7 on a PyTorch model.
+"""The validation experiment of reference section 7: the optimizer against its SDEs, coupled.
 
-Protocol, per seed:
+Networks (:func:`validate`), per seed: the real ``torch.optim`` optimizer on the flattened float64
+parameter vector, fed the full-batch gradient plus ``sigma * zeta``; each SDE (paper/full,
+paper/published where it differs, and for RMSprop(W), Adam(W) the noise-dominated SDE) advanced by
+the generated ``sde_step`` on the same vector, its drift fed autograd's gradient at the SDE's own
+parameters, with ``substeps`` steps of eta/substeps per optimizer step and ``scheme`` euler or
+weak2 (:mod:`derive.validate.steppers`). Everything starts from the same parameters; seeds change
+only the noise; with ``coupled`` (default) the SDEs are driven by the optimizer's own noise
+(docs/validation.md, "Coupling"), so the fidelity, a mean of paired differences
+(:mod:`derive.validate.fidelity`), is resolved with a handful of seeds. An optimizer replicate on
+independent noise shows what uncoupled runs would resolve.
 
-* the **optimizer** is the real ``torch.optim`` optimizer (SignSGD: a one-line custom update) on
-  the flattened float64 parameter vector; at each step it sees the full-batch gradient plus
-  ``sigma * zeta`` with zeta drawn from the noise law (independent per coordinate and step);
-* each **SDE** (paper/full, paper/published and, for RMSprop(W) and Adam(W), the noise-dominated
-  SDE of Malladi et al.) is integrated by Euler-Maruyama with dt = eta, one SDE step per optimizer
-  step, by the generated ``sde_step`` kernel on the same flattened parameter vector; its drift sees
-  the full-batch gradient that torch autograd computes at the SDE's own current parameters;
-* everything starts from the same initial parameters; seeds differ only in the noise.
+A trajectory whose loss or gradient becomes non-finite stops there: the step and seed are recorded,
+its losses from that step on are NaN, every other trajectory runs on, and fidelities use the steps
+before.
 
-Memory: every trajectory keeps one float64 array ``state[n_states, seeds, d]``; the model's
-parameters are re-pointed (``param.data = view``) at the row being evaluated, so no parameter copy is
-made per step; the gradient is written by one ``torch.cat(..., out=)`` straight into the array the
-kernel reads. The only per-step allocation is the noise draw.
-
-A trajectory whose loss or parameters become non-finite stops there: the step and seed are
-recorded, its losses after that step are NaN, and every other trajectory runs on (partial results
-are kept and the fidelity uses the steps before the divergence).
+Quadratic (:func:`validate_quadratic`): the same comparison with the generated path simulators
+(:func:`derive.simulate.run_coupled`), paths instead of seeds.
 """
+
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from . import ValidationInputError, require_torch
-from .fidelity import Fidelity, fidelity
+from .fidelity import difference, fidelity
+from .results import Result, Trajectory
+from .samplers import zeta_sampler
+from .sdes import OPTIMIZERS, sde_kinds
+from .steppers import REPLICATE_STREAM, SDEPath, TorchOptimizerPath
+from .torch_adapter import Problem, torch_optimizer
 
-#: which SDEs are compared by default: (label, regime, form)
-SDE_KINDS = (("full", "paper", "full"), ("published", "paper", "published"),
-             ("noise-dominated", "noise-dominated", "published"))
-#: optimizers with a noise-dominated SDE in the comparison (reference: RMSprop and Adam)
-NOISE_DOMINATED = ("rmsprop", "rmspropw", "adam", "adamw")
-OPTIMIZERS = ("sgd", "signsgd", "rmsprop", "rmspropw", "adam", "adamw")
-
-
-# ---- noise draws of the optimizer --------------------------------------------------------------
-def zeta_sampler(noise: str, nu=None) -> Callable[[np.random.Generator, int], np.ndarray]:
-    """A sampler of the standardized law ``noise`` (the reference's table: t with nu dof, Laplace
-    exp(-|z|)/2, uniform on [-1, 1], ...)."""
-    name = noise.lower()
-    if name == "gaussian":
-        return lambda rng, d: rng.standard_normal(d)
-    if name == "cauchy":
-        return lambda rng, d: rng.standard_cauchy(d)
-    if name == "laplace":
-        return lambda rng, d: rng.laplace(0.0, 1.0, d)
-    if name == "uniform":
-        return lambda rng, d: rng.uniform(-1.0, 1.0, d)
-    if name in ("student-t", "studentt", "t"):
-        try:
-            dof = float(nu)
-        except (TypeError, ValueError):
-            raise ValidationInputError(f"student-t noise needs a numeric --nu, got {nu!r}") from None
-        if not dof > 0:
-            raise ValidationInputError(f"student-t nu must be > 0, got {nu}")
-        return lambda rng, d: rng.standard_t(dof, d)
-    raise ValidationInputError(f"the network validation samples gaussian, student-t, cauchy, laplace or uniform "
-                               f"noise; got {noise!r}")
-
-
-# ---- the problem: a module and its full-batch loss ---------------------------------------------
-class Problem:
-    """A torch module and a callable returning its full-batch loss (a scalar tensor).
-
-    ``loss`` is called with no arguments and must compute the loss with ``module`` (whose
-    parameters the experiment re-points at each trajectory's values). Use :meth:`from_data` for a
-    module, input and target tensors and a loss function (cross-entropy by default), or
-    :meth:`builtin` for the four built-in models.
-    """
-
-    def __init__(self, module, loss: Callable[[], object], name: str = "user"):
-        torch = require_torch()
-        if not isinstance(module, torch.nn.Module):
-            raise ValidationInputError(f"the model must be a torch.nn.Module, got {type(module).__name__}")
-        if not callable(loss):
-            raise ValidationInputError(f"the loss must be a callable returning the full-batch loss, got {type(loss).__name__}")
-        self.module, self.loss, self.name = module, loss, name
-        for pname, p in module.named_parameters():
-            if not p.is_floating_point():
-                raise ValidationInputError(f"model {name}: parameter {pname} has dtype {p.dtype}; the validation "
-                                           "needs floating-point parameters (float32 or float64)")
-        self.params = [p for p in module.parameters() if p.requires_grad]
-        if not self.params:
-            raise ValidationInputError(f"model {name} has no trainable parameters")
-        if any(p.dtype != torch.float64 for p in self.params):
-            module.to(torch.float64)  # in place: the loss callable keeps using this module
-            self.params = [p for p in module.parameters() if p.requires_grad]
-        self.sizes = [p.numel() for p in self.params]
-        self.shapes = [p.shape for p in self.params]
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
-        self.dim = int(self.offsets[-1])
-
-    @classmethod
-    def from_data(cls, module, inputs, targets, loss_fn=None, name: str = "user") -> "Problem":
-        """Full-batch ``loss_fn(module(inputs), targets)`` (default: cross-entropy); float inputs
-        are cast to float64 like the module."""
-        torch = require_torch()
-        loss_fn = loss_fn or torch.nn.functional.cross_entropy
-        if torch.is_tensor(inputs) and inputs.is_floating_point():
-            inputs = inputs.to(torch.float64)
-        if torch.is_tensor(targets) and targets.is_floating_point():
-            targets = targets.to(torch.float64)
-        return cls(module, lambda: loss_fn(module(inputs), targets), name)
-
-    @classmethod
-    def builtin(cls, name: str, seed: int = 0, n_data: int | None = None) -> "Problem":
-        from .models import build, loss_function
-
-        module, data = build(name, seed, n_data)
-        return cls(module, loss_function(module, data), name)
-
-    def initial(self) -> np.ndarray:
-        """The module's current parameters, flattened (float64)."""
-        torch = require_torch()
-        with torch.no_grad():
-            return torch.cat([p.detach().reshape(-1) for p in self.params]).numpy().astype(np.float64).copy()
-
-    def bind(self, flat) -> None:
-        """Point every parameter at its slice of the 1-d float64 tensor ``flat`` (no copy)."""
-        for p, o, n, shape in zip(self.params, self.offsets[:-1], self.sizes, self.shapes):
-            p.data = flat[o:o + n].view(shape)
-
-    def loss_grad(self, flat, gout) -> float:
-        """Loss at ``flat`` (1-d float64 tensor); its gradient is written into ``gout`` (same shape)."""
-        torch = require_torch()
-        self.bind(flat)
-        loss = self.loss()
-        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params)],
-                  out=gout)
-        return float(loss.detach())
-
-
-# ---- the real optimizers -----------------------------------------------------------------------
-class _SignSGD:
-    """x <- x - eta sign(grad) (no torch.optim class exists)."""
-
-    def __init__(self, params, lr: float):
-        self.params, self.lr = list(params), lr
-
-    def step(self):
-        torch = require_torch()
-        with torch.no_grad():
-            for p in self.params:
-                p.add_(torch.sign(p.grad), alpha=-self.lr)
-
-
-class _DecoupledRMSprop:
-    """RMSpropW as the spec writes it: x <- x (1 - eta theta), then torch's RMSprop step."""
-
-    def __init__(self, params, lr, alpha, eps, theta):
-        torch = require_torch()
-        self.params, self.lr, self.theta = list(params), lr, theta
-        self.inner = torch.optim.RMSprop(self.params, lr=lr, alpha=alpha, eps=eps, momentum=0.0, centered=False,
-                                         weight_decay=0.0)
-
-    def step(self):
-        torch = require_torch()
-        with torch.no_grad():
-            for p in self.params:
-                p.mul_(1.0 - self.lr * self.theta)
-        self.inner.step()
-
-
-def torch_optimizer(name: str, params, values: dict):
-    """The PyTorch optimizer of the built-in ``name`` with the spec's hyperparameters ``values``."""
-    torch = require_torch()
-    eta = values["eta"]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=eta, momentum=0.0)
-    if name == "signsgd":
-        return _SignSGD(params, eta)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=eta, alpha=values["beta"], eps=values["eps"], momentum=0.0, centered=False)
-    if name == "rmspropw":
-        return _DecoupledRMSprop(params, eta, values["beta"], values["eps"], values["theta"])
-    if name == "adam":
-        return torch.optim.Adam(params, lr=eta, betas=(values["beta1"], values["beta2"]), eps=values["eps"])
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=eta, betas=(values["beta1"], values["beta2"]), eps=values["eps"],
-                                 weight_decay=values["theta"])
-    from ..errors import UnknownNameError
-
-    raise UnknownNameError("optimizer for the network validation", name, OPTIMIZERS)
-
-
-# ---- results -----------------------------------------------------------------------------------
-@dataclass
-class Trajectory:
-    """Loss of one simulator at every step (``loss[seed, step]``, NaN after a divergence)."""
-
-    label: str
-    description: str
-    loss: np.ndarray
-    diverged: dict | None = None  #: {"step": k, "seed": s} of the first non-finite value
-    seconds: float = 0.0
-
-    @property
-    def mean(self) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self.loss.mean(axis=0)
-
-    @property
-    def se(self) -> np.ndarray:
-        n = self.loss.shape[0]
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self.loss.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(self.loss.shape[1])
-
-
-@dataclass
-class Result:
-    """Everything one validation run measured; ``fidelity[label]`` for each SDE."""
-
-    model: str
-    optimizer: str
-    noise: str
-    eta: float
-    sigma: float
-    steps: int
-    seeds: list[int]
-    hyper: dict
-    dim: int
-    trajectories: dict[str, Trajectory]
-    fidelity: dict[str, Fidelity] = field(default_factory=dict)
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    record: np.ndarray | None = None  #: recorded step numbers (default: every step)
-    unit: str = "seeds"  #: what the bands and the bootstrap run over (seeds, or paths on a quadratic)
-
-    @property
-    def step_numbers(self) -> np.ndarray:
-        return np.arange(self.steps + 1) if self.record is None else np.asarray(self.record)
-
-    def table(self) -> str:
-        """The fidelity table (markdown): one row per SDE, the optimizer replicate as the floor."""
-        lines = ["| compared with the optimizer | fidelity (mean relative gap) | 95% bootstrap interval | final mean loss |",
-                 "|---|---|---|---|"]
-        ref = self.trajectories["optimizer"]
-        lines.append(f"| optimizer ({ref.description}) | - | - | {_fmt(ref.mean[-1])} |")
-        for label, fid in self.fidelity.items():
-            t = self.trajectories[label]
-            name = f"{label} ({t.description})" + (" DIVERGED" if t.diverged else "")
-            ci = "n/a" if not math.isfinite(fid.low) else f"[{fid.low:.4f}, {fid.high:.4f}]"
-            val = "n/a" if not math.isfinite(fid.value) else f"{fid.value:.4f}"
-            lines.append(f"| {name} | {val} | {ci} | {_fmt(t.mean[-1])} |")
-        return "\n".join(lines)
-
-    def to_json(self) -> dict:
-        def clean(a):
-            return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
-
-        return {
-            "model": self.model, "unit": self.unit, "recorded_steps": [int(k) for k in self.step_numbers],
-            "optimizer": self.optimizer, "noise": self.noise, "eta": self.eta,
-            "sigma": self.sigma, "steps": self.steps, "seeds": list(self.seeds), "hyper": self.hyper,
-            "parameters": self.dim, "seconds": round(self.seconds, 2), "notes": self.notes,
-            "fidelity": {k: v.to_json() for k, v in self.fidelity.items()},
-            "trajectories": {k: {"description": t.description, "diverged": t.diverged, "seconds": round(t.seconds, 2),
-                                 "mean_loss": clean(t.mean), "se_loss": clean(t.se)}
-                             for k, t in self.trajectories.items()},
-        }
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if not math.isfinite(v) else f"{v:.4g}"
-
-
-def _same_sde(optimizer: str, noise: str, nu, a: tuple[str, str], b: tuple[str, str]) -> bool:
-    from ..engine import derive_sde
-
-    try:
-        x, y = (derive_sde(optimizer, noise, r, f, nu=nu) for r, f in (a, b))
-    except Exception:  # noqa: BLE001 - a refused derivation is simply not the same SDE
-        return False
-    return list(x.drift) == list(y.drift) and x.diffusion == y.diffusion
-
-
-def sde_kinds(optimizer: str, noise: str = "gaussian", nu=None, compare=None) -> list[tuple[str, str, str]]:
-    """The SDEs compared for ``optimizer``: full, published unless it equals full (SGD, SignSGD), and
-    the noise-dominated SDE for RMSprop(W) and Adam(W). ``compare`` (labels) overrides the choice."""
-    labels = {k[0]: k for k in SDE_KINDS}
-    if compare is not None:
-        unknown = [c for c in compare if c not in labels]
-        if unknown:
-            from ..errors import UnknownNameError
-
-            raise UnknownNameError("SDE", ",".join(unknown), list(labels))
-        return [labels[c] for c in compare]
-    kinds = [labels["full"]]
-    if not _same_sde(optimizer, noise, nu, ("paper", "full"), ("paper", "published")):
-        kinds.append(labels["published"])
-    if optimizer in NOISE_DOMINATED:
-        kinds.append(labels["noise-dominated"])
-    return kinds
-
-
-def _module(optimizer: str, noise: str, nu, regime: str, form: str):
-    from ..codegen.model import Combination
-    from ..simulate import load_module, module_dir_for
-
-    combo = Combination(optimizer, noise, regime, form, nu)
-    directory = module_dir_for(combo)
-    return load_module(combo, directory)
+__all__ = ["Problem", "validate", "validate_quadratic", "sde_kinds", "torch_optimizer"]
 
 
 def _check_inputs(optimizer: str, eta: float, sigma: float, steps: int, seeds) -> list[int]:
@@ -332,15 +61,68 @@ def _check_inputs(optimizer: str, eta: float, sigma: float, steps: int, seeds) -
     return [int(s) for s in seeds]
 
 
-def validate(problem: "Problem | str", optimizer: str, *, noise: str = "gaussian", nu=None, eta: float = 0.01,
-             sigma: float = 0.1, steps: int = 200, seeds=(0, 1, 2), hyper: dict | None = None, compare=None,
-             replicate: bool = True, init_seed: int = 0, n_boot: int = 1000,
-             progress: Callable[[int, int], None] | None = None) -> Result:
+def _check_integrator(scheme: str, substeps: int) -> str:
+    from ..simulate import SimulationInputError
+    from ..simulate import _check_integrator as check
+
+    try:
+        check(scheme, substeps, "reflect")
+    except SimulationInputError as exc:
+        raise ValidationInputError(str(exc)) from None
+    return f"{scheme}, {substeps} substep{'s' if substeps > 1 else ''} of eta/{substeps}"
+
+
+def _compare_all(result: Result, kinds, n_boot: int, seed: int) -> None:
+    """Fidelities of every trajectory and the paired differences between the SDEs."""
+    reference = result.trajectories["optimizer"]
+    for label, traj in result.trajectories.items():
+        if label == "optimizer":
+            continue
+        if traj.diverged is not None:
+            where = f" (seed {traj.diverged['seed']})" if "seed" in traj.diverged else ""
+            result.notes.append(
+                f"{label} diverged at step {traj.diverged['step']}{where}; its fidelity uses the steps before it"
+            )
+        result.fidelity[label] = fidelity(reference.loss, traj.loss, n_boot=n_boot, seed=seed)
+    labels = [k[0] for k in kinds]
+    for a, b in itertools.combinations(labels, 2):
+        result.differences.append(
+            difference(
+                reference.loss, result.trajectories[a].loss, result.trajectories[b].loss, a, b, n_boot=n_boot, seed=seed
+            )
+        )
+
+
+def validate(
+    problem: Problem | str,
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    eta: float = 0.01,
+    sigma: float = 0.1,
+    steps: int = 200,
+    seeds=(0, 1, 2),
+    hyper: dict | None = None,
+    compare=None,
+    replicate: bool = True,
+    init_seed: int = 0,
+    n_boot: int = 1000,
+    scheme: str = "euler",
+    substeps: int = 1,
+    coupled: bool = True,
+    boundary: str = "reflect",
+    burn_in: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
     """Run the optimizer and its SDEs on ``problem`` (a :class:`Problem` or a built-in model name).
 
     ``compare``: SDE labels (``full``, ``published``, ``noise-dominated``); default per
-    :func:`sde_kinds`. ``replicate`` adds a second, independent run of the optimizer: its
-    "fidelity" is the Monte Carlo floor of the measure at this number of seeds. ``progress(done,
+    :func:`sde_kinds`. ``scheme``/``substeps``: the SDEs' integrator. ``coupled``: drive the SDEs
+    by the optimizer's noise (default). ``burn_in``: optimizer steps with x held at the start before
+    the run (auxiliary states burned in, no initial layer); the SDEs start from the optimizer's
+    burned-in states at t = burn_in eta. ``replicate`` adds an independent run of the optimizer: its
+    fidelity is the Monte Carlo floor of uncoupled runs at this number of seeds. ``progress(done,
     total)`` is called after every step of every trajectory.
     """
     torch = require_torch()
@@ -352,122 +134,196 @@ def validate(problem: "Problem | str", optimizer: str, *, noise: str = "gaussian
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     try:
-        return _validate(problem, optimizer, noise=noise, nu=nu, eta=eta, sigma=sigma, steps=steps, seeds=seeds,
-                         hyper=hyper, compare=compare, replicate=replicate, init_seed=init_seed, n_boot=n_boot,
-                         progress=progress)
+        return _validate(
+            problem,
+            optimizer,
+            noise=noise,
+            nu=nu,
+            eta=eta,
+            sigma=sigma,
+            steps=steps,
+            seeds=seeds,
+            hyper=hyper,
+            compare=compare,
+            replicate=replicate,
+            init_seed=init_seed,
+            n_boot=n_boot,
+            scheme=scheme,
+            substeps=substeps,
+            coupled=coupled,
+            boundary=boundary,
+            burn_in=burn_in,
+            progress=progress,
+        )
     finally:
         torch.set_num_threads(threads[0])
         numba.set_num_threads(threads[1])
 
 
-def _validate(problem, optimizer, *, noise, nu, eta, sigma, steps, seeds, hyper, compare, replicate, init_seed,
-              n_boot, progress) -> Result:
-    from ..simulate import hyperparameters
+def _validate(
+    problem,
+    optimizer,
+    *,
+    noise,
+    nu,
+    eta,
+    sigma,
+    steps,
+    seeds,
+    hyper,
+    compare,
+    replicate,
+    init_seed,
+    n_boot,
+    scheme,
+    substeps,
+    coupled,
+    boundary,
+    burn_in,
+    progress,
+) -> Result:
+    from ..combination import Combination
+    from ..runtime.schemes import BOUNDARIES
+    from ..simulate import hyperparameters, load_module
 
-    torch = require_torch()
     optimizer = optimizer.lower()
     seeds = _check_inputs(optimizer, eta, sigma, steps, seeds)
+    integrator = _check_integrator(scheme, substeps)
+    if boundary not in BOUNDARIES:
+        raise ValidationInputError(f"unknown boundary rule {boundary!r}; allowed: {', '.join(BOUNDARIES)}")
     if isinstance(problem, str):
         problem = Problem.builtin(problem, init_seed)
     values = hyperparameters(optimizer, eta, sigma, hyper)
+    values["_boundary"] = BOUNDARIES[boundary]
     sample = zeta_sampler(noise, nu)
     kinds = sde_kinds(optimizer, noise, nu, compare)
-    modules = {label: _module(optimizer, noise, nu, regime, form) for label, regime, form in kinds}
-
+    if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+        raise ValidationInputError(f"burn_in must be an integer >= 0, got {burn_in!r}")
     x0 = problem.initial()
-    d, S = problem.dim, len(seeds)
     started = time.perf_counter()
 
-    # trajectories: optimizer (+ replicate) and SDEs; each has its state array and per-seed views
-    plans = [("optimizer", f"torch {optimizer}", None, 2)]
-    if replicate:
-        plans.append(("optimizer replicate", f"torch {optimizer}, independent noise (Monte Carlo floor)", None, 3))
-    plans += [(label, f"SDE {regime}/{form}", modules[label], 1) for label, regime, form in kinds]
+    def make_sde(regime, form):
+        module = load_module(Combination(optimizer, noise, regime, form, nu=nu))
+        if coupled and (module.COUPLING is None or not module.COUPLABLE_LAW):
+            raise ValidationInputError(f"{optimizer} {regime}/{form} under {noise}: no coupled run; use coupled=False")
+        start = None
+        if burn_in:
+            burner = TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in)
+            start = burner.states(module.STATE)
+        return SDEPath(
+            problem,
+            module,
+            values,
+            x0,
+            seeds,
+            scheme=scheme,
+            substeps=substeps,
+            coupled=coupled,
+            sample=sample,
+            noise=noise,
+            nu=nu,
+            start=start,
+            k0=burn_in,
+        )
 
-    total = len(plans) * steps
-    done = 0
+    plans = [
+        (
+            "optimizer",
+            f"torch {optimizer}",
+            lambda: TorchOptimizerPath(problem, optimizer, values, x0, seeds, sample, burn_in=burn_in),
+        )
+    ]
+    if replicate:
+        plans.append(
+            (
+                "optimizer replicate",
+                f"torch {optimizer}, independent noise (Monte Carlo floor, uncoupled)",
+                lambda: TorchOptimizerPath(
+                    problem, optimizer, values, x0, seeds, sample, REPLICATE_STREAM, burn_in=burn_in
+                ),
+            )
+        )
+    plans += [(label, f"SDE {regime}/{form}", lambda r=regime, f=form: make_sde(r, f)) for label, regime, form in kinds]
+    total, done = len(plans) * steps, 0
     trajectories: dict[str, Trajectory] = {}
-    for label, desc, module, stream in plans:
+    for label, description, make in plans:
         t0 = time.perf_counter()
-        loss = np.full((S, steps + 1), np.nan)
-        diverged = None
-        if module is None:
-            xs = np.repeat(x0[None, :], S, axis=0)
-            params = [torch.nn.Parameter(torch.from_numpy(xs[s])) for s in range(S)]
-            opts = [torch_optimizer(optimizer, [params[s]], values) for s in range(S)]
-            rngs = [np.random.default_rng([s, stream, 17]) for s in seeds]
-            gbuf = torch.zeros(S, d, dtype=torch.float64)
-            rows = [torch.from_numpy(xs[s]) for s in range(S)]
-        else:
-            n_states = len(module.STATE)
-            state = np.zeros((n_states, S, d))
-            state[0] = x0[None, :]
-            for j, init in enumerate(module.SDE_INITIAL):
-                state[j + 1] = init
-            p = np.array([values[n] for n in module.SDE_PARAMS], dtype=np.float64)
-            g = np.zeros((S, d))
-            gbuf = torch.from_numpy(g)
-            rows = [torch.from_numpy(state[0, s]) for s in range(S)]
-            rngs = [np.random.default_rng([s, stream, 29]) for s in seeds]
-            xi = np.empty((module.NOISE_SOURCES, S, d))
+        path = make()
+        loss, diverged = np.full((len(seeds), steps + 1), np.nan), None
         for k in range(steps + 1):
-            for s in range(S):
-                value = problem.loss_grad(rows[s], gbuf[s])
-                loss[s, k] = value
-                if not math.isfinite(value) or not bool(torch.isfinite(gbuf[s]).all()):
-                    diverged = {"step": k, "seed": seeds[s]}
-                    loss[:, k] = np.nan
-                    break
-            if diverged is not None or k == steps:
+            values_k = path.evaluate()
+            if not np.all(np.isfinite(values_k)):
+                diverged = {"step": k, "seed": seeds[int(np.argmin(np.isfinite(values_k)))]}
                 break
-            if module is None:
-                for s in range(S):
-                    zeta = torch.from_numpy(sample(rngs[s], d))
-                    params[s].grad = gbuf[s] + values["sigma"] * zeta
-                    opts[s].step()
-            else:
-                for s in range(S):
-                    xi[:, s, :] = rngs[s].standard_normal((xi.shape[0], d))
-                module.sde_step(state, g, xi, (k + 1) * eta, eta, p)
+            loss[:, k] = values_k
+            if k == steps:
+                break
+            path.advance(k + 1)
             done += 1
             if progress is not None:
                 progress(done, total)
-        if done < (len(trajectories) + 1) * steps:  # a divergence skipped the rest of this trajectory
-            done = (len(trajectories) + 1) * steps
-            if progress is not None:
-                progress(done, total)
-        trajectories[label] = Trajectory(label, desc, loss, diverged, time.perf_counter() - t0)
+        done = len(trajectories) * steps + steps  # a divergence skipped the rest of this trajectory
+        if progress is not None:
+            progress(done, total)
+        trajectories[label] = Trajectory(label, description, loss, diverged, time.perf_counter() - t0)
+    problem.bind(require_torch().from_numpy(x0.copy()))  # the module's parameters back at the start
 
-    result = Result(problem.name, optimizer, noise if nu is None else f"{noise}(nu={nu})", float(eta), float(sigma),
-                    int(steps), seeds, {k: v for k, v in values.items()}, d, trajectories)
+    result = Result(
+        problem.name,
+        optimizer,
+        noise if nu is None else f"{noise}(nu={nu})",
+        float(eta),
+        float(sigma),
+        int(steps),
+        seeds,
+        dict(values),
+        problem.dim,
+        trajectories,
+        integrator,
+        coupled,
+    )
     reference = trajectories["optimizer"]
     if reference.diverged is not None:
-        result.notes.append(f"the optimizer diverged at step {reference.diverged['step']} (seed "
-                            f"{reference.diverged['seed']}); fidelities use the steps before it")
-    for label, traj in trajectories.items():
-        if label == "optimizer":
-            continue
-        if traj.diverged is not None:
-            result.notes.append(f"{label} diverged at step {traj.diverged['step']} (seed {traj.diverged['seed']}); "
-                                "its fidelity uses the steps before it")
-        result.fidelity[label] = fidelity(reference.loss, traj.loss, n_boot=n_boot, seed=seeds[0])
+        result.notes.append(
+            f"the optimizer diverged at step {reference.diverged['step']} (seed "
+            f"{reference.diverged['seed']}); fidelities use the steps before it"
+        )
+    _compare_all(result, kinds, n_boot, seeds[0])
     result.seconds = time.perf_counter() - started
     return result
 
 
-# ---- the quadratic: the same comparison with the generated path simulators ---------------------
-def validate_quadratic(optimizer: str, *, noise: str = "gaussian", nu=None, eta: float = 0.01, sigma: float = 0.1,
-                       steps: int = 500, paths: int = 2000, seed: int = 0, lam=(1.0, 4.0, 10.0, 0.5),
-                       hyper: dict | None = None, compare=None, replicate: bool = True, n_boot: int = 500,
-                       progress: Callable[[int, int], None] | None = None) -> Result:
-    """Optimizer against its SDEs on f = sum lam x^2/2 with :func:`derive.simulate.run` (every
-    path is an independent noise realisation; bands and bootstrap run over paths). The start is
-    continuous and random (N(0, 1) per path and coordinate), the same for every simulator."""
-    from ..codegen.model import Combination
-    from ..simulate import DivergenceError, module_dir_for, quadratic, random_start, run
+def validate_quadratic(
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    eta: float = 0.01,
+    sigma: float = 0.1,
+    steps: int = 500,
+    paths: int = 2000,
+    seed: int = 0,
+    lam=(1.0, 4.0, 10.0, 0.5),
+    hyper: dict | None = None,
+    compare=None,
+    replicate: bool = True,
+    n_boot: int = 500,
+    scheme: str = "euler",
+    substeps: int = 1,
+    coupled: bool = True,
+    boundary: str = "reflect",
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
+    """Optimizer against its SDEs on f = sum lam x^2/2 with the generated path simulators: path i of
+    every simulator starts from the same random point (N(0, 1) per coordinate) and, with ``coupled``,
+    the SDEs share path i's optimizer noise (:func:`derive.simulate.run_coupled`); bands and the
+    bootstrap run over paths."""
+    from ..combination import Combination
+    from ..simulate import DivergenceError, hyperparameters, quadratic, random_start, run, run_coupled
 
     optimizer = optimizer.lower()
     _check_inputs(optimizer, eta, sigma, steps, [seed])
+    integrator = _check_integrator(scheme, substeps)
     if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 2:
         raise ValidationInputError(f"paths must be an integer >= 2, got {paths!r}")
     started = time.perf_counter()
@@ -475,40 +331,74 @@ def validate_quadratic(optimizer: str, *, noise: str = "gaussian", nu=None, eta:
     x0 = random_start(paths, len(lam), seed)
     record = np.unique(np.linspace(0, steps, min(steps, 100) + 1).round().astype(np.int64))
     kinds = sde_kinds(optimizer, noise, nu, compare)
-    plans = [("optimizer", f"{optimizer} (generated optimizer_step)", "optimizer", ("paper", "full"), seed)]
-    if replicate:
-        plans.append(("optimizer replicate", f"{optimizer}, independent noise (Monte Carlo floor)", "optimizer",
-                      ("paper", "full"), seed + 1))
-    plans += [(label, f"SDE {regime}/{form}", "sde", (regime, form), seed) for label, regime, form in kinds]
+    common = dict(eta=eta, sigma=sigma, steps=steps, landscape=land, hyper=hyper, record=record)
+    nan = np.full((paths, record.size), np.nan)
     trajectories: dict[str, Trajectory] = {}
-    values = None
-    for i, (label, desc, kind, (regime, form), s) in enumerate(plans):
-        t0 = time.perf_counter()
-        combo = Combination(optimizer, noise, regime, form, nu)
-        directory = module_dir_for(combo)
-        diverged = None
-        try:
-            r = run(kind, combo, x0, eta=eta, sigma=sigma, steps=steps, seed=s, landscape=land, hyper=hyper,
-                    record=record, module_dir=directory)
-            loss = r.loss.T.copy()
-        except DivergenceError as exc:
-            diverged = {"step": exc.step, "paths": exc.paths}
-            loss = np.full((paths, record.size), np.nan)
-        trajectories[label] = Trajectory(label, desc, loss, diverged, time.perf_counter() - t0)
-        if progress is not None:
-            progress(i + 1, len(plans))
-    from ..simulate import hyperparameters
 
+    def timed(label, description, simulate):
+        t0 = time.perf_counter()
+        try:
+            loss, diverged = simulate(), None
+        except DivergenceError as exc:
+            loss, diverged = nan, {"step": exc.step, "paths": exc.paths}
+        trajectories[label] = Trajectory(label, description, loss, diverged, time.perf_counter() - t0)
+        if progress is not None:
+            progress(len(trajectories), len(kinds) + 1 + replicate)
+
+    opt = Combination(optimizer, noise, nu=nu)
+    timed(
+        "optimizer",
+        f"{optimizer} (generated optimizer step)",
+        lambda: run("optimizer", opt, x0, seed=seed, **common).loss.T.copy(),
+    )
+    if replicate:
+        timed(
+            "optimizer replicate",
+            f"{optimizer}, independent noise (Monte Carlo floor, uncoupled)",
+            lambda: run("optimizer", opt, x0, seed=seed + 1, **common).loss.T.copy(),
+        )
+    for label, regime, form in kinds:
+        combo = Combination(optimizer, noise, regime, form, nu=nu)
+        if coupled:
+            simulate = lambda c=combo: run_coupled(
+                c,
+                x0,
+                seed=seed,
+                scheme=scheme,
+                substeps=substeps,  # noqa: E731
+                boundary=boundary,
+                **common,
+            )[1].loss.T.copy()
+        else:
+            simulate = lambda c=combo: run(
+                "sde",
+                c,
+                x0,
+                seed=seed + 2,
+                scheme=scheme,
+                substeps=substeps,  # noqa: E731
+                boundary=boundary,
+                **common,
+            ).loss.T.copy()
+        timed(label, f"SDE {regime}/{form}", simulate)
     values = hyperparameters(optimizer, eta, sigma, hyper)
-    result = Result("quadratic", optimizer, noise if nu is None else f"{noise}(nu={nu})", float(eta), float(sigma),
-                    int(steps), [int(seed)], values, len(lam), trajectories, record=record, unit="paths")
+    result = Result(
+        "quadratic",
+        optimizer,
+        noise if nu is None else f"{noise}(nu={nu})",
+        float(eta),
+        float(sigma),
+        int(steps),
+        [int(seed)],
+        values,
+        len(lam),
+        trajectories,
+        integrator,
+        coupled,
+        record=record,
+        unit="paths",
+    )
     result.notes.append(f"f = sum lam x^2/2 with lam = {list(lam)}; {paths} paths from N(0, 1) starts")
-    ref = trajectories["optimizer"]
-    for label, traj in trajectories.items():
-        if label == "optimizer":
-            continue
-        if traj.diverged is not None:
-            result.notes.append(f"{label} diverged at step {traj.diverged['step']}")
-        result.fidelity[label] = fidelity(ref.loss, traj.loss, n_boot=n_boot, seed=seed, paired=True)
+    _compare_all(result, kinds, n_boot, seed)
     result.seconds = time.perf_counter() - started
     return result

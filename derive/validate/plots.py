@@ -1,25 +1,29 @@
 """Figures of a validation result: mean loss with bands, and the relative gap to the optimizer."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-COLORS = {"optimizer": "black", "optimizer replicate": "grey", "full": "tab:blue", "published": "tab:orange",
-          "noise-dominated": "tab:red"}
+from ..io import atomic_savefig
+
+COLORS = {
+    "optimizer": "black",
+    "optimizer replicate": "grey",
+    "full": "tab:blue",
+    "published": "tab:orange",
+    "noise-dominated": "tab:red",
+}
 
 
-def loss_figure(result, path: "str | Path") -> Path:
+def loss_figure(result, path: str | Path) -> Path:
     """Mean loss over seeds (or paths) with +-2 standard-error bands (left) and |gap|/loss (right)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     steps = result.step_numbers
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    a, b = fig.subplots(1, 2)
     ref = result.trajectories["optimizer"].mean
     for label, t in result.trajectories.items():
         c = COLORS.get(label)
@@ -32,13 +36,15 @@ def loss_figure(result, path: "str | Path") -> Path:
     a.set_yscale("log")
     a.set_xlabel("step")
     a.set_ylabel(f"mean loss (band: +-2 SE over {result.unit})")
-    a.set_title(f"{result.model} / {result.optimizer}: eta={result.eta:g}, sigma={result.sigma:g}", fontsize=9)
+    a.set_title(
+        f"{result.model} / {result.optimizer}: eta={result.eta:g}, sigma={result.sigma:g}; SDEs: {result.integrator}"
+        + (", coupled" if result.coupled else ""),
+        fontsize=8,
+    )
     a.legend(fontsize=7)
     b.set_yscale("log")
     b.set_xlabel("step")
     b.set_ylabel("|mean loss - optimizer| / optimizer")
     b.set_title("relative gap (its mean over steps is the fidelity)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return atomic_savefig(fig, Path(path), dpi=110)

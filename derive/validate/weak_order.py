@@ -1,121 +1,581 @@
-"""Weak order: the error of the mean loss against eta, and its fitted log-log slope.
+"""Weak error of an SDE against its optimizer as eta varies, resolved (reference section 7).
 
-On the quadratic f = sum lam x^2/2 the optimizer and each SDE are simulated with the generated path
-simulators for several eta at a fixed horizon T, holding the paper regime's O(1) quantities fixed
-(rho_i = (1 - beta_i)/eta, sigma, eps, theta), so beta_i = 1 - eta rho_i changes with eta. The weak
-error is max_k |E f(x_k) - E f(X_{k eta})| over the recorded times t = j T / 10 (the same for all
-eta); its Monte Carlo standard error is reported next to it (the error cannot be resolved below
-it). An order-1 SDE gives slope about 1; the noise-dominated SDE, a different limit, need not
-converge at all at fixed sigma (its error levels off).
+For each eta the optimizer and the SDE run on shared randomness (:func:`derive.simulate.run_coupled`)
+from the same start, with the paper regime's O(1) quantities held fixed (rho_i, so beta_i =
+1 - eta rho_i; sigma, eps, theta), over a fixed horizon T. Auxiliary states are burned in first
+(ceil(3 / (eta rho_min)) optimizer steps with x held at the start, from m = v = 0), so both start
+from the same (x, m, v) and the run has no initial layer; that layer (the optimizer's first step from
+m = v = 0 against the SDE's) is measured and reported on its own, never fitted.
+
+phi ranges over the loss f and the first two moments of x (x_j and x_j^2 for every coordinate); the
+weak error at eta is max over phi and over the recorded times t = T/10, ..., T of
+|E phi(X_t) - E phi(x_{t/eta})|, estimated by the mean of the paired per-path differences, with the
+standard error of that mean at the maximising (phi, t). A point counts only if its error is at
+least 3 standard errors ("resolved"); unresolved points are reported and left out of the fit. The
+slope is a weighted least-squares fit of log error on log eta (weights (error/se)^2), its 95%
+interval from the fit's covariance, inflated by the Birge ratio sqrt(chi^2/dof) when above 1 and
+taken with Student-t quantiles.
+
+The SDE is integrated with the weak2 scheme and substeps of at most ``dt_max`` (default 0.005) so
+its own discretisation error is negligible; the study shows it: each point is rerun with half the
+step on the same optimizer paths, and the change of the estimate is reported next to the error's
+standard error and its own (the change is a paired difference of two SDE runs whose Brownian paths
+agree at every optimizer step but not in between, so it carries noise of about one standard error).
 """
+
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.stats
 
 from . import ValidationInputError
+from .sdes import sde_kinds
 
-#: rates held fixed across eta (beta = 1 - eta rho must stay in (0, 1) for the largest eta)
-RATES = {"rmsprop": {"beta": 1.0}, "rmspropw": {"beta": 1.0}, "adam": {"beta1": 2.0, "beta2": 1.0},
-         "adamw": {"beta1": 2.0, "beta2": 1.0}, "sgd": {}, "signsgd": {}}
+#: rates held fixed across eta for the built-ins (beta = 1 - eta rho must lie in (0, 1) at the largest eta)
+RATES = {
+    "rmsprop": {"beta": 1.0},
+    "rmspropw": {"beta": 1.0},
+    "adam": {"beta1": 2.0, "beta2": 1.0},
+    "adamw": {"beta1": 2.0, "beta2": 1.0},
+    "sgd": {},
+    "signsgd": {},
+}
+LANDSCAPES = ("quadratic", "double-well", "rotated")
+ETAS = (0.16, 0.08, 0.04, 0.02, 0.01)
+DT_MAX = 0.005  #: the SDE's largest substep: its weak2 error is then below the Monte Carlo noise (measured)
+RESOLVED_AT = 3.0  #: an error counts when it is at least this many standard errors
+
+
+@dataclass
+class Row:
+    """One SDE's weak errors over eta."""
+
+    sde: str
+    etas: list[float]
+    errors: list[float]
+    se: list[float]
+    resolved: list[bool]
+    slope: float
+    slope_ci: tuple[float, float]
+    se_ratio: list[float]  #: independent-noise SE / coupled SE at each eta
+    where: list[str]  #: the (phi, t) that attains each error
+    substeps: list[int]
+    refined_change: list[float]  #: |change of the estimate| when dt is halved
+    refined_change_se: list[float]  #: the standard error of that change (a paired difference)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        def num(v):
+            return None if not math.isfinite(v) else float(v)
+
+        return {
+            "sde": self.sde,
+            "etas": self.etas,
+            "errors": [num(e) for e in self.errors],
+            "se": [num(s) for s in self.se],
+            "resolved": self.resolved,
+            "slope": num(self.slope),
+            "slope_ci": [num(self.slope_ci[0]), num(self.slope_ci[1])],
+            "se_ratio": [num(r) for r in self.se_ratio],
+            "at": self.where,
+            "substeps": self.substeps,
+            "refined_change": [num(c) for c in self.refined_change],
+            "refined_change_se": [num(c) for c in self.refined_change_se],
+            "seconds": round(self.seconds, 2),
+        }
 
 
 @dataclass
 class Study:
-    etas: list[float]
-    horizon: float
-    sigma: float
-    paths: int
-    rows: list[dict] = field(default_factory=list)  # optimizer, sde, errors, se, slope
+    """A weak-order study of one optimizer on one landscape."""
+
+    optimizer: str
+    noise: str
+    landscape: str
+    held_fixed: dict
+    runs: list[Row] = field(default_factory=list)
+    initial_layer: dict | None = None
+    seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return {"etas": self.etas, "horizon": self.horizon, "sigma": self.sigma, "paths": self.paths, "rows": self.rows}
+        return {
+            "optimizer": self.optimizer,
+            "noise": self.noise,
+            "landscape": self.landscape,
+            "held_fixed": self.held_fixed,
+            "runs": [r.to_json() for r in self.runs],
+            "phi": "max over phi in {f, x_j, x_j^2} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)|",
+            "initial_layer": self.initial_layer,
+            "seconds": round(self.seconds, 2),
+        }
 
     def table(self) -> list[str]:
-        head = "| optimizer | SDE | " + " | ".join(f"eta={e:g}: error (MC SE)" for e in self.etas) + " | slope |"
-        lines = [head, "|" + "---|" * (len(self.etas) + 3)]
-        for r in self.rows:
-            cells = " | ".join(f"{e:.2e} ({s:.0e})" for e, s in zip(r["errors"], r["se"]))
-            lines.append(f"| {r['optimizer']} | {r['sde']} | {cells} | {r['slope']:.2f} |")
+        """Markdown: one row per SDE; cells 'error (SE) [SE ratio]', unresolved ones marked."""
+        etas = self.runs[0].etas if self.runs else []
+        lines = [
+            "| SDE | " + " | ".join(f"eta={e:g}" for e in etas) + " | slope [95% CI] |",
+            "|" + "---|" * (len(etas) + 2),
+        ]
+        for r in self.runs:
+            cells = [
+                f"{e:.3e} ({s:.0e}) [{q:.0f}x]" + ("" if ok else " unresolved")
+                for e, s, q, ok in zip(r.errors, r.se, r.se_ratio, r.resolved, strict=False)
+            ]
+            slope = "n/a" if not math.isfinite(r.slope) else f"{r.slope:.2f} [{r.slope_ci[0]:.2f}, {r.slope_ci[1]:.2f}]"
+            lines.append(f"| {r.sde} | " + " | ".join(cells) + f" | {slope} |")
         return lines
 
+    def text(self) -> str:
+        h = self.held_fixed
+        fixed = {"sigma": h["sigma"], **h["hyper"]}
+        lines = [
+            f"weak error of the SDEs of {self.optimizer} against the optimizer | noise {self.noise} | "
+            f"landscape {self.landscape} | T = {h['horizon']:g} | {h['paths']} coupled paths | "
+            f"{h['scheme']}, dt <= {h['dt_max']:g} | {self.seconds:.0f} s",
+            f"held fixed: {', '.join(f'{k} = {v:g}' for k, v in fixed.items())}; start x0 = {h['start']}; "
+            f"burn-in: {h['burn_in']}",
+            "cells: error (its standard error) [SE with independent noise / SE coupled]; a point counts only "
+            f"if error >= {RESOLVED_AT:g} SE",
+            "",
+        ]
+        lines += self.table()
+        lines.append("")
+        for r in self.runs:
+            if all(math.isfinite(c) for c in r.refined_change):
+                worst = max(c / s for c, s in zip(r.refined_change, r.se, strict=False))
+                own = max(c / s for c, s in zip(r.refined_change, r.refined_change_se, strict=False))
+                lines.append(
+                    f"{r.sde}: halving dt (substeps {r.substeps} -> twice) changes the estimates by at most "
+                    f"{worst:.2f} SE of the error, {own:.2f} SE of the change itself"
+                )
+            lines.append(f"{r.sde}: errors at {', '.join(r.where)}")
+        if self.initial_layer:
+            il = self.initial_layer
+            lines.append(
+                f"initial layer (from m = v = 0, not fitted): first step of the optimizer {il['optimizer']:+.3f} "
+                f"(SE {il['optimizer_se']:.3f}) eta, of the SDE {il['sde']:+.3f} (SE {il['sde_se']:.3f}) eta "
+                f"(eta = {il['eta']:g}, g = {il['g']:g}, mean over {il['paths']} paths)"
+            )
+        return "\n".join(lines)
 
-def slope(etas, errors) -> float:
-    """Least-squares slope of log(error) against log(eta)."""
-    x, y = np.log(np.asarray(etas, float)), np.log(np.asarray(errors, float))
-    ok = np.isfinite(y)
-    return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else math.nan
+
+def fit_slope(etas, errors, se, resolved) -> tuple[float, tuple[float, float]]:
+    """Weighted least squares of log error on log eta over the resolved points, and its 95% interval
+    (covariance from the standard errors, inflated by sqrt(chi^2/dof) when that exceeds 1)."""
+    ok = np.asarray(resolved, bool) & np.isfinite(errors) & (np.asarray(errors) > 0)
+    if ok.sum() < 2:
+        return math.nan, (math.nan, math.nan)
+    x, y = np.log(np.asarray(etas, float)[ok]), np.log(np.asarray(errors, float)[ok])
+    w = (np.asarray(errors, float)[ok] / np.asarray(se, float)[ok]) ** 2  # 1 / var(log error)
+    X = np.column_stack([np.ones_like(x), x])
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    beta = cov @ X.T @ (w * y)
+    dof = int(ok.sum()) - 2
+    if dof > 0:
+        chi2 = float(np.sum(w * (y - X @ beta) ** 2))
+        cov = cov * max(1.0, chi2 / dof)
+        q = scipy.stats.t.ppf(0.975, dof)
+    else:
+        q = scipy.stats.norm.ppf(0.975)
+    half = q * math.sqrt(cov[1, 1])
+    return float(beta[1]), (float(beta[1] - half), float(beta[1] + half))
 
 
-def quadratic_study(optimizers=("sgd", "signsgd", "rmsprop", "adam"), etas=(0.2, 0.1, 0.05, 0.025),
-                    horizon: float = 2.0, sigma: float = 0.5, lam=(1.0, 2.0), paths: int = 20000, seed: int = 3) -> Study:
-    from ..codegen.model import Combination
-    from ..simulate import module_dir_for, quadratic, random_start, run
-    from .experiment import sde_kinds
+def _hyper(optimizer: str, eta: float, rates: dict) -> dict:
+    out = {b: 1.0 - eta * rho for b, rho in rates.items()}
+    bad = {b: v for b, v in out.items() if not 0 < v < 1}
+    if bad:
+        raise ValidationInputError(
+            f"eta {eta:g} is too large for {optimizer} with rates held at {rates}: "
+            f"beta = 1 - eta rho = {bad} must lie in (0, 1)"
+        )
+    return out
 
-    etas = sorted((float(e) for e in etas), reverse=True)
-    if len(etas) < 2 or any(e <= 0 for e in etas):
+
+def _landscape(name: str, dim: int):
+    from ..simulate import double_well, quadratic, rotated_quadratic
+
+    lam = np.linspace(1.0, 2.0, dim) if dim > 1 else np.ones(1)
+    if name == "quadratic":
+        return quadratic(lam), 1.0
+    if name == "rotated":
+        return rotated_quadratic(np.linspace(1.0, 4.0, dim) if dim > 1 else np.ones(1)), 1.0
+    if name == "double-well":
+        return double_well(dim), 1.5
+    from ..errors import UnknownNameError
+
+    raise UnknownNameError("landscape", name, LANDSCAPES)
+
+
+def _phis(run) -> np.ndarray:
+    """Per-path phi at every recorded step: f, x_1..x_d, x_1^2..x_d^2 -> [R, N, 1 + 2d] (weak2:
+    extrapolated per path)."""
+    return np.concatenate([run.loss[..., None], run.values(lambda p: p), run.values(lambda p: p * p)], axis=-1)
+
+
+def _point(chain, sde, sde_refined, d: int, times) -> dict:
+    """Error, SE, independent SE and the dt-halving change at the worst (phi, t) (t > 0)."""
+    po, ps = _phis(chain), _phis(sde)
+    diff = (ps - po)[1:]  # t = 0 is the common start
+    n = diff.shape[1]
+    mean = diff.mean(axis=1)
+    se = diff.std(axis=1, ddof=1) / math.sqrt(n)
+    i, j = np.unravel_index(np.argmax(np.abs(mean)), mean.shape)
+    independent = math.sqrt(po[1 + i, :, j].var(ddof=1) / n + ps[1 + i, :, j].var(ddof=1) / n)
+    names = ["f"] + [f"x_{k + 1}" for k in range(d)] + [f"x_{k + 1}^2" for k in range(d)]
+    out = dict(
+        error=float(abs(mean[i, j])),
+        se=float(se[i, j]),
+        ratio=independent / float(se[i, j]) if se[i, j] > 0 else math.inf,
+        where=f"{names[j]} at t={times[1 + i]:.3g}",
+    )
+    if sde_refined is not None:
+        delta = _phis(sde_refined)[1 + i, :, j] - ps[1 + i, :, j]
+        out["change"] = float(abs(delta.mean()))
+        out["change_se"] = float(delta.std(ddof=1) / math.sqrt(n))
+    return out
+
+
+def weak_order(
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    sdes=None,
+    landscape: str = "quadratic",
+    etas=ETAS,
+    paths: int = 20_000,
+    horizon: float = 2.0,
+    sigma: float = 1.0,
+    dim: int = 2,
+    scheme: str = "weak2",
+    substeps: int | None = None,
+    dt_max: float = DT_MAX,
+    refine: bool = True,
+    seed: int = 0,
+    hyper: dict | None = None,
+    sde_values: dict | None = None,
+    boundary: str = "reflect",
+    burn: bool = True,
+    progress=None,
+) -> Study:
+    """The weak-error study of ``optimizer``'s SDEs (labels ``sdes``: full, published, noise-dominated;
+    default those that exist and differ) on ``landscape`` (quadratic, double-well, rotated).
+
+    ``substeps`` None: the fewest substeps with dt = eta/substeps <= ``dt_max``. ``refine`` reruns
+    every point with twice the substeps and reports the change. ``hyper``: other hyperparameters
+    held fixed (eps, theta); the decays follow from :data:`RATES`. ``sde_values`` replaces SDE
+    parameters only (a deliberately wrong SDE, for mutation tests). ``boundary``: the rule for
+    positive states (reflect, floor); ``burn`` False starts from the initial states (m = v = 0, the
+    initial layer included). ``progress(done, total)`` after each point."""
+    from ..combination import Combination
+    from ..simulate import burn_in, run_coupled
+
+    started = time.perf_counter()
+    optimizer = optimizer.lower()
+    etas = sorted({float(e) for e in etas}, reverse=True)
+    if len(etas) < 2 or any(not math.isfinite(e) or e <= 0 for e in etas):
         raise ValidationInputError(f"the weak-order study needs at least two etas > 0, got {etas}")
-    land = quadratic(list(lam))
-    x0 = random_start(paths, len(lam), seed)
-    study = Study(etas, horizon, sigma, paths)
-    for opt in optimizers:
-        kinds = sde_kinds(opt)
-        errs = {label: [] for label, _, _ in kinds}
-        ses = {label: [] for label, _, _ in kinds}
+    for name, value in (("paths", paths), ("dim", dim)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2 - (name == "dim"):
+            raise ValidationInputError(f"{name} must be an integer >= {2 - (name == 'dim')}, got {value!r}")
+    if not (math.isfinite(horizon) and horizon > 0 and math.isfinite(sigma) and sigma > 0 and dt_max > 0):
+        raise ValidationInputError(f"horizon, sigma and dt_max must be > 0, got {horizon}, {sigma}, {dt_max}")
+    kinds = sde_kinds(optimizer, noise, nu, sdes)
+    land, start = _landscape(landscape, dim)
+    rates = RATES.get(optimizer)
+    if rates is None:
+        from ..optimizers import get_optimizer
+
+        rates = {b: 1.0 for b in get_optimizer(optimizer).hypers_with_role("decay")}
+    x0 = np.full((paths, dim), start)
+    fixed = dict(hyper or {})
+    held = {
+        "horizon": horizon,
+        "sigma": sigma,
+        "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **fixed},
+        "start": start,
+        "dim": dim,
+        "paths": paths,
+        "seed": seed,
+        "scheme": scheme,
+        "dt_max": dt_max,
+        "burn_in": (
+            "ceil(3 / (eta rho_min)) optimizer steps with x held at x0, from the initial states"
+            if rates and burn
+            else "none" + ("" if rates else " (no auxiliary states)")
+        ),
+        "boundary": boundary,
+        "landscape_parameters": land.params.tolist(),
+    }
+    study = Study(optimizer, noise if nu is None else f"{noise}(nu={nu})", landscape, held)
+    total, done = len(kinds) * len(etas), 0
+    for label, regime, form in kinds:
+        combo = Combination(optimizer, noise, regime, form, nu=nu)
+        t0 = time.perf_counter()
+        points, used = [], []
         for eta in etas:
-            steps = int(round(horizon / eta))
+            values = {**_hyper(optimizer, eta, rates), **fixed}
+            steps = max(1, int(round(horizon / eta)))
             record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))
-            hyper = {b: 1.0 - eta * rho for b, rho in RATES.get(opt, {}).items()}
-            if any(not 0 < v < 1 for v in hyper.values()):
-                raise ValidationInputError(f"eta {eta} is too large for {opt} with fixed rates {RATES[opt]}")
-
-            def sim(kind, regime, form, s):
-                combo = Combination(opt, "gaussian", regime, form)
-                directory = module_dir_for(combo)
-                r = run(kind, combo, x0, eta=eta, sigma=sigma, steps=steps, seed=s, landscape=land, hyper=hyper,
-                        record=record, module_dir=directory)
-                return r.loss_mean, r.loss_se
-
-            om, ose = sim("optimizer", "paper", "full", seed)
-            for label, regime, form in kinds:
-                sm, sse = sim("sde", regime, form, seed + 100)
-                gap = np.abs(sm - om)
-                k = int(np.argmax(gap))
-                errs[label].append(float(gap[k]))
-                ses[label].append(float(math.hypot(ose[k], sse[k])))
-        for label, _, _ in kinds:
-            study.rows.append({"optimizer": opt, "sde": label, "errors": errs[label], "se": ses[label],
-                               "slope": slope(etas, errs[label])})
+            k0, state = 0, None
+            if rates and burn:
+                k0 = math.ceil(3.0 / (eta * min(rates.values())))
+                state = burn_in(
+                    Combination(optimizer, noise, nu=nu),
+                    x0,
+                    eta=eta,
+                    sigma=sigma,
+                    steps=k0,
+                    seed=seed + 1,
+                    landscape=land,
+                    hyper=values,
+                )
+            r = substeps or max(1, math.ceil(eta / dt_max - 1e-9))
+            common = dict(
+                eta=eta,
+                sigma=sigma,
+                steps=steps,
+                seed=seed,
+                landscape=land,
+                hyper=values,
+                record=record,
+                keep=True,
+                start=state,
+                k0=k0,
+                sde_values=sde_values,
+                boundary=boundary,
+            )
+            chain, sde = run_coupled(combo, x0, scheme=scheme, substeps=r, **common)
+            # half the step, on the same chain and the same Brownian path over each optimizer step
+            refined = run_coupled(combo, x0, scheme=scheme, substeps=2 * r, **common)[1] if refine else None
+            points.append(_point(chain, sde, refined, dim, chain.times))
+            used.append(r)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        errors = [p["error"] for p in points]
+        se = [p["se"] for p in points]
+        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se, strict=False)]
+        slope, ci = fit_slope(etas, errors, se, resolved)
+        study.runs.append(
+            Row(
+                label,
+                etas,
+                errors,
+                se,
+                resolved,
+                slope,
+                ci,
+                [p["ratio"] for p in points],
+                [p["where"] for p in points],
+                used,
+                [p.get("change", math.nan) for p in points],
+                [p.get("change_se", math.nan) for p in points],
+                time.perf_counter() - t0,
+            )
+        )
+    if rates:
+        study.initial_layer = initial_layer(
+            optimizer,
+            noise=noise,
+            nu=nu,
+            eta=min(etas),
+            sigma=sigma,
+            rates=rates,
+            fixed=fixed,
+            paths=min(paths, 20_000),
+            seed=seed,
+        )
+    study.seconds = time.perf_counter() - started
     return study
 
 
+def network_weak_order(
+    model: str,
+    optimizer: str,
+    *,
+    etas=(0.16, 0.08, 0.04, 0.02),
+    seeds=(0, 1, 2, 3),
+    horizon: float = 2.0,
+    sigma: float = 0.05,
+    dt_max: float = 0.02,
+    sdes=("full",),
+    progress=None,
+) -> Study:
+    """The weak error of ``optimizer``'s SDEs on a network (:func:`derive.validate.experiment.validate`,
+    coupled, weak2 with dt <= ``dt_max``), phi = the loss only, over the seeds; as :func:`weak_order`
+    otherwise (auxiliary states burned in with the parameters held at their initial values)."""
+    from .experiment import validate
+
+    started = time.perf_counter()
+    etas = sorted({float(e) for e in etas}, reverse=True)
+    rates = RATES.get(optimizer.lower(), {})
+    held = {
+        "horizon": horizon,
+        "sigma": sigma,
+        "hyper": {f"rho_{b}": r for b, r in rates.items()},
+        "start": "model init",
+        "dim": None,
+        "paths": len(seeds),
+        "seed": list(seeds),
+        "scheme": "weak2",
+        "dt_max": dt_max,
+        "burn_in": (
+            "ceil(3 / (eta rho_min)) optimizer steps with the parameters held at their start"
+            if rates
+            else "none (no auxiliary states)"
+        ),
+        "boundary": "reflect",
+    }
+    study = Study(optimizer, "gaussian", model, held)
+    points = {label: [] for label in sdes}
+    used = []
+    for i, eta in enumerate(etas):
+        steps = max(1, int(round(horizon / eta)))
+        sub = max(1, math.ceil(eta / dt_max - 1e-9))
+        burn = math.ceil(3.0 / (eta * min(rates.values()))) if rates else 0
+        r = validate(
+            model,
+            optimizer,
+            eta=eta,
+            sigma=sigma,
+            steps=steps,
+            seeds=seeds,
+            hyper=_hyper(optimizer, eta, rates),
+            compare=list(sdes),
+            replicate=False,
+            n_boot=0,
+            scheme="weak2",
+            substeps=sub,
+            burn_in=burn,
+        )
+        held["dim"] = r.dim
+        record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))[1:]
+        opt = r.trajectories["optimizer"].loss[:, record]
+        for label in sdes:
+            diff = r.trajectories[label].loss[:, record] - opt
+            mean, se = diff.mean(axis=0), diff.std(axis=0, ddof=1) / math.sqrt(diff.shape[0])
+            j = int(np.nanargmax(np.abs(mean)))
+            indep = math.sqrt(
+                np.var(opt[:, j], ddof=1) / opt.shape[0]
+                + np.var(r.trajectories[label].loss[:, record[j]], ddof=1) / opt.shape[0]
+            )
+            points[label].append(
+                dict(
+                    error=float(abs(mean[j])),
+                    se=float(se[j]),
+                    ratio=indep / float(se[j]),
+                    where=f"f at t={record[j] * eta:.3g}",
+                )
+            )
+        used.append(sub)
+        if progress is not None:
+            progress(i + 1, len(etas))
+    for label in sdes:
+        errors, se = [p["error"] for p in points[label]], [p["se"] for p in points[label]]
+        resolved = [e >= RESOLVED_AT * s for e, s in zip(errors, se, strict=False)]
+        slope, ci = fit_slope(etas, errors, se, resolved)
+        study.runs.append(
+            Row(
+                label,
+                etas,
+                errors,
+                se,
+                resolved,
+                slope,
+                ci,
+                [p["ratio"] for p in points[label]],
+                [p["where"] for p in points[label]],
+                used,
+                [math.nan] * len(etas),
+                [math.nan] * len(etas),
+            )
+        )
+    study.seconds = time.perf_counter() - started
+    return study
+
+
+def initial_layer(
+    optimizer: str,
+    *,
+    noise: str = "gaussian",
+    nu=None,
+    eta: float,
+    sigma: float,
+    rates: dict,
+    fixed: dict,
+    paths: int,
+    seed: int = 0,
+    g: float = 1.0,
+    substeps: int = 64,
+) -> dict:
+    """The first step from m = v = 0 at gradient g (x0 = g on f = x^2/2): the optimizer's mean move
+    and the SDE's (full form, weak2 with ``substeps`` substeps), in units of eta."""
+    from ..combination import Combination
+    from ..simulate import quadratic, run
+
+    land = quadratic([1.0])
+    x0 = np.full((paths, 1), g)
+    values = {**_hyper(optimizer, eta, rates), **fixed}
+    common = dict(eta=eta, sigma=sigma, steps=1, seed=seed, landscape=land, hyper=values, record=np.array([0, 1]))
+    common["keep"] = True
+    chain = run("optimizer", Combination(optimizer, noise, nu=nu), x0, **common)
+    sde = run(
+        "sde", Combination(optimizer, noise, "paper", "full", nu=nu), x0, scheme="weak2", substeps=substeps, **common
+    )
+    moves = [(r.values(lambda p: p)[1, :, 0] - g) / eta for r in (chain, sde)]
+    return {
+        "eta": eta,
+        "g": g,
+        "sigma": sigma,
+        "paths": paths,
+        "substeps": substeps,
+        "optimizer": float(moves[0].mean()),
+        "optimizer_se": float(moves[0].std(ddof=1) / math.sqrt(paths)),
+        "sde": float(moves[1].mean()),
+        "sde_se": float(moves[1].std(ddof=1) / math.sqrt(paths)),
+    }
+
+
 def figure(study: Study, path):
-    import matplotlib
+    """Weak error against eta (log-log) with +-2 SE bars; unresolved points hollow."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from pathlib import Path
+    from ..io import atomic_savefig
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in study.rows:
-        ax.errorbar(study.etas, r["errors"], yerr=r["se"], marker="o", ms=3, lw=1, capsize=2,
-                    ls="--" if r["sde"] == "noise-dominated" else "-",
-                    label=f"{r['optimizer']} {r['sde']} (slope {r['slope']:.2f})")
-    e = np.array(study.etas)
-    ref = max(r["errors"][0] for r in study.rows) if study.rows else 1.0
-    ax.plot(e, ref * e / e[0], color="k", lw=0.8, ls=":", label="slope 1")
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for r in study.runs:
+        e, err, se = np.array(r.etas), np.array(r.errors), np.array(r.se)
+        ok = np.array(r.resolved)
+        line = ax.errorbar(
+            e,
+            err,
+            yerr=2 * se,
+            marker="o",
+            ms=4,
+            lw=1,
+            capsize=2,
+            ls="--" if r.sde == "noise-dominated" else "-",
+            label=f"{r.sde} (slope {r.slope:.2f})" if math.isfinite(r.slope) else f"{r.sde} (no fit)",
+        )
+        ax.plot(e[~ok], err[~ok], "o", mfc="white", color=line[0].get_color())
+    if study.runs:
+        e = np.array(study.runs[0].etas)
+        ref = max(r.errors[0] for r in study.runs)
+        ax.plot(e, ref * e / e[0], color="k", lw=0.8, ls=":", label="slope 1")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("eta")
-    ax.set_ylabel("max_k |E f(x_k) - E f(X_{k eta})|")
-    ax.set_title(f"weak error on a quadratic (T = {study.horizon:g}, sigma = {study.sigma:g}, {study.paths} paths)", fontsize=9)
-    ax.legend(fontsize=6)
+    ax.set_ylabel("max |E phi(SDE) - E phi(optimizer)|")
+    ax.set_title(
+        f"{study.optimizer} on {study.landscape}: weak error, coupled ({study.held_fixed['paths']} paths)", fontsize=9
+    )
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return atomic_savefig(fig, path, dpi=110)

@@ -1,8 +1,18 @@
+"""Random numbers of the generated simulators: one xoshiro256++ stream per (seed, stream, path).
 
+A stream's state is a tuple of four uint64 that kernels keep in local variables (registers): every
+draw takes the state ``s`` and returns ``(value, new state)``. Streams are seeded by splitmix64 from
+(seed, stream, path), a pure function of its arguments, so results do not depend on threads or on
+how paths are chunked. Normals come from a 128-layer ziggurat (Doornik's ZIGNOR); its fast path
+(about 99% of draws) is one xoshiro step, a table lookup and a compare.
+"""
+from __future__ import annotations
 
-# ---- random numbers: one xoshiro256++ stream per (seed, stream, path), seeded by splitmix64 ----
-# The generator state is a tuple of four uint64 that the kernels keep in local variables (registers):
-# every function takes the state s and returns (value, new state).
+import math
+
+import numpy as np
+from numba import njit
+
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -32,7 +42,7 @@ def seed_stream(seed, stream, path):
 
 
 @njit(cache=True)
-def _next(s):
+def next_u64(s):
     """xoshiro256++ (Blackman and Vigna): (the next 64-bit output, the new state)."""
     s0, s1, s2, s3 = s
     a = s0 + s3
@@ -47,9 +57,16 @@ def _next(s):
 
 
 @njit(cache=True)
-def _uniform(s):
+def random_bit(s):
+    """One fair random bit (0 or 1) and the new state."""
+    r, s = next_u64(s)
+    return int(r & _U1), s
+
+
+@njit(cache=True)
+def uniform(s):
     """Uniform on (0, 1): the top 53 bits, centred in their cell (never 0, never 1)."""
-    r, s = _next(s)
+    r, s = next_u64(s)
     return (float(r >> _S11) + 0.5) * _2M53, s
 
 
@@ -73,18 +90,18 @@ def _normal_slow(i, u, s):
     while True:
         if i == 0:
             while True:
-                a, s = _uniform(s)
-                b, s = _uniform(s)
+                a, s = uniform(s)
+                b, s = uniform(s)
                 x = math.log(a) / _ZTAIL
                 if -2.0 * math.log(b) >= x * x:
                     return (x - _ZTAIL if u < 0.0 else _ZTAIL - x), s
         x = u * _ZX[i]
         f0 = math.exp(-0.5 * (_ZX[i] * _ZX[i] - x * x))
         f1 = math.exp(-0.5 * (_ZX[i + 1] * _ZX[i + 1] - x * x))
-        w, s = _uniform(s)
+        w, s = uniform(s)
         if f1 + w * (f0 - f1) < 1.0:
             return x, s
-        bits, s = _next(s)
+        bits, s = next_u64(s)
         i = int(bits & _U7)
         u = 2.0 * (float(bits >> _S11) * _2M53) - 1.0
         if abs(u) < _ZR[i]:
@@ -92,10 +109,9 @@ def _normal_slow(i, u, s):
 
 
 @njit(cache=True)
-def _normal(s):
-    """Standard normal by the ziggurat: low 7 bits pick a layer, the top 53 give the abscissa.
-    The fast path (about 99% of draws) is one xoshiro step, a table lookup and a compare."""
-    bits, s = _next(s)
+def normal(s):
+    """Standard normal by the ziggurat: low 7 bits pick a layer, the top 53 give the abscissa."""
+    bits, s = next_u64(s)
     i = int(bits & _U7)
     u = 2.0 * (float(bits >> _S11) * _2M53) - 1.0
     if abs(u) < _ZR[i]:
@@ -109,5 +125,5 @@ def stream_normals(seed, stream, path, count):
     s = seed_stream(seed, stream, path)
     out = np.empty(count)
     for i in range(count):
-        out[i], s = _normal(s)
+        out[i], s = normal(s)
     return out

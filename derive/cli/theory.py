@@ -1,17 +1,14 @@
-"""Command-line subcommands of the theory stage: stationary, scaling, phases, check (wired into derive.cli).
-
-Parsing and printing only; the library functions return objects with to_text() and to_dict().
-"""
+"""`derive stationary`, `scaling`, `phases` and `check`: argument parsing and printing over derive.theory."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from ..regimes import FORMS, REGIMES
-from .evaluate import ValueInputError, parameter_values, parse_curvatures, parse_hyper
-from .phases import signsgd_phases
-from .scaling import CRITERIA, scaling_rule
-from .stationary import sgd_full_matrix, stationary
+from ..theory.evaluate import ValueInputError, parameter_values, parse_curvatures, parse_hyper
+from ..theory.phases import signsgd_phases
+from ..theory.scaling import CRITERIA, scaling_rule
+from ..theory.stationary import sgd_full_matrix, stationary
 
 FORMATS = ("text", "json")
 
@@ -60,7 +57,7 @@ def _cmd_phases(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .checks import CHECKS, Sim, run_checks, summary, table, to_dict
+    from ..theory.checks import CHECKS, Sim, run_checks, summary, table, to_dict
 
     names = args.only.split(",") if args.only else None
     unknown = sorted(set(names or []) - set(CHECKS))
@@ -71,7 +68,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rows = run_checks(names, Sim(paths=args.paths, seed=args.seed))
     paths = []
     if args.plots:
-        from .plots import draw
+        from ..theory.plots import draw
 
         paths = draw(rows, args.plots)
     if args.format == "json":

@@ -1,14 +1,25 @@
+"""erf without library calls, for the generated kernels: polynomials and selects only, so that the
+update loops calling it vectorize (a libm ``erf`` call per element keeps LLVM from vectorizing).
+
+|x| < 1: erf(x) = x + x (P(x^2) - 1); 1 <= |x| <= top: erf(x) = sign(x) (1 - exp(-x^2) N(x^2) / (|x| D(x^2)))
+(N/D a rational in x^2, exp by Cody-Waite reduction, a polynomial and a 2^-k bit pattern); |x| > top:
++-1. Coefficients: least squares with Lawson reweighting on Chebyshev nodes in mpmath
+(derive/codegen/erf_fit.py). Both branches are computed and one is selected. float64: within 1 ulp
+of the exact erf; float32: the same scheme in float32 arithmetic, coefficients rounded to float32,
+x^2 not split (its rounding costs < 0.2 ulp of erf), within 1 ulp of float32(erf) (checked on every
+float32). ``erf`` picks erf32 or erf64 by the argument's type (a Numba overload).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
 
 
-# ---- erf without library calls: polynomials and selects only, so the loops that call it vectorize ----
-# |x| < 1: erf(x) = x + x (P(x^2) - 1); 1 <= |x| <= top: erf(x) = sign(x) (1 - exp(-x^2) N(x^2) / (|x| D(x^2)))
-# (N/D a rational in x^2, exp by Cody-Waite reduction, a polynomial and a 2^-k bit pattern); |x| > top: +-1.
-# Coefficients: least squares with Lawson reweighting on Chebyshev nodes in mpmath (derive/codegen/erf_fit.py).
-# Both branches are computed and one is selected. float64: within 1 ulp of the exact erf; float32: the
-# same scheme in float32 arithmetic, coefficients rounded to float32, x^2 not split (its rounding costs
-# < 0.2 ulp of erf), within 1 ulp of float32(erf) (checked on every float32).
 @njit(cache=True, error_model="numpy", inline="always")
-def _erf64(x):
+def erf64(x):
     """erf(x), float64: selects instead of branches, so that a loop calling it vectorizes."""
     t = x * x
     ps = -7.779463167293573e-10
@@ -69,7 +80,7 @@ def _erf64(x):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _erf32(x):
+def erf32(x):
     """erf(x), float32: evaluated in float32 throughout (full-width float32 vectors)."""
     t = x * x
     ps = np.float32(7.853847637306899e-05)
@@ -107,13 +118,13 @@ def _erf32(x):
     return out
 
 
-def _erf(x):
-    """erf(x) in the kernels: _erf32 for float32 x, _erf64 otherwise (a Numba overload; plain math.erf in Python)."""
+def erf(x):
+    """erf(x) in the kernels: erf32 for float32 x, erf64 otherwise (a Numba overload; plain math.erf in Python)."""
     return math.erf(x)
 
 
-@overload(_erf, inline="always")
+@overload(erf, inline="always")
 def _erf_overload(x):
     if x == types.float32:
-        return lambda x: _erf32(x)
-    return lambda x: _erf64(np.float64(x))
+        return lambda x: erf32(x)
+    return lambda x: erf64(np.float64(x))

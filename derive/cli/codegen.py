@@ -1,4 +1,4 @@
-"""Command-line subcommands of the code-generation stage: ``derive generate`` and ``derive simulate``."""
+"""`derive generate`: render the simulator modules (the built-in set into generated/, or one user combination)."""
 from __future__ import annotations
 
 import argparse
@@ -6,21 +6,13 @@ import sys
 from pathlib import Path
 
 from ..noise import NAMES as NOISE_NAMES
-from ..optimizers import BUILTINS
+from ..noise import get_noise
+from ..optimizers import BUILTINS, get_optimizer
 from ..regimes import FORMS, REGIMES
-from .catalog import builtin_combinations
-from .model import Combination
-from .printer import CodegenError
-from .render import GENERATED, render, write
-
-
-def stale_files(out: Path, combos: list[Combination]) -> list[str]:
-    """Files of ``out`` that differ from a fresh rendering, are missing, or are not generated any more."""
-    expected = {f"{c.module_name}.py": render(c) for c in combos}
-    stale = [name for name, text in expected.items()
-             if not (out / name).is_file() or (out / name).read_text() != text]
-    extra = [p.name for p in sorted(out.glob("*.py")) if p.name not in expected]
-    return sorted(stale) + [f"{name} (not generated any more)" for name in extra]
+from ..codegen.catalog import builtin_combinations
+from ..codegen.printer import CodegenError
+from ..codegen.render import GENERATED, stale_files, write
+from ..combination import Combination
 
 
 def _combos(args: argparse.Namespace) -> list[Combination]:
@@ -35,6 +27,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else GENERATED
     if args.optimizer is not None and args.out is None:
         raise CodegenError("a user combination is generated into a directory of your choice: add --out DIR")
+    if args.optimizer is not None:  # a spec or law that cannot be loaded is an error, not a skipped sweep
+        get_optimizer(args.optimizer)
+        get_noise(args.noise, args.nu)
     combos = _combos(args)
     if args.check:
         stale = stale_files(out, combos)
@@ -60,11 +55,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"wrote {path}{note}")
     for line in skipped:
         print(f"skipped {line}")
+    if not written:
+        raise DeriveError(f"no module written for {args.optimizer}: every regime and form was refused")
     return 0
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
-    """Add the code-generation subcommands to the ``derive`` parser."""
+    """Add `generate` to the ``derive`` parser."""
     p = subparsers.add_parser("generate", help="render Numba simulator modules from templates/")
     p.add_argument("optimizer", nargs="?", default=None,
                    help=f"generate one user combination (built-in {', '.join(BUILTINS)} or path/to/file.py:NAME); "
@@ -77,6 +74,3 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--out", default=None, help="output directory (default generated/ for the built-in set)")
     p.add_argument("--check", action="store_true", help="exit 1 naming stale files instead of writing")
     p.set_defaults(func=_cmd_generate)
-    from .simulate_cli import add_simulate_parser
-
-    add_simulate_parser(subparsers)

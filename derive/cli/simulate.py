@@ -1,4 +1,4 @@
-"""``derive simulate``: the optimizer and chosen SDEs on one quadratic, from one random start.
+"""`derive simulate`: the optimizer and chosen SDEs on one quadratic, from one random start.
 
 The table gives the mean loss with its standard error at a few times and, for each SDE, the
 largest gap to the optimizer over the recorded steps in combined standard errors,
@@ -10,10 +10,12 @@ import argparse
 
 import numpy as np
 
+from ..combination import Combination
+from ..io import atomic_savez
+from ..plots import run_trajectories
 from ..errors import DeriveError
 from ..noise import NAMES as NOISE_NAMES
 from ..regimes import FORMS
-from .model import Combination
 
 CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated")
 
@@ -33,16 +35,9 @@ def _targets(items: list[str], form: str) -> list[tuple[str, str, str | None, st
     return [table[i] for i in dict.fromkeys(items)]
 
 
-def gap_in_se(run, reference) -> float:
-    """Largest |mean loss difference| over the recorded steps, in combined standard errors."""
-    se = np.sqrt(run.loss_se**2 + reference.loss_se**2)
-    diff = np.abs(run.loss_mean - reference.loss_mean)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, diff / se, np.where(diff > 0, np.inf, 0.0))
-    return float(z.max())
-
-
 def table(runs: dict, columns: int = 4) -> str:
+    from .. import simulate as sim
+
     """Mean loss +- SE at ``columns`` recorded times (the last is the end) and the gap to the optimizer."""
     first = next(iter(runs.values()))
     idx = np.unique(np.linspace(0, len(first.steps) - 1, columns).round().astype(int))
@@ -51,30 +46,9 @@ def table(runs: dict, columns: int = 4) -> str:
     lines = [head + ("   max gap to optimizer" if has_ref else "")]
     for label, r in runs.items():
         cells = "".join(f"{format(r.loss_mean[i], '.5g') + ' +- ' + format(r.loss_se[i], '.2g'):>22s}" for i in idx)
-        gap = f"   {gap_in_se(r, runs['optimizer']):.2f} SE" if has_ref and label != "optimizer" else ""
+        gap = f"   {sim.gap_in_se(r, runs['optimizer']):.2f} SE" if has_ref and label != "optimizer" else ""
         lines.append(f"{label:28s}{cells}{gap}")
     return "\n".join(lines)
-
-
-def plot(runs: dict, path: str, title: str) -> None:
-    """Mean loss trajectories with +-2 SE bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, r in runs.items():
-        ax.plot(r.times, r.loss_mean, label=label)
-        ax.fill_between(r.times, r.loss_mean - 2 * r.loss_se, r.loss_mean + 2 * r.loss_se, alpha=0.25)
-    ax.set_xlabel("t = k * eta")
-    ax.set_ylabel("mean loss (band: +-2 SE)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -102,23 +76,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     for label, kind, regime, form in _targets(args.compare.split(","), args.form):
         combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu)
         runs[label] = sim.run(kind, combo, x0, eta=args.eta, sigma=args.sigma, steps=args.steps, seed=args.seed,
-                              landscape=land, hyper=hyper, record=record, module_dir=args.module_dir)
-    title = (f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma}")
+                              landscape=land, hyper=hyper, record=record, module_dir=args.module_dir,
+                              scheme=args.scheme, substeps=args.substeps)
+    title = (f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma} | "
+             f"SDEs: {args.scheme}, {args.substeps} substep(s) of eta/{args.substeps}")
     print(title)
     print(table(runs))
     if args.out:
         arrays = {}
         for i, (label, r) in enumerate(runs.items()):
             arrays.update({f"run{i}_loss": r.loss, f"run{i}_mean": r.mean, f"run{i}_var": r.var})
-        np.savez(args.out, labels=np.array(list(runs)), steps=record, times=record * args.eta, **arrays)
+        atomic_savez(args.out, labels=np.array(list(runs)), steps=record, times=record * args.eta, **arrays)
         print(f"wrote {args.out}")
     if args.plot:
-        plot(runs, args.plot, title)
+        run_trajectories(runs, title, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
 
-def add_simulate_parser(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: "argparse._SubParsersAction") -> None:
     """Register ``derive simulate``."""
     p = subparsers.add_parser("simulate", help="simulate an optimizer and its SDEs on a quadratic")
     p.add_argument("optimizer", help="built-in name or path/to/file.py:NAME (then also --module-dir)")
@@ -137,6 +113,9 @@ def add_simulate_parser(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--lam-max", type=float, default=1.0, help="largest curvature (default 1)")
     p.add_argument("--start-scale", type=float, default=1.0, help="x0 ~ N(0, scale^2) per coordinate")
     p.add_argument("--records", type=int, default=51, help="number of recorded steps (default 51)")
+    p.add_argument("--scheme", default="euler", choices=("euler", "weak2"),
+                   help="SDE integrator: split-step Euler (weak order 1) or its Talay-Tubaro extrapolation (weak order 2)")
+    p.add_argument("--substeps", type=int, default=1, help="SDE steps per optimizer step, dt = eta/R (default 1)")
     p.add_argument("--float32", action="store_true", help="simulate in float32")
     p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
     p.add_argument("--module-dir", default=None, help="directory for modules outside the built-in set")

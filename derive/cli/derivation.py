@@ -1,24 +1,20 @@
-"""The ``derive`` command line: a thin layer over the Python API.
-
-Every subcommand prints a clear one-line error (exit status 2) for bad input instead of a
-traceback; see :mod:`derive.errors`.
-"""
+"""`derive sde`, `derive list` and `derive catalog`: the derivation engine on the command line."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from itertools import product
 
-from . import __version__
-from .engine import derive_sde
-from .errors import DeriveError
-from .noise import BUILTIN_LAWS
-from .noise import NAMES as NOISE_NAMES
-from .optimizers import BUILTINS
-from .regimes import FORMS, REGIMES
+from ..engine import derive_sde
+from ..errors import DeriveError
+from ..noise import BUILTIN_LAWS
+from ..noise import NAMES as NOISE_NAMES
+from ..optimizers import BUILTINS
+from ..regimes import FORMS, REGIMES
 
 
-def _add_sde_options(p: argparse.ArgumentParser) -> None:
+def add_sde_options(p: argparse.ArgumentParser) -> None:
+    """The options that name one derivation: optimizer, law, nu, regime, form."""
     p.add_argument("optimizer", help=f"built-in ({', '.join(BUILTINS)}) or path/to/file.py:NAME")
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
     p.add_argument("--nu", default=None, help="Student-t degrees of freedom: a number or 'nu' (symbolic, the default)")
@@ -37,8 +33,6 @@ def _cmd_sde(args: argparse.Namespace) -> int:
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
     """Derive every built-in combination (laws at their defaults) and print each, or its refusal."""
-    from itertools import product
-
     start = time.perf_counter()
     derived = refused = 0
     for opt, law, regime, form in product(BUILTINS, BUILTIN_LAWS, REGIMES, FORMS):
@@ -63,17 +57,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("regimes:")
     for r in REGIMES.values():
         print(f"  {r.name:16s} {r.reference}")
-    print("forms:\n  full, published")
+    print("forms:\n  " + ", ".join(FORMS))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="derive", description="SDEs of stochastic optimizers, derived from their update rules.")
-    parser.add_argument("--version", action="version", version=f"derive {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: "argparse._SubParsersAction") -> None:
+    """Add `sde`, `list` and `catalog` to the ``derive`` parser."""
     p = sub.add_parser("sde", help="derive the SDE of an optimizer")
-    _add_sde_options(p)
+    add_sde_options(p)
     p.add_argument("--format", default="text", choices=["text", "latex", "json"])
     p.set_defaults(func=_cmd_sde)
 
@@ -82,26 +73,3 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("catalog", help="derive and print every built-in combination (or why it is refused)")
     p.set_defaults(func=_cmd_catalog)
-
-    from .codegen import commands as codegen_commands
-    from .theory import commands as theory_commands
-    from .validate import commands as validate_commands
-
-    codegen_commands.register(sub)
-    theory_commands.register(sub)
-    validate_commands.register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except DeriveError as exc:
-        print(f"derive {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,209 @@
+"""`derive validate`, `derive weak-order` and `derive report`: argument parsing and printing
+(see docs/validation.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..validate import ValidationInputError
+from ..validate.runner import MODEL_CHOICES, run_validation
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValidationInputError(f"--{name} must be a number or a comma-separated list, got {text!r}") from None
+    if not values:
+        raise ValidationInputError(f"--{name} is empty")
+    return values
+
+
+def _seeds(text: str) -> list[int]:
+    """``5`` -> seeds 0..4; ``0,3,7`` -> those seeds."""
+    try:
+        if "," in text:
+            return [int(v) for v in text.split(",") if v.strip()]
+        n = int(text)
+    except ValueError:
+        raise ValidationInputError(
+            f"--seeds must be a count or a comma-separated list of integers, got {text!r}"
+        ) from None
+    if n < 1:
+        raise ValidationInputError(f"--seeds must be >= 1, got {n}")
+    return list(range(n))
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    sigmas = _floats(args.sigma, "sigma")
+    etas = _floats(args.eta, "eta")
+    seeds = _seeds(args.seeds)
+    compare = args.compare.split(",") if args.compare else None
+    for sigma in sigmas:
+        for eta in etas:
+            tag = None if len(etas) == 1 else f"{args.model}_{args.optimizer}_sigma{sigma:g}_eta{eta:g}"
+            result, files = run_validation(
+                args.model,
+                args.optimizer,
+                noise=args.noise,
+                nu=args.nu,
+                sigma=sigma,
+                eta=eta,
+                steps=args.steps,
+                seeds=seeds,
+                paths=args.paths,
+                compare=compare,
+                out=args.out,
+                progress=not args.quiet,
+                tag=tag,
+                scheme=args.scheme,
+                substeps=args.substeps,
+                coupled=not args.independent,
+            )
+            print(
+                f"{result.model} / {result.optimizer} | noise {result.noise} | eta {eta:g} | sigma {sigma:g} | "
+                f"{result.steps} steps | {len(result.seeds) if result.unit == 'seeds' else args.paths} {result.unit} | "
+                f"{result.dim} parameters | {result.seconds:.1f} s"
+            )
+            print(result.table())
+            for note in result.notes:
+                print(f"note: {note}")
+            for f in files:
+                print(f"wrote {f}")
+    return 0
+
+
+def _cmd_weak_order(args: argparse.Namespace) -> int:
+    from ..validate.runner import progress_bar
+    from ..validate.weak_order import weak_order
+
+    etas = _floats(args.etas, "etas") if args.etas else None
+    sdes = args.form.split(",") if args.form else None
+    bar = None if args.quiet else progress_bar(f"weak order {args.optimizer}")
+    try:
+        study = weak_order(
+            args.optimizer,
+            noise=args.noise,
+            nu=args.nu,
+            sdes=sdes,
+            landscape=args.landscape,
+            **({"etas": etas} if etas else {}),
+            paths=args.paths,
+            scheme=args.scheme,
+            substeps=args.substeps,
+            seed=args.seed,
+            boundary=args.boundary,
+            burn=not args.from_initial,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.format == "json":
+        print(json.dumps(study.to_json(), indent=1))
+    else:
+        print(study.text())
+    if args.plot:
+        from ..validate.weak_order import figure
+
+        print(f"wrote {figure(study, args.plot)}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return 0
+
+
+def _integrator_flags(p: argparse.ArgumentParser, scheme: str, substeps) -> None:
+    p.add_argument(
+        "--scheme",
+        default=scheme,
+        choices=("euler", "weak2"),
+        help="SDE integrator: split-step Euler (weak order 1) or its Talay-Tubaro extrapolation "
+        f"(weak order 2); default {scheme}",
+    )
+    p.add_argument(
+        "--substeps",
+        type=int,
+        default=substeps,
+        help="SDE steps per optimizer step, dt = eta/R"
+        + (f" (default {substeps})" if substeps else " (default: the fewest with dt <= 0.005)"),
+    )
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .. import report
+
+    path = report.build(args.out, quick=args.quick, progress=sys.stderr)
+    print(f"wrote {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `validate` and `report` to the ``derive`` parser."""
+    p = sub.add_parser("validate", help="the optimizer against its SDEs on a network or a quadratic (JSON, PNG)")
+    p.add_argument("--model", required=True, choices=MODEL_CHOICES)
+    p.add_argument("--optimizer", required=True, help="sgd, signsgd, rmsprop, rmspropw, adam, adamw")
+    p.add_argument(
+        "--noise", default="gaussian", help="gaussian (default), student-t (with --nu), cauchy, laplace, uniform"
+    )
+    p.add_argument("--nu", default=None, help="Student-t degrees of freedom")
+    p.add_argument("--sigma", default="0.01", help="noise scale, or a comma-separated list (default 0.01)")
+    p.add_argument("--eta", default="0.01", help="learning rate, or a comma-separated list (default 0.01)")
+    p.add_argument("--steps", type=int, default=None, help="steps (default 300 on networks, 1000 on the quadratic)")
+    p.add_argument(
+        "--seeds",
+        default="3",
+        help="a count (seeds 0..n-1) or a list 0,4,9 (default 3); quadratic: the seed is the first",
+    )
+    p.add_argument("--paths", type=int, default=2000, help="quadratic only: paths (default 2000)")
+    p.add_argument(
+        "--compare", default=None, help="SDEs: full,published,noise-dominated (default: those that exist and differ)"
+    )
+    _integrator_flags(p, "euler", 1)
+    p.add_argument(
+        "--independent",
+        action="store_true",
+        help="drive the SDEs by independent noise (default: coupled with the optimizer's noise)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="folder for the JSON and PNG")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("weak-order", help="weak error of the SDEs against the optimizer as eta varies (coupled runs)")
+    p.add_argument("optimizer", help="sgd, signsgd, rmsprop, rmspropw, adam, adamw (or path/to/file.py:NAME)")
+    p.add_argument(
+        "--noise",
+        default="gaussian",
+        help="gaussian (default), student-t (with --nu), cauchy, laplace, uniform, cdf:EXPR",
+    )
+    p.add_argument("--nu", default=None, help="Student-t degrees of freedom")
+    p.add_argument(
+        "--form",
+        default=None,
+        help="the SDEs: full, published, noise-dominated, or a comma-separated list "
+        "(default: those that exist and differ)",
+    )
+    p.add_argument("--landscape", default="quadratic", choices=("quadratic", "double-well", "rotated"))
+    p.add_argument("--etas", default=None, help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01)")
+    p.add_argument("--paths", type=int, default=20_000, help="coupled paths per eta (default 20000)")
+    p.add_argument("--seed", type=int, default=0)
+    _integrator_flags(p, "weak2", None)
+    p.add_argument(
+        "--boundary",
+        default="reflect",
+        choices=("reflect", "floor"),
+        help="rule for positive states (v) below 0 after a step: reflect (default) or an absorbing floor",
+    )
+    p.add_argument(
+        "--from-initial",
+        action="store_true",
+        help="start from the initial states (m = v = 0, the initial layer included) instead of burned-in ones",
+    )
+    p.add_argument("--format", default="text", choices=("text", "json"))
+    p.add_argument("--plot", default=None, help="draw the errors against eta (log-log) to an image")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_weak_order)
+
+    p = sub.add_parser("report", help="derivations, checks and validations in one report (report/REPORT.md)")
+    p.add_argument("--out", default="report", help="folder of REPORT.md and its figures (default report)")
+    p.add_argument("--quick", action="store_true", help="a reduced setting (small sizes; for tests and a first look)")
+    p.set_defaults(func=_cmd_report)
