@@ -225,6 +225,33 @@ def main() -> None:
             if have_torch:
                 ns = best_ns(lambda: torch_loop(x0, lam, eta, sigma, steps, dtype, threads), per)
                 print(f"{'PyTorch loop':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
+    real_nu_row(x0, lam, steps, per)
+
+
+def real_nu_row(x0, lam, steps, per) -> None:
+    """The SignSGD SDE under Student-t noise with a real nu (2.5: its drift and diffusion call the
+    Numba incomplete beta function of derive.runtime.student_t) against the Gaussian one (erf), same
+    sizes, same run, float64, each with its own best of 3 (target: within 2x)."""
+    import numba
+
+    from derive.combination import Combination
+    from derive.simulate import load_module
+
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    eta, sigma = 0.01, 1.0
+    p = np.array([eta, sigma])
+    xd = x0.astype(np.float64)
+    times = {}
+    for label, combo in (("Gaussian (erf)", Combination("signsgd")),
+                         ("Student-t nu=2.5 (betainc)", Combination("signsgd", "student-t", nu=2.5))):
+        m = load_module(combo)
+        assert tuple(m.SDE_PARAMS) == ("eta", "sigma"), m.SDE_PARAMS
+        m.simulate_sde(xd[:2].copy(), p, lam, 1, np.array([1]), 0, 16, False)
+        times[label] = best_ns(lambda: m.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
+    (g_label, g_ns), (t_label, t_ns) = times.items()
+    print(f"\nSignSGD SDE, real nu against Gaussian, float64, {numba.config.NUMBA_NUM_THREADS} threads, ns per path-step-dimension:")
+    print(f"  {g_label:28s}{g_ns:9.2f}")
+    print(f"  {t_label:28s}{t_ns:9.2f}   ratio {t_ns / g_ns:.2f} (target <= 2: {'met' if t_ns <= 2 * g_ns else 'MISSED'})")
 
 
 def integrator_rows(n: int, d: int, steps: int) -> None:

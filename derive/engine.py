@@ -1,33 +1,51 @@
 """The derivation pipeline: update rule + noise law + scaling regime -> SDE.
 
-Reference section 2. For a state S = (x, m, v, ...) and one step S' = S + Delta(S, g~):
+Reference section 2. For a state S = (x, m, v, ...) and one step S' = S + Delta(S, g~), seven
+stages, each a function from one small dataclass to the next (so each can be run and tested
+alone); :func:`derive_sde` calls them in order:
 
-1. ``one_step``     compose the update rule into Delta for each state;
-2. ``substitute``   put in the regime's scalings (beta = 1 - eta^a rho_0, g~ = g + sigma_0 zeta /
-                    eta^b, rescaled states, k = t/dt), turning beta^k into 1 - gamma with
-                    gamma = 1 - exp(lim k log beta);
-3. ``isolate_signs`` replace each sign(a + b zeta) by sign(b) S, S = sign(a/b + zeta);
-4. ``expand``       series in eta of each Delta (zeta and S held as O(1) symbols);
-5. ``average``      expectations over zeta (module :mod:`derive.expectation`), the law filling in
-                    moments and s(y) = 2F(y) - 1;
-6. ``leading``      drift b = [eta^dt] E[Delta]; covariance GG^T = Cov[Delta]/dt at the leading
-                    order in eta of the whole matrix (keeping that power of eta);
-7. ``map_back``     to the user's units (identity in the paper regime), the published
-                    simplifications, and a Cholesky factor G of the covariance.
+1. :func:`one_step`      ``Update -> OneStep``: compose the update rule into the new value S' of
+                         each state;
+2. :func:`substitute`    ``OneStep -> Substituted``: put in the regime's scalings (beta = 1 -
+                         eta^a rho_0, g~ = g + sigma_0 zeta / eta^b, rescaled states, k = t/dt),
+                         turning beta^k into 1 - gamma with gamma = 1 - exp(lim k log beta), and
+                         form Delta = eta^r (S' - S);
+3. :func:`isolate_signs` ``Substituted -> Isolated``: rewrite every sign, Abs, Min, Max and
+                         Heaviside of an affine function a + b d of a noise draw d into indicators
+                         H = 1[d > -a/b] (module :mod:`derive.expectation`); a threshold that
+                         diverges as eta -> 0 gives the deterministic limit (a sign of an argument
+                         growing like 1/eta becomes the sign of its leading term);
+4. :func:`expand`        ``Isolated -> Expansion``: series in eta of each Delta (zeta and S held
+                         as O(1) symbols);
+5. :func:`average`       ``Averaging -> Averaged``: expectations over the draws (module
+                         :mod:`derive.expectation`), the law filling in its moments and partial
+                         moments K_n(u) = integral_0^u z^n p (K_0 = s/2, s(y) = 2F(y) - 1):
+                         E[Delta] through order eta^dt and Cov[Delta] at its lowest order in eta;
+6. :func:`leading`       ``Averaged -> Leading``: drift b = [eta^dt] E[Delta] (lower orders must
+                         vanish); covariance GG^T = Cov[Delta]/dt at the leading order in eta of
+                         the whole matrix (keeping that power of eta);
+7. :func:`map_back`      ``Leading -> UserForm``: to the user's units (identity in the paper
+                         regime), each entry in its simplest exact form, and a Cholesky factor G of
+                         the covariance.
 
-Steps 1 to 4 do not depend on the noise law and are cached per (optimizer, regime).
+Stages 1 to 4 do not depend on the noise law and are cached per (optimizer, regime, held states)
+by :func:`expansion`. The published forms' simplifications act through stage inputs: the
+second-moment rows are left out of the covariance (``Averaging.dropped``), and the same-step
+momentum is kept in the x drift by a second pass with the momentum held (``Update.hold``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sympy as sp
 
 from . import symbols as S
 from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
-from .expectation import SignAtom, expect, is_random, moment_order
+from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order
 from .noise import NoiseLaw, get_noise
+from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
 from .regimes import DROP_SECOND_MOMENT_NOISE, FORMS, SAME_STEP_MOMENTUM, Regime, get_regime
 from .sde import SDE
@@ -35,22 +53,163 @@ from .spec import X, Optimizer, next_symbol
 
 
 # ---------------------------------------------------------------------------------------------
-# Steps 1-4: law-independent
+# The data passed from stage to stage
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Expansion:
-    """Delta of every state as a series in eta, in the regime's O(1) symbols."""
+@dataclass(frozen=True)
+class Update:
+    """Input of :func:`one_step`: an optimizer, the regime it will be scaled in, and the
+    auxiliary states whose same-step value the x update reads as a placeholder ``<name>_next``."""
 
     spec: Optimizer
     regime: Regime
-    states: tuple[str, ...]
-    exponents: dict[str, int]  # r(s): user state s = s_0 / eta^r
-    series: dict[str, dict[int, sp.Expr]]  # state -> {order: coefficient}
-    signs: dict[sp.Symbol, SignAtom]
-    to_user: dict[sp.Symbol, sp.Expr]  # regime symbol -> expression in user units
-    gammas: dict[sp.Symbol, sp.Expr]  # gamma symbol -> definition (user units)
-    order: int
-    held_next: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # m_next -> m' (scaled)
+    hold: frozenset[str] = frozenset()
+    order: int = 1  # 2: bias powers beta^k kept to O(eta) (the order-2 SDE, derive.order2)
+
+
+@dataclass(frozen=True)
+class OneStep:
+    """S' of every state in user symbols (states, grad, k, hyperparameters); ``held`` the new
+    value of each held state (x's S' reads it as ``<name>_next``)."""
+
+    spec: Optimizer
+    regime: Regime
+    new: Mapping[str, sp.Expr]
+    held: Mapping[str, sp.Expr] = field(default_factory=dict)
+    order: int = 1
+
+
+@dataclass(frozen=True)
+class Units:
+    """How the regime's O(1) symbols relate to the user's: state s = s_0 / eta^r(s), each regime
+    symbol's expression in user units, and the bias-correction factors gamma (user units)."""
+
+    regime: Regime
+    exponents: Mapping[str, int]
+    to_user: Mapping[sp.Symbol, sp.Expr]
+    gammas: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Substituted:
+    """Delta = eta^r (S' - S) of every state in regime symbols, with grad = g + sigma_0 zeta /
+    eta^noise; ``held_next`` maps each <name>_next to that state's S' (noise not yet averaged)."""
+
+    spec: Optimizer
+    units: Units
+    delta: Mapping[str, sp.Expr]
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Isolated:
+    """As :class:`Substituted`, with every piecewise function of the noise written through the
+    indicators of the table ``indicators`` (H = 1[draw > threshold])."""
+
+    spec: Optimizer
+    units: Units
+    delta: Mapping[str, sp.Expr]
+    indicators: Mapping[sp.Symbol, Indicator]
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Delta of every state as {power of eta: coefficient} through eta^order (order = dt + 1)."""
+
+    spec: Optimizer
+    units: Units
+    series: Mapping[str, Mapping[int, sp.Expr]]
+    indicators: Mapping[sp.Symbol, Indicator]
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+    @property
+    def regime(self) -> Regime:
+        return self.units.regime
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return tuple(self.series)
+
+    @property
+    def order(self) -> int:
+        return self.regime.dt + 1
+
+
+@dataclass(frozen=True)
+class Averaging:
+    """Input of :func:`average`: an expansion, the law, the states whose rows of the covariance
+    are left out (published forms drop the second-moment noise), and whether the covariance is
+    wanted at all (the held pass of a published form needs only the mean)."""
+
+    expansion: Expansion
+    law: NoiseLaw
+    dropped: frozenset[str] = frozenset()
+    covariance: bool = True
+    order: int = 1  # E[Delta] through eta^(dt + order - 1) (order 2: the eta^2 coefficient c1 too)
+
+
+@dataclass(frozen=True)
+class Averaged:
+    """E[Delta] by power of eta (through eta^dt); Cov[Delta] at its lowest power ``lead``
+    (cov None: not computed, because not wanted or the mean already diverges (lead None too),
+    or because lead < dt, which :func:`leading` reports); the averaged same-step values; the conditions the law's moments
+    needed (on symbolic parameters)."""
+
+    expansion: Expansion
+    law: NoiseLaw
+    mean: Mapping[str, Mapping[int, sp.Expr]]
+    cov: sp.ImmutableMatrix | None
+    lead: int | None
+    conditions: frozenset[str] = frozenset()
+    held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Leading:
+    """Drift [eta^dt] E[Delta] per state and covariance Cov[Delta] at order eta^lead, both in
+    regime units (cov and lead None when the covariance was not wanted)."""
+
+    expansion: Expansion
+    drift: Mapping[str, sp.Expr]
+    cov: sp.ImmutableMatrix | None
+    lead: int | None
+    conditions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class UserForm:
+    """Drift (one entry per state) and diffusion G (rows = states, one column per independent
+    Brownian motion) in the user's units."""
+
+    drift: tuple[sp.Expr, ...]
+    diffusion: sp.ImmutableMatrix
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages 1-4: law-independent
+# ---------------------------------------------------------------------------------------------
+def _running_extremum(spec: Optimizer, name: str, new: sp.Expr) -> None:
+    """Refuse Max/Min of a state and an expression of the noise (AMSGrad's vhat = max(vhat, v)):
+    a running maximum moves by one-sided jumps and has no limit of the form b dt + G dW."""
+    states = set(spec.state_symbols)
+    for atom in new.atoms(sp.Max, sp.Min):
+        noisy = [a for a in atom.args if S.draws_in(a) or a.has(S.grad) or any(S.draw_index(s, "grad") is not None for s in a.free_symbols)]
+        kept = [a for a in atom.args if a in states]
+        if noisy and kept:
+            raise UnsupportedUpdateError(
+                f"optimizer {spec.name!r}, update of {name}: {type(atom).__name__}({kept[0]}, ...) takes the running "
+                f"{'maximum' if isinstance(atom, sp.Max) else 'minimum'} of the state {kept[0]} and a noisy update (as AMSGrad's "
+                "vhat = max(vhat, v)); such a ratchet has no SDE limit of the form b dt + G dW, so it is not supported")
+
+
+def one_step(update: Update) -> OneStep:
+    """Stage 1: the new value of every state after one step (the update rule composed in order)."""
+    spec = update.spec
+    new = spec.step_map(update.hold)
+    for name, value in new.items():
+        _running_extremum(spec, name, value)
+    held = {h: spec.step_map()[h] for h in sorted(update.hold)}
+    return OneStep(spec, update.regime, new, held, update.order)
 
 
 def _regime_symbols(spec: Optimizer, regime: Regime):
@@ -72,10 +231,18 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
             eps0 = regime.scaled(sym, regime.eps, positive=False)
             subs[sym] = eps0 / eta**regime.eps
             to_user[eps0] = sym * eta**regime.eps
+        elif role == "fixed_decay":  # beta = 1 - c with 0 < c < 1 (see symbols.sign_in_unit_interval)
+            c = S.complement_symbol(name)
+            subs[sym] = 1 - c
+            to_user[c] = 1 - sym
         elif role == "weight_decay":
             th0 = regime.scaled(sym, regime.weight_decay, positive=False)
             subs[sym] = th0 * eta**regime.weight_decay
             to_user[th0] = sym / eta**regime.weight_decay
+        elif role == "noise_scale":  # scales like sigma
+            tau0 = regime.scaled(sym, regime.noise)
+            subs[sym] = tau0 / eta**regime.noise
+            to_user[tau0] = sym * eta**regime.noise
     sigma0 = regime.scaled(S.sigma, regime.noise)
     to_user[sigma0] = S.sigma * eta**regime.noise
     t0 = regime.scaled(S.t, regime.dt - 1)
@@ -83,62 +250,121 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
     return subs, to_user, sigma0, t0
 
 
-def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime, gammas: dict, to_user: dict, where: str) -> sp.Expr:
-    """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt."""
-    replace = {}
-    k_of_t = t0 / S.eta**regime.dt
+def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime, gammas: dict, to_user: dict, where: str,
+                 exact: bool = False) -> sp.Expr:
+    """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt.
+
+    ``exact`` (order 2): k = t/dt + 1, the step count of the step that starts at time t, and the
+    O(eta) part kept: beta^k = (1 - gamma)(1 + eta l1), l1 = lim (k log beta - log_rate)/eta
+    (paper regime: (1 - eta rho)^(k+1) = exp(-rho t)(1 - eta rho - eta rho^2 t/2 + O(eta^2)))."""
+    replace_ = {}
+    k_of_t = t0 / S.eta**regime.dt + (1 if exact else 0)
     for p in expr.atoms(sp.Pow):
         if not p.exp.has(S.k):
             continue
         if p.base.has(S.k):
             raise UnsupportedUpdateError(f"{where}: the step count k appears in the base of {p}; only powers beta**(expression in k) are supported")
-        log_rate = sp.limit(p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs)), S.eta, 0)
+        log_power = p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs))
+        log_rate = sp.limit(log_power, S.eta, 0)
+        next_order = sp.Integer(1)
+        if exact and log_rate != -sp.oo:
+            next_order = 1 + S.eta * sp.limit((log_power - log_rate) / S.eta, S.eta, 0)
         if log_rate == 0:
-            replace[p] = sp.Integer(1)
+            replace_[p] = next_order
         elif log_rate == -sp.oo:
-            replace[p] = sp.Integer(0)
+            replace_[p] = sp.Integer(0)
         elif log_rate.is_negative:
             name = S.bias_name(p.base.name) if isinstance(p.base, sp.Symbol) else f"gamma_{len(gammas) + 1}"
             gamma = sp.Symbol(name, positive=True)
             gammas[gamma] = 1 - sp.exp(log_rate.xreplace(to_user))
-            replace[p] = 1 - gamma
+            replace_[p] = (1 - gamma) * next_order
         else:
             raise UnsupportedUpdateError(f"{where}: the power {p} has no limit in (0, 1] as eta -> 0 (k log base -> {log_rate})")
-    out = expr.xreplace(replace)
+    out = expr.xreplace(replace_)
     if out.has(S.k):
         raise UnsupportedUpdateError(f"{where}: the step count k appears outside a power beta**k in {out}; "
                                      "only bias corrections of the form beta**k are supported")
     return out
 
 
-def _isolate_signs(expr: sp.Expr, signs: dict[sp.Symbol, SignAtom], where: str) -> sp.Expr:
-    """sign(a + b zeta) -> sign(b) * S with S = sign(a/b + zeta) (one placeholder per distinct a/b)."""
-    replace = {}
-    for atom in expr.atoms(sp.sign):
-        arg = atom.args[0]
-        if not arg.has(S.zeta):
-            continue
-        try:
-            poly = sp.Poly(sp.expand(arg), S.zeta)
-        except sp.PolynomialError:
-            poly = None
-        if poly is None or poly.degree() != 1:
-            raise UnsupportedUpdateError(f"{where}: the term {atom} is the sign of a non-affine function of the noise zeta; "
-                                         "only sign(a + b*zeta) has a CDF rule")
-        b, a = poly.coeff_monomial(S.zeta), poly.coeff_monomial(1)
-        orientation = 1 if b.is_positive else (-1 if b.is_negative else None)
-        if orientation is None:
-            raise UnsupportedUpdateError(f"{where}: in {atom} the sign of the noise coefficient {b} is unknown")
-        y = sp.simplify(a / b)
-        existing = [s for s, v in signs.items() if v.y == y]
-        sym = existing[0] if existing else sp.Symbol(f"S_{len(signs)}", real=True)
-        signs[sym] = SignAtom(sym, y)
-        replace[atom] = orientation * sym
-    return expr.xreplace(replace)
+def _grad_degree(expr: sp.Expr) -> int | None:
+    """Degree of a new state value in the stochastic gradient (None if not polynomial in it)."""
+    try:
+        return sp.Poly(expr, S.grad).degree()
+    except sp.PolynomialError:
+        return None
+
+
+def _where(spec: Optimizer, regime: Regime, name: str) -> str:
+    return f"optimizer {spec.name!r} ({regime.name} regime), update of {name}"
+
+
+def substitute(step: OneStep) -> Substituted:
+    """Stage 2: the regime's scalings put into Delta = eta^r (S' - S) of every state."""
+    spec, regime, eta = step.spec, step.regime, S.eta
+    hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
+    exponents = {name: (0 if name == "x" else regime.state_exponent(_grad_degree(step.new[name]))) for name in spec.state_names}
+    state_subs = {}
+    for name, sym in zip(spec.state_names, spec.state_symbols):
+        r = exponents[name]
+        scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
+        state_subs[sym] = scaled / eta**r
+        if r:
+            to_user[scaled] = sym * eta**r
+    grads = {S.grad_draw(i): S.g + sigma0 * S.law_draw(i) / eta**regime.noise
+             for i in sorted({S.draw_index(s, "grad") for e in step.new.values() for s in e.free_symbols} - {None})}
+    subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **grads, **state_subs}
+    gammas: dict[sp.Symbol, sp.Expr] = {}
+    delta = {}
+    for name, sym in zip(spec.state_names, spec.state_symbols):
+        new = _bias_powers(step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name), step.order >= 2)
+        delta[name] = sp.powsimp(eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs)))
+    held_next = {}
+    for h, new in step.held.items():
+        where = f"optimizer {spec.name!r}, same-step value of {h}"
+        held_next[next_symbol(h)] = _bias_powers(new, hyper_subs, t0, regime, gammas, to_user, where, step.order >= 2).xreplace(subs)
+    return Substituted(spec, Units(regime, exponents, to_user, gammas), delta, held_next)
+
+
+def isolate_signs(sub: Substituted) -> Isolated:
+    """Stage 3: every sign, Abs, Min, Max and Heaviside of the noise in Delta (and in the held
+    same-step values) rewritten into indicators H = 1[draw > threshold], one per distinct
+    (draw, threshold) (see :mod:`derive.expectation`)."""
+    table: dict[sp.Symbol, Indicator] = {}
+    regime = sub.units.regime
+    variables = (S.g, *sub.spec.state_symbols, *[s for s in sub.units.to_user if s.name.endswith("_0") and s.name[:-2] in sub.spec.state_names])
+    delta = {name: isolate(d, table, _where(sub.spec, regime, name), variables) for name, d in sub.delta.items()}
+    held = {sym: isolate(v, table, f"optimizer {sub.spec.name!r}, same-step value of {sym}", variables) for sym, v in sub.held_next.items()}
+    return Isolated(sub.spec, sub.units, delta, table, held)
+
+
+def _laurent(expr: sp.Expr, order: int) -> dict[int, sp.Expr] | None:
+    """The coefficients of ``expr`` if it is a Laurent polynomial in eta (function applications
+    free of eta held opaque), through eta**order; None otherwise."""
+    opaque = Opaque(keep=lambda f: not f.has(S.eta))
+    hidden = opaque.hide(expr)
+    for node in sp.preorder_traversal(hidden):
+        if node.has(S.eta) and (isinstance(node, sp.Function) or (
+                node.is_Pow and node.base != S.eta and not (node.exp.is_Integer and node.exp > 0))):
+            return None  # eta in a denominator or under a function: not a Laurent polynomial
+    out: dict[int, sp.Expr] = {}
+    for term in sp.Add.make_args(sp.expand(hidden)):
+        coeff, power = term.as_independent(S.eta, as_Add=False)
+        base, exponent = power.as_base_exp() if power != 1 else (S.eta, sp.Integer(0))
+        if base != S.eta or not exponent.is_Integer:
+            return None
+        if exponent <= order:
+            out[int(exponent)] = out.get(int(exponent), 0) + opaque.show(coeff)
+    return {n: c for n, c in out.items() if c != 0}
 
 
 def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     """Taylor coefficients of expr in eta up to eta**order (negative powers kept)."""
+    if not expr.has(S.eta):
+        return {0: expr} if expr != 0 else {}
+    fast = _laurent(expr, order)
+    if fast is not None:
+        return fast
     try:
         series = sp.series(expr, S.eta, 0, order + 1).removeO()
     except Exception as exc:  # noqa: BLE001 - SymPy raises many types here
@@ -155,126 +381,276 @@ def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     return {n: c for n, c in out.items() if c != 0}
 
 
+def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
+    """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1) (``one_fraction``:
+    Delta put over one denominator first, faster for the order-1 rules, slower for order 2's)."""
+    order = iso.units.regime.dt + 1
+    series = {name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
+              for name, d in iso.delta.items()}
+    return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
+
+
 @lru_cache(maxsize=None)
-def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset()) -> Expansion:
-    """Steps 1-4 for one optimizer, regime and set of held same-step states."""
-    eta = S.eta
-    hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
-    step = spec.step_map(hold)
-    exponents = {name: (0 if name == "x" else regime.state_exponent(spec.grad_degree(name))) for name in spec.state_names}
-    state_subs = {}
-    for name, sym in zip(spec.state_names, spec.state_symbols):
-        r = exponents[name]
-        scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
-        state_subs[sym] = scaled / eta**r
-        if r:
-            to_user[scaled] = sym * eta**r
-    subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **state_subs}
-    gammas: dict[sp.Symbol, sp.Expr] = {}
-    signs: dict[sp.Symbol, SignAtom] = {}
-    order = regime.dt + 1
-    series: dict[str, dict[int, sp.Expr]] = {}
-    for name, sym in zip(spec.state_names, spec.state_symbols):
-        where = f"optimizer {spec.name!r} ({regime.name} regime), update of {name}"
-        new = _bias_powers(step[name], hyper_subs, t0, regime, gammas, to_user, where)
-        delta = eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs))
-        delta = _isolate_signs(sp.powsimp(delta), signs, where)
-        series[name] = _coefficients(sp.together(delta), order, where)  # one fraction: faster series
-    held_next = {}
-    for h in hold:
-        where = f"optimizer {spec.name!r}, same-step value of {h}"
-        new = _bias_powers(spec.step_map()[h], hyper_subs, t0, regime, gammas, to_user, where).xreplace(subs)
-        held_next[next_symbol(h)] = sp.expand(expect(new, {}, where))
-    return Expansion(spec, regime, spec.state_names, exponents, series, signs, to_user, gammas, order, held_next)
+def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(), order: int = 1) -> Expansion:
+    """Stages 1-4 (law-independent), cached per optimizer, regime, set of held states and order."""
+    return expand(isolate_signs(substitute(one_step(Update(spec, regime, hold, order)))), one_fraction=order == 1)
 
 
 # ---------------------------------------------------------------------------------------------
-# Steps 5-7: per law and form
+# Stages 5-7: per law and form
 # ---------------------------------------------------------------------------------------------
-def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str]) -> sp.Expr:
-    """Put the law's moments and s(y) into an averaged expression."""
-    replace = {}
-    for sym in expr.free_symbols:
-        n = moment_order(sym)
-        if n:
-            value, condition = law.moment(n)
-            if value == sp.oo:
-                raise InfiniteMomentError(
-                    f"{what} needs E[zeta^{n}], which is infinite under the {law.label} law; "
-                    f"use a law with a finite moment of order {n}"
-                    + (" or form='published', which drops the second-moment noise" if n >= 4 else ""))
-            if condition:
-                conditions.add(condition)
-            replace[sym] = value
-    expr = expr.xreplace(replace)
-    s_calls = [f for f in expr.atoms(sp.Function) if f.func == sp.Function("s")]
-    if s_calls:
-        values = {}
-        for call in s_calls:
-            y = call.args[0]
-            if not y.has(S.eta):
-                values[call] = law.s(y)
-            elif sp.limit(y, S.eta, 0) == 0:
-                values[call] = law.s_series(y, S.eta, exp.order + 1)
-            else:
-                raise UnsupportedUpdateError(
-                    f"{what}: E[sign(...)] = s({y}) has no expansion in eta (its argument does not vanish "
-                    "or stay fixed as eta -> 0)")
-        expr = expr.xreplace(values)
+def _moment_value(sym: sp.Symbol, law: NoiseLaw, what: str, sources: Mapping[int, sp.Expr]) -> tuple[sp.Expr, str | None]:
+    """The law's value of a moment placeholder; InfiniteMomentError naming the term if infinite."""
+    n = moment_order(sym)
+    if n:
+        value, condition = law.moment(n)
+        if value == sp.oo:
+            piece = f" (for the term {sources[n]})" if n in sources else ""
+            raise InfiniteMomentError(
+                f"{what} needs E[zeta^{n}]{piece}, which is infinite under the {law.label} law; "
+                f"use a law with a finite moment of order {n}"
+                + (" or form='published', which drops the second-moment noise" if n >= 4 and not piece else ""))
+        return value, condition
+    n = abs_moment_order(sym)
+    value, condition = law.abs_moment(n)
+    if value == sp.oo:
+        raise InfiniteMomentError(
+            f"{what} needs E[|zeta|^{n}] (for the term {sources.get(n, '?')}, a piece unbounded in the noise), which is "
+            f"infinite under the {law.label} law; use a law with a finite moment of order {n}")
+    return value, condition
+
+
+def _eta_limit(u: sp.Expr) -> sp.Expr | None:
+    """lim_{eta -> 0} u (None if undecided); a Max or Min of thresholds by the limits of its arguments."""
+    if isinstance(u, (sp.Max, sp.Min)):
+        limits = [_eta_limit(a) for a in u.args]
+        return None if any(v is None for v in limits) else u.func(*limits)
+    try:
+        coeff, power = u.leadterm(S.eta)
+    except (ValueError, NotImplementedError, TypeError):
+        return None
+    if power > 0:
+        return sp.Integer(0)
+    return coeff if power == 0 else sp.sign(coeff) * sp.oo
+
+
+def _pull_eta(u: sp.Expr) -> sp.Expr:
+    """Max(eta^p a_1, eta^p a_2, ...) = eta^p Max(a_1, ...) (eta > 0); other arguments unchanged."""
+    if not isinstance(u, (sp.Max, sp.Min)):
+        return u
+    parts = [a.as_independent(S.eta, as_Add=False) for a in u.args]
+    powers = {p for _, p in parts}
+    return powers.pop() * u.func(*[c for c, _ in parts]) if len(powers) == 1 else u
+
+
+#: arguments u of the law's functions (thresholds free of eta), each written as one symbol while the
+#: SDE is averaged and simplified (a rational function of u is then small), put back by explicit()
+_ARGUMENTS: dict[sp.Expr, sp.Symbol] = {}
+
+
+def argument(u: sp.Expr) -> sp.Symbol:
+    """The symbol standing for the argument u of the law's functions (see :func:`explicit`)."""
+    if u not in _ARGUMENTS:
+        _ARGUMENTS[u] = sp.Symbol(f"_arg{len(_ARGUMENTS)}", real=True)
+    return _ARGUMENTS[u]
+
+
+def explicit(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with the argument symbols of :func:`argument` written out."""
+    symbols = {v: u for u, v in _ARGUMENTS.items() if v in expr.free_symbols}
+    return expr.xreplace(symbols) if symbols else expr
+
+
+def _partial_value(call: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, order: int | None = None) -> sp.Expr:
+    """K_n(u) of the law; for u depending on eta, its expansion through eta^order (default: the
+    expansion's order + 1)."""
+    n, (u,) = partial_order(call), call.args
+    order = exp.order + 1 if order is None else order
+    if not u.has(S.eta):
+        return law.partial(n, argument(u))
+    u0 = _eta_limit(u)
+    if u0 == 0:
+        u = _pull_eta(u)
+        if not isinstance(u, (sp.Max, sp.Min)):
+            return law.partial_series(n, u, S.eta, order)
+    elif u0 is not None and u0.is_finite and not isinstance(u, (sp.Max, sp.Min)):
+        return law.partial_taylor(n, u, u0, order)
+    raise UnsupportedUpdateError(f"{what}: the partial moment K_{n}({u}) of the law has no expansion in eta "
+                                 f"(its argument tends to {u0 if u0 is not None else 'an undecided limit'} as eta -> 0)")
+
+
+def _stable_signs(expr: sp.Expr, law: NoiseLaw) -> sp.Expr:
+    """Write K_0(y) = s(y)/2 = sign(y)(1 - T(y))/2 through the law's tail T = 1 - |s| where the law
+    offers one (Student-t, real nu), reducing sign(y)^2 to 1: then 1 - s^2 = T(2 - T) carries no
+    cancellation (at y = 0, T = 1 makes every such term vanish either way)."""
+    calls = [c for c in expr.atoms(sp.Function) if partial_order(c) == 0 and not c.args[0].has(S.eta)]
+    tails, replace_ = {}, {}
+    for call in calls:
+        y = argument(call.args[0])
+        tail = law.sign_tail(y)
+        if tail is None:
+            continue
+        sgn, tau = sp.Dummy("sgn"), sp.Dummy("tail")
+        replace_[call] = sgn * (1 - tau) / 2
+        tails[sgn], tails[tau] = sp.sign(y), tail
+    if not replace_:
+        return expr
+    expr = expand_outside(expr.xreplace(replace_))
+    signs = {d for d, v in tails.items() if isinstance(v, sp.sign)}
+    expr = expr.replace(lambda e: e.is_Pow and e.base in signs and e.exp.is_Integer, lambda e: e.base ** (int(e.exp) % 2))
+    return expr.xreplace(tails)
+
+
+def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str],
+              sources: Mapping[int, sp.Expr] | None = None, order: int | None = None) -> sp.Expr:
+    """Put the law's moments, absolute moments and partial moments K_n(u) into an averaged
+    expression. A moment whose coefficient cancels (pieces on finite intervals) is not needed."""
+    sources = sources or {}
+    needed = {sym for sym in expr.free_symbols if moment_order(sym) or abs_moment_order(sym)}
+    if needed:
+        expanded = expand_outside(expr)
+        if any(not expanded.has(sym) for sym in needed):
+            expr, needed = expanded, {sym for sym in needed if expanded.has(sym)}
+    replace_ = {}
+    for sym in sorted(needed, key=lambda x: x.name):
+        replace_[sym], condition = _moment_value(sym, law, what, sources)
+        if condition:
+            conditions.add(condition)
+    expr = _stable_signs(expr.xreplace(replace_), law)
+    calls = [f for f in expr.atoms(sp.Function) if partial_order(f) is not None]
+    if calls:
+        expr = expr.xreplace({call: _partial_value(call, law, exp, what, order) for call in calls})
     return expr
 
 
-def _mean_series(coeffs: dict[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str]) -> dict[int, sp.Expr]:
-    """E[Delta] by order in eta, through order dt (higher orders only feed higher orders).
+def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str],
+                 order: int = 1) -> dict[int, sp.Expr]:
+    """E[Delta] by order in eta, through order dt + order - 1 (higher orders only feed higher orders).
 
     Expectations bring in eta only through s(y) with an eta-dependent y; only then is the
     mean re-expanded."""
-    means = {n: _fill_law(expect(c, exp.signs, what), law, exp, what, conditions)
-             for n, c in coeffs.items() if n <= exp.regime.dt}
+    means = {}
+    for n, c in coeffs.items():
+        if n <= exp.regime.dt + order - 1:
+            sources: dict[int, sp.Expr] = {}
+            means[n] = _fill_law(expect(c, exp.indicators, what, sources), law, exp, what, conditions, sources)
     if not any(m.has(S.eta) for m in means.values()):
         return {n: m for n, m in means.items() if m != 0}
     return _coefficients(sum((S.eta**n * m for n, m in means.items()), sp.Integer(0)), exp.order, what)
 
 
-def _drift(exp: Expansion, law: NoiseLaw, name: str, conditions: set[str]) -> sp.Expr:
-    what = f"drift of {name} for {exp.spec.name} under {law.label} ({exp.regime.name})"
-    mean = _mean_series(exp.series[name], exp, law, what, conditions)
-    low = [n for n, c in mean.items() if n < exp.regime.dt and sp.simplify(c) != 0]
-    if low:
-        raise NoLimitError(
-            f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
-            f"E[Delta {name}]/dt is of order eta^{min(low) - exp.regime.dt}, which diverges as eta -> 0")
-    return mean.get(exp.regime.dt, sp.Integer(0))
+def _random_part(c: sp.Expr, exp: Expansion) -> sp.Expr:
+    """c without its terms that are free of the noise and not plain numbers: those do not change a
+    covariance and would only be cancelled again (numbers are kept: sign(...) = 2H - 1 keeps the
+    compact form 1 - s^2 of its variance)."""
+    terms = sp.Add.make_args(expand_outside(c, keep=lambda f: not is_random(f, exp.indicators)))
+    return sp.Add(*[t for t in terms if is_random(t, exp.indicators) or t.is_number])
 
 
-def _covariance(exp: Expansion, law: NoiseLaw, conditions: set[str], dropped: set[str]) -> tuple[sp.Matrix, int]:
-    """Leading-order Cov[Delta] (regime units) and its eta order L; rows of ``dropped`` are zero."""
-    random = {n: {o: c for o, c in exp.series[n].items() if is_random(c, exp.signs)} for n in exp.states if n not in dropped}
-    orders = [min(r) for r in random.values() if r]
+def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions: set[str],
+                       dropped: frozenset[str]) -> dict[int, sp.ImmutableMatrix]:
+    """Cov[Delta] by power of eta, for the powers in ``orders`` (regime units); rows and columns
+    of ``dropped`` are zero. Pairs of coefficients (n, m) with n + m in ``orders`` are averaged;
+    where a threshold of an indicator depends on eta the result is re-expanded (expectations only
+    raise the power of eta: a piece confined to an interval of width O(eta) has a mean of that size)."""
+    random = {n: {o: _random_part(c, exp) for o, c in exp.series[n].items() if is_random(c, exp.indicators)}
+              for n in exp.states if n not in dropped}
     size = len(exp.states)
-    if not orders:
-        return sp.zeros(size, size), 0
-    lead = 2 * min(orders)
-    if lead < exp.regime.dt:
-        raise NoLimitError(f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
-                           f"Cov[Delta]/dt is of order eta^{lead - exp.regime.dt}")
-    cov = sp.zeros(size, size)
+    out = {o: sp.zeros(size, size) for o in orders}
     for i, a in enumerate(exp.states):
         for j, b in enumerate(exp.states[: i + 1]):
             if a in dropped or b in dropped:
                 continue
             what = f"covariance of ({a}, {b}) for {exp.spec.name} under {law.label}"
-            total = sp.Integer(0)
+            total, sources = sp.Integer(0), {}
             for n, cn in random[a].items():
-                cm = random[b].get(lead - n)
-                if cm is None:
-                    continue
-                total += expect(cn * cm, exp.signs, what) - expect(cn, exp.signs, what) * expect(cm, exp.signs, what)
-            total = _fill_law(total, law, exp, what, conditions)
-            if total.has(S.eta):
-                total = _coefficients(total, 0, what).get(0, sp.Integer(0))
-            cov[i, j] = cov[j, i] = total
-    return cov, lead
+                for m, cm in random[b].items():
+                    if n + m not in orders:
+                        continue
+                    total += S.eta ** (n + m - orders.start) * (
+                        expect(cn * cm, exp.indicators, what, sources)
+                        - expect(cn, exp.indicators, what, sources) * expect(cm, exp.indicators, what, sources))
+            total = _fill_law(total, law, exp, what, conditions, sources, order=len(orders) - 1)
+            series = _coefficients(total, len(orders) - 1, what) if total.has(S.eta) else {0: total}
+            for o, c in series.items():
+                if o + orders.start in out:
+                    out[o + orders.start][i, j] = out[o + orders.start][j, i] = c
+    return {o: sp.ImmutableMatrix(m) for o, m in out.items()}
+
+
+def _lowest_random_order(exp: Expansion, dropped: frozenset[str]) -> int | None:
+    """Twice the lowest power of eta at which some Delta (not dropped) depends on the noise."""
+    orders = [min(o for o, c in exp.series[n].items() if is_random(c, exp.indicators))
+              for n in exp.states if n not in dropped and any(is_random(c, exp.indicators) for c in exp.series[n].values())]
+    return 2 * min(orders) if orders else None
+
+
+def _diverges(mean: Mapping[str, Mapping[int, sp.Expr]], dt: int) -> bool:
+    """Whether some E[Delta] has a non-zero power of eta below dt (then there is no SDE limit)."""
+    return any(n < dt and sp.simplify(c) != 0 for series in mean.values() for n, c in series.items())
+
+
+def average(job: Averaging) -> Averaged:
+    """Stage 5: E[Delta] through order eta^dt, and Cov[Delta] at the lowest order eta^lead at
+    which Delta is random (the law's moments and s(y) filled in)."""
+    exp, law = job.expansion, job.law
+    conditions: set[str] = set()
+    mean = {}
+    for name in exp.states:
+        what = f"drift of {name} for {exp.spec.name} under {law.label} ({exp.regime.name})"
+        mean[name] = _mean_series(exp.series[name], exp, law, what, conditions, job.order)
+    held = {}
+    for sym, value in exp.held_next.items():
+        what = f"same-step value {sym} for {exp.spec.name} under {law.label}"
+        held[sym] = sp.expand(_fill_law(expect(value, exp.indicators, what), law, exp, what, conditions))
+    cov, lead = None, None
+    if job.covariance and not _diverges(mean, exp.regime.dt):  # a divergent drift is reported first (leading)
+        cov, lead = _leading_covariance(exp, law, conditions, job.dropped)
+    return Averaged(exp, law, mean, cov, lead, frozenset(conditions), held)
+
+
+def _leading_covariance(exp: Expansion, law: NoiseLaw, conditions: set[str],
+                        dropped: frozenset[str]) -> tuple[sp.ImmutableMatrix | None, int]:
+    """Cov[Delta] at its lowest non-zero power eta^lead, and lead (cov None when lead < dt).
+
+    Without eta in the indicators' thresholds the lowest power is twice the lowest power of eta at
+    which Delta is random; otherwise the powers up to max(that, dt) + 1 are averaged and the first
+    non-zero one is kept."""
+    dt, size = exp.regime.dt, len(exp.states)
+    syntactic = _lowest_random_order(exp, dropped)
+    if syntactic is None:  # no noise at all
+        return sp.ImmutableMatrix(sp.zeros(size, size)), 0
+    if not any(ind.threshold.has(S.eta) for ind in exp.indicators.values()):
+        if syntactic < dt:
+            return None, syntactic
+        return _covariance_series(exp, law, range(syntactic, syntactic + 1), conditions, dropped)[syntactic], syntactic
+    for top in (max(syntactic, dt), max(syntactic, dt) + 1):
+        series = _covariance_series(exp, law, range(syntactic, top + 1), conditions, dropped)
+        for order, matrix in sorted(series.items()):
+            if any(sp.simplify(e) != 0 for e in matrix):
+                return (matrix if order >= dt else None), order
+    raise UnsupportedUpdateError(f"optimizer {exp.spec.name!r}: Cov[Delta] vanishes through order eta^{max(syntactic, dt) + 1} "
+                                 f"under the {law.label} law; its leading order is not resolved")
+
+
+def leading(avg: Averaged) -> Leading:
+    """Stage 6: drift = [eta^dt] E[Delta], after checking that no lower power survives;
+    NoLimitError when E[Delta]/dt or Cov[Delta]/dt diverges as eta -> 0."""
+    exp = avg.expansion
+    dt = exp.regime.dt
+    drift = {}
+    for name in exp.states:
+        mean = avg.mean[name]
+        low = [n for n, c in mean.items() if n < dt and sp.simplify(c) != 0]
+        if low:
+            raise NoLimitError(
+                f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
+                f"E[Delta {name}]/dt is of order eta^{min(low) - dt}, which diverges as eta -> 0")
+        drift[name] = mean.get(dt, sp.Integer(0))
+    if avg.cov is None and avg.lead is not None:
+        raise NoLimitError(f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
+                           f"Cov[Delta]/dt is of order eta^{avg.lead - dt}")
+    return Leading(exp, drift, avg.cov, avg.lead, avg.conditions)
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
@@ -293,13 +669,25 @@ def _canonical(expr: sp.Expr) -> sp.Expr:
     return result.xreplace({w: sp.sqrt(sym) for sym, w in roots.items()})
 
 
+#: Expressions with more operations than this, and more than two function applications held
+#: opaque (or more than ten times as many operations), are only tidied (see _simplest).
+_FACTOR_LIMIT = 60
+
+
+def _too_long(expr: sp.Expr) -> bool:
+    ops = sp.count_ops(expr)
+    return ops > 10 * _FACTOR_LIMIT or (ops > _FACTOR_LIMIT and len(expr.atoms(sp.Dummy)) > 2)
+
+
 @lru_cache(maxsize=4096)
 def _simplest(expr: sp.Expr) -> sp.Expr:
-    """The shortest of ``expr``, its tidy form, its factored canonical form and its partial
-    fractions in the parameter x (all exact)."""
+    """The shortest of ``expr``, its tidy form, its expanded tidy form, its factored canonical form
+    and its partial fractions in the parameter x (all exact)."""
     if expr.is_Atom:
         return expr
-    candidates = [expr, _tidy(expr), _canonical(expr)]
+    if _too_long(expr):  # factoring a long expression in many function applications costs seconds
+        return min([expr, sp.factor_terms(expr)], key=sp.count_ops)
+    candidates = [_tidy(expr), expr, _tidy(sp.expand(expr)), _canonical(expr)]
     if expr.has(X):
         try:
             candidates.append(sp.apart(candidates[2], X))
@@ -309,16 +697,22 @@ def _simplest(expr: sp.Expr) -> sp.Expr:
 
 
 def _cholesky(cov: sp.Matrix) -> sp.Matrix:
-    """G with G G^T = cov for a symbolic positive semi-definite cov; zero rows and pivots dropped."""
+    """G with G G^T = cov for a symbolic positive semi-definite cov; zero rows and pivots dropped.
+
+    Pivots whose variance involves no function application (a polynomial in the states, such as
+    rho^2 sigma^2) come first, in state order: a variance built from a CDF, such as 1 - s(y)^2, can
+    vanish in floating point far in a tail, and dividing another row by its root would turn 0/0
+    into NaN in a simulator."""
     n = cov.shape[0]
     active = [i for i in range(n) if any(cov[i, j] != 0 for j in range(n))]
+    active.sort(key=lambda i: (bool(cov[i, i].atoms(sp.Dummy)) or cov[i, i].has(sp.Function), i))
     columns: list[list[sp.Expr]] = []
     residual = sp.Matrix(cov)
     for p in active:
         pivot = _simplest(residual[p, p])
         if pivot == 0:
             continue
-        root = sp.sqrt(pivot)
+        root = sp.sqrt(sp.factor_terms(pivot))
         col = [sp.Integer(0)] * n
         for i in active:
             if i == p:
@@ -334,62 +728,121 @@ def _cholesky(cov: sp.Matrix) -> sp.Matrix:
     return sp.Matrix([[c[i] for c in columns] for i in range(n)])
 
 
+def map_back(lead: Leading) -> UserForm:
+    """Stage 7: drift and diffusion in the user's units, each entry in its simplest exact form.
+
+    A state s = s_0 / eta^r and regime time t_regime = eta^(dt-1) t: the drift of s is
+    eta^(dt-1) b_0 / eta^r, the covariance eta^(dt-1) eta^(lead-dt) Cov_0 / eta^(r_i + r_j)
+    (the eta^(lead-dt) is the power kept in front of the noise); G is its Cholesky factor.
+    Function applications are simplified as opaque symbols (see :mod:`derive.opaque`), and the
+    arguments of the law's functions as single symbols (see :func:`argument`), written out last.
+    """
+    exp, units = lead.expansion, lead.expansion.units
+    reg = units.regime
+    back = dict(units.to_user)
+    time_scale = S.eta ** (reg.dt - 1)
+    opaque = Opaque()
+    variables = [S.g, *exp.spec.state_symbols, *[s for s in back if s.name.endswith("_0") and s.name[:-2] in exp.spec.state_names]]
+
+    def user(e: sp.Expr, factor: sp.Expr = sp.Integer(1)) -> sp.Expr:
+        """The simplest of e and e collected in g and the states (in regime units, where a fixed
+        EMA factor's complement 1 - beta is still one positive symbol), in user units."""
+        regime_units = Opaque()
+        hidden = regime_units.hide(sp.powsimp(e, combine="exp"))
+        forms = [hidden]
+        if hidden.is_Add and not _too_long(hidden):
+            forms.append(sp.collect(sp.expand(hidden), [v for v in variables if hidden.has(v)], func=sp.factor))
+        return min((_simplest(opaque.hide(regime_units.show(f).xreplace(back)) * factor) for f in forms), key=sp.count_ops)
+
+    def written_out(e: sp.Expr) -> sp.Expr:  # function applications back, then the law's arguments
+        e = opaque.show(e)
+        return e.xreplace({y: explicit(y).xreplace(back) for y in e.free_symbols if explicit(y) is not y})
+
+    drift = tuple(written_out(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
+    size = len(exp.states)
+    if lead.cov is None:
+        return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
+    scale = [S.eta ** -units.exponents[n] for n in exp.states]
+    user_cov = sp.Matrix(size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
+    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(written_out)))
+
+
+@lru_cache(maxsize=256)
+def _pipeline(spec: Optimizer, law: NoiseLaw, reg: Regime, hold: frozenset[str], dropped: frozenset[str]) -> tuple[UserForm, Leading]:
+    """Stages 1 to 7 for one optimizer, law, regime, held states and dropped rows (a published
+    form that simplifies nothing shares the full form's result)."""
+    exp = expansion(spec, reg)                                    # stages 1-4
+    result = leading(average(Averaging(exp, law, dropped)))       # stages 5-6
+    if hold:  # the x drift with the same-step momentum kept: x reads m_next = E[m']
+        held = average(Averaging(expansion(spec, reg, hold), law, dropped, covariance=False))
+        x_drift = leading(held).drift["x"].xreplace(held.held_next)
+        result = replace(result, drift={**result.drift, "x": x_drift}, conditions=result.conditions | held.conditions)
+    return map_back(result), result                               # stage 7
+
+
 def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian", regime: "str | Regime" = "paper",
-               form: str = "full", nu: object = None) -> SDE:
+               form: str = "full", nu: object = None, order: int = 1) -> SDE:
     """Derive the SDE of ``optimizer`` under the gradient-noise law ``noise`` in ``regime``.
 
     ``form`` is 'full' (complete leading-order drift and covariance) or 'published' (the
     regime's named simplifications: the second-moment noise dropped; in the paper regime the
     same-step momentum kept in the parameter drift). The result is in the user's units: eta,
-    rho = (1 - beta)/eta, sigma, eps, theta, t = k eta, whatever the regime.
+    rho = (1 - beta)/eta, sigma, eps, theta, t = k eta, whatever the regime. ``order`` 2 gives
+    the weak order-2 SDE (drift b0 + eta b1, :mod:`derive.order2`; paper regime, full form).
     """
     spec = get_optimizer(optimizer)
     law = get_noise(noise, nu)
     reg = get_regime(regime)
     if form not in FORMS:
         raise UnknownNameError("form", form, FORMS)
+    if order != 1:
+        return _derive_order2(spec, law, reg, form, order)
     simplifications = reg.published if form == "published" else ()
     degrees = {n: spec.grad_degree(n) for n in spec.state_names}
-    second_moment = {n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2}
+    second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
     momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
-    hold = momentum if SAME_STEP_MOMENTUM in simplifications else frozenset()
-    exp = expansion(spec, reg)
-    conditions: set[str] = set()
-
-    drift = {name: _drift(exp, law, name, conditions) for name in exp.states}
-    if hold:
-        held = expansion(spec, reg, hold)
-        drift["x"] = _drift(held, law, "x", conditions).xreplace(held.held_next)
+    read = frozenset(n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n)))  # x reads the new value
+    hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
     applied = [s for s in simplifications if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)]
-    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else set()
-    cov, lead = _covariance(exp, law, conditions, dropped)
+    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
 
-    # map back to user units: s = s_0 / eta^r, t_regime = eta^(dt-1) t
-    back = dict(exp.to_user)
-    time_scale = S.eta ** (reg.dt - 1)
-    user_drift = []
-    for name in exp.states:
-        value = drift[name].xreplace(back) * time_scale / S.eta ** exp.exponents[name]
-        user_drift.append(_simplest(value))
-    scale = [S.eta ** -exp.exponents[n] for n in exp.states]
-    user_cov = sp.Matrix(len(scale), len(scale), lambda i, j: _simplest(
-        cov[i, j].xreplace(back) * scale[i] * scale[j] * S.eta ** (lead - reg.dt) * time_scale))
-    diffusion = _cholesky(user_cov)
+    exp = expansion(spec, reg)
+    user, result = _pipeline(spec, law, reg, hold, dropped)
 
     provenance = [
         f"update rule of {spec.name}: " + "; ".join(f"{a} <- {b}" for a, b in spec.update),
         f"regime {reg.name}: {reg.reference}",
-        f"noise {law.label}: " + (f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}" if exp.signs
-                                  else "moments E[zeta^n] of the law (no sign() in the update)"),
-        f"expanded in eta to order {exp.order}; drift = [eta^{reg.dt}] E[Delta], covariance at order eta^{lead} over dt",
+        f"noise {law.label}: " + (f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}; partial moments K_n(u) = integral_0^u z^n p(z) dz"
+                                  if exp.indicators else "moments E[zeta^n] of the law (no piecewise function of the noise)"),
+        f"expanded in eta to order {exp.order}; drift = [eta^{reg.dt}] E[Delta], covariance at order eta^{result.lead} over dt",
     ]
+    if exp.indicators:
+        provenance.append("piecewise functions of the noise through indicators: " + "; ".join(
+            f"{h} = 1[{a.draw} > {a.threshold.xreplace(exp.units.to_user)}]" for h, a in exp.indicators.items()))
     if applied:
         provenance.append("published simplifications: " + "; ".join(applied))
     elif form == "published":
         provenance.append("published form: no simplification applies to this optimizer in this regime")
     return SDE(
         optimizer=spec.name, noise=law.label, regime=reg.name, form=form,
-        state=spec.state_symbols, drift=tuple(user_drift), diffusion=sp.ImmutableMatrix(diffusion),
-        time_functions=dict(sorted(exp.gammas.items(), key=lambda item: item[0].name)), initial={s.name: s.init for s in spec.state},
-        conditions=tuple(sorted(conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
+        state=spec.state_symbols, drift=user.drift, diffusion=user.diffusion,
+        time_functions=dict(sorted(exp.units.gammas.items(), key=lambda item: item[0].name)),
+        initial={s.name: s.init for s in spec.state},
+        conditions=tuple(sorted(result.conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
     )
+
+
+def _derive_order2(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, order: int) -> SDE:
+    """The weak order-2 SDE (:mod:`derive.order2`): the full order-1 SDE, E[Delta] one order
+    further (bias powers kept to O(eta)), and the drift correction b1 from c0 and c1."""
+    from . import order2
+
+    order2.check_request(spec, law, reg, form, order)
+    first = derive_sde(spec, law, reg, "full")
+    exp = expansion(spec, reg, order=2)
+    averaged_with = order2.differentiable_law(spec, law, bool(exp.indicators))
+    avg = average(Averaging(exp, averaged_with, covariance=False, order=2))
+    c0 = {n: explicit(b) for n, b in leading(avg).drift.items()}  # the law's arguments written out: d/dg sees them
+    c1 = {n: explicit(avg.mean[n].get(reg.dt + 1, sp.Integer(0))) for n in exp.states}
+    # paper regime: the units map back only a fixed EMA factor's complement c = 1 - beta, after simplifying in c
+    return order2.with_correction(first, spec, averaged_with, c0, c1, exp.units.gammas, avg.conditions, exp.units.to_user)

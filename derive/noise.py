@@ -5,12 +5,26 @@ from the CDF F (by integrating the density, never by SymPy's expectation of sign
 E[zeta^n] (possibly infinite, possibly finite only under a condition on a symbolic parameter)
 and p(0). Laws are scale-1 forms, as in the reference table: Laplace has density exp(-|z|)/2
 (E[zeta^2] = 2), Uniform lives on [-1, 1] (E[zeta^2] = 1/3).
+
+Partial moments (reference section 2b). With K_n(u) = integral_0^u z^n p(z) dz, finite for every
+finite u under every law, and the half moment h_n = integral_0^oo z^n p(z) dz (possibly infinite),
+
+    M_n(u) = E[zeta^n; zeta < u] = (-1)^n h_n + K_n(u),    E[zeta^n; zeta > u] = h_n - K_n(u),
+
+so a piece of a piecewise function supported on a finite interval (u1, u2) averages to
+K_n(u2) - K_n(u1) without any moment condition; h_n enters only through pieces unbounded in zeta.
+K_0 = s/2. Closed forms: Gaussian K_n = -u^(n-1) phi(u) + (n-1) K_(n-2) (K_1 = phi(0) - phi(u));
+Student-t K_1 = p(0) nu/(nu - 1) (1 - (1 + u^2/nu)^((1 - nu)/2)) (Cauchy: log(1 + u^2)/(2 pi)) and,
+for n >= 2 and a real nu, K_n = p(0) nu^((n+1)/2) B(u^2/(nu + u^2); (n+1)/2, (nu-n)/2) / 2 (the
+incomplete beta function, a hypergeometric function for nu <= n); integer nu, Laplace, uniform and
+user CDF laws (p = F') by exact integration.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
+import mpmath
 import sympy as sp
 
 from . import symbols as S
@@ -18,6 +32,42 @@ from .errors import DeriveError, UnknownNameError
 
 _y = sp.Symbol("y", real=True)
 _u = sp.Symbol("u", positive=True)
+_w = sp.Symbol("w", positive=True)
+
+
+def _parity_extension(positive: sp.Expr, odd: bool) -> sp.Expr:
+    """The odd (or even) function of real _y equal to ``positive`` (an expression in _w) for y > 0."""
+    direct = positive.subs(_w, _y)
+    mirrored = direct.subs(_y, -_y)
+    gap = mirrored + direct if odd else mirrored - direct
+    if sp.expand(gap) == 0 or sp.simplify(gap) == 0:
+        return direct
+    inner = positive.subs(_w, sp.Abs(_y))
+    return sp.sign(_y) * inner if odd else inner
+
+
+def _exact_number(integrand: sp.Expr, var: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
+    """integral_lo^hi integrand d var, exactly: SymPy's closed form, else the quadrature's value
+    identified as a rational combination of pi^k, log 2 and zeta(3) (checked to 40 digits), else
+    the unevaluated integral itself (exact; evaluated numerically only where code is printed)."""
+    value = sp.integrate(integrand, (var, lo, hi))
+    if not value.has(sp.Integral):
+        return sp.oo if value.has(sp.oo, sp.zoo) else sp.simplify(value)
+    if hi == sp.oo and sp.limit(var * integrand, var, sp.oo) != 0:
+        return sp.oo  # decays no faster than 1/var: the integral diverges
+    f = sp.lambdify(var, integrand, modules="mpmath")
+    with mpmath.workdps(60):
+        number = mpmath.quad(f, [float(lo) if lo.is_finite else -mpmath.inf, mpmath.inf if hi == sp.oo else float(hi)])
+        if not mpmath.isfinite(number):
+            return sp.oo
+        for constants in ([f"pi**{k}" for k in range(1, 9)], ["pi", "log(2)", "zeta(3)"]):
+            for c in ([x] for x in constants) if len(constants) > 3 else [constants]:
+                found = mpmath.identify(number, c, tol=mpmath.mpf(10) ** -45)
+                if found:
+                    candidate = sp.nsimplify(sp.sympify(found), rational=True)
+                    if abs(sp.N(candidate, 60) - sp.Float(number, 60)) < sp.Float(10) ** -40 * max(1, abs(sp.Float(number, 60))):
+                        return candidate
+    return sp.Integral(integrand, (var, lo, hi))
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,22 +117,88 @@ class NoiseLaw:
         """E[sign(y + zeta)] = 2F(y) - 1 for real y."""
         return self._s_expr.subs(_y, y)
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
-    def s_series(self, y: sp.Expr, var: sp.Symbol, order: int) -> sp.Expr:
-        """s(y) expanded in ``var`` up to var**order, for an argument y that vanishes at var = 0.
+    # -- partial moments (reference section 2b) ----------------------------------------------
+    def _partial_positive(self, n: int) -> sp.Expr:
+        """K_n(w) = integral_0^w z^n p(z) dz for 0 < w < bound, in the dummy _w."""
+        return sp.integrate(_u**n * self.density_expr, (_u, 0, _w))
 
-        Uses s(y) = 2 * integral_0^y p, expanding the density about 0 (p is even, so s is odd).
-        """
-        w = sp.Symbol("w", real=True)
-        p_series = sp.series(self.density_expr.subs(_u, w), w, 0, order + 1).removeO()
-        s_poly = 2 * sp.integrate(p_series, (w, 0, w))
-        return sp.series(s_poly.subs(w, y), var, 0, order + 1).removeO()
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    def _partial_expr(self, n: int) -> sp.Expr:
+        """K_n(y) for real y, in the dummy _y (odd in y for even n, even for odd n)."""
+        if n == 0:
+            return self.s(_y) / 2
+        inner = self._partial_positive(n)
+        if inner.has(sp.Integral):
+            raise DeriveError(f"cannot integrate z^{n} p(z) in closed form for the {self.label} law "
+                              f"(needed for E[zeta^{n}; zeta < u])")
+        body = _parity_extension(inner, odd=(n % 2 == 0))
+        if self.bound == sp.oo:
+            return body
+        edge = inner.subs(_w, self.bound)
+        return sp.Piecewise(((-1) ** (n + 1) * edge, _y < -self.bound), (body, _y <= self.bound), (edge, True))
+
+    def partial(self, n: int, u: sp.Expr) -> sp.Expr:
+        """K_n(u) = integral_0^u z^n p(z) dz, finite for every finite u."""
+        return self._partial_expr(n).subs(_y, u)
+
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        """h_n = integral_0^oo z^n p(z) dz = E[|zeta|^n] / 2, and the condition (on a symbolic
+        parameter) under which it is finite; (sympy.oo, None) when it is infinite."""
+        if n % 2 == 0:
+            value, condition = self.moment(n)
+            return (sp.oo if value == sp.oo else value / 2), condition
+        return _exact_number(_u**n * self.density_expr, _u, sp.Integer(0), self.bound), None
+
+    def abs_moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        """E[|zeta|^n] and its condition (see :meth:`half_moment`)."""
+        value, condition = self.half_moment(n)
+        return (sp.oo if value == sp.oo else 2 * value), condition
+
+    def partial_moment(self, n: int, u: sp.Expr) -> sp.Expr:
+        """M_n(u) = E[zeta^n; zeta < u] = (-1)^n h_n + K_n(u) (sympy.oo or -oo where h_n is infinite)."""
+        half, _ = self.half_moment(n)
+        if half == sp.oo:
+            return (-1) ** n * sp.oo
+        return (-1) ** n * half + self.partial(n, u)
+
+    def partial_series(self, n: int, u: sp.Expr, var: sp.Symbol, order: int) -> sp.Expr:
+        """K_n(u) expanded in ``var`` through var**order, for an argument u that vanishes at var = 0.
+
+        With the density's Taylor series p(z) = sum_j q_j |z|^j at 0+, K_n(u) = sum_j q_j u^(n+1)
+        |u|^j / (n + j + 1) (for any sign of u; odd j are the terms of a law not smooth at 0, as
+        Laplace's)."""
+        r = sp.Symbol("r", positive=True)
+        coeffs = sp.Poly(sp.series(self.density_expr.subs(_u, r), r, 0, order + 1).removeO(), r).all_coeffs()[::-1]
+        w, power = u.as_independent(var, as_Add=False)
+        _, p = power.as_base_exp() if power != 1 else (var, sp.Integer(0))
+        if power.as_base_exp()[0] == var and p.is_positive and not w.has(var):  # u = var^p w: a polynomial in var
+            return sum((q * power ** (n + 1 + j) * w ** (n + 1) * sp.Abs(w) ** j / (n + j + 1)
+                        for j, q in enumerate(coeffs) if p * (n + 1 + j) <= order), sp.Integer(0))
+        total = sum((q * u ** (n + 1) * sp.Abs(u) ** j / (n + j + 1) for j, q in enumerate(coeffs)), sp.Integer(0))
+        return sp.series(total, var, 0, order + 1).removeO()
+
+    def partial_taylor(self, n: int, u: sp.Expr, u0: sp.Expr, terms: int) -> sp.Expr:
+        """K_n(u) as its Taylor polynomial about u0 != 0 with ``terms`` derivative terms:
+        K_n(u0) + sum_j (u - u0)^j / j! d^(j-1)/dz^(j-1) [z^n p(z)] at z = u0."""
+        z = sp.Symbol("z", real=True)
+        f = z**n * self.density(z)
+        out = self.partial(n, u0)
+        for j in range(1, terms + 1):
+            out += (u - u0) ** j / sp.factorial(j) * f.subs(z, u0)
+            f = sp.diff(f, z)
+        return out
+
+    def sign_tail(self, y: sp.Expr) -> sp.Expr | None:
+        """1 - |s(y)| in a form free of cancellation, where the law's s(y) is written through it
+        (Student-t with a non-integer or symbolic nu); None for other laws."""
+        return None
 
     # -- moments ----------------------------------------------------------------------------
     def moment(self, n: int) -> tuple[sp.Expr, str | None]:
         """E[zeta^n] and the condition (on a symbolic parameter) under which it is finite.
 
-        Returns (sympy.oo, None) for a moment that is infinite.
+        Returns (sympy.oo, None) for a moment that is infinite; odd moments are 0 by symmetry.
         """
         if n % 2:
             return sp.Integer(0), None
@@ -90,14 +206,9 @@ class NoiseLaw:
 
     @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _even_moment(self, n: int) -> sp.Expr:
-        """2 * integral_0^bound u^n p(u) du; by quadrature (a Float) when SymPy finds no closed form."""
-        integrand = 2 * _u**n * self.density_expr
-        value = sp.integrate(integrand, (_u, 0, self.bound))
-        if value.has(sp.Integral):
-            value = sp.Integral(integrand, (_u, 0, self.bound)).evalf()
-            if not (value.is_number and value.is_finite):
-                raise DeriveError(f"cannot decide whether E[zeta^{n}] is finite for the {self.label} law")
-        return sp.oo if value.has(sp.oo, sp.zoo) else sp.simplify(value)
+        """2 * integral_0^bound u^n p(u) du, exactly (see _exact_number)."""
+        value = _exact_number(2 * _u**n * self.density_expr, _u, sp.Integer(0), self.bound)
+        return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,12 +246,40 @@ class StudentT(NoiseLaw):
         """E[zeta^n] = nu^(n/2) Gamma((n+1)/2) Gamma((nu-n)/2) / (sqrt(pi) Gamma(nu/2)), n < nu."""
         if n % 2:
             return sp.Integer(0), None
+        return self._absolute(n)
+
+    def _absolute(self, n: int) -> tuple[sp.Expr, str | None]:
+        """E|zeta|^n by the formula of :meth:`moment` (any n), with its condition nu > n."""
         nu = self.nu
         if nu.is_number and nu <= n:
             return sp.oo, None
         value = sp.gammasimp(nu ** sp.Rational(n, 2) * sp.gamma(sp.Rational(n + 1, 2)) * sp.gamma((nu - n) / 2)
                              / (sp.sqrt(sp.pi) * sp.gamma(nu / 2)))
         return sp.factor(value), (None if nu.is_number else f"nu > {n}")
+
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        if n == 0:
+            return sp.Rational(1, 2), None
+        value, condition = self._absolute(n)
+        return (sp.oo if value == sp.oo else value / 2), condition
+
+    def _partial_positive(self, n: int) -> sp.Expr:
+        nu, w = self.nu, _w
+        c = sp.gamma((nu + 1) / 2) / (sp.sqrt(nu * sp.pi) * sp.gamma(nu / 2))
+        if n == 1:
+            if nu == 1:
+                return sp.log(1 + w**2) / (2 * sp.pi)
+            return c * nu / (nu - 1) * (1 - (1 + w**2 / nu) ** ((1 - nu) / 2))
+        if self._integer_nu:
+            return sp.simplify(sp.integrate(_u**n * self.density_expr, (_u, 0, w)))
+        return c / 2 * nu ** sp.Rational(n + 1, 2) * sp.betainc(sp.Rational(n + 1, 2), (nu - n) / 2, 0, w**2 / (nu + w**2))
+
+    def sign_tail(self, y: sp.Expr) -> sp.Expr | None:
+        """1 - |s(y)| = I_{nu/(nu + y^2)}(nu/2, 1/2) (the two-sided tail 2F(-|y|)) for a real nu."""
+        if self._integer_nu:
+            return None
+        return sp.betainc_regularized(self.nu / 2, sp.Rational(1, 2), 0, self.nu / (self.nu + y**2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,9 +295,63 @@ class CdfLaw(NoiseLaw):
     def _s_expr(self) -> sp.Expr:
         return sp.simplify(2 * self.cdf - 1)
 
+    @cached_property
+    def _derivative(self) -> sp.Expr:
+        """p = F' as differentiated (unsimplified forms integrate more readily), in _u."""
+        return sp.diff(self.cdf, _y).subs(_y, _u)
+
+    def _partial_positive(self, n: int) -> sp.Expr:
+        return sp.integrate(_u**n * self._derivative, (_u, 0, _w))
+
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    def _even_moment(self, n: int) -> sp.Expr:
+        return _exact_number(2 * _u**n * self._derivative, _u, sp.Integer(0), self.bound)
+
+    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        if n % 2 == 0:
+            return super().half_moment(n)
+        return _exact_number(_u**n * self._derivative, _u, sp.Integer(0), self.bound), None
+
+
+@dataclass(frozen=True, eq=False)
+class Gaussian(NoiseLaw):
+    """The standard normal law; K_n by the recursion K_n = -w^(n-1) phi(w) + (n-1) K_(n-2)."""
+
+    def _s_positive(self) -> sp.Expr:
+        return sp.erf(_y / sp.sqrt(2))
+
+    def moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        """E[zeta^n] = (n - 1)!! for even n."""
+        return (sp.Integer(0) if n % 2 else sp.factorial2(n - 1)), None
+
+    def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        """h_n = 2^(n/2) Gamma((n + 1)/2) / (2 sqrt(pi))."""
+        return sp.gammasimp(2 ** sp.Rational(n, 2) * sp.gamma(sp.Rational(n + 1, 2)) / (2 * sp.sqrt(sp.pi))), None
+
+    def _partial_positive(self, n: int) -> sp.Expr:
+        phi = self.density_expr.subs(_u, _w)
+        if n == 0:
+            return sp.erf(_w / sp.sqrt(2)) / 2
+        if n == 1:
+            return (1 - sp.exp(-_w**2 / 2)) / sp.sqrt(2 * sp.pi)
+        return sp.expand(-_w ** (n - 1) * phi + (n - 1) * self._partial_positive(n - 2))
+
+
+@dataclass(frozen=True, eq=False)
+class Laplace(NoiseLaw):
+    """Density exp(-|z|)/2: s(y) = sign(y) (1 - exp(-|y|)), tail 1 - |s| = exp(-|y|)."""
+
+    def sign_tail(self, y: sp.Expr) -> sp.Expr | None:
+        return sp.exp(-sp.Abs(y))
+
+    def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
+        """h_n = integral_0^oo z^n exp(-z)/2 dz = n!/2."""
+        return sp.factorial(n) / 2, None
+
 
 def _gaussian() -> NoiseLaw:
-    return NoiseLaw("gaussian", sp.exp(-_u**2 / 2) / sp.sqrt(2 * sp.pi))
+    return Gaussian("gaussian", sp.exp(-_u**2 / 2) / sp.sqrt(2 * sp.pi))
 
 
 def _parse_nu(nu: object) -> sp.Expr:
@@ -221,7 +414,7 @@ def get_noise(name: "str | NoiseLaw", nu: object = None) -> NoiseLaw:
     if key == "cauchy":
         return _cached(("cauchy",), lambda: StudentT("cauchy", 1 / (sp.pi * (1 + _u**2)), nu=sp.Integer(1)))
     if key == "laplace":
-        return _cached(("laplace",), lambda: NoiseLaw("laplace", sp.exp(-_u) / 2))
+        return _cached(("laplace",), lambda: Laplace("laplace", sp.exp(-_u) / 2))
     if key == "uniform":
         return _cached(("uniform",), lambda: NoiseLaw("uniform", sp.Rational(1, 2), bound=sp.Integer(1)))
     raise UnknownNameError("noise law", name, NAMES)

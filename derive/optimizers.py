@@ -3,6 +3,11 @@
 RMSprop is RMSpropW without weight decay, Adam is AdamW without weight decay; weight decay is
 decoupled (AdamW style): x <- x (1 - eta theta) before the adaptive step. Bias corrections use
 the step count k (1 on the first step), as ``torch.optim.Adam`` does.
+
+Lion (Chen et al. 2023, the lion-pytorch update): the sign of an interpolation with a fixed
+beta1, decoupled weight decay, and an EMA with beta2 = 1 - eta rho2. Signum (Bernstein et al.
+2018): the sign of an EMA momentum. ClipSGD: SGD with each gradient coordinate clipped to
+[-c, c]. SGDM: SGD with EMA heavy-ball momentum m <- beta m + (1 - beta) grad.
 """
 from __future__ import annotations
 
@@ -65,10 +70,49 @@ def _adam(name: str, weight_decay: bool) -> Optimizer:
                      defaults=_defaults(*hyper))
 
 
+LION = Optimizer(
+    name="lion",
+    doc="Lion: sign of an interpolated momentum, decoupled weight decay",
+    hyper={"eta": "lr", "beta1": "fixed_decay", "beta2": "decay", "theta": "weight_decay"},
+    state=[State("m")],
+    update=[
+        ("u", "beta1*m + (1 - beta1)*grad"),
+        ("x", "x - eta*(sign(u) + theta*x)"),
+        ("m", "beta2*m + (1 - beta2)*grad"),
+    ],
+    defaults=dict(eta=0.01, beta1=0.9, beta2=0.99, theta=0.01),
+)
+
+SIGNUM = Optimizer(
+    name="signum",
+    doc="Signum: sign of an EMA momentum",
+    hyper={"eta": "lr", "beta": "decay"},
+    state=[State("m")],
+    update=[("m", "beta*m + (1 - beta)*grad"), ("x", "x - eta*sign(m)")],
+    defaults=dict(eta=0.01, beta=0.9),
+)
+
+CLIPSGD = Optimizer(
+    name="clipsgd",
+    doc="SGD with coordinate-wise gradient clipping to [-c, c]",
+    hyper={"eta": "lr", "c": "positive"},
+    update=[("x", "x - eta*clip(grad, -c, c)")],
+    defaults=dict(eta=0.01, c=1.0),
+)
+
+SGDM = Optimizer(
+    name="sgdm",
+    doc="SGD with EMA heavy-ball momentum",
+    hyper={"eta": "lr", "beta": "decay"},
+    state=[State("m")],
+    update=[("m", "beta*m + (1 - beta)*grad"), ("x", "x - eta*m")],
+    defaults=dict(eta=0.01, beta=0.9),
+)
+
 BUILTINS: dict[str, Optimizer] = {
     o.name: o
     for o in (SGD, SIGNSGD, _rmsprop("rmsprop", False), _rmsprop("rmspropw", True),
-              _adam("adam", False), _adam("adamw", True))
+              _adam("adam", False), _adam("adamw", True), LION, SIGNUM, CLIPSGD, SGDM)
 }
 
 

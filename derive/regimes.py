@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import symbols as S
 from .errors import UnknownNameError
 
 #: Named simplifications a published form may apply (see derive.engine).
@@ -48,10 +47,6 @@ class Regime:
     def state_exponent(self, degree: int | None) -> int:
         """r in s = s_0 / eta**r for a state of the given degree in the stochastic gradient."""
         return self.noise * 2 * ((degree or 0) // 2)
-
-    @property
-    def dt_expr(self) -> sp.Expr:
-        return S.eta**self.dt
 
 
 PAPER = Regime("paper", dt=1, decay=1, noise=0, eps=0, weight_decay=0,

@@ -38,6 +38,12 @@ class SDE:
     #: auxiliary states whose same-step (expected new) value the x drift already contains; an
     #: integrator that updates auxiliary states before x must give x their old values
     same_step: tuple[str, ...] = ()
+    #: weak order: 1, or 2 (derive.order2: drift b0 + eta b1, b1 in ``correction``, the Hessian
+    #: entering through hvp(u) = H u)
+    order: int = 1
+    correction: tuple[sp.Expr, ...] = ()
+    #: the curvature lambda when the SDE is written on the diagonal quadratic (g = lambda x)
+    curvature: sp.Expr | None = None
 
     # -- access -----------------------------------------------------------------------------
     @property
@@ -79,7 +85,7 @@ class SDE:
 
     def to_text(self) -> str:
         head = f"SDE of {self.optimizer} | noise {self.noise} | regime {self.regime} | form {self.form}"
-        lines = [head]
+        lines = [head + (f" | order {self.order}" if self.order != 1 else "")]
         for name, b, row in self._rows():
             noise = " + ".join(f"({e}) dW{j + 1}" for j, e in enumerate(row) if e != 0)
             lines.append(f"  d{name} = ({b}) dt" + (f" + {noise}" if noise else ""))
@@ -87,6 +93,10 @@ class SDE:
             lines.append(f"  where {gamma} = {value}")
         if self.conditions:
             lines.append("  valid for: " + ", ".join(self.conditions))
+        if self.curvature is not None:
+            lines.append(f"  on f = {self.curvature}*x**2/2 per coordinate (g = {self.curvature}*x)")
+        elif self.order != 1:
+            lines.append("  hvp(u) = H u: coordinate i of the Hessian of f times the vector whose coordinates are u")
         lines.append(f"  noise sources per coordinate: {self.noise_sources}; g = d_i f(x), the true gradient")
         return "\n".join(lines)
 
@@ -119,6 +129,10 @@ class SDE:
             "initial": self.initial,
             "conditions": list(self.conditions),
             "same_step": list(self.same_step),
+            "order": self.order,
+            **({"correction": {n: str(self.explicit(b)) for n, b in zip(self.state_names, self.correction)}}
+               if self.correction else {}),
+            **({"curvature": str(self.curvature)} if self.curvature is not None else {}),
             "provenance": list(self.provenance),
         }
 

@@ -7,12 +7,22 @@ Names an expression may use:
 
 * ``x`` (the parameter coordinate) and the declared auxiliary states (``m``, ``v``, ...);
 * ``grad``, the stochastic gradient coordinate g~ = g + sigma*zeta of this step;
+* ``grad_1``, ``grad_2``, ...: further stochastic gradients of the same step, independent draws of
+  the same law at the same point, g + sigma*zeta_i (e.g. n workers: ``grad_1 ... grad_n``);
+* ``xi``, ``xi_1``, ...: injected standard Gaussian draws, independent of everything else, scaled
+  by a hyperparameter of the user's choice (role ``noise_scale`` for a scale that grows with the
+  gradient noise in the noise-dominated regime, ``const`` for a fixed one);
 * ``k``, the step count (1 on the first step, as PyTorch's ``step``);
 * the hyperparameters, each with a role that tells a scaling regime how it scales with eta:
-  ``lr`` (the step size, exactly one), ``decay`` (an EMA factor beta in (0, 1)), ``eps``,
-  ``weight_decay`` and ``const`` (held fixed);
+  ``lr`` (the step size, exactly one), ``decay`` (an EMA factor beta in (0, 1) with
+  1 - beta = eta^a rho), ``fixed_decay`` (an EMA factor in (0, 1) held fixed as eta -> 0, as
+  Lion's beta1), ``eps``, ``weight_decay``, ``noise_scale`` (scales like sigma), ``const``
+  (held fixed) and ``positive`` (held fixed and > 0, e.g. a clipping threshold);
 * temporaries assigned earlier in the list (``mhat``, ...), and the functions
-  ``sqrt, exp, log, sign, Abs, Min, Max``.
+  ``sqrt, exp, log, sign, Abs, Min, Max, Heaviside`` and ``clip(a, lo, hi) = Min(Max(a, lo), hi)``.
+
+Not expressible, and refused with one line naming the construct: the gradient at another point
+than x (``grad(x + r*grad)``, as in SAM or schedule-free methods).
 
 The spec knows nothing about noise laws or SDEs: :mod:`derive.engine` consumes it.
 """
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +41,20 @@ from sympy.parsing.sympy_parser import parse_expr
 from . import symbols as S
 from .errors import SpecError
 
-ROLES = ("lr", "decay", "eps", "weight_decay", "const")
-FUNCTIONS = {f.__name__: f for f in (sp.sqrt, sp.exp, sp.log, sp.sign, sp.Abs, sp.Min, sp.Max)}
+ROLES = ("lr", "decay", "fixed_decay", "eps", "weight_decay", "noise_scale", "const", "positive")
+
+
+def clip(a: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
+    """clip(a, lo, hi) = Min(Max(a, lo), hi) (lo <= hi)."""
+    return sp.Min(sp.Max(a, lo), hi)
+
+
+FUNCTIONS = {f.__name__: f for f in (sp.sqrt, sp.exp, sp.log, sp.sign, sp.Abs, sp.Min, sp.Max, sp.Heaviside)}
 FUNCTIONS["abs"] = sp.Abs
-RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu"}
+FUNCTIONS["clip"] = clip
+RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu", "xi"}
+_DRAW = re.compile(r"\b(grad_[1-9][0-9]*|xi(?:_[1-9][0-9]*)?)\b")
+_CALL = re.compile(r"\b(grad(?:_[0-9]+)?)\s*\(")
 
 
 def check_name(optimizer: str, kind: str, name: str) -> None:
@@ -125,21 +146,27 @@ class Optimizer:
         where = f"optimizer {self.name!r}, assignment {target} <- {text!r}"
         if not isinstance(text, str):
             raise SpecError(f"{where}: the expression must be a string, got {type(text).__name__}")
+        call = _CALL.search(text)
+        if call:
+            raise SpecError(f"{where}: {call.group(1)}(...) asks for the gradient at another point than x (as in SAM or "
+                            "schedule-free methods); the engine expands every update about the current x, where grad is "
+                            "taken, so this is not supported")
         ns = self._namespace()
         temps = {n: sp.Symbol(n, real=True) for n in known if n not in ns}
         ns.update(temps)
+        ns.update({name: sp.Symbol(name, real=True) for name in _DRAW.findall(text)})
         try:
             expr = parse_expr(text, local_dict=ns, evaluate=True)
         except Exception as exc:  # noqa: BLE001 - parse errors come in many types
             raise SpecError(f"{where}: cannot parse the expression ({exc})") from None
         if not isinstance(expr, sp.Expr):
             raise SpecError(f"{where}: the expression is not a scalar expression")
-        allowed = known | set(self.hyper) | {"grad", "k"}
+        allowed = known | set(self.hyper) | {"grad", "k"} | set(_DRAW.findall(text))
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)
         if unknown:
             raise SpecError(
                 f"{where}: unknown name(s) {', '.join(unknown)}; allowed: the states "
-                f"{', '.join(self.state_names)}, grad, k, the hyperparameters {', '.join(self.hyper)}"
+                f"{', '.join(self.state_names)}, grad, grad_1, ..., xi, xi_1, ..., k, the hyperparameters {', '.join(self.hyper)}"
                 + (f", the temporaries {', '.join(sorted(known - set(self.state_names)))}" if known - set(self.state_names) else "")
             )
         return expr
@@ -151,13 +178,13 @@ class Optimizer:
             check_name(self.name, "hyperparameter", n)
             if r not in ROLES:
                 raise SpecError(f"optimizer {self.name!r}: hyperparameter {n!r} has role {r!r}; allowed roles: {', '.join(ROLES)}")
-            if n in RESERVED or n in FUNCTIONS:
+            if n in RESERVED or n in FUNCTIONS or _DRAW.fullmatch(n) or S.draw_index(sp.Symbol(n), "zeta") is not None:
                 raise SpecError(f"optimizer {self.name!r}: hyperparameter name {n!r} is reserved; reserved: {', '.join(sorted(RESERVED))}")
         if len(self.hypers_with_role("lr")) != 1:
             raise SpecError(f"optimizer {self.name!r} must have exactly one hyperparameter with role 'lr', has {self.hypers_with_role('lr')}")
         for s in self.state:
             check_name(self.name, "state", s.name)
-            if s.name in RESERVED or s.name in self.hyper:
+            if s.name in RESERVED or s.name in self.hyper or _DRAW.fullmatch(s.name):
                 raise SpecError(f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name")
         targets = [a[0] for a in self.update]
         if "x" not in targets:
@@ -182,7 +209,7 @@ class Optimizer:
                 raise SpecError(f"optimizer {self.name!r}: each assignment is (target, expression), got {assignment!r}")
             target, text = assignment
             check_name(self.name, "assignment target", target)
-            if target in self.hyper or target in ("grad", "k") or not str(target).isidentifier():
+            if target in self.hyper or target in ("grad", "k") or _DRAW.fullmatch(str(target)) or not str(target).isidentifier():
                 raise SpecError(f"optimizer {self.name!r}: cannot assign to {target!r}; assign to a state or a new temporary name")
             out.append((target, self._parse(target, text, known)))
             known.add(target)
@@ -213,12 +240,17 @@ class Optimizer:
         return {n: (held_env if n == "x" else env)[s] for n, s in by_name.items()}
 
     def grad_degree(self, name: str) -> int | None:
-        """Degree in the stochastic gradient of a state's new value (None if not polynomial)."""
-        expr = self.step_map()[name]
-        try:
-            return sp.Poly(expr, S.grad).degree()
-        except sp.PolynomialError:
-            return None
+        """Total degree in the stochastic gradients (grad, grad_1, ...) of a state's new value
+        (None if not polynomial in them)."""
+        return grad_degree(self.step_map()[name])
+
+    @property
+    def draws(self) -> tuple[sp.Symbol, ...]:
+        """The noise draws the update reads: grad, grad_1, ..., xi, xi_1, ... (sorted by name)."""
+        names = set()
+        for _, expr in self.parsed():
+            names |= {s for s in expr.free_symbols if s == S.grad or S.draw_index(s, "grad") or S.is_gaussian_draw(s)}
+        return tuple(sorted(names, key=lambda s: s.name))
 
     def describe(self) -> str:
         """The update rule as readable text."""
@@ -228,6 +260,17 @@ class Optimizer:
             lines.append("  states: " + ", ".join(f"{s.name} (init {s.init})" for s in self.state))
         lines += [f"  {tgt} <- {txt}" for tgt, txt in self.update]
         return "\n".join(lines)
+
+
+def grad_degree(expr: sp.Expr) -> int | None:
+    """Total degree of ``expr`` in the stochastic gradients grad, grad_1, ... (None if not polynomial)."""
+    grads = sorted((s for s in expr.free_symbols if S.draw_index(s, "grad") is not None), key=lambda s: s.name)
+    if not grads:
+        return 0
+    try:
+        return sp.Poly(expr, *grads).total_degree()
+    except sp.PolynomialError:
+        return None
 
 
 def next_symbol(name: str) -> sp.Symbol:

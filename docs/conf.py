@@ -15,3 +15,13 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 html_theme = "alabaster"
 nitpicky = False
+
+
+def _absolute_values(app, what, name, obj, options, lines: list[str]) -> None:
+    """Docstrings state the maths in plain text, where |z| is an absolute value, not a reST
+    substitution reference: escape the bars before docutils reads them."""
+    lines[:] = [line.replace("|", r"\|") for line in lines]
+
+
+def setup(app) -> None:
+    app.connect("autodoc-process-docstring", _absolute_values)

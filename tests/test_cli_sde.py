@@ -6,7 +6,7 @@ import json
 import pytest
 import sympy as sp
 
-from derive import derive_sde
+from derive import BUILTINS, derive_sde
 from derive.cli import main
 from derive.symbols import plain
 
@@ -55,7 +55,7 @@ def test_list(capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["sde", "lion"], "unknown optimizer 'lion'"),
+    (["sde", "lamb"], "unknown optimizer 'lamb'"),
     (["sde", "adam", "--noise", "cauchy"], "needs E[zeta^2], which is infinite under the cauchy law"),
     (["sde", "sgd", "--noise", "student-t", "--nu", "-2"], "nu must be a positive finite number"),
     (["sde", "nofile.py:opt"], "optimizer file 'nofile.py' does not exist"),
@@ -70,6 +70,6 @@ def test_catalog_derives_or_refuses_every_builtin(capsys):
     assert main(["catalog"]) == 0
     out = capsys.readouterr().out
     derived, refused = out.count("SDE of "), out.count(": refused: ")
-    assert derived + refused == 6 * 5 * 2 * 2
+    assert derived + refused == len(BUILTINS) * 5 * 2 * 2
     assert "refused: optimizer 'sgd' has no SDE limit in the noise-dominated regime" in out
     assert f"{derived} derived, {refused} refused" in out

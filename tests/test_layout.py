@@ -14,8 +14,8 @@ PACKAGE = Path(derive.__file__).resolve().parent
 #: the floors, lowest first; a module may import only from its own floor or below
 LAYERS = [
     {"derive", "derive.__init__", "derive.errors", "derive.symbols", "derive.spec", "derive.optimizers", "derive.noise",
-     "derive.regimes", "derive.expectation", "derive.engine", "derive.sde", "derive.combination", "derive.io",
-     "derive.resources", "derive.runtime"},
+     "derive.regimes", "derive.expectation", "derive.engine", "derive.order2", "derive.sde", "derive.combination", "derive.io",
+     "derive.resources", "derive.runtime", "derive.opaque"},
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
     {"derive.theory", "derive.validate"},

@@ -111,16 +111,17 @@ def test_user_double_well_landscape_runs_and_sde_tracks_optimizer():
     assert np.all(np.abs(opt.loss_mean - sde.loss_mean) < 4 * se)
 
 
-@pytest.mark.parametrize("combo", [Combination("sgd", "cauchy"), Combination("signsgd", "student-t", nu=1.5)],
+@pytest.mark.parametrize("combo", [Combination("sgd", "cauchy"), Combination("clipsgd", "student-t", nu=1.5)],
                          ids=lambda c: c.module_name)
 def test_optimizer_only_module_runs_and_refuses_the_sde(combo, tmp_path):
-    """No SDE (SGD under Cauchy needs E[zeta^2]; SignSGD at nu = 1.5 needs the incomplete beta
-    function): the module simulates the optimizer only and run('sde') names the reason."""
+    """No SDE (SGD under Cauchy needs E[zeta^2]; clipped SGD at nu = 1.5 needs an incomplete beta
+    function with a negative parameter): the module simulates the optimizer only and run('sde')
+    names the reason."""
     x0 = random_start(200, 2, 6)
     common = dict(eta=0.01, sigma=1.0, steps=100, seed=3, landscape=LAND, record=[0, 100], module_dir=tmp_path)
     opt = run("optimizer", combo, x0, **common)
     assert np.isfinite(opt.loss).all() and opt.loss.shape == (2, 200)
     assert combo.module_name.isidentifier() and (tmp_path / f"{combo.module_name}.py").is_file()
-    reason = "E\\[zeta\\^2\\]" if combo.noise == "cauchy" else "incomplete beta"
+    reason = "E\\[zeta\\^2\\]" if combo.noise == "cauchy" else "numeric a, b > 0 only"
     with pytest.raises(SimulationInputError, match=f"has no SDE to simulate.*{reason}"):
         run("sde", combo, x0, **common)

@@ -32,7 +32,7 @@ def test_later_assignments_see_new_values():
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    (dict(optimizer="lion"), "unknown optimizer 'lion'; allowed: sgd, signsgd, rmsprop, rmspropw, adam, adamw"),
+    (dict(optimizer="lamb"), "unknown optimizer 'lamb'; allowed: sgd, signsgd, rmsprop, rmspropw, adam, adamw, lion, signum, clipsgd, sgdm"),
     (dict(optimizer="sgd", noise="poisson"), "unknown noise law 'poisson'"),
     (dict(optimizer="sgd", regime="fast"), "unknown regime 'fast'; allowed: paper, noise-dominated"),
     (dict(optimizer="sgd", form="short"), "unknown form 'short'; allowed: full, published"),
@@ -69,29 +69,56 @@ def _spec(update, **kw):
     return Optimizer(name="user", hyper=kw.pop("hyper", {"eta": "lr"}), update=update, **kw)
 
 
-@pytest.mark.parametrize("update,needle", [
-    ([("x", "x - eta*Abs(grad)")], "Abs(g + sigma*zeta) is not polynomial in the noise zeta"),
-    ([("x", "x - eta*sign(grad**2 - 1)")], "sign of a non-affine function of the noise"),
-    ([("x", "x - eta*grad*sign(grad)")], "needs E[zeta^1 sign(...)], a partial moment"),
-    ([("x", "x - eta*grad/sqrt(k)")], "step count k appears outside a power beta**k"),
+@pytest.mark.parametrize("update,needle,kw", [
+    ([("x", "x - eta*exp(grad)")], "exp(sigma*zeta) is not polynomial in the noise (the factor -exp(g + sigma*zeta))", {}),
+    ([("x", "x - eta*sign(grad**2 - 1)")], "a piecewise function of a non-affine function of the noise zeta", {}),
+    ([("x", "x - eta*grad/sqrt(k)")], "step count k appears outside a power beta**k", {}),
+    ([("x", "x - eta*sign(grad_1 + grad_2)")], "a piecewise function of several noise draws together (zeta_1, zeta_2)", {}),
+    ([("x", "x - eta*sign(a*grad)")], "the sign of the noise coefficient a*sigma is unknown", {"hyper": {"eta": "lr", "a": "const"}}),
+    ([("v", "beta*v + (1 - beta)*grad**2"), ("vhat", "Max(vhat, v)"), ("x", "x - eta*grad/sqrt(vhat)")],
+     "Max(vhat, ...) takes the running maximum of the state vhat and a noisy update (as AMSGrad's vhat = max(vhat, v))",
+     {"hyper": {"eta": "lr", "beta": "decay"}, "state": [State("v", positive=True), State("vhat", positive=True)]}),
 ])
-def test_unsupported_terms_are_named(update, needle):
+def test_unsupported_terms_are_named(update, needle, kw):
     with pytest.raises(UnsupportedUpdateError) as info:
-        derive_sde(_spec(update))
+        derive_sde(_spec(update, **kw))
     assert needle in str(info.value)
+    assert "\n" not in str(info.value)
 
 
-def test_sign_of_momentum_has_no_expansion():
+@pytest.mark.parametrize("text", ["x - eta*grad(x + eta*grad)", "x - eta*grad_1 (x)"])
+def test_gradient_at_another_point_is_refused(text):
+    with pytest.raises(SpecError) as info:
+        _spec([("x", text)])
+    assert "asks for the gradient at another point than x (as in SAM or schedule-free methods)" in str(info.value)
+
+
+@pytest.mark.parametrize("update,hyper,state,drift_x", [
+    # x - eta*grad*sign(grad) = x - eta*|grad|: E|g + sigma zeta| = g s(g/sigma) + 2 sigma phi(g/sigma) (Gaussian)
+    ([("x", "x - eta*grad*sign(grad)")], {"eta": "lr"}, [],
+     -(S.g * sp.erf(S.g / (sp.sqrt(2) * S.sigma)) + S.sigma * sp.sqrt(2 / sp.pi) * sp.exp(-S.g**2 / (2 * S.sigma**2)))),
+    ([("x", "x - eta*Abs(grad)")], {"eta": "lr"}, [],
+     -(S.g * sp.erf(S.g / (sp.sqrt(2) * S.sigma)) + S.sigma * sp.sqrt(2 / sp.pi) * sp.exp(-S.g**2 / (2 * S.sigma**2)))),
+    # Signum: the sign of m + O(eta) noise tends to sign(m)
+    ([("m", "beta*m + (1 - beta)*grad"), ("x", "x - eta*sign(m)")], {"eta": "lr", "beta": "decay"}, [State("m")],
+     -sp.sign(sp.Symbol("m", real=True))),
+])
+def test_piecewise_updates_derive(update, hyper, state, drift_x):
+    sde = derive_sde(_spec(update, hyper=hyper, state=state))
+    assert identical(sde.drift[0], drift_x), sde.drift[0]
+
+
+def test_signum_has_no_noise_dominated_limit():
     signum = _spec([("m", "beta*m + (1 - beta)*grad"), ("x", "x - eta*sign(m)")],
                    hyper={"eta": "lr", "beta": "decay"}, state=[State("m")])
-    with pytest.raises(UnsupportedUpdateError, match="has no expansion in eta"):
-        derive_sde(signum)
+    with pytest.raises(NoLimitError, match="E\\[Delta x\\]/dt is of order eta\\^-1"):
+        derive_sde(signum, regime="noise-dominated")
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    (dict(hyper={"eta": "lr"}, update=[("x", "x - eta*gradd")]), "unknown name(s) gradd; allowed: the states x, grad, k"),
+    (dict(hyper={"eta": "lr"}, update=[("x", "x - eta*gradd")]), "unknown name(s) gradd; allowed: the states x, grad, grad_1, ..., xi, xi_1, ..., k"),
     (dict(hyper={"eta": "lr"}, update=[("y", "x - eta*grad")]), "never assigns the parameter 'x'"),
-    (dict(hyper={"eta": "speed"}, update=[("x", "x - eta*grad")]), "role 'speed'; allowed roles: lr, decay"),
+    (dict(hyper={"eta": "speed"}, update=[("x", "x - eta*grad")]), "role 'speed'; allowed roles: lr, decay, fixed_decay"),
     (dict(hyper={"a": "const"}, update=[("x", "x - a*grad")]), "exactly one hyperparameter with role 'lr'"),
     (dict(hyper={"eta": "lr"}, update=[("x", "x - eta*(grad")]), "cannot parse the expression"),
     (dict(hyper={"eta": "lr"}, state=[State("m")], update=[("x", "x - eta*grad")]), "state 'm' is declared but never updated"),

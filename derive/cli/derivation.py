@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from itertools import product
 
@@ -10,6 +11,7 @@ from ..errors import DeriveError
 from ..noise import BUILTIN_LAWS
 from ..noise import NAMES as NOISE_NAMES
 from ..optimizers import BUILTINS
+from ..order2 import ORDERS, on_curvature, parse_curvature
 from ..regimes import FORMS, REGIMES
 
 
@@ -24,10 +26,28 @@ def add_sde_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_sde(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu)
+    if args.diffusion == "stationary":
+        return _cmd_stationary_diffusion(args)
+    sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu, order=args.order)
+    if args.curvature is not None:
+        sde = on_curvature(sde, parse_curvature(args.curvature))
     print(sde.format(args.format))
     if args.format == "text":
         print(f"  derived in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _cmd_stationary_diffusion(args: argparse.Namespace) -> int:
+    """The order-2 SDE with the stationary diffusion correction on the quadratic, beside the chain,
+    order 1 and order 2 with the finite-horizon diffusion."""
+    from ..theory.stationary_order2 import stationary_comparison
+
+    if args.order != 2 or args.form != "full" or args.regime != "paper":
+        raise DeriveError("--diffusion stationary is a correction of the order-2 SDE: use it with --order 2 "
+                          "(paper regime, full form)")
+    lam = parse_curvature(args.curvature if args.curvature is not None else "lambda")
+    result = stationary_comparison(args.optimizer, args.noise, lam, nu=args.nu)
+    print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else result.to_text())
     return 0
 
 
@@ -66,6 +86,14 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p = sub.add_parser("sde", help="derive the SDE of an optimizer")
     add_sde_options(p)
     p.add_argument("--format", default="text", choices=["text", "latex", "json"])
+    p.add_argument("--order", type=int, default=1, choices=list(ORDERS),
+                   help="weak order: 1, or 2 (drift b0 + eta b1 with Hessian-vector products hvp(u); paper regime, full form)")
+    p.add_argument("--curvature", default=None, metavar="LAMBDA",
+                   help="write the SDE on the diagonal quadratic f = LAMBDA x^2/2 (g = LAMBDA x, hvp(u) = LAMBDA u); "
+                        "a number or 'lambda'")
+    p.add_argument("--diffusion", default="finite-horizon", choices=["finite-horizon", "stationary"],
+                   help="with --order 2: the order-1 diffusion (finite-horizon, weak order 2) or the correction that "
+                        "makes the stationary law on the quadratic right to O(eta^2) (linear chains: sgd, heavy ball)")
     p.set_defaults(func=_cmd_sde)
 
     p = sub.add_parser("list", help="list built-in optimizers, noise laws, regimes and forms")

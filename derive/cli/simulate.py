@@ -99,7 +99,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser("simulate", help="simulate an optimizer and its SDEs on a quadratic")
     p.add_argument("optimizer", help="built-in name or path/to/file.py:NAME (then also --module-dir)")
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
-    p.add_argument("--nu", default=None, type=int, help="Student-t degrees of freedom (an integer)")
+    p.add_argument("--nu", default=None, type=float, help="Student-t degrees of freedom (a number > 0, e.g. 2.5)")
     p.add_argument("--form", default="full", choices=list(FORMS), help="form of the 'sde' and 'noise-dominated' runs")
     p.add_argument("--dim", type=int, default=10)
     p.add_argument("--paths", type=int, default=1000)

@@ -1,15 +1,20 @@
 """The built-in combinations rendered into generated/ (listed in docs/generated.md).
 
-Every built-in optimizer under Gaussian noise in every regime and form that has an SDE, plus
-SignSGD, whose SDE exists for any symmetric law, under Student-t (nu = 3), Cauchy, Laplace and
-uniform noise in the paper regime, full form. Other meaningful combinations (e.g. Adam under
-Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
+Every built-in optimizer under Gaussian noise in every regime and form that has an SDE (SGD,
+Signum and SGDM have no noise-dominated limit: their drift diverges like 1/eta there, see
+:data:`NO_NOISE_DOMINATED`), plus SignSGD, whose SDE exists for any symmetric law, under Student-t
+(nu = 3 and the real nu = 2.5), Cauchy, Laplace and uniform noise, and clipped SGD under Cauchy
+noise (the law clipping is for), in the paper regime, full form. Other meaningful combinations
+(e.g. Adam under Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
 """
 from __future__ import annotations
 
+from ..combination import Combination
 from ..optimizers import BUILTINS
 from ..regimes import FORMS, REGIMES
-from ..combination import Combination
+
+#: built-ins whose drift diverges like 1/eta in the noise-dominated regime (derive_sde raises NoLimitError)
+NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm")
 
 
 def builtin_combinations() -> list[Combination]:
@@ -17,10 +22,10 @@ def builtin_combinations() -> list[Combination]:
     out = []
     for name in BUILTINS:
         for regime in REGIMES:
-            if name == "sgd" and regime != "paper":
-                continue  # SGD has no noise-dominated limit (derive_sde raises NoLimitError)
+            if name in NO_NOISE_DOMINATED and regime != "paper":
+                continue
             out += [Combination(name, "gaussian", regime, form) for form in FORMS]
-    out += [Combination("signsgd", "student-t", "paper", "full", nu=3)]
+    out += [Combination("signsgd", "student-t", "paper", "full", nu=nu) for nu in (3, 2.5)]
     out += [Combination("signsgd", law, "paper", "full") for law in ("cauchy", "laplace", "uniform")]
+    out += [Combination("clipsgd", "cauchy", "paper", "full")]
     return out
-

@@ -18,7 +18,8 @@ one would count that O(eta) correction twice). A state declared positive (a seco
 reflected, v_k = |v_{k-1} + b dt + G sqrt(dt) xi_k| (the symmetrized Euler scheme of Berkaoui,
 Bossy and Diop, 2008, weak order 1): its noise can push a plain Euler step below zero near v = 0,
 where sqrt(v) would be undefined. The optimizer step is the spec's update rule verbatim, with
-grad = g + sigma*zeta and k = 1 on the first step.
+grad = g + sigma*zeta, grad_i = g + sigma*zeta_i (independent draws of the law) and xi, xi_i
+(independent standard normals), and k = 1 on the first step.
 
 Every name the generated code owns starts with an underscore (``_T``, ``_p``, ``_c0``, ``_xi1``,
 ``_math``, ...); :mod:`derive.spec` refuses user names that do, so no hyperparameter or state can
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numba
 import sympy as sp
@@ -45,6 +47,7 @@ from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
 from .printer import CodegenError, code, cse_lines, hoist
 from .schemes import bounded, split_euler
+from .student_t_fit import half_beta_fit, kernel_source
 
 #: Noise laws with an exact sampler in the runtime; any other law is sampled by CDF inversion.
 SAMPLERS = LAWS
@@ -110,7 +113,8 @@ def _sde_context(sde, spec: Optimizer) -> dict:
 
 #: a representative point at which the sign of the coupling is read off (any point where the
 #: optimizer's step depends on the noise will do): hyperparameters by role, sigma = 1, g = 0.3
-_PROBE_ROLES = {"lr": 0.01, "decay": 0.9, "eps": 1e-8, "weight_decay": 0.01, "const": 1.0}
+_PROBE_ROLES = {"lr": 0.01, "decay": 0.9, "fixed_decay": 0.9, "eps": 1e-8, "weight_decay": 0.01, "noise_scale": 1.0,
+                "const": 1.0, "positive": 1.0}
 
 
 def _coupling(sde, spec: Optimizer) -> dict | None:
@@ -154,15 +158,28 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     return dict(state=name, sign=1.0 if sign > 0 else -1.0)
 
 
+def _opt_draws(spec: Optimizer) -> tuple[list[dict], list[tuple[str, sp.Expr]]]:
+    """The noise draws of one optimizer step, in the order they are drawn (zeta first, then the
+    further law draws zeta_i of grad_i, then the injected Gaussians xi, xi_i), and the lines that
+    form the stochastic gradients from them."""
+    grads = sorted({i for i in (S.draw_index(d, "grad") for d in spec.draws) if i})
+    gaussians = [d for d in spec.draws if S.is_gaussian_draw(d)]
+    draws = [dict(name="zeta", kind="law")] + [dict(name=S.law_draw(i).name, kind="law") for i in grads]
+    draws += [dict(name=d.name, kind="gaussian") for d in gaussians]
+    lines = [("grad", S.g + S.sigma * S.zeta)] + [(S.grad_draw(i).name, S.g + S.sigma * S.law_draw(i)) for i in grads]
+    return draws, lines
+
+
 def _opt_context(spec: Optimizer) -> dict:
     by_name = dict(zip(spec.state_names, spec.state_symbols))
-    element = set(by_name.values()) | {S.g, S.zeta}
+    draws, grad_lines = _opt_draws(spec)
+    element = set(by_name.values()) | {S.g} | {sp.Symbol(d["name"], real=True) for d in draws}
     consts: list[tuple[sp.Symbol, sp.Expr]] = []
     lines: list[tuple[str, sp.Expr]] = []
-    for target, expr in (("grad", S.g + S.sigma * S.zeta), *spec.parsed()):
+    for target, expr in (*grad_lines, *spec.parsed()):
         new_consts, (rewritten,) = hoist([expr], element, "_c", start=len(consts))
         consts += new_consts
-        element.add(S.grad if target == "grad" else by_name.get(target, sp.Symbol(target, real=True)))
+        element.add(by_name.get(target, sp.Symbol(target, real=True)))
         lines.append((target, rewritten))
     consts, finished = _finish(consts, [e for _, e in lines], element)
     body = []
@@ -171,7 +188,7 @@ def _opt_context(spec: Optimizer) -> dict:
         body.append((pre, target, out))
     params = list(spec.hyper) + ["sigma"]
     return dict(
-        states=list(spec.state_names), params=params, consts=[(c.name, code(e)) for c, e in consts], body=body,
+        states=list(spec.state_names), params=params, consts=[(c.name, code(e)) for c, e in consts], body=body, draws=draws,
         uses=_used([e for _, e in consts], params + ["k"], {}),
         initial=[float(s.init) for s in spec.state],
     )
@@ -208,6 +225,15 @@ def _printable_cdf(law, z: sp.Symbol) -> str | None:
         return None
 
 
+def _student_t_kernels(text: str) -> list[str]:
+    """Sources of the Student-t tail functions that the printed kernels in ``text`` call."""
+    out = []
+    for nu_text in sorted(set(re.findall(r"_student_t_tail_(\w+?)\(", text))):
+        fit = half_beta_fit(float(nu_text.replace("p", ".").replace("m", "-")))
+        out.append(kernel_source(fit))
+    return out
+
+
 def spec_fingerprint(spec: Optimizer) -> str:
     """The spec as canonical text (everything that defines it), for the module key."""
     return json.dumps({"name": spec.name, "hyper": list(spec.hyper.items()), "update": [list(a) for a in spec.update],
@@ -239,9 +265,6 @@ def context(combo: Combination) -> dict:
     opt = _opt_context(spec)
     try:
         sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu)
-        if any(e.has(sp.betainc_regularized) for e in (*sde.drift, *sde.diffusion)):
-            raise CodegenError("the SDE needs the regularized incomplete beta function (non-integer nu), "
-                               "which the generator does not compile; use an integer nu")
         sde_ctx, unavailable = _sde_context(sde, spec), None
     except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
         sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
@@ -251,4 +274,7 @@ def context(combo: Combination) -> dict:
         combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form),
         spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
         uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
+        uses_betainc_reg="_betainc_reg(" in repr((sde_ctx, opt)),  # the Student-t CDF of a real nu
+        student_t_kernels=_student_t_kernels(repr((sde_ctx, opt))),  # its straight-line form, per nu
+        uses_betainc="_betainc(" in repr((sde_ctx, opt)),
     )

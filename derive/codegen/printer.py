@@ -17,20 +17,58 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import DeriveError
+from .student_t_fit import half_beta_fit
 
 
 class CodegenError(DeriveError, ValueError):
     """An expression, spec or request that the code generator cannot turn into a kernel."""
 
 
+class BetaRegX(sp.Function):
+    """I_x(a, b) written with its arguments (a, b, x, xc), xc = 1 - x simplified symbolically."""
+
+
+class BetaX(sp.Function):
+    """B(x; a, b) written with its arguments (a, b, x, xc), xc = 1 - x simplified symbolically."""
+
+
+def _with_complement(expr: sp.Expr, kind: type) -> sp.Expr:
+    a, b, x1, x2 = expr.args
+    if x1 != 0:
+        raise CodegenError(f"{expr}: only incomplete beta functions from 0 are compiled")
+    if not (a.is_number and b.is_number and a.is_positive and b.is_positive):
+        raise CodegenError(f"{expr}: the incomplete beta function is compiled for numeric a, b > 0 only "
+                           "(a Student-t partial moment of order n needs nu > n here)")
+    return kind(a, b, x2, sp.factor(sp.cancel(1 - x2)))
+
+
+def with_complements(expr: sp.Expr) -> sp.Expr:
+    """Each incomplete beta function I_x(a, b) or B(x; a, b) rewritten to carry 1 - x as its own
+    argument, simplified symbolically: the runtime then never forms 1 - x by cancellation, and
+    neither hoisting nor common subexpressions can reintroduce it."""
+    return sp.sympify(expr).replace(
+        lambda e: isinstance(e, (sp.betainc_regularized, sp.betainc)),
+        lambda e: _with_complement(e, BetaRegX if isinstance(e, sp.betainc_regularized) else BetaX))
+
+
 class KernelPrinter(PythonCodePrinter):
-    """Print scalar expressions for Numba kernels with a float type named ``T`` in scope."""
+    """Print scalar expressions for Numba kernels with a float type named ``_T`` in scope.
+
+    Function names come from two tables: ``_kf`` (SymPy's own table of Python's math functions,
+    renamed to the generated module's ``_math`` import) and the ``user_functions`` setting (erf is
+    the runtime's branch-free ``_erf``, which LLVM vectorizes inside the update loops; math.erf
+    would be a library call per element). Any other function is refused (:class:`CodegenError`).
+    """
+
+    _kf = {name: "_" + fn if fn.startswith("math.") else fn for name, fn in PythonCodePrinter._kf.items()}
 
     def __init__(self) -> None:
-        super().__init__({"fully_qualified_modules": True, "standard": "python3"})
+        super().__init__({"fully_qualified_modules": True, "standard": "python3", "user_functions": {"erf": "_erf"}})
 
     # -- numbers: always of the kernel's float type -----------------------------------------
     def _print_Integer(self, expr: sp.Integer) -> str:
@@ -90,10 +128,34 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Max(self, expr: sp.Expr) -> str:
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
+    def _print_BetaRegX(self, expr: sp.Expr) -> str:
+        """I_x(a, b): for b = 1/2 (the Student-t CDF terms, a = nu/2) the generated module's own
+        straight-line function (derive.codegen.student_t_fit); else, or for a large nu, the
+        continued fraction derive.runtime.student_t.betainc_reg."""
+        a, b, x, xc = expr.args
+        fit = half_beta_fit(float(a)) if b == sp.Rational(1, 2) else None
+        if fit is None:
+            return "_T(_betainc_reg(" + ", ".join(self._print(e) for e in expr.args) + "))"
+        return f"_T({fit.name}({self._print(x)}, {self._print(xc)}))"
+
+    def _print_BetaX(self, expr: sp.Expr) -> str:
+        """B(x; a, b) = B(a, b) I_x(a, b): derive.runtime.student_t.betainc (partial moments K_n)."""
+        return "_T(_betainc(" + ", ".join(self._print(e) for e in expr.args) + "))"
+
     def _print_betainc_regularized(self, expr: sp.Expr) -> str:
-        a, b, x1, x2 = expr.args
-        lower = "" if x1 == 0 else f" - _betainc({self._print(a)}, {self._print(b)}, {self._print(x1)})"
-        return f"(_betainc({self._print(a)}, {self._print(b)}, {self._print(x2)}){lower})"
+        return self._print(with_complements(expr))
+
+    _print_betainc = _print_betainc_regularized
+
+    def _print_Heaviside(self, expr: sp.Expr) -> str:
+        a = self._print(expr.args[0])
+        return f"(_T(1) if {a} > 0 else (_T(0) if {a} < 0 else _T(0.5)))"
+
+    def _print_Integral(self, expr: sp.Expr) -> str:
+        """A constant integral (a user law's moment without a closed form): its value."""
+        if expr.free_symbols:
+            raise CodegenError(f"expression cannot be compiled to a kernel: {expr}")
+        return f"_T({float(expr.evalf(30))!r})"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         out, tail = [], ""
@@ -110,18 +172,9 @@ class KernelPrinter(PythonCodePrinter):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
     def _print_Function(self, expr: sp.Expr) -> str:
-        name = type(expr).__name__
-        if name not in ("erf", "erfc", "atan", "exp", "log", "tanh", "sin", "cos", "cosh", "sinh", "atan2", "gamma", "lgamma"):
-            raise CodegenError(f"function {name}() has no Numba translation (in {expr})")
-        return f"_math.{name}(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_erf(self, expr: sp.Expr) -> str:
-        """``_erf``: the generated module's branch-free erf (see templates/special.py.j2), which
-        LLVM vectorizes inside the update loops; math.erf would be a library call per element."""
-        return f"_erf({self._print(expr.args[0])})"
-
-    _print_erfc = _print_atan = _print_exp = _print_log = _print_Function
-    _print_tanh = _print_sin = _print_cos = _print_atan2 = _print_Function
+        if type(expr).__name__ not in self.known_functions:
+            raise CodegenError(f"function {type(expr).__name__}() has no Numba translation (in {expr})")
+        return super()._print_Function(expr)
 
 
 _PRINTER = KernelPrinter()
@@ -130,7 +183,7 @@ _PRINTER = KernelPrinter()
 def code(expr: sp.Expr) -> str:
     """Python source of one scalar expression (see :class:`KernelPrinter`)."""
     expr = sp.sympify(expr)
-    if expr.has(sp.Integral, sp.Sum, sp.Limit, sp.Derivative) or expr.has(sp.zoo, sp.nan):
+    if any(i.free_symbols for i in expr.atoms(sp.Integral)) or expr.has(sp.Sum, sp.Limit, sp.Derivative) or expr.has(sp.zoo, sp.nan):
         raise CodegenError(f"expression cannot be compiled to a kernel: {expr}")
     return _PRINTER.doprint(expr)
 
@@ -151,7 +204,8 @@ def hoist(exprs: Sequence[sp.Expr], element: Iterable[sp.Symbol], prefix: str,
     def visit(e: sp.Expr) -> sp.Expr:
         if e.is_Atom:
             return e
-        if not (e.free_symbols & element) and e.free_symbols and not isinstance(e, sp.Piecewise):
+        whole = not isinstance(e, (sp.Piecewise, ExprCondPair, Boolean))  # a branch or condition is no number
+        if whole and e.free_symbols and not (e.free_symbols & element):
             if e not in table:
                 table[e] = sp.Symbol(f"{prefix}{start + len(consts)}", real=True)
                 consts.append((table[e], e))
@@ -163,10 +217,10 @@ def hoist(exprs: Sequence[sp.Expr], element: Iterable[sp.Symbol], prefix: str,
                 return e.func(visit(e.func(*inner)), *rest, evaluate=False)
         return e.func(*[visit(a) for a in e.args])
 
-    return consts, [visit(sp.sympify(e)) for e in exprs]
+    return consts, [visit(with_complements(e)) for e in exprs]
 
 
 def cse_lines(exprs: Sequence[sp.Expr], prefix: str = "_e") -> tuple[list[str], list[str]]:
     """Common subexpression elimination: (assignment lines, printed reduced expressions)."""
-    reps, reduced = sp.cse(list(exprs), symbols=sp.numbered_symbols(prefix), optimizations="basic", order="canonical")
+    reps, reduced = sp.cse([with_complements(e) for e in exprs], symbols=sp.numbered_symbols(prefix), optimizations="basic", order="canonical")
     return [f"{s} = {code(e)}" for s, e in reps], [code(e) for e in reduced]
