@@ -15,7 +15,7 @@ import sympy as sp
 from scipy import special
 
 from .. import symbols as S
-from ..codegen.model import Combination
+from ..combination import Combination
 from ..simulate import module_dir_for, quadratic, random_start, run
 from .heavy_tails import abs_quantile, sgd_cauchy_scale
 from .montecarlo import burn_in, linearised_loss, stationary_loss

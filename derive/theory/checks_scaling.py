@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..codegen.model import Combination
+from ..combination import Combination
 from ..simulate import quadratic, random_start, run
 from .rows import Row, Sim
 from .scaling import scaling_rule

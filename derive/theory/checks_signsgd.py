@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import replace
 
-from ..codegen.model import Combination
+from ..combination import Combination
 from ..simulate import module_dir_for, quadratic, random_start, run
 from .evaluate import substitute
 from .fine_step import euler_bias, simulate_second_moment

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..codegen.model import Combination
+from ..combination import Combination
 from ..simulate import random_start, run
 from ..symbols import eta as ETA
 from .montecarlo import burn_in, law_loss, linearised_loss, record_steps, stationary_loss

@@ -107,7 +107,13 @@ def _side(b: Callable, d: Callable, step: float, direction: int) -> tuple[float,
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", integrate.IntegrationWarning)
-            part, err = integrate.quad_vec(density, min(lo, hi), max(lo, hi), epsabs=0.0, epsrel=1e-11)
+            if last:  # D -> 0 at the edge: exp(Phi)/D may have an integrable singularity there, which
+                # QAGS (quad) handles by extrapolation and quad_vec, without it, only by endless bisection
+                parts = [integrate.quad(lambda u, i=i: density(u)[i], min(lo, hi), max(lo, hi), epsabs=0.0,
+                                        epsrel=1e-10, limit=200) for i in range(3)]
+                part, err = np.array([p[0] for p in parts]), max(p[1] for p in parts)
+            else:
+                part, err = integrate.quad_vec(density, min(lo, hi), max(lo, hi), epsabs=0.0, epsrel=1e-11)
             increment = integrate.quad(integrand_phi, lo, hi, **_QUAD)[0] if not last else -math.inf
         totals += part
         worst = max(worst, float(err))

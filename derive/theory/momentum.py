@@ -85,7 +85,8 @@ class MomentumLaws:
             lines.append(f"    full / lemma = {self.full_over_lemma}")
         lines += [f"    ({reason})" for reason in self.missing]
         lines.append("    The published SDE's same-step term alone is an inconsistent O(eta) correction (no matching noise);")
-        lines.append("    the consistent correction is the order-2 drift (reference section 8). `derive check --only adam-laws`")
+        lines.append(f"    the consistent correction is the order-2 drift (`derive sde {self.optimizer} --order 2`, docs/order2.md). "
+                     "`derive check --only adam-laws`")
         lines.append("    shows that the discrete optimizer follows the full law and rejects the published SDE's.")
         return "\n".join(lines)
 

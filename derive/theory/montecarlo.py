@@ -11,7 +11,7 @@ import math
 import numpy as np
 import sympy as sp
 
-from ..codegen.model import Combination
+from ..combination import Combination
 from ..simulate import module_dir_for, quadratic, random_start, run
 from .evaluate import substitute
 from .exact import exact_stationary

@@ -57,6 +57,10 @@ def analytic_form(expr: sp.Expr) -> sp.Expr:
     expansion about y = 0 starts with 2 p(0) y (no symbolic derivative of betainc is needed).
     """
     def complement(a, b, lower, upper):
+        if lower == upper:
+            return sp.Integer(0)
+        if lower == 0 and upper == 1:  # the whole interval (SymPy leaves I_1(a, b) = 1 unevaluated)
+            return sp.Integer(1)
         if lower != 0:
             return sp.betainc_regularized(a, b, lower, upper)
         return 1 - sp.betainc_regularized(b, a, 0, 1 - upper).rewrite(sp.hyper)
@@ -127,7 +131,7 @@ def linearize(sde: SDE, lam: sp.Expr = curvature) -> LinearModel:
         raise NoStationaryLawError(f"x = 0 is not a fixed point of the drift of {sde.optimizer}")
     n = len(sde.state)
     A = sp.Matrix(n, n, lambda i, j: _derivative_at(drift[i], sde.state[j], point))
-    B = cov.applyfunc(lambda e: sp.simplify(e.xreplace(point)))
+    B = cov.applyfunc(lambda e: sp.simplify(analytic_form(e.xreplace(point))))
     point = {k: sp.sympify(v).xreplace(back) for k, v in point.items()}
     return LinearModel(sde, lam, point, tuple(b.xreplace(back) for b in drift), A.xreplace(back), B.xreplace(back))
 
@@ -156,13 +160,14 @@ def lyapunov(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
     """The symmetric C with A C + C A^T + B = 0 (unique when A is Hurwitz).
 
     The equation is solved per group of coupled states (C vanishes between uncoupled groups).
-    Radicals and floats in A and B (e.g. sqrt(v*) = sigma sqrt(nu/(nu - 2)) under Student-t noise) are held as
-    symbols while the linear system is solved and the entries are factored, then put back: the
+    Radicals, floats and function values in A and B (e.g. sqrt(v*) = sigma sqrt(nu/(nu - 2)), gamma(nu/2)
+    under Student-t noise) are held as symbols while the linear system is solved and the entries are factored, then put back: the
     entries stay rational functions of those radicals, in compact form.
     """
     n = A.shape[0]
     radicals = sorted({a for M in (A, B) for a in M.atoms(sp.Pow) if not a.exp.is_Integer}
-                      | {f for M in (A, B) for f in M.atoms(sp.Float)}, key=sp.default_sort_key)
+                      | {f for M in (A, B) for f in M.atoms(sp.Float)}
+                      | {f for M in (A, B) for f in M.atoms(sp.Function)}, key=sp.default_sort_key)
     held = {r: sp.Dummy(f"r{i}", positive=True) if r.is_positive else sp.Dummy(f"r{i}") for i, r in enumerate(radicals)}
     back = {d: r for r, d in held.items()}
     A, B = A.xreplace(held), B.xreplace(held)

@@ -64,7 +64,7 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        return self.expect_equal is None or (self.gap_in_se <= K_SE) == self.expect_equal
+        return self.expect_equal is None or bool(self.gap_in_se <= K_SE) == self.expect_equal
 
     def mutant_detected(self, name: str) -> bool:
         """Whether the row rejects the mutant prediction ``name`` (it must, for a row to count)."""
@@ -72,7 +72,7 @@ class Row:
 
     def to_dict(self) -> dict:
         def num(v: float):
-            return v if math.isfinite(v) else str(v)
+            return float(v) if math.isfinite(v) else str(v)
 
         return {"name": self.name, "symbolic": self.symbolic, "predicted": num(self.predicted),
                 "estimate": num(self.estimate), "se": num(self.se), "gap_in_se": num(self.gap_in_se),
@@ -87,7 +87,7 @@ def _pct(value: float) -> str:
 
 def table(rows: list[Row]) -> str:
     """The rows as a text table; notes as numbered footnotes below it."""
-    head = (f"{'check':66s} {'predicted':>11s} {'simulated':>11s} {'SE':>9s} {'gap %':>8s} {'gap/SE':>7s} "
+    head = (f"{'check':80s} {'predicted':>11s} {'simulated':>11s} {'SE':>9s} {'gap %':>8s} {'gap/SE':>7s} "
             f"{'res. %':>7s} {'agree':>6s} {'time s':>7s}")
     lines = [head, "-" * len(head)]
     notes: list[str] = []
@@ -97,13 +97,13 @@ def table(rows: list[Row]) -> str:
             agree = "yes*" if r.ok else "NO*"
         elif r.expect_equal is None:
             agree = "n/a"
-        name = r.name[:62]
+        name = r.name[:74]
         if r.note:
             if r.note not in notes:
                 notes.append(r.note)
             name = f"{name} [{notes.index(r.note) + 1}]"
         resolution = f"{100 * r.resolution:.2f}" if math.isfinite(r.resolution) else "n/a"
-        lines.append(f"{name:66s} {r.predicted:11.5g} {r.estimate:11.5g} {r.se:9.2g} {_pct(r.relative_gap):>8s} "
+        lines.append(f"{name:80s} {r.predicted:11.5g} {r.estimate:11.5g} {r.se:9.2g} {_pct(r.relative_gap):>8s} "
                      f"{r.gap_in_se:7.1f} {resolution:>7s} {agree:>6s} {r.seconds:7.1f}")
     lines.append("res. %: the smallest relative gap the row detects at 4 SE. agree*: a row that must NOT agree "
                  "(the simulation rejects the compared law); n/a: shown without a verdict.")
