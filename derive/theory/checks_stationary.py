@@ -133,7 +133,7 @@ def check_adamw(sim: Sim) -> list[Row]:
                     law_loss(laws.full, LAM, **numbers), est, se, time.perf_counter() - t0,
                     f"full / lemma = {factor} = {float(factor.subs({laws.rate: numbers['rho1'], **_theta(factor, theta)})):.3g}",
                     mutants={"momentum factor dropped (lemma form)": lemma,
-                             "published SDE's law": law_loss(laws.published, LAM, **numbers)}))
+                             "sigma doubled": law_loss(laws.full, LAM, **{**numbers, "sigma": 2.0})}))
     rows.append(Row("AdamW stationary loss vs the lemma form (rho1 -> oo, momentum eliminated)", str(laws.lemma),
                     lemma, est, se, 0.0, "the simulation must reject it", expect_equal=False))
     adam = stationary("adam")

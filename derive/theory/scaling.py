@@ -151,13 +151,20 @@ def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, 
     for label, expr, prefactor in conditions:
         if expr == 0:
             continue
-        form = sp.expand(_elasticity(expr, exps, prefactor))
-        coefficients = [form.coeff(u) for u in unknowns]
+        form = _elasticity(expr, exps, prefactor)  # linear in the unknowns: coefficients by differentiation
+        coefficients = [sp.diff(form, u) for u in unknowns]  # (expanding a Student-t form can take minutes)
         constant = form.xreplace({u: 0 for u in unknowns})
         variables = sorted(form.free_symbols - set(unknowns), key=lambda s: s.name)
         for point in _sample_points(variables, len(unknowns) + 2, rng):
-            rows.append([sp.N(c.xreplace(point), _DIGITS) for c in coefficients])
-            rhs.append(-sp.N(constant.xreplace(point), _DIGITS))
+            try:
+                values = [sp.N(c.xreplace(point), _DIGITS) for c in (*coefficients, constant)]
+            except (ValueError, TypeError, NotImplementedError, ZeroDivisionError) as exc:
+                values = [exc]
+            if not all(isinstance(v, sp.Number) for v in values):
+                raise NoScalingRuleError(f"SymPy cannot evaluate the condition on {label} at sample points "
+                                         "(a derivative of a special function it does not know)")
+            rows.append(values[:-1])
+            rhs.append(-values[-1])
         solution, free, residual = _least_squares(rows, rhs)
         if residual > 1e-25:
             raise NoScalingRuleError(f"no exponents keep {label} unchanged together with the conditions before it")
@@ -169,7 +176,8 @@ def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, 
 
 def _sde_conditions(sde: SDE, exps: dict, a: sp.Symbol) -> list[tuple[str, sp.Expr, sp.Expr]]:
     drift = [sde.explicit(b) for b in sde.drift]
-    cov = sde.covariance().applyfunc(sde.explicit)
+    cov = (sde.diffusion * sde.diffusion.T).applyfunc(sde.explicit)  # G G^T unsimplified: the conditions are
+    # evaluated at points and confirmed term by term; simplifying a Student-t covariance first can take minutes
     d = [sp.Integer(0)] + [exps[s] for s in sde.state[1:]]
     out = [(f"the drift of {s}, {b}", b, a - 1 - d[i]) for i, (s, b) in enumerate(zip(sde.state, drift))]
     n = len(sde.state)
