@@ -17,16 +17,14 @@ import sys
 import time
 from typing import Callable
 
-# Row, Sim and stationary_loss first: checks_optimizers and checks_order2 import them from here
-from .montecarlo import stationary_loss
+from .checks_heavy import check_heavy_tails, check_sgd_cauchy
+from .checks_optimizers import NEW_CHECKS
+from .checks_order2 import ORDER2_CHECKS
+from .checks_scaling import check_scaling
+from .checks_signsgd import check_signsgd, check_signsgd_exact, check_signsgd_speed
+from .checks_stationary import check_adam_laws, check_adamw, check_rmspropw, check_sgd, check_sgd_full_matrix
+from .montecarlo import stationary_loss  # re-exported: tests and callers import it from here
 from .rows import Row, Sim, summary, table, to_dict
-
-from .checks_heavy import check_heavy_tails, check_sgd_cauchy  # noqa: E402
-from .checks_optimizers import NEW_CHECKS  # noqa: E402
-from .checks_order2 import ORDER2_CHECKS  # noqa: E402
-from .checks_scaling import check_scaling  # noqa: E402
-from .checks_signsgd import check_signsgd, check_signsgd_exact, check_signsgd_speed  # noqa: E402
-from .checks_stationary import check_adam_laws, check_adamw, check_rmspropw, check_sgd, check_sgd_full_matrix  # noqa: E402
 
 __all__ = ["CHECKS", "Row", "Sim", "run_checks", "stationary_loss", "summary", "table", "to_dict"]
 

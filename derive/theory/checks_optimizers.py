@@ -33,7 +33,7 @@ import numpy as np
 
 from ..combination import Combination
 from ..simulate import module_dir_for, quadratic, random_start, run
-from .checks import Row, Sim
+from .rows import Row, Sim
 
 LAM = [1.0, 4.0]
 #: the larger and the smaller step of every comparison (ratio 4)
