@@ -1,38 +1,69 @@
-"""`derive check` in a reduced setting: the Monte Carlo confirmations agree within 4 SE."""
+"""`derive check` in a reduced setting: every row holds, and every statistical row fails when fed a
+deliberately wrong prediction (its mutants), so no check passes vacuously."""
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
+
+import pytest
 
 from derive.cli import main
-from derive.theory.checks import Row, Sim, run_checks, table
+from derive.theory.checks import CHECKS, Row, Sim, run_checks, table
+from derive.theory.checks_scaling import check_scaling
 from derive.theory.plots import draw
 
 
-def test_stationary_and_momentum_checks_agree():
-    rows = run_checks(["sgd", "adamw", "signsgd-speed"], Sim(paths=2000), progress=None)
-    assert rows and all(r.ok for r in rows), table(rows)
+@pytest.fixture(scope="module")
+def rows() -> list[Row]:
+    return run_checks(None, Sim(paths=1000), progress=None)
+
+
+def test_every_check_passes_at_a_reduced_size(rows):
+    assert {r.name.split(":")[0] for r in rows} and all(r.ok for r in rows), table(rows)
     rejected = [r for r in rows if r.expect_equal is False]
-    assert rejected and all(r.gap_in_se > 4 for r in rejected)  # the published AdamW value is rejected
+    assert len(rejected) >= 6 and all(r.gap_in_se > 4 for r in rejected)
+    names = " ".join(r.name for r in rejected)
+    assert "published SDE's law" in names and "lemma form" in names and "linearised law" in names
 
 
-def test_scaling_checks_agree():
-    rows = run_checks(["scaling"], Sim(paths=1500), progress=None)
-    assert len(rows) == 16 and all(r.ok for r in rows), table(rows)
+def test_every_statistical_row_detects_its_mutants(rows):
+    """Mutation test of every statistical check (scaling rows: see the next test)."""
+    statistical = [r for r in rows if r.expect_equal is True and "scaling" not in r.name]
+    without = [r.name for r in statistical if not r.mutants]
+    assert not without, f"rows without a mutation test: {without}"
+    missed = [(r.name, m, r.mutants[m], r.estimate, r.se) for r in statistical for m in r.mutants if not r.mutant_detected(m)]
+    assert not missed, missed
+    assert len(statistical) >= 30
 
 
-def test_a_wrong_prediction_fails():
-    row = Row("made up", "x", predicted=1.0, estimate=1.5, se=0.01, seconds=0.0)
-    assert not row.ok and math.isclose(row.gap_in_se, 50.0)
+def test_scaling_check_fails_with_a_wrong_rule():
+    wrong = {"sgd": 0.5, "signsgd": 1.0, "adam": 1.0, "adamw": 1.0}  # square-root rule for SGD, linear for the others
+    bad = check_scaling(Sim(paths=1500), eta_exponents=wrong)
+    for optimizer in wrong:
+        mine = [r for r in bad if r.name.startswith(f"{optimizer} ")]
+        assert mine and any(not r.ok for r in mine), table(mine)
 
 
-def test_plots_are_written(tmp_path):
-    rows = [Row("SGD", "", 0.25 * s**2, 0.25 * s**2 * 1.01, 0.001, 0.0, series="SGD", x=s) for s in (0.5, 1.0, 2.0)]
+def test_resolution_is_printed_and_a_wrong_prediction_fails():
+    row = Row("made up", "x", predicted=1.0, estimate=1.5, se=0.01, seconds=0.0, mutants={"half": 0.5})
+    assert not row.ok and math.isclose(row.gap_in_se, 50.0) and math.isclose(row.resolution, 0.04)
+    assert replace(row, predicted=1.5).ok and replace(row, predicted=1.5).mutant_detected("half")
+    text = table([row])
+    assert "res. %" in text and "4.00" in text
+
+
+def test_plots_are_written(tmp_path, rows):
     paths = draw(rows, tmp_path)
-    assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
+    assert len(paths) == 3 and all(p.is_file() and p.stat().st_size > 1000 for p in paths)
 
 
 def test_cli_check_subset(capsys):
     assert main(["check", "--only", "signsgd-speed", "--paths", "1000"]) == 0
     out = capsys.readouterr().out
     assert "SignSGD linear-phase decay rate" in out and "3 passed, 0 failed, 0 shown without a verdict" in out
+    assert main(["check", "--only", "sgd-cauchy,adam-laws", "--paths", "1000", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert not data["failed"] and all("resolution" in r and r["mutants"] is not None for r in data["rows"])
     assert main(["check", "--only", "nope"]) == 2
+    assert set(CHECKS) >= {"adam-laws", "signsgd-exact", "sgd-cauchy"}

@@ -40,12 +40,12 @@ def test_signsgd_stationary_linear_in_sigma(law, nu, p0):
     r = stationary("signsgd", law, nu=nu)
     assert same(r.var_x, eta * sigma / (4 * p0 * lam))
     assert same(r.expected_loss, eta * sigma / (8 * p0))
-    a, b = 2 * p0 * lam / sigma, (2 * p0 * lam / sigma) ** 2
-    if law == "laplace":  # s(y) = y - y|y|/2 + ...: a second-order drift term c x|x|
-        assert same(r.second_order.c, lam**2 / (2 * sigma**2)) and same(r.second_order.b, b)
-        assert same(r.second_order.a, a)
+    e = r.expansion  # series of the SDE about the minimum: b = -a x + c2 x|x| + c3 x^3, D = B0 + d2 x^2
+    assert same(e.a, 2 * p0 * lam / sigma) and same(e.b0, eta) and same(e.d2, -eta * (2 * p0 * lam / sigma) ** 2)
+    if law == "laplace":  # s(y) = y - y|y|/2 + ...: a second-order drift term c2 x|x|
+        assert same(e.c2, lam**2 / (2 * sigma**2)) and not e.smooth
     else:
-        assert same(r.second_order, eta / (2 * a + eta * b))
+        assert e.c2 == 0 and e.smooth
 
 
 def test_rmspropw_stationary_and_bounded_loss():
@@ -62,9 +62,9 @@ def test_adam_and_adamw_momentum_factor():
     r = stationary("adamw")
     kept = eta * rho1 * sigma / (2 * (rho1 + theta) * (lam + theta * sigma))
     assert same(r.var_x.subs(eps, 0), kept)
-    (rate, published, factor), = r.momentum
-    assert rate == rho1 and same(factor, rho1 / (rho1 + theta))
-    assert same(published.subs(eps, 0), eta / (2 * (lam / sigma + theta)))  # (eta/2)(H Sigma^-1/2 + theta)^-1
+    m = r.momentum
+    assert m.rate == rho1 and same(m.full_over_lemma, rho1 / (rho1 + theta))
+    assert same(m.lemma.subs(eps, 0), eta / (2 * (lam / sigma + theta)))  # (eta/2)(H Sigma^-1/2 + theta)^-1
 
 
 @pytest.mark.parametrize("args", [("sgd", "cauchy"), ("rmsprop", "student-t", "full", 2)])
@@ -108,9 +108,9 @@ def test_signsgd_phases_gaussian():
     ph = signsgd_phases()
     assert ph.sign_phase == (-sp.sign(S.g), 0)
     assert same(ph.linear_phase[0], -sp.sqrt(2 / sp.pi) * S.g / sigma) and ph.linear_phase[1] == sp.sqrt(eta)
-    assert abs(float(ph.s_at[1]) - 0.9661) < 1e-4  # erf(3/2)
-    ys = np.linspace(1, 1.5, 101)
-    s = np.array([float(sp.erf(y)) for y in ys])
-    m, lo, hi = float(ph.slope), float(ph.lower), float(ph.upper)
+    assert abs(ph.s_at[1] - 0.9661) < 1e-4  # erf(3/2)
+    ys = np.linspace(ph.boundaries[0], ph.boundaries[1], 101)
+    s = np.array([float(sp.erf(y / np.sqrt(2))) for y in ys])
+    m, lo, hi, _ = ph.bounds
     assert np.all(m * ys + lo <= s + 1e-12) and np.all(s <= m * ys + hi + 1e-12)
     assert hi - lo < 0.05  # the bracket is tight

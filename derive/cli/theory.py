@@ -2,42 +2,62 @@
 from __future__ import annotations
 
 import argparse
-
-import sympy as sp
+import json
 
 from ..regimes import FORMS, REGIMES
+from ..theory.evaluate import ValueInputError, parameter_values, parse_curvatures, parse_hyper
 from ..theory.phases import signsgd_phases
 from ..theory.scaling import CRITERIA, scaling_rule
 from ..theory.stationary import sgd_full_matrix, stationary
 
+FORMATS = ("text", "json")
 
-def _curvature(text: str | None):
-    return sp.Symbol("lambda", positive=True) if text is None else sp.nsimplify(sp.sympify(text))
+
+def _print(text_or_dict, fmt: str) -> None:
+    print(json.dumps(text_or_dict, indent=2) if fmt == "json" else text_or_dict)
 
 
 def _cmd_stationary(args: argparse.Namespace) -> int:
-    result = stationary(args.optimizer, args.noise, args.form, nu=args.nu, lam=_curvature(args.curvature), regime=args.regime)
-    print(result.to_text())
+    result = stationary(args.optimizer, args.noise, args.form, nu=args.nu, regime=args.regime)
+    hyper = parse_hyper(args.hyper)
+    numbers = parameter_values(args.optimizer, args.eta, args.sigma, hyper)
+    curvatures = parse_curvatures(args.curvature)
+    if numbers and curvatures is None:
+        raise ValueInputError("give --curvature (one value, or one per coordinate separated by commas) with --eta, "
+                              "--sigma or --hyper")
+    values = result.evaluate(numbers, curvatures) if curvatures is not None else None
+    full = sgd_full_matrix(args.full_matrix) if args.full_matrix and result.sde.optimizer == "sgd" else None
+    if args.format == "json":
+        out = result.to_dict()
+        if values is not None:
+            out.update(values.to_dict())
+        if full is not None:
+            out["full_matrix"] = full.to_dict()
+        _print(out, "json")
+        return 0
+    print(result.to_text(hint=values is None))
+    if values is not None:
+        print(values.to_text())
     if args.full_matrix:
-        if result.sde.optimizer != "sgd":
-            print("  (--full-matrix applies to sgd only)")
-        else:
-            print(sgd_full_matrix(args.full_matrix).to_text())
+        print(full.to_text() if full is not None else "  (--full-matrix applies to sgd only)")
     return 0
 
 
 def _cmd_scaling(args: argparse.Namespace) -> int:
-    print(scaling_rule(args.optimizer, args.regime, args.criterion, args.noise, args.form, nu=args.nu).to_text())
+    rule = scaling_rule(args.optimizer, args.regime, args.criterion, args.noise, args.form, nu=args.nu)
+    _print(rule.to_dict() if args.format == "json" else rule.to_text(), args.format)
     return 0
 
 
 def _cmd_phases(args: argparse.Namespace) -> int:
-    print(signsgd_phases(args.noise, nu=args.nu, y1=sp.sympify(args.y1), y2=sp.sympify(args.y2)).to_text())
+    phases = signsgd_phases(args.noise, nu=args.nu, linear_tol=args.linear_tol, sign_tol=args.sign_tol,
+                            y1=args.y1, y2=args.y2)
+    _print(phases.to_dict() if args.format == "json" else phases.to_text(), args.format)
     return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ..theory.checks import CHECKS, Sim, run_checks, table
+    from ..theory.checks import CHECKS, Sim, run_checks, summary, table, to_dict
 
     names = args.only.split(",") if args.only else None
     unknown = sorted(set(names or []) - set(CHECKS))
@@ -46,30 +66,46 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
         raise UnknownNameError("check", ",".join(unknown), list(CHECKS))
     rows = run_checks(names, Sim(paths=args.paths, seed=args.seed))
-    print(table(rows))
+    paths = []
     if args.plots:
         from ..theory.plots import draw
 
-        for path in draw(rows, args.plots):
+        paths = draw(rows, args.plots)
+    if args.format == "json":
+        _print({**to_dict(rows), "figures": [str(p) for p in paths]}, "json")
+    else:
+        print(table(rows))
+        for path in paths:
             print(f"wrote {path}")
-    failed = [r.name for r in rows if not r.ok]
-    shown = sum(r.expect_equal is None for r in rows)
-    print(f"{len(rows) - len(failed) - shown} passed, {len(failed)} failed, {shown} shown without a verdict")
-    return 1 if failed else 0
+        print(summary(rows))
+    return 1 if any(not r.ok for r in rows) else 0
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
-    """Add `stationary`, `scaling` and `phases` to the ``derive`` parser."""
+    """Add `stationary`, `scaling`, `phases` and `check` to the ``derive`` parser."""
     def common(p: argparse.ArgumentParser, form_default: str) -> None:
         p.add_argument("optimizer", help="built-in optimizer or path/to/file.py:NAME")
         p.add_argument("--noise", default="gaussian")
-        p.add_argument("--nu", default=None, help="Student-t degrees of freedom (a number)")
+        p.add_argument("--nu", default=None, help="Student-t degrees of freedom (a number, or 'nu')")
         p.add_argument("--regime", default="paper", choices=list(REGIMES))
         p.add_argument("--form", default=form_default, choices=list(FORMS))
+        p.add_argument("--format", default="text", choices=list(FORMATS))
 
-    p = sub.add_parser("stationary", help="stationary law on the quadratic model (Lyapunov equation)")
+    p = sub.add_parser("stationary", help="stationary law on the quadratic model (Lyapunov equation, expansions, exact)")
     common(p, "full")
-    p.add_argument("--curvature", default=None, help="lambda of f = lambda x^2/2 (default: a positive symbol)")
+    p.add_argument("--curvature", default=None,
+                   help="lambda of f = lambda x^2/2: one value, or one per coordinate separated by commas")
+    p.add_argument("--eta", default=None, help="learning rate, to evaluate the laws numerically")
+    p.add_argument("--sigma", default=None, help="noise scale, to evaluate the laws numerically")
+    p.add_argument("--hyper", action="append", default=None, metavar="NAME=VALUE",
+                   help="a hyperparameter by its PyTorch name (beta1=0.9, eps=0, theta=0.1); repeat for several")
     p.add_argument("--full-matrix", type=int, default=0, metavar="D", help="sgd only: also full H and Sigma in D dimensions")
     p.set_defaults(func=_cmd_stationary)
 
@@ -83,11 +119,17 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--only", default=None, help="comma-separated subset of the checks")
     p.add_argument("--paths", type=int, default=4000, help="Monte Carlo paths per run (default 4000)")
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--format", default="text", choices=list(FORMATS))
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("phases", help="the phases of the SignSGD SDE")
+    p = sub.add_parser("phases", help="the phases of the SignSGD SDE, thresholds from the law's own s(y)")
     p.add_argument("--noise", default="gaussian")
     p.add_argument("--nu", default=None)
-    p.add_argument("--y1", default="1", help="upper end of the linear phase in Y = g/(sqrt(2) sigma)")
-    p.add_argument("--y2", default="3/2", help="lower end of the sign phase")
+    p.add_argument("--linear-tol", type=_number, default=None,
+                   help="linear phase: |y| up to where 2 p(0) y exceeds s(y) by this fraction (default: the Gaussian's at Y = 1)")
+    p.add_argument("--sign-tol", type=_number, default=None,
+                   help="sign phase: |y| from where s(y) is within this fraction of 1 (default: the Gaussian's at Y = 3/2)")
+    p.add_argument("--y1", type=_number, default=None, help="override: end of the linear phase in y = g/sigma")
+    p.add_argument("--y2", type=_number, default=None, help="override: start of the sign phase in y = g/sigma")
+    p.add_argument("--format", default="text", choices=list(FORMATS))
     p.set_defaults(func=_cmd_phases)

@@ -15,6 +15,10 @@ shrinks like eta. Each check measures the stationary mean loss of the optimizer 
   the largest O(eta) bias compatible with the larger step (|gap| + 4 SE there, scaled by the step
   ratio) beside the resolution 4 SE: below it, the bias is below what the row resolves.
 
+Every row with a verdict carries a mutant it must reject (tests/test_checks.py asserts it): the
+scaling row, a gap that does not shrink (the same relative gap at both steps); the agreement row,
+the SDE simulated with sigma 10% too large (one more SDE run at the smaller step).
+
 :data:`NEW_CHECKS` maps a check name to a function ``fn(sim) -> list[Row]``.
 """
 from __future__ import annotations
@@ -29,11 +33,13 @@ import numpy as np
 
 from ..combination import Combination
 from ..simulate import module_dir_for, quadratic, random_start, run
-from .checks import Row, Sim
+from .rows import Row, Sim
 
 LAM = [1.0, 4.0]
 #: the larger and the smaller step of every comparison (ratio 4)
 ETAS = (0.04, 0.01)
+#: the agreement rows' mutant: the SDE simulated with sigma this many times too large
+MUTANT_SIGMA = 1.1
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -76,15 +82,32 @@ def compare(label: str, combo: Combination, sigma: float, sim: Sim, burn: float,
         rows.append(Row(f"{label}: the SDE-optimizer gap shrinks like eta ({eta_l} -> {eta_s})",
                         f"gap({eta_s}) = gap({eta_l})/L_sde({eta_l}) x {ratio:g} x L_sde({eta_s})", expected, gap_s,
                         math.hypot(se_s, spread), t_s, f"relative gap {gap_l / sde_l:+.1%} -> {gap_s / sde_s:+.1%} "
-                        f"(expected {gap_l / sde_l * ratio:+.1%}); at eta={eta_s} the gap is {abs(gap_s) / se_s:.1f} SE", series=label, x=eta_s))
+                        f"(expected {gap_l / sde_l * ratio:+.1%}); at eta={eta_s} the gap is {abs(gap_s) / se_s:.1f} SE", series=label, x=eta_s,
+                        mutants={"a gap that does not shrink (same relative gap at both steps)": gap_l / sde_l * sde_s}))
         return rows
     bound = (abs(gap_l) + 4 * se_l) / sde_l * ratio * sde_s
     below = bound < 4 * se_s
+    t0 = time.perf_counter()
+    wrong = _sde_loss(combo, eta_s, sigma * MUTANT_SIGMA * sde_sigma_scale, replace(sim, seed=sim.seed + 1), burn,
+                      hyper_at(eta_s))
     rows.append(Row(f"{label}: stationary loss, SDE vs optimizer, eta={eta_s}", "E f of the SDE (simulated)", sde_s, opt_s,
-                    se_s, t_s, f"O(eta) bias here at most {bound:.2g} (eta={eta_l}: |gap| + 4 SE, x {ratio:g} relative) "
+                    se_s, t_s + time.perf_counter() - t0,
+                    f"O(eta) bias here at most {bound:.2g} (eta={eta_l}: |gap| + 4 SE, x {ratio:g} relative) "
                     + (f"< resolution 4 SE = {4 * se_s:.2g}: below resolution" if below else
-                       f">= resolution 4 SE = {4 * se_s:.2g}: the row cannot exclude it"), series=label, x=eta_s))
+                       f">= resolution 4 SE = {4 * se_s:.2g}: the row cannot exclude it"), series=label, x=eta_s,
+                    mutants={f"the SDE with sigma {100 * (MUTANT_SIGMA - 1):.0f}% too large (simulated)": wrong}))
     return rows
+
+
+def _sde_loss(combo: Combination, eta: float, sigma: float, sim: Sim, burn: float, hyper: dict | None) -> float:
+    """Mean stationary loss of the SDE alone (the mutant of an agreement row), as in :func:`stationary_pair`."""
+    start = int(math.ceil(burn / eta))
+    steps = start + int(math.ceil(sim.window / eta))
+    record = np.unique(np.linspace(start, steps, 12).round().astype(np.int64))
+    x0 = random_start(sim.paths, len(LAM), sim.seed, scale=0.1)
+    r = run("sde", combo, x0, eta=eta, sigma=sigma, steps=steps, seed=sim.seed, landscape=quadratic(LAM),
+            hyper=hyper, record=record, module_dir=module_dir_for(combo))
+    return float(r.loss.mean(axis=0).mean())
 
 
 def _rate(decay_rate: float, name: str = "beta") -> Callable[[float], dict]:

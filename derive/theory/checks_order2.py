@@ -20,7 +20,8 @@ import sympy as sp
 
 from ..symbols import eta as ETA
 from ..symbols import sigma as SIGMA
-from .checks import Row, Sim, stationary_loss
+from .montecarlo import stationary_loss
+from .rows import Row, Sim
 from .stationary_order2 import stationary_comparison
 
 LAMBDA, STEP, NOISE = 1.0, 0.1, 1.0  # eta * lambda = 0.1

@@ -28,11 +28,10 @@ import mpmath
 import sympy as sp
 
 from .. import symbols as S
-from ..engine import derive_sde
 from ..errors import DeriveError
 from ..optimizers import get_optimizer
 from ..sde import SDE
-from .quadratic import curvature
+from .quadratic import curvature, sde_of
 from .stationary import stationary
 
 kappa = sp.Symbol("kappa", positive=True)
@@ -70,6 +69,12 @@ class ScalingRule:
                 out.append(f"  state {name} -> kappa^({e}) {name} (the SDE's {name} at equal epochs)")
         return out
 
+    def to_dict(self) -> dict:
+        return {"optimizer": self.optimizer, "regime": self.regime, "criterion": self.criterion,
+                "exponents": {k: (None if k in self.free else str(v)) for k, v in self.exponents.items()},
+                "free": list(self.free), "preserved": list(self.conditions),
+                "batch_scaling": "B -> kappa B, sigma -> sigma/sqrt(kappa)"}
+
     def to_text(self) -> str:
         head = (f"scaling rule of {self.optimizer} | regime {self.regime} | criterion {self.criterion} "
                 "| batch B -> kappa B, sigma -> sigma/sqrt(kappa)")
@@ -101,6 +106,9 @@ def _sample_points(symbols: list[sp.Symbol], count: int, rng: random.Random) -> 
     for _ in range(count):
         point = {}
         for s in symbols:
+            if s.name == "nu":  # Student-t degrees of freedom: where every moment the SDE uses is finite
+                point[s] = sp.Rational(rng.randint(50, 400), 10)
+                continue
             value = sp.Rational(rng.randint(3, 40), rng.randint(3, 17))
             point[s] = value if (s.is_positive or s.is_nonnegative) else value * rng.choice((-1, 1))
         points.append(point)
@@ -143,13 +151,20 @@ def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, 
     for label, expr, prefactor in conditions:
         if expr == 0:
             continue
-        form = sp.expand(_elasticity(expr, exps, prefactor))
-        coefficients = [form.coeff(u) for u in unknowns]
+        form = _elasticity(expr, exps, prefactor)  # linear in the unknowns: coefficients by differentiation
+        coefficients = [sp.diff(form, u) for u in unknowns]  # (expanding a Student-t form can take minutes)
         constant = form.xreplace({u: 0 for u in unknowns})
         variables = sorted(form.free_symbols - set(unknowns), key=lambda s: s.name)
         for point in _sample_points(variables, len(unknowns) + 2, rng):
-            rows.append([sp.N(c.xreplace(point), _DIGITS) for c in coefficients])
-            rhs.append(-sp.N(constant.xreplace(point), _DIGITS))
+            try:
+                values = [sp.N(c.xreplace(point), _DIGITS) for c in (*coefficients, constant)]
+            except (ValueError, TypeError, NotImplementedError, ZeroDivisionError) as exc:
+                values = [exc]
+            if not all(isinstance(v, sp.Number) for v in values):
+                raise NoScalingRuleError(f"SymPy cannot evaluate the condition on {label} at sample points "
+                                         "(a derivative of a special function it does not know)")
+            rows.append(values[:-1])
+            rhs.append(-values[-1])
         solution, free, residual = _least_squares(rows, rhs)
         if residual > 1e-25:
             raise NoScalingRuleError(f"no exponents keep {label} unchanged together with the conditions before it")
@@ -161,7 +176,8 @@ def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, 
 
 def _sde_conditions(sde: SDE, exps: dict, a: sp.Symbol) -> list[tuple[str, sp.Expr, sp.Expr]]:
     drift = [sde.explicit(b) for b in sde.drift]
-    cov = sde.covariance().applyfunc(sde.explicit)
+    cov = (sde.diffusion * sde.diffusion.T).applyfunc(sde.explicit)  # G G^T unsimplified: the conditions are
+    # evaluated at points and confirmed term by term; simplifying a Student-t covariance first can take minutes
     d = [sp.Integer(0)] + [exps[s] for s in sde.state[1:]]
     out = [(f"the drift of {s}, {b}", b, a - 1 - d[i]) for i, (s, b) in enumerate(zip(sde.state, drift))]
     n = len(sde.state)
@@ -189,7 +205,7 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
 
         raise UnknownNameError("criterion", criterion, CRITERIA)
     spec = get_optimizer(optimizer)
-    sde = derive_sde(spec, noise, regime, form, nu=nu)
+    sde = sde_of(optimizer, noise, regime, form, nu=nu)
     unknown = _unknowns(sde)
     exps: dict[sp.Symbol, sp.Expr] = {**unknown, S.sigma: sp.Rational(-1, 2)}
     a = unknown[sde.parameters[[p.name for p in sde.parameters].index("eta")]]
@@ -197,7 +213,8 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
         exps[S.t] = a - 1
         conditions = _sde_conditions(sde, exps, a)
     else:
-        conditions = _stationary_conditions(spec, noise, form, regime, exps, a, nu)
+        conditions = _stationary_conditions(optimizer, noise, form, regime, exps, a, nu)
+    conditions = _hold_floats(conditions)
     try:
         values, free_unknowns = solve_exponents(conditions, exps, list(unknown.values()))
     except NoScalingRuleError as exc:
@@ -211,6 +228,14 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
     kept = ("the drift and diffusion at equal epochs" if criterion == "sde"
             else f"the stationary loss on f = {curvature}*x**2/2 and the per-epoch convergence rates")
     return ScalingRule(spec.name, regime, criterion, exponents, free, [kept])
+
+
+def _hold_floats(conditions: list) -> list:
+    """Floats in the conditions (moments of a user law found by quadrature) held as constant symbols,
+    so that the exact linear algebra is not defeated by 15-digit rounding."""
+    floats = sorted({f for _, e, _ in conditions for f in sp.sympify(e).atoms(sp.Float)}, key=float)
+    held = {f: sp.Dummy(f"c{i}", positive=True) if f > 0 else sp.Dummy(f"c{i}") for i, f in enumerate(floats)}
+    return [(label, sp.sympify(e).xreplace(held), p) for label, e, p in conditions]
 
 
 def _confirm(conditions, exps: dict, values: dict) -> None:
