@@ -8,7 +8,7 @@ import sympy as sp
 from derive import symbols as S
 from derive.theory.phases import signsgd_phases
 from derive.theory.quadratic import NoStationaryLawError, curvature
-from derive.theory.scaling import NoScalingRuleError, scaling_rule
+from derive.theory.scaling import NoScalingRuleError, ScalingUndecidedError, scaling_rule
 from derive.theory.stationary import sgd_full_matrix, stationary
 
 lam, eta, sigma = curvature, S.eta, S.sigma
@@ -102,6 +102,14 @@ def test_scaling_rules(opt, regime, criterion, expected):
 def test_no_exact_rule(opt, regime, criterion, needle):
     with pytest.raises(NoScalingRuleError, match=f"no scaling rule under criterion 'sde'.*{needle}"):
         scaling_rule(opt, regime, criterion)
+
+
+def test_an_undecided_condition_is_not_called_a_missing_rule():
+    """Lion under Student-t nu = 2.5: SymPy cannot evaluate d/dg of I_x(5/4, 1/2) at sample points, so
+    whether a rule exists is undecided (it used to say "has no scaling rule")."""
+    with pytest.raises(ScalingUndecidedError, match="is not decided: SymPy cannot evaluate") as info:
+        scaling_rule("lion", "paper", "sde", noise="student-t", nu=2.5)
+    assert not isinstance(info.value, NoScalingRuleError)
 
 
 def test_signsgd_phases_gaussian():

@@ -42,6 +42,10 @@ class NoScalingRuleError(DeriveError, ValueError):
     """No exponents keep the chosen quantities unchanged."""
 
 
+class ScalingUndecidedError(DeriveError, ValueError):
+    """SymPy cannot evaluate a condition, so whether a rule exists is not decided."""
+
+
 @dataclass
 class ScalingRule:
     """Exponents of kappa for each hyperparameter (user units) and each auxiliary state."""
@@ -161,7 +165,7 @@ def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, 
             except (ValueError, TypeError, NotImplementedError, ZeroDivisionError) as exc:
                 values = [exc]
             if not all(isinstance(v, sp.Number) for v in values):
-                raise NoScalingRuleError(f"SymPy cannot evaluate the condition on {label} at sample points "
+                raise ScalingUndecidedError(f"SymPy cannot evaluate the condition on {label} at sample points "
                                          "(a derivative of a special function it does not know)")
             rows.append(values[:-1])
             rhs.append(-values[-1])
@@ -220,6 +224,9 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
     except NoScalingRuleError as exc:
         raise NoScalingRuleError(f"{spec.name} ({regime} regime) has no scaling rule under criterion "
                                  f"'{criterion}': {exc}" + ("; try --criterion stationary" if criterion == "sde" else "")) from None
+    except ScalingUndecidedError as exc:
+        raise ScalingUndecidedError(f"{spec.name} ({regime} regime): whether a scaling rule exists under criterion "
+                                    f"'{criterion}' is not decided: {exc}") from None
     _confirm(conditions, exps, values)
     names = {u: (sym.name) for sym, u in unknown.items()}
     ordered = sorted(unknown.items(), key=lambda item: (item[0] in sde.state, item[0].name != "eta", item[0].name))
