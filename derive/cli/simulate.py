@@ -117,12 +117,12 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--order", type=int, default=1, choices=(1, 2),
                    help="weak order of the 'sde' run: 1, or 2 (the order-2 SDE: paper regime, full form; "
                         "integrate it with --scheme weak2 to keep the order)")
-    p.add_argument("--dim", type=int, default=10)
-    p.add_argument("--paths", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--eta", type=float, default=0.01)
-    p.add_argument("--sigma", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dim", type=int, default=10, help="coordinates of the quadratic (default 10)")
+    p.add_argument("--paths", type=int, default=1000, help="independent paths per run (default 1000)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps; the SDEs run to t = steps * eta (default 1000)")
+    p.add_argument("--eta", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--sigma", type=float, default=1.0, help="gradient-noise scale (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same numbers at any thread count (default 0)")
     p.add_argument("--hyper", action="append", help="another hyperparameter, NAME=VALUE (repeatable)")
     p.add_argument("--compare", default="optimizer,sde", help=f"comma-separated runs from {', '.join(CHOICES)}")
     p.add_argument("--lam-min", type=float, default=1.0, help="smallest curvature of the quadratic (default 1)")
