@@ -13,6 +13,7 @@ optimizer in a fresh process, its first law (gaussian) with cold caches; the ord
 timed after it in the same process (it then reuses the law's caches). Target: every combination that
 admits order 2 in under 5 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,6 @@ import sympy as sp
 
 from derive import BUILTINS, FORMS, REGIMES, DeriveError, derive_sde, get_noise
 from derive.noise import BUILTIN_LAWS as LAWS
-
 
 #: all built-ins together, cold (issue 11)
 TOTAL_TARGET = 15.0
@@ -46,12 +46,17 @@ def derive_all() -> list[tuple[str, str, str, str, float, str]]:
     return rows
 
 
-def _sympy_direct(law: str, queue: "mp.Queue") -> None:
+def _sympy_direct(law: str, queue: mp.Queue) -> None:
     from sympy.stats import E, Laplace, Normal, StudentT, Uniform
 
     y = sp.Symbol("y", real=True)
-    z = {"gaussian": Normal("Z", 0, 1), "student-t": StudentT("Z", sp.Symbol("nu", positive=True)),
-         "cauchy": StudentT("Z", 1), "laplace": Laplace("Z", 0, 1), "uniform": Uniform("Z", -1, 1)}[law]
+    z = {
+        "gaussian": Normal("Z", 0, 1),
+        "student-t": StudentT("Z", sp.Symbol("nu", positive=True)),
+        "cauchy": StudentT("Z", 1),
+        "laplace": Laplace("Z", 0, 1),
+        "uniform": Uniform("Z", -1, 1),
+    }[law]
     start = time.perf_counter()
     result = E(sp.sign(y + z))
     queue.put((time.perf_counter() - start, "unevaluated integral" if result.has(sp.Integral) else "closed form"))
@@ -104,24 +109,34 @@ def order2_rows() -> list[tuple[str, str, float, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline-limit", type=float, default=30.0, help="seconds allowed per sympy.stats expectation")
+    parser.add_argument(
+        "--baseline-limit", type=float, default=30.0, help="seconds allowed per sympy.stats expectation"
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
     rows = derive_all()
     total = time.perf_counter() - start
     slowest = max(rows, key=lambda r: r[4])
-    print(f"Part 1: {len(rows)} built-in combinations ({sum(r[5] == 'ok' for r in rows)} derived, "
-          f"{sum(r[5] != 'ok' for r in rows)} refused with a clear error)")
+    print(
+        f"Part 1: {len(rows)} built-in combinations ({sum(r[5] == 'ok' for r in rows)} derived, "
+        f"{sum(r[5] != 'ok' for r in rows)} refused with a clear error)"
+    )
     for opt in BUILTINS:
         mine = [r for r in rows if r[0] == opt]
-        print(f"  {opt:9s} {len(mine):3d} combinations  {sum(r[4] for r in mine):6.2f} s  slowest {max(r[4] for r in mine):5.2f} s")
-    print(f"  total {total:.2f} s (target < {TOTAL_TARGET:g} s: {'met' if total < TOTAL_TARGET else 'MISSED'}); slowest single "
-          f"{slowest[4]:.2f} s = {' '.join(slowest[:4])} (target < 2 s: {'met' if slowest[4] < 2 else 'MISSED'})")
+        print(
+            f"  {opt:9s} {len(mine):3d} combinations  {sum(r[4] for r in mine):6.2f} s  slowest {max(r[4] for r in mine):5.2f} s"
+        )
+    print(
+        f"  total {total:.2f} s (target < {TOTAL_TARGET:g} s: {'met' if total < TOTAL_TARGET else 'MISSED'}); slowest single "
+        f"{slowest[4]:.2f} s = {' '.join(slowest[:4])} (target < 2 s: {'met' if slowest[4] < 2 else 'MISSED'})"
+    )
     new = [r for r in rows if r[0] in NEW_BUILTINS]
     worst = max(new, key=lambda r: r[4])
-    print(f"  new built-ins ({', '.join(NEW_BUILTINS)}): slowest single {worst[4]:.2f} s = {' '.join(worst[:4])} "
-          f"(target < 2 s: {'met' if worst[4] < 2 else 'MISSED'})")
+    print(
+        f"  new built-ins ({', '.join(NEW_BUILTINS)}): slowest single {worst[4]:.2f} s = {' '.join(worst[:4])} "
+        f"(target < 2 s: {'met' if worst[4] < 2 else 'MISSED'})"
+    )
 
     print("\nPart 2: E[sign(y + zeta)], sympy.stats.E (direct) against the CDF route (cached laws cleared)")
     print(f"  {'law':10s} {'direct s':>9s} {'result':28s} {'CDF route s':>11s} {'ratio':>7s}")
@@ -133,8 +148,10 @@ def main() -> int:
         mine = ours(law)
         print(f"  {law:10s} {direct:9.2f} {status:28s} {mine:11.3f} {direct / mine:7.1f}x")
 
-    print("\nPart 3: order-2 SDEs (paper, full; order-1 derivation included), each optimizer in a fresh process, "
-          "gaussian first (cold caches)")
+    print(
+        "\nPart 3: order-2 SDEs (paper, full; order-1 derivation included), each optimizer in a fresh process, "
+        "gaussian first (cold caches)"
+    )
     rows2 = order2_rows()
     for opt in BUILTINS:
         mine = [r for r in rows2 if r[0] == opt]
@@ -142,8 +159,10 @@ def main() -> int:
         print(f"  {opt:9s} " + "  ".join(cells))
     admitted = [r for r in rows2 if r[3] == "ok"]
     slowest2 = max(admitted, key=lambda r: r[2])
-    print(f"  {len(admitted)} of {len(rows2)} admit order 2; slowest {slowest2[2]:.2f} s = {slowest2[0]} {slowest2[1]} "
-          f"(target < 5 s: {'met' if slowest2[2] < 5 else 'MISSED'})")
+    print(
+        f"  {len(admitted)} of {len(rows2)} admit order 2; slowest {slowest2[2]:.2f} s = {slowest2[0]} {slowest2[1]} "
+        f"(target < 5 s: {'met' if slowest2[2] < 5 else 'MISSED'})"
+    )
     return 0 if total < TOTAL_TARGET and slowest[4] < 2 and slowest2[2] < 5 else 1
 
 

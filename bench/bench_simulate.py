@@ -11,6 +11,7 @@ same optimizer, same run, on the diagonal and the rotated (full H) quadratic.
     python bench/bench_simulate.py [--quick]
     python bench/bench_simulate.py --order2 [--quick]   (the order-2 rows only)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,25 +26,33 @@ import scipy.special
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-TINY = ("x = np.zeros((2, 2)); [m.simulate_sde(x.astype(f), np.array([0.01, 1.0], f), np.ones(2), 2, np.array([2]), 0, 16, False) "
-        "for f in (np.float64, np.float32)]; ")
+TINY = (
+    "x = np.zeros((2, 2)); [m.simulate_sde(x.astype(f), np.array([0.01, 1.0], f), np.ones(2), 2, np.array([2]), 0, 16, False) "
+    "for f in (np.float64, np.float32)]; "
+)
 #: fresh process, through derive.simulate: seconds from interpreter start to the end of a tiny run of both dtypes,
 #: and the part after `import derive.simulate`
-LOAD = ("import time; t0 = time.perf_counter(); from derive.simulate import load_module; "
-        "from derive.combination import Combination; import numpy as np; t = time.perf_counter(); "
-        "m = load_module(Combination('signsgd')); " + TINY + "print(time.perf_counter() - t0, time.perf_counter() - t)")
+LOAD = (
+    "import time; t0 = time.perf_counter(); from derive.simulate import load_module; "
+    "from derive.combination import Combination; import numpy as np; t = time.perf_counter(); "
+    "m = load_module(Combination('signsgd')); " + TINY + "print(time.perf_counter() - t0, time.perf_counter() - t)"
+)
 #: fresh process, the generated module alone (it imports only numpy and numba), under the import name
 #: derive.simulate.load_module gives it (Numba's cache is keyed by the file, and reimports the module by name)
-STANDALONE = ("import time; t0 = time.perf_counter(); import hashlib, importlib.util, sys, numpy as np, numba; "
-              "t1 = time.perf_counter(); path = {path!r}; "
-              "name = 'derive_generated_' + hashlib.sha1(path.encode()).hexdigest()[:10] + '_signsgd_gaussian_paper_full'; "
-              "spec = importlib.util.spec_from_file_location(name, path); m = importlib.util.module_from_spec(spec); "
-              "sys.modules[name] = m; spec.loader.exec_module(m); " + TINY + "print(time.perf_counter() - t0, t1 - t0)")
+STANDALONE = (
+    "import time; t0 = time.perf_counter(); import hashlib, importlib.util, sys, numpy as np, numba; "
+    "t1 = time.perf_counter(); path = {path!r}; "
+    "name = 'derive_generated_' + hashlib.sha1(path.encode()).hexdigest()[:10] + '_signsgd_gaussian_paper_full'; "
+    "spec = importlib.util.spec_from_file_location(name, path); m = importlib.util.module_from_spec(spec); "
+    "sys.modules[name] = m; spec.loader.exec_module(m); " + TINY + "print(time.perf_counter() - t0, t1 - t0)"
+)
 
 
 #: Numba's own floor: a fresh process that imports numpy and numba and calls one trivial cached function
-FLOOR = ("import time; t0 = time.perf_counter(); import numpy, numba; t1 = time.perf_counter(); "
-         "import trivial_kernel; trivial_kernel.f(1.0); print(time.perf_counter() - t0, t1 - t0)")
+FLOOR = (
+    "import time; t0 = time.perf_counter(); import numpy, numba; t1 = time.perf_counter(); "
+    "import trivial_kernel; trivial_kernel.f(1.0); print(time.perf_counter() - t0, t1 - t0)"
+)
 
 
 def numpy_em(x, lam, eta, sigma, steps, dtype):
@@ -185,8 +194,10 @@ def main() -> None:
     copy_dir = tempfile.mkdtemp()
     m_copy = self_contained_copy(path, copy_dir)
     normals_only, arithmetic_only = components(m)
-    parts = [("  part: normals alone", normals_only, ()),
-             ("  part: erf+sqrt alone", arithmetic_only, (1 / np.sqrt(2), -0.01, 0.01))]
+    parts = [
+        ("  part: normals alone", normals_only, ()),
+        ("  part: erf+sqrt alone", arithmetic_only, (1 / np.sqrt(2), -0.01, 0.01)),
+    ]
     x0 = np.random.default_rng(1).standard_normal((n, d))
     lam = np.ones(d)
     per = n * d * steps
@@ -195,12 +206,19 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "import numba"], check=True)
     print(f"fresh process importing numba: {time.perf_counter() - t:.2f} s (interpreter start included)")
     print(f"cold compile (both dtypes, fresh cache) {cold:.2f} s")
-    print(f"cached load, fresh process, generated module alone: {alone[0]:.2f} s in all, of which import numpy+numba {alone[1]:.2f} s")
-    print(f"Numba floor, fresh process, one trivial cached function: {floor[0]:.2f} s in all, of which import numpy+numba {floor[1]:.2f} s")
-    print(f"cached load, fresh process, via derive.simulate: {warm[0]:.2f} s in all, {warm[1]:.2f} s after importing derive.simulate")
+    print(
+        f"cached load, fresh process, generated module alone: {alone[0]:.2f} s in all, of which import numpy+numba {alone[1]:.2f} s"
+    )
+    print(
+        f"Numba floor, fresh process, one trivial cached function: {floor[0]:.2f} s in all, of which import numpy+numba {floor[1]:.2f} s"
+    )
+    print(
+        f"cached load, fresh process, via derive.simulate: {warm[0]:.2f} s in all, {warm[1]:.2f} s after importing derive.simulate"
+    )
     print(f"{'implementation':28s}{'dtype':>9s}{'threads':>9s}{'ns':>9s}{'vs NumPy':>10s}")
     try:
         import torch  # noqa: F401
+
         have_torch = True
     except ImportError:
         have_torch = False
@@ -217,8 +235,10 @@ def main() -> None:
             print(f"{'generated Numba':28s}{dtype.__name__:>9s}{threads:>9d}{ns:9.2f}{base / ns:10.2f}")
             m_copy.simulate_sde(x0[:2].astype(dtype), p, lam, 1, np.array([1]), 0, 16, False)
             ns_copy = best_ns(lambda: m_copy.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
-            print(f"{'  same, runtime pasted in':28s}{dtype.__name__:>9s}{threads:>9d}{ns_copy:9.2f}{base / ns_copy:10.2f}"
-                  f"   imported/pasted {ns / ns_copy:.3f}")
+            print(
+                f"{'  same, runtime pasted in':28s}{dtype.__name__:>9s}{threads:>9d}{ns_copy:9.2f}{base / ns_copy:10.2f}"
+                f"   imported/pasted {ns / ns_copy:.3f}"
+            )
             for name, fn, args in parts:
                 xx = x0.astype(dtype)
                 cargs = tuple(dtype(a) for a in args)
@@ -245,16 +265,22 @@ def real_nu_row(x0, lam, steps, per) -> None:
     p = np.array([eta, sigma])
     xd = x0.astype(np.float64)
     times = {}
-    for label, combo in (("Gaussian (erf)", Combination("signsgd")),
-                         ("Student-t nu=2.5 (betainc)", Combination("signsgd", "student-t", nu=2.5))):
+    for label, combo in (
+        ("Gaussian (erf)", Combination("signsgd")),
+        ("Student-t nu=2.5 (betainc)", Combination("signsgd", "student-t", nu=2.5)),
+    ):
         m = load_module(combo)
         assert tuple(m.SDE_PARAMS) == ("eta", "sigma"), m.SDE_PARAMS
         m.simulate_sde(xd[:2].copy(), p, lam, 1, np.array([1]), 0, 16, False)
         times[label] = best_ns(lambda: m.simulate_sde(xd, p, lam, steps, np.array([steps]), 0, 16, False), per)
     (g_label, g_ns), (t_label, t_ns) = times.items()
-    print(f"\nSignSGD SDE, real nu against Gaussian, float64, {numba.config.NUMBA_NUM_THREADS} threads, ns per path-step-dimension:")
+    print(
+        f"\nSignSGD SDE, real nu against Gaussian, float64, {numba.config.NUMBA_NUM_THREADS} threads, ns per path-step-dimension:"
+    )
     print(f"  {g_label:28s}{g_ns:9.2f}")
-    print(f"  {t_label:28s}{t_ns:9.2f}   ratio {t_ns / g_ns:.2f} (target <= 2: {'met' if t_ns <= 2 * g_ns else 'MISSED'})")
+    print(
+        f"  {t_label:28s}{t_ns:9.2f}   ratio {t_ns / g_ns:.2f} (target <= 2: {'met' if t_ns <= 2 * g_ns else 'MISSED'})"
+    )
 
 
 def integrator_rows(n: int, d: int, steps: int) -> None:
@@ -269,18 +295,32 @@ def integrator_rows(n: int, d: int, steps: int) -> None:
     land = quadratic(np.linspace(1.0, 2.0, d))
     x0 = np.random.default_rng(1).standard_normal((n, d))
     record = np.array([steps])
-    rows = [("euler, 1 substep", "sde", "euler", 1), ("euler, 4 substeps", "sde", "euler", 4),
-            ("weak2, 1 substep", "sde", "weak2", 1), ("weak2, 4 substeps", "sde", "weak2", 4),
-            ("optimizer alone", "optimizer", "euler", 1), ("coupled: optimizer + euler, 1", "coupled", "euler", 1),
-            ("coupled: optimizer + weak2, 4", "coupled", "weak2", 4)]
+    rows = [
+        ("euler, 1 substep", "sde", "euler", 1),
+        ("euler, 4 substeps", "sde", "euler", 4),
+        ("weak2, 1 substep", "sde", "weak2", 1),
+        ("weak2, 4 substeps", "sde", "weak2", 4),
+        ("optimizer alone", "optimizer", "euler", 1),
+        ("coupled: optimizer + euler, 1", "coupled", "euler", 1),
+        ("coupled: optimizer + weak2, 4", "coupled", "weak2", 4),
+    ]
     print(f"integrators, float64, 2 threads, N={n} d={d} T={steps}: ns per path-(optimizer)step-dimension")
     print(f"{'optimizer':10s}{'run':34s}{'ns':>9s}{'vs euler 1':>12s}{'SDE steps':>11s}{'ns per SDE step':>17s}")
     for opt, hyper in (("signsgd", None), ("adam", {"beta1": 0.9, "beta2": 0.99})):
         combo = Combination(opt)
         base = None
         for label, kind, scheme, sub in rows:
-            common = dict(eta=0.01, sigma=1.0, steps=steps, seed=0, landscape=land, hyper=hyper, record=record,
-                          scheme=scheme, substeps=sub)
+            common = dict(
+                eta=0.01,
+                sigma=1.0,
+                steps=steps,
+                seed=0,
+                landscape=land,
+                hyper=hyper,
+                record=record,
+                scheme=scheme,
+                substeps=sub,
+            )
             if kind == "coupled":
                 go = lambda: run_coupled(combo, x0, **common)  # noqa: E731
             else:
@@ -311,16 +351,22 @@ def order2_rows(n: int, d: int, steps: int) -> None:
     print(f"{'optimizer':10s}{'landscape':12s}{'scheme':8s}{'order 1':>10s}{'order 2':>10s}{'ratio':>8s}")
     hypers = {"sgd": None, "signsgd": None, "rmsprop": {"beta": 0.99}, "adam": {"beta1": 0.9, "beta2": 0.99}}
     for opt, hyper in hypers.items():
-        for land_name, land in (("diagonal", quadratic(np.linspace(1.0, 2.0, d))),
-                                ("rotated", rotated_quadratic(np.linspace(1.0, 4.0, d)))):
+        for land_name, land in (
+            ("diagonal", quadratic(np.linspace(1.0, 2.0, d))),
+            ("rotated", rotated_quadratic(np.linspace(1.0, 4.0, d))),
+        ):
             for scheme in ("euler", "weak2"):
                 ns = []
                 for order in (1, 2):
                     combo = Combination(opt, order=order)
                     common = dict(eta=0.01, sigma=1.0, seed=0, landscape=land, hyper=hyper, scheme=scheme)
                     run("sde", combo, x0[:2], steps=2, record=np.array([2]), **common)  # compile
-                    ns.append(best_ns(lambda: run("sde", combo, x0, steps=steps, record=record, **common),  # noqa: B023
-                                      n * d * steps))
+                    ns.append(
+                        best_ns(
+                            lambda: run("sde", combo, x0, steps=steps, record=record, **common),  # noqa: B023
+                            n * d * steps,
+                        )
+                    )
                 print(f"{opt:10s}{land_name:12s}{scheme:8s}{ns[0]:10.2f}{ns[1]:10.2f}{ns[1] / ns[0]:8.2f}")
 
 

@@ -7,6 +7,7 @@
 The public names are imported on first use (PEP 562), so that loading a generated simulator
 through :mod:`derive.simulate` does not import SymPy.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,9 +19,20 @@ except metadata.PackageNotFoundError:  # a source tree on sys.path without an in
     __version__ = "0+unknown"
 
 _EXPORTS = {
-    "derive_sde": "engine", "DeriveError": "errors", "NoiseLaw": "noise", "cdf_law": "noise", "get_noise": "noise",
-    "BUILTINS": "optimizers", "get_optimizer": "optimizers", "FORMS": "regimes", "REGIMES": "regimes",
-    "get_regime": "regimes", "SDE": "sde", "Optimizer": "spec", "State": "spec", "load_spec": "spec",
+    "derive_sde": "engine",
+    "DeriveError": "errors",
+    "NoiseLaw": "noise",
+    "cdf_law": "noise",
+    "get_noise": "noise",
+    "BUILTINS": "optimizers",
+    "get_optimizer": "optimizers",
+    "FORMS": "regimes",
+    "REGIMES": "regimes",
+    "get_regime": "regimes",
+    "SDE": "sde",
+    "Optimizer": "spec",
+    "State": "spec",
+    "load_spec": "spec",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -3,6 +3,7 @@
 Deliberately free of SymPy, so that loading a built-in generated module through
 :mod:`derive.simulate` does not import the symbolic engine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,9 @@ class Combination:
     def module_name(self) -> str:
         """``<optimizer>_<law>_<regime>_<form>``, with ``_order2`` for the order-2 SDE, an identifier
         (the generated module's file stem)."""
-        parts = (self.optimizer_name, self.noise_label, self.regime, self.form) + (("order2",) if self.order == 2 else ())
+        parts = (self.optimizer_name, self.noise_label, self.regime, self.form) + (
+            ("order2",) if self.order == 2 else ()
+        )
         text = "_".join(parts).replace("-", "").replace(".", "p")
         if not text.isidentifier():
             raise DeriveError(f"cannot name a module for {self}: use an optimizer name and a law that are identifiers")

@@ -33,11 +33,12 @@ by :func:`expansion`. The published forms' simplifications act through stage inp
 second-moment rows are left out of the covariance (``Averaging.dropped``), and the same-step
 momentum is kept in the x drift by a second pass with the momentum held (``Update.hold``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import sympy as sp
 
@@ -49,7 +50,7 @@ from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
 from .regimes import DROP_SECOND_MOMENT_NOISE, FORMS, SAME_STEP_MOMENTUM, Regime, get_regime
 from .sde import SDE
-from .spec import X, Optimizer, next_symbol
+from .spec import Optimizer, X, next_symbol
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,13 +194,18 @@ def _running_extremum(spec: Optimizer, name: str, new: sp.Expr) -> None:
     a running maximum moves by one-sided jumps and has no limit of the form b dt + G dW."""
     states = set(spec.state_symbols)
     for atom in new.atoms(sp.Max, sp.Min):
-        noisy = [a for a in atom.args if S.draws_in(a) or a.has(S.grad) or any(S.draw_index(s, "grad") is not None for s in a.free_symbols)]
+        noisy = [
+            a
+            for a in atom.args
+            if S.draws_in(a) or a.has(S.grad) or any(S.draw_index(s, "grad") is not None for s in a.free_symbols)
+        ]
         kept = [a for a in atom.args if a in states]
         if noisy and kept:
             raise UnsupportedUpdateError(
                 f"optimizer {spec.name!r}, update of {name}: {type(atom).__name__}({kept[0]}, ...) takes the running "
                 f"{'maximum' if isinstance(atom, sp.Max) else 'minimum'} of the state {kept[0]} and a noisy update (as AMSGrad's "
-                "vhat = max(vhat, v)); such a ratchet has no SDE limit of the form b dt + G dW, so it is not supported")
+                "vhat = max(vhat, v)); such a ratchet has no SDE limit of the form b dt + G dW, so it is not supported"
+            )
 
 
 def one_step(update: Update) -> OneStep:
@@ -250,8 +256,16 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
     return subs, to_user, sigma0, t0
 
 
-def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime, gammas: dict, to_user: dict, where: str,
-                 exact: bool = False) -> sp.Expr:
+def _bias_powers(
+    expr: sp.Expr,
+    hyper_subs: dict,
+    t0: sp.Symbol,
+    regime: Regime,
+    gammas: dict,
+    to_user: dict,
+    where: str,
+    exact: bool = False,
+) -> sp.Expr:
     """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt.
 
     ``exact`` (order 2): k = t/dt + 1, the step count of the step that starts at time t, and the
@@ -263,7 +277,9 @@ def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime,
         if not p.exp.has(S.k):
             continue
         if p.base.has(S.k):
-            raise UnsupportedUpdateError(f"{where}: the step count k appears in the base of {p}; only powers beta**(expression in k) are supported")
+            raise UnsupportedUpdateError(
+                f"{where}: the step count k appears in the base of {p}; only powers beta**(expression in k) are supported"
+            )
         log_power = p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs))
         log_rate = sp.limit(log_power, S.eta, 0)
         next_order = sp.Integer(1)
@@ -279,11 +295,15 @@ def _bias_powers(expr: sp.Expr, hyper_subs: dict, t0: sp.Symbol, regime: Regime,
             gammas[gamma] = 1 - sp.exp(log_rate.xreplace(to_user))
             replace_[p] = (1 - gamma) * next_order
         else:
-            raise UnsupportedUpdateError(f"{where}: the power {p} has no limit in (0, 1] as eta -> 0 (k log base -> {log_rate})")
+            raise UnsupportedUpdateError(
+                f"{where}: the power {p} has no limit in (0, 1] as eta -> 0 (k log base -> {log_rate})"
+            )
     out = expr.xreplace(replace_)
     if out.has(S.k):
-        raise UnsupportedUpdateError(f"{where}: the step count k appears outside a power beta**k in {out}; "
-                                     "only bias corrections of the form beta**k are supported")
+        raise UnsupportedUpdateError(
+            f"{where}: the step count k appears outside a power beta**k in {out}; "
+            "only bias corrections of the form beta**k are supported"
+        )
     return out
 
 
@@ -303,26 +323,34 @@ def substitute(step: OneStep) -> Substituted:
     """Stage 2: the regime's scalings put into Delta = eta^r (S' - S) of every state."""
     spec, regime, eta = step.spec, step.regime, S.eta
     hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
-    exponents = {name: (0 if name == "x" else regime.state_exponent(_grad_degree(step.new[name]))) for name in spec.state_names}
+    exponents = {
+        name: (0 if name == "x" else regime.state_exponent(_grad_degree(step.new[name]))) for name in spec.state_names
+    }
     state_subs = {}
-    for name, sym in zip(spec.state_names, spec.state_symbols):
+    for name, sym in zip(spec.state_names, spec.state_symbols, strict=False):
         r = exponents[name]
         scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
         state_subs[sym] = scaled / eta**r
         if r:
             to_user[scaled] = sym * eta**r
-    grads = {S.grad_draw(i): S.g + sigma0 * S.law_draw(i) / eta**regime.noise
-             for i in sorted({S.draw_index(s, "grad") for e in step.new.values() for s in e.free_symbols} - {None})}
+    grads = {
+        S.grad_draw(i): S.g + sigma0 * S.law_draw(i) / eta**regime.noise
+        for i in sorted({S.draw_index(s, "grad") for e in step.new.values() for s in e.free_symbols} - {None})
+    }
     subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **grads, **state_subs}
     gammas: dict[sp.Symbol, sp.Expr] = {}
     delta = {}
-    for name, sym in zip(spec.state_names, spec.state_symbols):
-        new = _bias_powers(step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name), step.order >= 2)
+    for name, sym in zip(spec.state_names, spec.state_symbols, strict=False):
+        new = _bias_powers(
+            step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name), step.order >= 2
+        )
         delta[name] = sp.powsimp(eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs)))
     held_next = {}
     for h, new in step.held.items():
         where = f"optimizer {spec.name!r}, same-step value of {h}"
-        held_next[next_symbol(h)] = _bias_powers(new, hyper_subs, t0, regime, gammas, to_user, where, step.order >= 2).xreplace(subs)
+        held_next[next_symbol(h)] = _bias_powers(
+            new, hyper_subs, t0, regime, gammas, to_user, where, step.order >= 2
+        ).xreplace(subs)
     return Substituted(spec, Units(regime, exponents, to_user, gammas), delta, held_next)
 
 
@@ -332,9 +360,16 @@ def isolate_signs(sub: Substituted) -> Isolated:
     (draw, threshold) (see :mod:`derive.expectation`)."""
     table: dict[sp.Symbol, Indicator] = {}
     regime = sub.units.regime
-    variables = (S.g, *sub.spec.state_symbols, *[s for s in sub.units.to_user if s.name.endswith("_0") and s.name[:-2] in sub.spec.state_names])
+    variables = (
+        S.g,
+        *sub.spec.state_symbols,
+        *[s for s in sub.units.to_user if s.name.endswith("_0") and s.name[:-2] in sub.spec.state_names],
+    )
     delta = {name: isolate(d, table, _where(sub.spec, regime, name), variables) for name, d in sub.delta.items()}
-    held = {sym: isolate(v, table, f"optimizer {sub.spec.name!r}, same-step value of {sym}", variables) for sym, v in sub.held_next.items()}
+    held = {
+        sym: isolate(v, table, f"optimizer {sub.spec.name!r}, same-step value of {sym}", variables)
+        for sym, v in sub.held_next.items()
+    }
     return Isolated(sub.spec, sub.units, delta, table, held)
 
 
@@ -344,8 +379,10 @@ def _laurent(expr: sp.Expr, order: int) -> dict[int, sp.Expr] | None:
     opaque = Opaque(keep=lambda f: not f.has(S.eta))
     hidden = opaque.hide(expr)
     for node in sp.preorder_traversal(hidden):
-        if node.has(S.eta) and (isinstance(node, sp.Function) or (
-                node.is_Pow and node.base != S.eta and not (node.exp.is_Integer and node.exp > 0))):
+        if node.has(S.eta) and (
+            isinstance(node, sp.Function)
+            or (node.is_Pow and node.base != S.eta and not (node.exp.is_Integer and node.exp > 0))
+        ):
             return None  # eta in a denominator or under a function: not a Laurent polynomial
     out: dict[int, sp.Expr] = {}
     for term in sp.Add.make_args(sp.expand(hidden)):
@@ -385,12 +422,14 @@ def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
     """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1) (``one_fraction``:
     Delta put over one denominator first, faster for the order-1 rules, slower for order 2's)."""
     order = iso.units.regime.dt + 1
-    series = {name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
-              for name, d in iso.delta.items()}
+    series = {
+        name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
+        for name, d in iso.delta.items()
+    }
     return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
 
 
-@lru_cache(maxsize=None)
+@cache
 def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(), order: int = 1) -> Expansion:
     """Stages 1-4 (law-independent), cached per optimizer, regime, set of held states and order."""
     return expand(isolate_signs(substitute(one_step(Update(spec, regime, hold, order)))), one_fraction=order == 1)
@@ -399,7 +438,9 @@ def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(
 # ---------------------------------------------------------------------------------------------
 # Stages 5-7: per law and form
 # ---------------------------------------------------------------------------------------------
-def _moment_value(sym: sp.Symbol, law: NoiseLaw, what: str, sources: Mapping[int, sp.Expr]) -> tuple[sp.Expr, str | None]:
+def _moment_value(
+    sym: sp.Symbol, law: NoiseLaw, what: str, sources: Mapping[int, sp.Expr]
+) -> tuple[sp.Expr, str | None]:
     """The law's value of a moment placeholder; InfiniteMomentError naming the term if infinite."""
     n = moment_order(sym)
     if n:
@@ -409,14 +450,16 @@ def _moment_value(sym: sp.Symbol, law: NoiseLaw, what: str, sources: Mapping[int
             raise InfiniteMomentError(
                 f"{what} needs E[zeta^{n}]{piece}, which is infinite under the {law.label} law; "
                 f"use a law with a finite moment of order {n}"
-                + (" or form='published', which drops the second-moment noise" if n >= 4 and not piece else ""))
+                + (" or form='published', which drops the second-moment noise" if n >= 4 and not piece else "")
+            )
         return value, condition
     n = abs_moment_order(sym)
     value, condition = law.abs_moment(n)
     if value == sp.oo:
         raise InfiniteMomentError(
             f"{what} needs E[|zeta|^{n}] (for the term {sources.get(n, '?')}, a piece unbounded in the noise), which is "
-            f"infinite under the {law.label} law; use a law with a finite moment of order {n}")
+            f"infinite under the {law.label} law; use a law with a finite moment of order {n}"
+        )
     return value, condition
 
 
@@ -475,8 +518,10 @@ def _partial_value(call: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, orde
             return law.partial_series(n, u, S.eta, order)
     elif u0 is not None and u0.is_finite and not isinstance(u, (sp.Max, sp.Min)):
         return law.partial_taylor(n, u, u0, order)
-    raise UnsupportedUpdateError(f"{what}: the partial moment K_{n}({u}) of the law has no expansion in eta "
-                                 f"(its argument tends to {u0 if u0 is not None else 'an undecided limit'} as eta -> 0)")
+    raise UnsupportedUpdateError(
+        f"{what}: the partial moment K_{n}({u}) of the law has no expansion in eta "
+        f"(its argument tends to {u0 if u0 is not None else 'an undecided limit'} as eta -> 0)"
+    )
 
 
 def _stable_signs(expr: sp.Expr, law: NoiseLaw) -> sp.Expr:
@@ -497,12 +542,21 @@ def _stable_signs(expr: sp.Expr, law: NoiseLaw) -> sp.Expr:
         return expr
     expr = expand_outside(expr.xreplace(replace_))
     signs = {d for d, v in tails.items() if isinstance(v, sp.sign)}
-    expr = expr.replace(lambda e: e.is_Pow and e.base in signs and e.exp.is_Integer, lambda e: e.base ** (int(e.exp) % 2))
+    expr = expr.replace(
+        lambda e: e.is_Pow and e.base in signs and e.exp.is_Integer, lambda e: e.base ** (int(e.exp) % 2)
+    )
     return expr.xreplace(tails)
 
 
-def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, conditions: set[str],
-              sources: Mapping[int, sp.Expr] | None = None, order: int | None = None) -> sp.Expr:
+def _fill_law(
+    expr: sp.Expr,
+    law: NoiseLaw,
+    exp: Expansion,
+    what: str,
+    conditions: set[str],
+    sources: Mapping[int, sp.Expr] | None = None,
+    order: int | None = None,
+) -> sp.Expr:
     """Put the law's moments, absolute moments and partial moments K_n(u) into an averaged
     expression. A moment whose coefficient cancels (pieces on finite intervals) is not needed."""
     sources = sources or {}
@@ -523,8 +577,9 @@ def _fill_law(expr: sp.Expr, law: NoiseLaw, exp: Expansion, what: str, condition
     return expr
 
 
-def _mean_series(coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str],
-                 order: int = 1) -> dict[int, sp.Expr]:
+def _mean_series(
+    coeffs: Mapping[int, sp.Expr], exp: Expansion, law: NoiseLaw, what: str, conditions: set[str], order: int = 1
+) -> dict[int, sp.Expr]:
     """E[Delta] by order in eta, through order dt + order - 1 (higher orders only feed higher orders).
 
     Expectations bring in eta only through s(y) with an eta-dependent y; only then is the
@@ -547,14 +602,18 @@ def _random_part(c: sp.Expr, exp: Expansion) -> sp.Expr:
     return sp.Add(*[t for t in terms if is_random(t, exp.indicators) or t.is_number])
 
 
-def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions: set[str],
-                       dropped: frozenset[str]) -> dict[int, sp.ImmutableMatrix]:
+def _covariance_series(
+    exp: Expansion, law: NoiseLaw, orders: range, conditions: set[str], dropped: frozenset[str]
+) -> dict[int, sp.ImmutableMatrix]:
     """Cov[Delta] by power of eta, for the powers in ``orders`` (regime units); rows and columns
     of ``dropped`` are zero. Pairs of coefficients (n, m) with n + m in ``orders`` are averaged;
     where a threshold of an indicator depends on eta the result is re-expanded (expectations only
     raise the power of eta: a piece confined to an interval of width O(eta) has a mean of that size)."""
-    random = {n: {o: _random_part(c, exp) for o, c in exp.series[n].items() if is_random(c, exp.indicators)}
-              for n in exp.states if n not in dropped}
+    random = {
+        n: {o: _random_part(c, exp) for o, c in exp.series[n].items() if is_random(c, exp.indicators)}
+        for n in exp.states
+        if n not in dropped
+    }
     size = len(exp.states)
     out = {o: sp.zeros(size, size) for o in orders}
     for i, a in enumerate(exp.states):
@@ -569,7 +628,8 @@ def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions:
                         continue
                     total += S.eta ** (n + m - orders.start) * (
                         expect(cn * cm, exp.indicators, what, sources)
-                        - expect(cn, exp.indicators, what, sources) * expect(cm, exp.indicators, what, sources))
+                        - expect(cn, exp.indicators, what, sources) * expect(cm, exp.indicators, what, sources)
+                    )
             total = _fill_law(total, law, exp, what, conditions, sources, order=len(orders) - 1)
             series = _coefficients(total, len(orders) - 1, what) if total.has(S.eta) else {0: total}
             for o, c in series.items():
@@ -580,8 +640,11 @@ def _covariance_series(exp: Expansion, law: NoiseLaw, orders: range, conditions:
 
 def _lowest_random_order(exp: Expansion, dropped: frozenset[str]) -> int | None:
     """Twice the lowest power of eta at which some Delta (not dropped) depends on the noise."""
-    orders = [min(o for o, c in exp.series[n].items() if is_random(c, exp.indicators))
-              for n in exp.states if n not in dropped and any(is_random(c, exp.indicators) for c in exp.series[n].values())]
+    orders = [
+        min(o for o, c in exp.series[n].items() if is_random(c, exp.indicators))
+        for n in exp.states
+        if n not in dropped and any(is_random(c, exp.indicators) for c in exp.series[n].values())
+    ]
     return 2 * min(orders) if orders else None
 
 
@@ -609,8 +672,9 @@ def average(job: Averaging) -> Averaged:
     return Averaged(exp, law, mean, cov, lead, frozenset(conditions), held)
 
 
-def _leading_covariance(exp: Expansion, law: NoiseLaw, conditions: set[str],
-                        dropped: frozenset[str]) -> tuple[sp.ImmutableMatrix | None, int]:
+def _leading_covariance(
+    exp: Expansion, law: NoiseLaw, conditions: set[str], dropped: frozenset[str]
+) -> tuple[sp.ImmutableMatrix | None, int]:
     """Cov[Delta] at its lowest non-zero power eta^lead, and lead (cov None when lead < dt).
 
     Without eta in the indicators' thresholds the lowest power is twice the lowest power of eta at
@@ -629,8 +693,10 @@ def _leading_covariance(exp: Expansion, law: NoiseLaw, conditions: set[str],
         for order, matrix in sorted(series.items()):
             if any(sp.simplify(e) != 0 for e in matrix):
                 return (matrix if order >= dt else None), order
-    raise UnsupportedUpdateError(f"optimizer {exp.spec.name!r}: Cov[Delta] vanishes through order eta^{max(syntactic, dt) + 1} "
-                                 f"under the {law.label} law; its leading order is not resolved")
+    raise UnsupportedUpdateError(
+        f"optimizer {exp.spec.name!r}: Cov[Delta] vanishes through order eta^{max(syntactic, dt) + 1} "
+        f"under the {law.label} law; its leading order is not resolved"
+    )
 
 
 def leading(avg: Averaged) -> Leading:
@@ -645,11 +711,14 @@ def leading(avg: Averaged) -> Leading:
         if low:
             raise NoLimitError(
                 f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
-                f"E[Delta {name}]/dt is of order eta^{min(low) - dt}, which diverges as eta -> 0")
+                f"E[Delta {name}]/dt is of order eta^{min(low) - dt}, which diverges as eta -> 0"
+            )
         drift[name] = mean.get(dt, sp.Integer(0))
     if avg.cov is None and avg.lead is not None:
-        raise NoLimitError(f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
-                           f"Cov[Delta]/dt is of order eta^{avg.lead - dt}")
+        raise NoLimitError(
+            f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
+            f"Cov[Delta]/dt is of order eta^{avg.lead - dt}"
+        )
     return Leading(exp, drift, avg.cov, avg.lead, avg.conditions)
 
 
@@ -742,9 +811,13 @@ def map_back(lead: Leading) -> UserForm:
     back = dict(units.to_user)
     time_scale = S.eta ** (reg.dt - 1)
     opaque = Opaque()
-    variables = [S.g, *exp.spec.state_symbols, *[s for s in back if s.name.endswith("_0") and s.name[:-2] in exp.spec.state_names]]
+    variables = [
+        S.g,
+        *exp.spec.state_symbols,
+        *[s for s in back if s.name.endswith("_0") and s.name[:-2] in exp.spec.state_names],
+    ]
 
-    def user(e: sp.Expr, factor: sp.Expr = sp.Integer(1)) -> sp.Expr:
+    def user(e: sp.Expr, factor: sp.Expr = sp.S.One) -> sp.Expr:
         """The simplest of e and e collected in g and the states (in regime units, where a fixed
         EMA factor's complement 1 - beta is still one positive symbol), in user units."""
         regime_units = Opaque()
@@ -752,7 +825,9 @@ def map_back(lead: Leading) -> UserForm:
         forms = [hidden]
         if hidden.is_Add and not _too_long(hidden):
             forms.append(sp.collect(sp.expand(hidden), [v for v in variables if hidden.has(v)], func=sp.factor))
-        return min((_simplest(opaque.hide(regime_units.show(f).xreplace(back)) * factor) for f in forms), key=sp.count_ops)
+        return min(
+            (_simplest(opaque.hide(regime_units.show(f).xreplace(back)) * factor) for f in forms), key=sp.count_ops
+        )
 
     def written_out(e: sp.Expr) -> sp.Expr:  # function applications back, then the law's arguments
         e = opaque.show(e)
@@ -763,25 +838,35 @@ def map_back(lead: Leading) -> UserForm:
     if lead.cov is None:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
     scale = [S.eta ** -units.exponents[n] for n in exp.states]
-    user_cov = sp.Matrix(size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale))
+    user_cov = sp.Matrix(
+        size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale)
+    )
     return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(written_out)))
 
 
 @lru_cache(maxsize=256)
-def _pipeline(spec: Optimizer, law: NoiseLaw, reg: Regime, hold: frozenset[str], dropped: frozenset[str]) -> tuple[UserForm, Leading]:
+def _pipeline(
+    spec: Optimizer, law: NoiseLaw, reg: Regime, hold: frozenset[str], dropped: frozenset[str]
+) -> tuple[UserForm, Leading]:
     """Stages 1 to 7 for one optimizer, law, regime, held states and dropped rows (a published
     form that simplifies nothing shares the full form's result)."""
-    exp = expansion(spec, reg)                                    # stages 1-4
-    result = leading(average(Averaging(exp, law, dropped)))       # stages 5-6
+    exp = expansion(spec, reg)  # stages 1-4
+    result = leading(average(Averaging(exp, law, dropped)))  # stages 5-6
     if hold:  # the x drift with the same-step momentum kept: x reads m_next = E[m']
         held = average(Averaging(expansion(spec, reg, hold), law, dropped, covariance=False))
         x_drift = leading(held).drift["x"].xreplace(held.held_next)
         result = replace(result, drift={**result.drift, "x": x_drift}, conditions=result.conditions | held.conditions)
-    return map_back(result), result                               # stage 7
+    return map_back(result), result  # stage 7
 
 
-def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian", regime: "str | Regime" = "paper",
-               form: str = "full", nu: object = None, order: int = 1) -> SDE:
+def derive_sde(
+    optimizer: str | Optimizer,
+    noise: str | NoiseLaw = "gaussian",
+    regime: str | Regime = "paper",
+    form: str = "full",
+    nu: object = None,
+    order: int = 1,
+) -> SDE:
     """Derive the SDE of ``optimizer`` under the gradient-noise law ``noise`` in ``regime``.
 
     ``form`` is 'full' (complete leading-order drift and covariance) or 'published' (the
@@ -801,9 +886,15 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
     degrees = {n: spec.grad_degree(n) for n in spec.state_names}
     second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
     momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
-    read = frozenset(n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n)))  # x reads the new value
+    read = frozenset(
+        n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n))
+    )  # x reads the new value
     hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
-    applied = [s for s in simplifications if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)]
+    applied = [
+        s
+        for s in simplifications
+        if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)
+    ]
     dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
 
     exp = expansion(spec, reg)
@@ -812,23 +903,38 @@ def derive_sde(optimizer: "str | Optimizer", noise: "str | NoiseLaw" = "gaussian
     provenance = [
         f"update rule of {spec.name}: " + "; ".join(f"{a} <- {b}" for a, b in spec.update),
         f"regime {reg.name}: {reg.reference}",
-        f"noise {law.label}: " + (f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}; partial moments K_n(u) = integral_0^u z^n p(z) dz"
-                                  if exp.indicators else "moments E[zeta^n] of the law (no piecewise function of the noise)"),
+        f"noise {law.label}: "
+        + (
+            f"s(y) = 2F(y) - 1 = {law.s(sp.Symbol('y'))}; partial moments K_n(u) = integral_0^u z^n p(z) dz"
+            if exp.indicators
+            else "moments E[zeta^n] of the law (no piecewise function of the noise)"
+        ),
         f"expanded in eta to order {exp.order}; drift = [eta^{reg.dt}] E[Delta], covariance at order eta^{result.lead} over dt",
     ]
     if exp.indicators:
-        provenance.append("piecewise functions of the noise through indicators: " + "; ".join(
-            f"{h} = 1[{a.draw} > {a.threshold.xreplace(exp.units.to_user)}]" for h, a in exp.indicators.items()))
+        provenance.append(
+            "piecewise functions of the noise through indicators: "
+            + "; ".join(
+                f"{h} = 1[{a.draw} > {a.threshold.xreplace(exp.units.to_user)}]" for h, a in exp.indicators.items()
+            )
+        )
     if applied:
         provenance.append("published simplifications: " + "; ".join(applied))
     elif form == "published":
         provenance.append("published form: no simplification applies to this optimizer in this regime")
     return SDE(
-        optimizer=spec.name, noise=law.label, regime=reg.name, form=form,
-        state=spec.state_symbols, drift=user.drift, diffusion=user.diffusion,
+        optimizer=spec.name,
+        noise=law.label,
+        regime=reg.name,
+        form=form,
+        state=spec.state_symbols,
+        drift=user.drift,
+        diffusion=user.diffusion,
         time_functions=dict(sorted(exp.units.gammas.items(), key=lambda item: item[0].name)),
         initial={s.name: s.init for s in spec.state},
-        conditions=tuple(sorted(result.conditions)), provenance=tuple(provenance), same_step=tuple(sorted(hold)),
+        conditions=tuple(sorted(result.conditions)),
+        provenance=tuple(provenance),
+        same_step=tuple(sorted(hold)),
     )
 
 
@@ -845,4 +951,6 @@ def _derive_order2(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, order
     c0 = {n: explicit(b) for n, b in leading(avg).drift.items()}  # the law's arguments written out: d/dg sees them
     c1 = {n: explicit(avg.mean[n].get(reg.dt + 1, sp.Integer(0))) for n in exp.states}
     # paper regime: the units map back only a fixed EMA factor's complement c = 1 - beta, after simplifying in c
-    return order2.with_correction(first, spec, averaged_with, c0, c1, exp.units.gammas, avg.conditions, exp.units.to_user)
+    return order2.with_correction(
+        first, spec, averaged_with, c0, c1, exp.units.gammas, avg.conditions, exp.units.to_user
+    )

@@ -3,6 +3,7 @@
 Every error names the offending value and what is allowed, so that the command line can print
 it as one line instead of a traceback.
 """
+
 from __future__ import annotations
 
 

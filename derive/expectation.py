@@ -29,6 +29,7 @@ with h_n = E|d|^n / 2 for odd n and m_n / 2 for even n, and K_n the law's partia
 the engine; pieces on a finite interval cancel their h_n exactly, so they need no moment of the law.
 Injected Gaussian draws are averaged at once (their moments and K_n are known).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,12 +67,12 @@ def abs_moment_symbol(n: int) -> sp.Symbol:
 
 def moment_order(sym: sp.Symbol) -> int | None:
     """n if ``sym`` is the placeholder of E[zeta^n], else None."""
-    return int(sym.name[len(_MOMENT):]) if sym.name.startswith(_MOMENT) else None
+    return int(sym.name[len(_MOMENT) :]) if sym.name.startswith(_MOMENT) else None
 
 
 def abs_moment_order(sym: sp.Symbol) -> int | None:
     """n if ``sym`` is the placeholder of E|zeta|^n, else None."""
-    return int(sym.name[len(_ABS_MOMENT):]) if sym.name.startswith(_ABS_MOMENT) else None
+    return int(sym.name[len(_ABS_MOMENT) :]) if sym.name.startswith(_ABS_MOMENT) else None
 
 
 def partial_call(n: int, u: sp.Expr) -> sp.Expr:
@@ -85,7 +86,11 @@ def partial_call(n: int, u: sp.Expr) -> sp.Expr:
 def partial_order(call: sp.Basic) -> int | None:
     """n if ``call`` is a placeholder K_n(u), else None."""
     name = getattr(call.func, "__name__", "")
-    return int(name[len(_PARTIAL):]) if isinstance(call, sp.Function) and name.startswith(_PARTIAL) and name[len(_PARTIAL):].isdigit() else None
+    return (
+        int(name[len(_PARTIAL) :])
+        if isinstance(call, sp.Function) and name.startswith(_PARTIAL) and name[len(_PARTIAL) :].isdigit()
+        else None
+    )
 
 
 def shown(expr: sp.Expr, indicators: dict[sp.Symbol, Indicator]) -> sp.Expr:
@@ -125,13 +130,17 @@ class _Isolator:
             out = args[0]
             for f in args[1:]:
                 over = self.indicator(out - f, e)  # 1[out > f]
-                out = self.expand(f + (out - f) * over) if isinstance(e, sp.Max) else self.expand(out + (f - out) * over)
+                out = (
+                    self.expand(f + (out - f) * over) if isinstance(e, sp.Max) else self.expand(out + (f - out) * over)
+                )
             return out
         polynomial = isinstance(e, (sp.Add, sp.Mul)) or (isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0)
         inner = sorted((h for h in self.table if any(a.has(h) for a in args)), key=lambda h: h.name)
         if inner and not polynomial:  # f(A + B H) = H f(A + B) + (1 - H) f(A): H is 0 or 1
             h = inner[0]
-            return h * self.rewrite(e.func(*args).xreplace({h: 1})) + (1 - h) * self.rewrite(e.func(*args).xreplace({h: 0}))
+            return h * self.rewrite(e.func(*args).xreplace({h: 1})) + (1 - h) * self.rewrite(
+                e.func(*args).xreplace({h: 0})
+            )
         return e.func(*args)
 
     def indicator(self, f: sp.Expr, atom: sp.Expr) -> sp.Expr:
@@ -140,22 +149,27 @@ class _Isolator:
         inner = sorted((h for h in self.table if f.has(h)), key=lambda h: h.name)
         if inner:
             h = inner[0]
-            return self.expand(h * self.indicator(f.xreplace({h: 1}), atom) + (1 - h) * self.indicator(f.xreplace({h: 0}), atom))
+            return self.expand(
+                h * self.indicator(f.xreplace({h: 1}), atom) + (1 - h) * self.indicator(f.xreplace({h: 0}), atom)
+            )
         draws = S.draws_in(f)
         if not draws:
             return (1 + sp.sign(f)) / 2
         if len(draws) > 1:
             raise UnsupportedUpdateError(
                 f"{self.where}: the term {atom} is a piecewise function of several noise draws together "
-                f"({', '.join(sorted(d.name for d in draws))}); only functions of one draw at a time are supported")
+                f"({', '.join(sorted(d.name for d in draws))}); only functions of one draw at a time are supported"
+            )
         (d,) = draws
         try:
             poly = sp.Poly(f, d)
         except sp.PolynomialError:
             poly = None
         if poly is None or poly.degree() != 1:
-            raise UnsupportedUpdateError(f"{self.where}: the term {atom} is a piecewise function of a non-affine function of "
-                                         f"the noise {d}; only sign, Abs, Min, Max, Heaviside of a + b*{d} have a CDF rule")
+            raise UnsupportedUpdateError(
+                f"{self.where}: the term {atom} is a piecewise function of a non-affine function of "
+                f"the noise {d}; only sign, Abs, Min, Max, Heaviside of a + b*{d} have a CDF rule"
+            )
         b, a = poly.coeff_monomial(d), poly.coeff_monomial(1)
         if a != 0 and _eta_order(a) < _eta_order(b):  # the threshold -a/b diverges: I(f) -> 1[a_lead > 0]
             lead, _ = a.leadterm(S.eta)
@@ -168,7 +182,6 @@ class _Isolator:
         sym = found[0] if found else sp.Symbol(f"H_{len(self.table)}", real=True)
         self.table[sym] = Indicator(sym, d, u)
         return sym if orientation == 1 else 1 - sym
-
 
     def threshold(self, a: sp.Expr, b: sp.Expr) -> sp.Expr:
         """-a/b, readable: a collected in the variables (g, the states), common factors pulled out."""
@@ -186,11 +199,15 @@ def _eta_order(e: sp.Expr) -> sp.Expr:
     return e.leadterm(S.eta)[1]
 
 
-def isolate(expr: sp.Expr, table: dict[sp.Symbol, Indicator], where: str, variables: tuple[sp.Symbol, ...] = (S.g,)) -> sp.Expr:
+def isolate(
+    expr: sp.Expr, table: dict[sp.Symbol, Indicator], where: str, variables: tuple[sp.Symbol, ...] = (S.g,)
+) -> sp.Expr:
     """``expr`` with its piecewise functions of the noise rewritten into indicators (added to
     ``table``); thresholds are written with their numerators collected in ``variables``."""
     out = _Isolator(table, where, tuple(variables)).rewrite(expr)
-    return out.replace(lambda e: e.is_Pow and e.base in table and e.exp.is_Integer and e.exp > 0, lambda e: e.base)  # H^k = H
+    return out.replace(
+        lambda e: e.is_Pow and e.base in table and e.exp.is_Integer and e.exp > 0, lambda e: e.base
+    )  # H^k = H
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,11 +256,15 @@ def expect(expr: sp.Expr, indicators: dict[sp.Symbol, Indicator], context: str, 
         for base, e in powers.items():
             if isinstance(base, sp.Symbol) and (S.is_law_draw(base) or S.is_gaussian_draw(base)):
                 if not (e.is_Integer and e >= 0):
-                    raise UnsupportedUpdateError(f"{context}: the term {shown(term, indicators)} has a non-integer power of the noise {base}")
+                    raise UnsupportedUpdateError(
+                        f"{context}: the term {shown(term, indicators)} has a non-integer power of the noise {base}"
+                    )
                 per_draw.setdefault(base, [0, []])[0] += int(e)
             elif base in indicators:
                 if not (e.is_Integer and e > 0):
-                    raise UnsupportedUpdateError(f"{context}: the term {shown(term, indicators)} has a non-integer power of a piecewise function of the noise")
+                    raise UnsupportedUpdateError(
+                        f"{context}: the term {shown(term, indicators)} has a non-integer power of a piecewise function of the noise"
+                    )
                 ind = indicators[base]
                 per_draw.setdefault(ind.draw, [0, []])[1].append(ind.threshold)
             else:
@@ -251,7 +272,8 @@ def expect(expr: sp.Expr, indicators: dict[sp.Symbol, Indicator], context: str, 
         if S.draws_in(rest) or any(rest.has(h) for h in indicators):
             raise UnsupportedUpdateError(
                 f"{context}: the term {shown(term, indicators)} is not polynomial in the noise (the factor {shown(rest, indicators)}); "
-                "the engine averages polynomials in the noise draws and sign, Abs, Min, Max, Heaviside of affine functions of one draw")
+                "the engine averages polynomials in the noise draws and sign, Abs, Min, Max, Heaviside of affine functions of one draw"
+            )
         value = rest
         for d, (n, thresholds) in per_draw.items():
             value *= _draw_mean(d, n, thresholds, shown(term, indicators), sources)

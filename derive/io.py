@@ -4,6 +4,7 @@ Each writer writes a temporary file in the target's directory and renames it ove
 (``os.replace``, atomic on POSIX and Windows), so Ctrl-C, a crash or a second process writing the
 same file never leaves a half-written .py, .json, .npz, .png or report behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write(path: "str | Path", write: Callable[[Path], object]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` to fill a temporary file, then move it onto ``path``; returns ``path``."""
     path = Path(path)
     with _temporary_beside(path) as tmp:
@@ -38,12 +39,12 @@ def atomic_write(path: "str | Path", write: Callable[[Path], object]) -> Path:
     return path
 
 
-def atomic_write_text(path: "str | Path", text: str) -> Path:
+def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_savez(path: "str | Path", **arrays) -> Path:
+def atomic_savez(path: str | Path, **arrays) -> Path:
     """``numpy.savez`` to ``path`` atomically (``path`` should end in .npz)."""
     import numpy as np
 
@@ -54,7 +55,7 @@ def atomic_savez(path: "str | Path", **arrays) -> Path:
     return atomic_write(path, write)
 
 
-def atomic_savefig(fig, path: "str | Path", **kwargs) -> Path:
+def atomic_savefig(fig, path: str | Path, **kwargs) -> Path:
     """``fig.savefig`` to ``path`` atomically; the format is taken from the suffix of ``path``."""
     path = Path(path)
     kwargs.setdefault("format", path.suffix.lstrip(".") or "png")

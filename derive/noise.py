@@ -19,10 +19,11 @@ for n >= 2 and a real nu, K_n = p(0) nu^((n+1)/2) B(u^2/(nu + u^2); (n+1)/2, (nu
 incomplete beta function, a hypergeometric function for nu <= n); integer nu, Laplace, uniform and
 user CDF laws (p = F') by exact integration.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 
 import mpmath
 import sympy as sp
@@ -65,7 +66,9 @@ def _exact_number(integrand: sp.Expr, var: sp.Symbol, lo: sp.Expr, hi: sp.Expr) 
                 found = mpmath.identify(number, c, tol=mpmath.mpf(10) ** -45)
                 if found:
                     candidate = sp.nsimplify(sp.sympify(found), rational=True)
-                    if abs(sp.N(candidate, 60) - sp.Float(number, 60)) < sp.Float(10) ** -40 * max(1, abs(sp.Float(number, 60))):
+                    if abs(sp.N(candidate, 60) - sp.Float(number, 60)) < sp.Float(10) ** -40 * max(
+                        1, abs(sp.Float(number, 60))
+                    ):
                         return candidate
     return sp.Integral(integrand, (var, lo, hi))
 
@@ -122,15 +125,17 @@ class NoiseLaw:
         """K_n(w) = integral_0^w z^n p(z) dz for 0 < w < bound, in the dummy _w."""
         return sp.integrate(_u**n * self.density_expr, (_u, 0, _w))
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _partial_expr(self, n: int) -> sp.Expr:
         """K_n(y) for real y, in the dummy _y (odd in y for even n, even for odd n)."""
         if n == 0:
             return self.s(_y) / 2
         inner = self._partial_positive(n)
         if inner.has(sp.Integral):
-            raise DeriveError(f"cannot integrate z^{n} p(z) in closed form for the {self.label} law "
-                              f"(needed for E[zeta^{n}; zeta < u])")
+            raise DeriveError(
+                f"cannot integrate z^{n} p(z) in closed form for the {self.label} law "
+                f"(needed for E[zeta^{n}; zeta < u])"
+            )
         body = _parity_extension(inner, odd=(n % 2 == 0))
         if self.bound == sp.oo:
             return body
@@ -141,7 +146,7 @@ class NoiseLaw:
         """K_n(u) = integral_0^u z^n p(z) dz, finite for every finite u."""
         return self._partial_expr(n).subs(_y, u)
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
         """h_n = integral_0^oo z^n p(z) dz = E[|zeta|^n] / 2, and the condition (on a symbolic
         parameter) under which it is finite; (sympy.oo, None) when it is infinite."""
@@ -173,8 +178,14 @@ class NoiseLaw:
         w, power = u.as_independent(var, as_Add=False)
         _, p = power.as_base_exp() if power != 1 else (var, sp.Integer(0))
         if power.as_base_exp()[0] == var and p.is_positive and not w.has(var):  # u = var^p w: a polynomial in var
-            return sum((q * power ** (n + 1 + j) * w ** (n + 1) * sp.Abs(w) ** j / (n + j + 1)
-                        for j, q in enumerate(coeffs) if p * (n + 1 + j) <= order), sp.Integer(0))
+            return sum(
+                (
+                    q * power ** (n + 1 + j) * w ** (n + 1) * sp.Abs(w) ** j / (n + j + 1)
+                    for j, q in enumerate(coeffs)
+                    if p * (n + 1 + j) <= order
+                ),
+                sp.Integer(0),
+            )
         total = sum((q * u ** (n + 1) * sp.Abs(u) ** j / (n + j + 1) for j, q in enumerate(coeffs)), sp.Integer(0))
         return sp.series(total, var, 0, order + 1).removeO()
 
@@ -204,7 +215,7 @@ class NoiseLaw:
             return sp.Integer(0), None
         return self._even_moment(n), None
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _even_moment(self, n: int) -> sp.Expr:
         """2 * integral_0^bound u^n p(u) du, exactly (see _exact_number)."""
         value = _exact_number(2 * _u**n * self.density_expr, _u, sp.Integer(0), self.bound)
@@ -241,7 +252,7 @@ class StudentT(NoiseLaw):
             return sp.sign(_y) * inner
         return inner if sp.simplify(inner.subs(_y, -_y) + inner) == 0 else sp.sign(_y) * inner.subs(_y, sp.Abs(_y))
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def moment(self, n: int) -> tuple[sp.Expr, str | None]:
         """E[zeta^n] = nu^(n/2) Gamma((n+1)/2) Gamma((nu-n)/2) / (sqrt(pi) Gamma(nu/2)), n < nu."""
         if n % 2:
@@ -253,11 +264,15 @@ class StudentT(NoiseLaw):
         nu = self.nu
         if nu.is_number and nu <= n:
             return sp.oo, None
-        value = sp.gammasimp(nu ** sp.Rational(n, 2) * sp.gamma(sp.Rational(n + 1, 2)) * sp.gamma((nu - n) / 2)
-                             / (sp.sqrt(sp.pi) * sp.gamma(nu / 2)))
+        value = sp.gammasimp(
+            nu ** sp.Rational(n, 2)
+            * sp.gamma(sp.Rational(n + 1, 2))
+            * sp.gamma((nu - n) / 2)
+            / (sp.sqrt(sp.pi) * sp.gamma(nu / 2))
+        )
         return sp.factor(value), (None if nu.is_number else f"nu > {n}")
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
         if n == 0:
             return sp.Rational(1, 2), None
@@ -273,7 +288,9 @@ class StudentT(NoiseLaw):
             return c * nu / (nu - 1) * (1 - (1 + w**2 / nu) ** ((1 - nu) / 2))
         if self._integer_nu:
             return sp.simplify(sp.integrate(_u**n * self.density_expr, (_u, 0, w)))
-        return c / 2 * nu ** sp.Rational(n + 1, 2) * sp.betainc(sp.Rational(n + 1, 2), (nu - n) / 2, 0, w**2 / (nu + w**2))
+        return (
+            c / 2 * nu ** sp.Rational(n + 1, 2) * sp.betainc(sp.Rational(n + 1, 2), (nu - n) / 2, 0, w**2 / (nu + w**2))
+        )
 
     def sign_tail(self, y: sp.Expr) -> sp.Expr | None:
         """1 - |s(y)| = I_{nu/(nu + y^2)}(nu/2, 1/2) (the two-sided tail 2F(-|y|)) for a real nu."""
@@ -303,11 +320,11 @@ class CdfLaw(NoiseLaw):
     def _partial_positive(self, n: int) -> sp.Expr:
         return sp.integrate(_u**n * self._derivative, (_u, 0, _w))
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def _even_moment(self, n: int) -> sp.Expr:
         return _exact_number(2 * _u**n * self._derivative, _u, sp.Integer(0), self.bound)
 
-    @lru_cache(maxsize=None)  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
+    @cache  # noqa: B019 - laws are process-lifetime singletons (see get_noise)
     def half_moment(self, n: int) -> tuple[sp.Expr, str | None]:
         if n % 2 == 0:
             return super().half_moment(n)
@@ -334,8 +351,8 @@ class Gaussian(NoiseLaw):
         if n == 0:
             return sp.erf(_w / sp.sqrt(2)) / 2
         if n == 1:
-            return (1 - sp.exp(-_w**2 / 2)) / sp.sqrt(2 * sp.pi)
-        return sp.expand(-_w ** (n - 1) * phi + (n - 1) * self._partial_positive(n - 2))
+            return (1 - sp.exp(-(_w**2) / 2)) / sp.sqrt(2 * sp.pi)
+        return sp.expand(-(_w ** (n - 1)) * phi + (n - 1) * self._partial_positive(n - 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,7 +368,7 @@ class Laplace(NoiseLaw):
 
 
 def _gaussian() -> NoiseLaw:
-    return Gaussian("gaussian", sp.exp(-_u**2 / 2) / sp.sqrt(2 * sp.pi))
+    return Gaussian("gaussian", sp.exp(-(_u**2) / 2) / sp.sqrt(2 * sp.pi))
 
 
 def _parse_nu(nu: object) -> sp.Expr:
@@ -368,11 +385,15 @@ def _parse_nu(nu: object) -> sp.Expr:
 
 def _student_t(nu: object) -> StudentT:
     value = _parse_nu(nu)
-    density = sp.gamma((value + 1) / 2) / (sp.sqrt(value * sp.pi) * sp.gamma(value / 2)) * (1 + _u**2 / value) ** (-(value + 1) / 2)
+    density = (
+        sp.gamma((value + 1) / 2)
+        / (sp.sqrt(value * sp.pi) * sp.gamma(value / 2))
+        * (1 + _u**2 / value) ** (-(value + 1) / 2)
+    )
     return StudentT("student-t", density, params={"nu": value}, nu=value)
 
 
-def cdf_law(cdf: "str | sp.Expr", name: str | None = None) -> CdfLaw:
+def cdf_law(cdf: str | sp.Expr, name: str | None = None) -> CdfLaw:
     """A symmetric law from its CDF, an expression in ``y``; checked to be a symmetric CDF."""
     text = str(cdf)
     try:
@@ -397,7 +418,7 @@ NAMES = ("gaussian", "student-t", "cauchy", "laplace", "uniform", "cdf:EXPR")
 BUILTIN_LAWS = ("gaussian", "student-t", "cauchy", "laplace", "uniform")
 
 
-def get_noise(name: "str | NoiseLaw", nu: object = None) -> NoiseLaw:
+def get_noise(name: str | NoiseLaw, nu: object = None) -> NoiseLaw:
     """A noise law by name (see :data:`NAMES`); ``nu`` only for student-t."""
     if isinstance(name, NoiseLaw):
         return name

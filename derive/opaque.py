@@ -7,6 +7,7 @@ deep); the engine instead writes each application as a symbol (:class:`Opaque`),
 rational structure around it, and puts the applications back: exact, faster, and the arguments
 keep the readable form they were built in.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,7 +35,7 @@ class Opaque:
         if expr.is_Atom or not expr.args:
             return expr
         args = [self.hide(a) for a in expr.args]
-        return expr if all(a is b for a, b in zip(args, expr.args)) else expr.func(*args)
+        return expr if all(a is b for a, b in zip(args, expr.args, strict=False)) else expr.func(*args)
 
     def show(self, expr: sp.Expr) -> sp.Expr:
         """The applications put back."""

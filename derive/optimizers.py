@@ -9,6 +9,7 @@ beta1, decoupled weight decay, and an EMA with beta2 = 1 - eta rho2. Signum (Ber
 2018): the sign of an EMA momentum. ClipSGD: SGD with each gradient coordinate clipped to
 [-c, c]. SGDM: SGD with EMA heavy-ball momentum m <- beta m + (1 - beta) grad.
 """
+
 from __future__ import annotations
 
 from .errors import UnknownNameError
@@ -47,9 +48,14 @@ def _rmsprop(name: str, weight_decay: bool) -> Optimizer:
     if weight_decay:
         update.append(("x", "x*(1 - eta*theta)"))
     update.append(("x", x_line))
-    return Optimizer(name=name, doc="RMSprop" + (" with decoupled weight decay" if weight_decay else ""),
-                     hyper=hyper, update=update, state=[State("v", positive=True)],
-                     defaults=_defaults(*hyper))
+    return Optimizer(
+        name=name,
+        doc="RMSprop" + (" with decoupled weight decay" if weight_decay else ""),
+        hyper=hyper,
+        update=update,
+        state=[State("v", positive=True)],
+        defaults=_defaults(*hyper),
+    )
 
 
 def _adam(name: str, weight_decay: bool) -> Optimizer:
@@ -65,9 +71,14 @@ def _adam(name: str, weight_decay: bool) -> Optimizer:
     if weight_decay:
         update.append(("x", "x*(1 - eta*theta)"))
     update.append(("x", "x - eta*mhat/(sqrt(vhat) + eps)"))
-    return Optimizer(name=name, doc="Adam" + (" with decoupled weight decay" if weight_decay else "") + ", bias-corrected",
-                     hyper=hyper, update=update, state=[State("m"), State("v", positive=True)],
-                     defaults=_defaults(*hyper))
+    return Optimizer(
+        name=name,
+        doc="Adam" + (" with decoupled weight decay" if weight_decay else "") + ", bias-corrected",
+        hyper=hyper,
+        update=update,
+        state=[State("m"), State("v", positive=True)],
+        defaults=_defaults(*hyper),
+    )
 
 
 LION = Optimizer(
@@ -111,12 +122,22 @@ SGDM = Optimizer(
 
 BUILTINS: dict[str, Optimizer] = {
     o.name: o
-    for o in (SGD, SIGNSGD, _rmsprop("rmsprop", False), _rmsprop("rmspropw", True),
-              _adam("adam", False), _adam("adamw", True), LION, SIGNUM, CLIPSGD, SGDM)
+    for o in (
+        SGD,
+        SIGNSGD,
+        _rmsprop("rmsprop", False),
+        _rmsprop("rmspropw", True),
+        _adam("adam", False),
+        _adam("adamw", True),
+        LION,
+        SIGNUM,
+        CLIPSGD,
+        SGDM,
+    )
 }
 
 
-def get_optimizer(ref: "str | Optimizer") -> Optimizer:
+def get_optimizer(ref: str | Optimizer) -> Optimizer:
     """A built-in optimizer by name, a user spec ``path/to/file.py:NAME``, or a spec itself."""
     if isinstance(ref, Optimizer):
         return ref

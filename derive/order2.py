@@ -32,10 +32,11 @@ differ at O(eta^2), and the noise-dominated regime (dt = eta^2) is not expanded 
 :func:`derive.engine.derive_sde` with ``order=2`` runs the engine's stages and calls
 :func:`check_request`, :func:`differentiable_law` and :func:`with_correction` from here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import sympy as sp
 
@@ -85,11 +86,19 @@ def check_request(spec: Optimizer, law: NoiseLaw, regime: Regime, form: str, ord
     if order not in ORDERS:
         raise NoOrder2Error(f"order {order!r} is not supported; allowed: {', '.join(map(str, ORDERS))}")
     if form != "full":
-        raise _refuse(spec, law, f"form {form!r}: no published form is order 2 (without the second-moment noise "
-                                 "the one-step second moments differ at O(eta^2)); use form 'full'")
+        raise _refuse(
+            spec,
+            law,
+            f"form {form!r}: no published form is order 2 (without the second-moment noise "
+            "the one-step second moments differ at O(eta^2)); use form 'full'",
+        )
     if regime.dt != 1:
-        raise _refuse(spec, law, f"the {regime.name} regime (dt = eta^{regime.dt}): order 2 is derived in the "
-                                 "paper regime (dt = eta) only; use regime 'paper'")
+        raise _refuse(
+            spec,
+            law,
+            f"the {regime.name} regime (dt = eta^{regime.dt}): order 2 is derived in the "
+            "paper regime (dt = eta) only; use regime 'paper'",
+        )
 
 
 def _smooth_density(law: NoiseLaw) -> sp.Lambda | None:
@@ -147,10 +156,14 @@ def differentiable_law(spec: Optimizer, law: NoiseLaw, piecewise: bool) -> Noise
     density = _smooth_density(law)
     if density is None:
         y = sp.Symbol("y", real=True)
-        raise _refuse(spec, law, f"the update takes a piecewise function (sign, clip, ...) of the noisy gradient and "
-                                 f"s(y) = 2F(y) - 1 = {law.s(y)} is not smooth; the order-2 drift differentiates the "
-                                 "law's partial moments (s' = 2p), so it needs a law with a smooth density "
-                                 "(gaussian, student-t, cauchy)")
+        raise _refuse(
+            spec,
+            law,
+            f"the update takes a piecewise function (sign, clip, ...) of the noisy gradient and "
+            f"s(y) = 2F(y) - 1 = {law.s(y)} is not smooth; the order-2 drift differentiates the "
+            "law's partial moments (s' = 2p), so it needs a law with a smooth density "
+            "(gaussian, student-t, cauchy)",
+        )
     return SmoothLaw(law, density)
 
 
@@ -163,8 +176,10 @@ def _non_smooth_part(expr: sp.Expr, variables: set[sp.Symbol]) -> sp.Expr | None
 
 def _time_rates(gammas: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
     """d gamma/dt for each gamma = 1 - exp(L(t)), written in gamma: -L'(t) (1 - gamma)."""
-    return {gamma: sp.diff(value, S.t).xreplace({1 - value: 1 - gamma, sp.expand(1 - value): 1 - gamma})
-            for gamma, value in gammas.items()}
+    return {
+        gamma: sp.diff(value, S.t).xreplace({1 - value: 1 - gamma, sp.expand(1 - value): 1 - gamma})
+        for gamma, value in gammas.items()
+    }
 
 
 def _one_fraction(expr: sp.Expr) -> sp.Expr:
@@ -196,8 +211,9 @@ def simplest(expr: sp.Expr) -> sp.Expr:
     return min(forms, key=sp.count_ops)
 
 
-def correction(spec: Optimizer, c0: Mapping[str, sp.Expr], c1: Mapping[str, sp.Expr],
-               gammas: Mapping[sp.Symbol, sp.Expr]) -> dict[str, sp.Expr]:
+def correction(
+    spec: Optimizer, c0: Mapping[str, sp.Expr], c1: Mapping[str, sp.Expr], gammas: Mapping[sp.Symbol, sp.Expr]
+) -> dict[str, sp.Expr]:
     """b1 = c1 - (1/2)(b0 . grad_S) b0 - (1/2) d_t b0 per state, b0 = c0, with hvp(b0_x) written
     as the placeholder symbol ``hvp_b0x`` (so each b1 is affine in it)."""
     states = dict(zip(spec.state_names, spec.state_symbols, strict=True))
@@ -212,9 +228,16 @@ def correction(spec: Optimizer, c0: Mapping[str, sp.Expr], c1: Mapping[str, sp.E
     return out
 
 
-def with_correction(first: SDE, spec: Optimizer, law: NoiseLaw | SmoothLaw, c0: Mapping[str, sp.Expr],
-                    c1: Mapping[str, sp.Expr], gammas: Mapping[sp.Symbol, sp.Expr],
-                    conditions: frozenset[str], to_user: Mapping[sp.Symbol, sp.Expr] | None = None) -> SDE:
+def with_correction(
+    first: SDE,
+    spec: Optimizer,
+    law: NoiseLaw | SmoothLaw,
+    c0: Mapping[str, sp.Expr],
+    c1: Mapping[str, sp.Expr],
+    gammas: Mapping[sp.Symbol, sp.Expr],
+    conditions: frozenset[str],
+    to_user: Mapping[sp.Symbol, sp.Expr] | None = None,
+) -> SDE:
     """The order-2 SDE: ``first`` (the full order-1 SDE) with its drift b0 replaced by b0 + eta b1.
 
     c0, c1 are the eta and eta^2 coefficients of E[Delta] averaged under ``law`` (from
@@ -226,9 +249,11 @@ def with_correction(first: SDE, spec: Optimizer, law: NoiseLaw | SmoothLaw, c0: 
         for what, value in (("drift", c0[name]), ("eta^2 coefficient of E[Delta]", c1[name])):
             bad = _non_smooth_part(value, variables)
             if bad is not None:
-                raise NoOrder2Error(f"no order-2 SDE for {spec.name} under {first.noise}: the {what} of {name}, "
-                                    f"{value}, is not differentiable (it contains {bad}); the order-2 drift "
-                                    "differentiates it")
+                raise NoOrder2Error(
+                    f"no order-2 SDE for {spec.name} under {first.noise}: the {what} of {name}, "
+                    f"{value}, is not differentiable (it contains {bad}); the order-2 drift "
+                    "differentiates it"
+                )
     raw = correction(spec, c0, c1, gammas)
     restore = law.restore if isinstance(law, SmoothLaw) else (lambda e: e)
     u = first.drift_of("x")
@@ -236,8 +261,11 @@ def with_correction(first: SDE, spec: Optimizer, law: NoiseLaw | SmoothLaw, c0: 
     for name in spec.state_names:
         value = sp.expand(restore(raw[name]))
         factor = value.coeff(_PRODUCT)
-        b1.append((simplest(sp.expand(value - factor * _PRODUCT)) + simplest(factor) * _PRODUCT).xreplace(back)
-                  .xreplace({_PRODUCT: hvp(u)}))
+        b1.append(
+            (simplest(sp.expand(value - factor * _PRODUCT)) + simplest(factor) * _PRODUCT)
+            .xreplace(back)
+            .xreplace({_PRODUCT: hvp(u)})
+        )
         shown_c1.append(simplest(restore(c1[name])).xreplace(back))
     drift = tuple(b + S.eta * b_1 for b, b_1 in zip(first.drift, b1, strict=True))
     provenance = (
@@ -248,8 +276,14 @@ def with_correction(first: SDE, spec: Optimizer, law: NoiseLaw | SmoothLaw, c0: 
         "diffusion: the full form's order-1 diffusion",
         *(f"c1 of {n}: {c}" for n, c in zip(spec.state_names, shown_c1, strict=True)),
     )
-    return replace(first, drift=drift, conditions=tuple(sorted(set(first.conditions) | set(conditions))),
-                   provenance=provenance, order=2, correction=tuple(b1))
+    return replace(
+        first,
+        drift=drift,
+        conditions=tuple(sorted(set(first.conditions) | set(conditions))),
+        provenance=provenance,
+        order=2,
+        correction=tuple(b1),
+    )
 
 
 def parse_curvature(text: object) -> sp.Expr:
@@ -274,6 +308,11 @@ def on_curvature(sde: SDE, lam: sp.Expr = CURVATURE) -> SDE:
         return sp.factor_terms(sp.expand(expr.xreplace({S.g: lam * x})))
 
     note = f"on the diagonal quadratic f = {lam}*x**2/2 per coordinate: g = {lam}*x, hvp(u) = {lam}*u"
-    return replace(sde, drift=tuple(put(b) for b in sde.drift),
-                   diffusion=sp.ImmutableMatrix(sde.diffusion.applyfunc(put)),
-                   correction=tuple(put(b) for b in sde.correction), provenance=(*sde.provenance, note), curvature=lam)
+    return replace(
+        sde,
+        drift=tuple(put(b) for b in sde.drift),
+        diffusion=sp.ImmutableMatrix(sde.diffusion.applyfunc(put)),
+        correction=tuple(put(b) for b in sde.correction),
+        provenance=(*sde.provenance, note),
+        curvature=lam,
+    )

@@ -1,4 +1,5 @@
 """Figures of simulated runs, drawn with matplotlib's object API (the user's backend is untouched)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 from .io import atomic_savefig
 
 
-def run_trajectories(runs: dict, title: str, path: "str | Path") -> Path:
+def run_trajectories(runs: dict, title: str, path: str | Path) -> Path:
     """Mean loss of each run (``label -> derive.simulate.Run``) against t with +-2 SE bands, log scale."""
     from matplotlib.figure import Figure
 

@@ -12,6 +12,7 @@ substitution rho_0 = rho eta^(1-decay), sigma_0 = sigma eta^noise, ..., plus the
 time t_regime = eta^(dt-1) t, which multiplies the drift by eta^(dt-1) and the diffusion by
 eta^((dt-1)/2). In the paper regime every exponent is trivial and both maps are the identity.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,19 +50,33 @@ class Regime:
         return self.noise * 2 * ((degree or 0) // 2)
 
 
-PAPER = Regime("paper", dt=1, decay=1, noise=0, eps=0, weight_decay=0,
-               published=(DROP_SECOND_MOMENT_NOISE, SAME_STEP_MOMENTUM),
-               reference="Compagnoni et al., ICLR 2025: beta = 1 - eta rho, sigma, eps, theta O(1), dt = eta")
-NOISE_DOMINATED = Regime("noise-dominated", dt=2, decay=2, noise=1, eps=1, weight_decay=1,
-                         published=(DROP_SECOND_MOMENT_NOISE,),
-                         reference="Malladi et al., NeurIPS 2022: sigma = sigma0/eta, eps = eps0/eta, "
-                                   "1 - beta = c eta^2, dt = eta^2, u = eta^2 v")
+PAPER = Regime(
+    "paper",
+    dt=1,
+    decay=1,
+    noise=0,
+    eps=0,
+    weight_decay=0,
+    published=(DROP_SECOND_MOMENT_NOISE, SAME_STEP_MOMENTUM),
+    reference="Compagnoni et al., ICLR 2025: beta = 1 - eta rho, sigma, eps, theta O(1), dt = eta",
+)
+NOISE_DOMINATED = Regime(
+    "noise-dominated",
+    dt=2,
+    decay=2,
+    noise=1,
+    eps=1,
+    weight_decay=1,
+    published=(DROP_SECOND_MOMENT_NOISE,),
+    reference="Malladi et al., NeurIPS 2022: sigma = sigma0/eta, eps = eps0/eta, "
+    "1 - beta = c eta^2, dt = eta^2, u = eta^2 v",
+)
 
 REGIMES = {r.name: r for r in (PAPER, NOISE_DOMINATED)}
 FORMS = ("full", "published")
 
 
-def get_regime(name: "str | Regime") -> Regime:
+def get_regime(name: str | Regime) -> Regime:
     if isinstance(name, Regime):
         return name
     if name not in REGIMES:

@@ -7,6 +7,7 @@ live in a per-user cache directory: ``$DERIVE_CACHE_DIR`` if set, else the platf
 (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on
 Windows) plus ``derive/modules``. This module imports nothing heavy.
 """
+
 from __future__ import annotations
 
 import os

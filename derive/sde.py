@@ -9,6 +9,7 @@ with g the true gradient coordinate d_i f(x). The bias-correction factors gamma_
 exp(-rho_j t) are kept as symbols in ``drift`` and ``diffusion`` (their definitions are in
 ``time_functions``); :meth:`SDE.explicit` substitutes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -111,7 +112,9 @@ class SDE:
             rows.append(f"d{tex(sp.Symbol(name))} &= \\left({tex(b)}\\right) dt" + (f" + {noise}" if noise else ""))
         body = " \\\\\n".join(rows)
         where = ", ".join(f"{tex(g)} = {tex(v)}" for g, v in self.time_functions.items())
-        return "\\begin{aligned}\n" + body + "\n\\end{aligned}" + (f"\n\\quad \\text{{where }} {where}" if where else "")
+        return (
+            "\\begin{aligned}\n" + body + "\n\\end{aligned}" + (f"\n\\quad \\text{{where }} {where}" if where else "")
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready: strings that ``sympy.sympify`` parses (gamma_j written out in t)."""
@@ -130,8 +133,15 @@ class SDE:
             "conditions": list(self.conditions),
             "same_step": list(self.same_step),
             "order": self.order,
-            **({"correction": {n: str(self.explicit(b)) for n, b in zip(self.state_names, self.correction)}}
-               if self.correction else {}),
+            **(
+                {
+                    "correction": {
+                        n: str(self.explicit(b)) for n, b in zip(self.state_names, self.correction, strict=False)
+                    }
+                }
+                if self.correction
+                else {}
+            ),
             **({"curvature": str(self.curvature)} if self.curvature is not None else {}),
             "provenance": list(self.provenance),
         }

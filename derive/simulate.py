@@ -9,17 +9,18 @@ Statistics over N paths at each recorded step: mean loss with standard error
 sd/sqrt(N); per-coordinate mean and (unbiased) variance of x, from per-chunk sums accumulated
 in float64 in a fixed order, so results are identical for any number of threads.
 """
+
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import math
-import sys
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 
@@ -27,7 +28,6 @@ from .combination import Combination
 from .errors import DeriveError
 from .resources import GENERATED, user_cache_dir
 from .runtime.schemes import BOUNDARIES, SCHEMES
-
 
 CHUNK = 16  #: paths per parallel work item (results do not depend on it)
 
@@ -41,8 +41,10 @@ class DivergenceError(DeriveError, ArithmeticError):
 
     def __init__(self, label: str, step: int, paths: int, total: int):
         self.label, self.step, self.paths, self.total = label, step, paths, total
-        super().__init__(f"{label} diverged at step {step}: {paths} of {total} paths reached |x| >= 1e30 "
-                         "or NaN (reduce eta or sigma)")
+        super().__init__(
+            f"{label} diverged at step {step}: {paths} of {total} paths reached |x| >= 1e30 "
+            "or NaN (reduce eta or sigma)"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Landscape:
     hvp_fn: Callable | None = None
 
 
-def quadratic(lam: "np.ndarray | list[float]") -> Landscape:
+def quadratic(lam: np.ndarray | list[float]) -> Landscape:
     """f(x) = sum_j lam_j x_j^2 / 2, gradient lam * x."""
     lam = np.ascontiguousarray(lam, dtype=np.float64)
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)):
@@ -79,7 +81,7 @@ def double_well(dim: int) -> Landscape:
     return Landscape("double-well", np.zeros(1), int(dim), code=1)
 
 
-def full_quadratic(H: "np.ndarray | list[list[float]]", name: str = "full quadratic") -> Landscape:
+def full_quadratic(H: np.ndarray | list[list[float]], name: str = "full quadratic") -> Landscape:
     """f(x) = x^T H x / 2 with a symmetric d x d matrix H, gradient H x."""
     H = np.ascontiguousarray(H, dtype=np.float64)
     if H.ndim != 2 or H.shape[0] != H.shape[1] or H.size == 0 or not np.all(np.isfinite(H)):
@@ -89,7 +91,7 @@ def full_quadratic(H: "np.ndarray | list[list[float]]", name: str = "full quadra
     return Landscape(name, H.ravel().copy(), H.shape[0], code=2)
 
 
-def rotated_quadratic(lam: "np.ndarray | list[float]", angle: float = math.pi / 6) -> Landscape:
+def rotated_quadratic(lam: np.ndarray | list[float], angle: float = math.pi / 6) -> Landscape:
     """The quadratic with curvatures lam in axes rotated by ``angle`` in every plane (x_1, x_2),
     (x_3, x_4), ...: H = R diag(lam) R^T, not diagonal, so coordinates interact through g = H x
     (per-coordinate optimizers such as SignSGD see the rotation)."""
@@ -97,12 +99,18 @@ def rotated_quadratic(lam: "np.ndarray | list[float]", angle: float = math.pi / 
     R = np.eye(lam.size)
     c, s = math.cos(angle), math.sin(angle)
     for i in range(0, lam.size - 1, 2):
-        R[i:i + 2, i:i + 2] = [[c, -s], [s, c]]
+        R[i : i + 2, i : i + 2] = [[c, -s], [s, c]]
     return full_quadratic(R @ np.diag(lam) @ R.T, name="rotated quadratic")
 
 
-def user_landscape(grad_fn: Callable, loss_fn: Callable, params: "np.ndarray | list[float]",
-                   name: str = "user", dim: int | None = None, hvp_fn: Callable | None = None) -> Landscape:
+def user_landscape(
+    grad_fn: Callable,
+    loss_fn: Callable,
+    params: np.ndarray | list[float],
+    name: str = "user",
+    dim: int | None = None,
+    hvp_fn: Callable | None = None,
+) -> Landscape:
     """A landscape given by Numba-compiled gradient, loss and (for order-2 SDEs) Hessian-vector
     product functions (see :class:`Landscape`)."""
     from numba.core.registry import CPUDispatcher
@@ -194,7 +202,7 @@ def _runtime_hash_in(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def load_module(combo: Combination, directory: "str | Path | None" = None) -> ModuleType:
+def load_module(combo: Combination, directory: str | Path | None = None) -> ModuleType:
     """Import the generated module of ``combo``, generating it first where needed.
 
     Without ``directory``: the built-in module of generated/ if there is one and it was rendered
@@ -244,8 +252,9 @@ def hyperparameters(optimizer: str, eta: float, sigma: float, hyper: dict | None
     values = {n: float(v) for n, v in spec.defaults.items()}
     unknown = sorted(set(hyper or {}) - set(spec.hyper))
     if unknown:
-        raise SimulationInputError(f"unknown hyperparameter(s) {', '.join(unknown)} for {spec.name}; "
-                                   f"it has {', '.join(spec.hyper)}")
+        raise SimulationInputError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for {spec.name}; it has {', '.join(spec.hyper)}"
+        )
     values.update({n: float(v) for n, v in (hyper or {}).items()})
     values[spec.hypers_with_role("lr")[0]] = float(eta)
     values["sigma"] = float(sigma)
@@ -290,7 +299,9 @@ def _record_steps(record, steps: int) -> np.ndarray:
         record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))
     rec = np.asarray(record, dtype=np.int64)
     if rec.ndim != 1 or rec.size == 0 or np.any(np.diff(rec) <= 0) or rec[0] < 0 or rec[-1] > steps:
-        raise SimulationInputError(f"record must be increasing step numbers in [0, {steps}], got {list(np.atleast_1d(record))}")
+        raise SimulationInputError(
+            f"record must be increasing step numbers in [0, {steps}], got {list(np.atleast_1d(record))}"
+        )
     return rec
 
 
@@ -303,8 +314,9 @@ def _check_start(x0: np.ndarray, landscape: Landscape) -> np.ndarray:
     if not np.all(np.isfinite(x0)):
         raise SimulationInputError("the start contains NaN or infinity")
     if landscape.dim is not None and landscape.dim != x0.shape[1]:
-        raise SimulationInputError(f"shape mismatch: the start has dim {x0.shape[1]}, the landscape {landscape.name} "
-                                   f"has dim {landscape.dim}")
+        raise SimulationInputError(
+            f"shape mismatch: the start has dim {x0.shape[1]}, the landscape {landscape.name} has dim {landscape.dim}"
+        )
     return np.ascontiguousarray(x0)
 
 
@@ -327,15 +339,18 @@ def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.
         return out
     start = np.ascontiguousarray(start, dtype=x0.dtype)
     if start.shape != (len(names),) + x0.shape or not np.array_equal(start[0], x0):
-        raise SimulationInputError(f"the {what} start states must have shape {(len(names),) + x0.shape} "
-                                   f"({', '.join(names)}) with x equal to x0, got {start.shape}")
+        raise SimulationInputError(
+            f"the {what} start states must have shape {(len(names),) + x0.shape} "
+            f"({', '.join(names)}) with x equal to x0, got {start.shape}"
+        )
     if not np.all(np.isfinite(start)):
         raise SimulationInputError(f"the {what} start states contain NaN or infinity")
     return start
 
 
-def _summary(label: str, rec, eta: float, loss, s1, s2, xs, keep: bool, scheme: str, substeps: int,
-             runs: tuple[int, ...]) -> Run:
+def _summary(
+    label: str, rec, eta: float, loss, s1, s2, xs, keep: bool, scheme: str, substeps: int, runs: tuple[int, ...]
+) -> Run:
     """A :class:`Run` from kernel outputs; two runs (fine, coarse) are extrapolated (weak2)."""
     n = loss.shape[2]
     total1, total2 = s1[list(runs)].sum(axis=1), s2[list(runs)].sum(axis=1)
@@ -358,16 +373,34 @@ def _call(module, landscape: Landscape, kind: str, *args):
     if kind == "chain" or not getattr(module, "HVP", False):
         return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn)
     if landscape.hvp_fn is None:
-        raise SimulationInputError(f"the order-2 SDE of {module.COMBINATION['optimizer']} needs the Hessian-vector "
-                                   f"product of the user landscape {landscape.name}: pass hvp_fn(x, u, params, out) "
-                                   "to user_landscape")
+        raise SimulationInputError(
+            f"the order-2 SDE of {module.COMBINATION['optimizer']} needs the Hessian-vector "
+            f"product of the user landscape {landscape.name}: pass hvp_fn(x, u, params, out) "
+            "to user_landscape"
+        )
     return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn, landscape.hvp_fn)
 
 
-def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int,
-        seed: int, landscape: Landscape, hyper: dict | None = None, record=None, keep: bool = False,
-        module_dir: "str | Path | None" = None, scheme: str = "euler", substeps: int = 1,
-        boundary: str = "reflect", start=None, k0: int = 0) -> Run:
+def run(
+    kind: str,
+    combo: Combination,
+    x0: np.ndarray,
+    *,
+    eta: float,
+    sigma: float,
+    steps: int,
+    seed: int,
+    landscape: Landscape,
+    hyper: dict | None = None,
+    record=None,
+    keep: bool = False,
+    module_dir: str | Path | None = None,
+    scheme: str = "euler",
+    substeps: int = 1,
+    boundary: str = "reflect",
+    start=None,
+    k0: int = 0,
+) -> Run:
     """Simulate ``kind`` ('optimizer' or 'sde') of ``combo`` from x0[N, d] for ``steps`` steps.
 
     The SDE takes ``substeps`` steps of dt = eta/substeps per optimizer step with ``scheme``
@@ -395,19 +428,60 @@ def run(kind: str, combo: Combination, x0: np.ndarray, *, eta: float, sigma: flo
     if kind == "optimizer":
         O0 = _states(start, x0, module.OPT_STATE, module.OPT_INITIAL, "optimizer")
         po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
-        loss, s1, s2, xs, diverged, _ = _call(module, landscape, "chain", O0, po, landscape.params, int(steps), rec,
-                                              int(seed), CHUNK, bool(keep), int(k0), False)
+        loss, s1, s2, xs, diverged, _ = _call(
+            module,
+            landscape,
+            "chain",
+            O0,
+            po,
+            landscape.params,
+            int(steps),
+            rec,
+            int(seed),
+            CHUNK,
+            bool(keep),
+            int(k0),
+            False,
+        )
         runs, label = (0,), "optimizer"
     else:
         S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
         p = np.array([values[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
         weak2 = scheme == "weak2"
-        loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, p[:0], landscape.params, int(steps),
-                                           rec, int(seed), CHUNK, bool(keep), int(substeps), weak2, False, int(k0))
+        loss, s1, s2, xs, diverged = _call(
+            module,
+            landscape,
+            "paths",
+            S0,
+            S0,
+            p,
+            p[:0],
+            landscape.params,
+            int(steps),
+            rec,
+            int(seed),
+            CHUNK,
+            bool(keep),
+            int(substeps),
+            weak2,
+            False,
+            int(k0),
+        )
         runs, label = ((0, 1) if weak2 else (0,)), _sde_label(combo)
     _raise_divergence(label, diverged)
-    return _summary(label, rec, eta, loss, s1, s2, xs, keep, scheme if kind == "sde" else "optimizer",
-                    substeps if kind == "sde" else 1, runs)
+    return _summary(
+        label,
+        rec,
+        eta,
+        loss,
+        s1,
+        s2,
+        xs,
+        keep,
+        scheme if kind == "sde" else "optimizer",
+        substeps if kind == "sde" else 1,
+        runs,
+    )
 
 
 def _sde_label(combo: Combination) -> str:
@@ -428,11 +502,26 @@ def _raise_divergence(label: str, diverged: np.ndarray) -> None:
         raise DivergenceError(label, int(bad.min()), int(bad.size), diverged.size)
 
 
-def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int, seed: int,
-                landscape: Landscape, hyper: dict | None = None, record=None, keep: bool = False,
-                module_dir: "str | Path | None" = None, scheme: str = "euler", substeps: int = 1,
-                boundary: str = "reflect", start=None, k0: int = 0,
-                sde_values: dict | None = None) -> tuple[Run, Run]:
+def run_coupled(
+    combo: Combination,
+    x0: np.ndarray,
+    *,
+    eta: float,
+    sigma: float,
+    steps: int,
+    seed: int,
+    landscape: Landscape,
+    hyper: dict | None = None,
+    record=None,
+    keep: bool = False,
+    module_dir: str | Path | None = None,
+    scheme: str = "euler",
+    substeps: int = 1,
+    boundary: str = "reflect",
+    start=None,
+    k0: int = 0,
+    sde_values: dict | None = None,
+) -> tuple[Run, Run]:
     """The optimizer and the SDE of ``combo`` on shared randomness, in one generated kernel:
     ``(optimizer run, SDE run)``, path i of both driven by the same noise (docs/validation.md,
     "Coupling"). The optimizer is exactly :func:`run` ('optimizer', same seed); the SDE's first
@@ -454,32 +543,63 @@ def run_coupled(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float,
     if reason:
         raise SimulationInputError(f"{combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
     if module.COUPLING is None or tuple(module.STATE) != tuple(module.OPT_STATE):
-        raise SimulationInputError(f"{combo.module_name}: no coupled run (the optimizer's states "
-                                   f"{module.OPT_STATE} are not the SDE's {module.STATE}, or its first Brownian "
-                                   "motion drives no state)")
+        raise SimulationInputError(
+            f"{combo.module_name}: no coupled run (the optimizer's states "
+            f"{module.OPT_STATE} are not the SDE's {module.STATE}, or its first Brownian "
+            "motion drives no state)"
+        )
     if not module.COUPLABLE_LAW:
-        raise SimulationInputError(f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
-                                   "for the quantile coupling, is not compiled; Student-t needs an integer nu)")
+        raise SimulationInputError(
+            f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
+            "for the quantile coupling, is not compiled; Student-t needs an integer nu)"
+        )
     S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
     unknown = sorted(set(sde_values or {}) - set(module.SDE_PARAMS))
     if unknown:
-        raise SimulationInputError(f"sde_values names {', '.join(unknown)}, not parameters of the SDE "
-                                   f"({', '.join(module.SDE_PARAMS)})")
+        raise SimulationInputError(
+            f"sde_values names {', '.join(unknown)}, not parameters of the SDE ({', '.join(module.SDE_PARAMS)})"
+        )
     p = np.array([{**values, **(sde_values or {})}[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
     po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
     weak2 = scheme == "weak2"
-    loss, s1, s2, xs, diverged = _call(module, landscape, "paths", S0, S0, p, po, landscape.params, int(steps), rec,
-                                       int(seed), CHUNK, bool(keep), int(substeps), weak2, True, int(k0))
+    loss, s1, s2, xs, diverged = _call(
+        module,
+        landscape,
+        "paths",
+        S0,
+        S0,
+        p,
+        po,
+        landscape.params,
+        int(steps),
+        rec,
+        int(seed),
+        CHUNK,
+        bool(keep),
+        int(substeps),
+        weak2,
+        True,
+        int(k0),
+    )
     _raise_divergence(f"optimizer or {_sde_label(combo)} (coupled)", diverged)
     last = loss.shape[0] - 1
     chain = _summary("optimizer", rec, eta, loss, s1, s2, xs, keep, "optimizer", 1, (last,))
-    sde = _summary(_sde_label(combo), rec, eta, loss, s1, s2, xs, keep, scheme, substeps,
-                   (0, 1) if weak2 else (0,))
+    sde = _summary(_sde_label(combo), rec, eta, loss, s1, s2, xs, keep, scheme, substeps, (0, 1) if weak2 else (0,))
     return chain, sde
 
 
-def burn_in(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, steps: int, seed: int,
-            landscape: Landscape, hyper: dict | None = None, module_dir: "str | Path | None" = None) -> np.ndarray:
+def burn_in(
+    combo: Combination,
+    x0: np.ndarray,
+    *,
+    eta: float,
+    sigma: float,
+    steps: int,
+    seed: int,
+    landscape: Landscape,
+    hyper: dict | None = None,
+    module_dir: str | Path | None = None,
+) -> np.ndarray:
     """The optimizer's states [OPT_STATE, N, d] after ``steps`` steps from x0 and the initial
     auxiliary states with x held at x0: auxiliary states (m, v) burned in at the start, so that a
     run from them has no initial layer (bias-corrected first steps from m = v = 0, which no SDE
@@ -491,8 +611,21 @@ def burn_in(combo: Combination, x0: np.ndarray, *, eta: float, sigma: float, ste
     module = load_module(combo, module_dir)
     O0 = _states(None, x0, module.OPT_STATE, module.OPT_INITIAL, "optimizer")
     po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
-    *_, diverged, end = _call(module, landscape, "chain", O0, po, landscape.params, int(steps),
-                              np.array([steps]), int(seed), CHUNK, False, 0, True)
+    *_, diverged, end = _call(
+        module,
+        landscape,
+        "chain",
+        O0,
+        po,
+        landscape.params,
+        int(steps),
+        np.array([steps]),
+        int(seed),
+        CHUNK,
+        False,
+        0,
+        True,
+    )
     _raise_divergence("optimizer (burn-in)", diverged)
     return end
 

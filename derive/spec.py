@@ -26,6 +26,7 @@ than x (``grad(x + r*grad)``, as in SAM or schedule-free methods).
 
 The spec knows nothing about noise laws or SDEs: :mod:`derive.engine` consumes it.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -64,10 +65,14 @@ def check_name(optimizer: str, kind: str, name: str) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} is not a Python identifier")
     if name.startswith("_"):
-        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} starts with an underscore; "
-                        "names starting with '_' are reserved for generated code")
+        raise SpecError(
+            f"optimizer {optimizer!r}: {kind} name {name!r} starts with an underscore; "
+            "names starting with '_' are reserved for generated code"
+        )
     if keyword.iskeyword(name) or name in _BUILTIN_NAMES:
-        raise SpecError(f"optimizer {optimizer!r}: {kind} name {name!r} is a Python keyword or built-in; choose another name")
+        raise SpecError(
+            f"optimizer {optimizer!r}: {kind} name {name!r} is a Python keyword or built-in; choose another name"
+        )
 
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
@@ -138,7 +143,7 @@ class Optimizer:
     def _namespace(self) -> dict[str, object]:
         ns: dict[str, object] = dict(FUNCTIONS)
         ns.update(self.hyper_symbols())
-        ns.update(dict(zip(self.state_names, self.state_symbols)))
+        ns.update(dict(zip(self.state_names, self.state_symbols, strict=False)))
         ns["grad"], ns["k"] = S.grad, S.k
         return ns
 
@@ -148,9 +153,11 @@ class Optimizer:
             raise SpecError(f"{where}: the expression must be a string, got {type(text).__name__}")
         call = _CALL.search(text)
         if call:
-            raise SpecError(f"{where}: {call.group(1)}(...) asks for the gradient at another point than x (as in SAM or "
-                            "schedule-free methods); the engine expands every update about the current x, where grad is "
-                            "taken, so this is not supported")
+            raise SpecError(
+                f"{where}: {call.group(1)}(...) asks for the gradient at another point than x (as in SAM or "
+                "schedule-free methods); the engine expands every update about the current x, where grad is "
+                "taken, so this is not supported"
+            )
         ns = self._namespace()
         temps = {n: sp.Symbol(n, real=True) for n in known if n not in ns}
         ns.update(temps)
@@ -167,7 +174,11 @@ class Optimizer:
             raise SpecError(
                 f"{where}: unknown name(s) {', '.join(unknown)}; allowed: the states "
                 f"{', '.join(self.state_names)}, grad, grad_1, ..., xi, xi_1, ..., k, the hyperparameters {', '.join(self.hyper)}"
-                + (f", the temporaries {', '.join(sorted(known - set(self.state_names)))}" if known - set(self.state_names) else "")
+                + (
+                    f", the temporaries {', '.join(sorted(known - set(self.state_names)))}"
+                    if known - set(self.state_names)
+                    else ""
+                )
             )
         return expr
 
@@ -177,15 +188,23 @@ class Optimizer:
         for n, r in self.hyper.items():
             check_name(self.name, "hyperparameter", n)
             if r not in ROLES:
-                raise SpecError(f"optimizer {self.name!r}: hyperparameter {n!r} has role {r!r}; allowed roles: {', '.join(ROLES)}")
+                raise SpecError(
+                    f"optimizer {self.name!r}: hyperparameter {n!r} has role {r!r}; allowed roles: {', '.join(ROLES)}"
+                )
             if n in RESERVED or n in FUNCTIONS or _DRAW.fullmatch(n) or S.draw_index(sp.Symbol(n), "zeta") is not None:
-                raise SpecError(f"optimizer {self.name!r}: hyperparameter name {n!r} is reserved; reserved: {', '.join(sorted(RESERVED))}")
+                raise SpecError(
+                    f"optimizer {self.name!r}: hyperparameter name {n!r} is reserved; reserved: {', '.join(sorted(RESERVED))}"
+                )
         if len(self.hypers_with_role("lr")) != 1:
-            raise SpecError(f"optimizer {self.name!r} must have exactly one hyperparameter with role 'lr', has {self.hypers_with_role('lr')}")
+            raise SpecError(
+                f"optimizer {self.name!r} must have exactly one hyperparameter with role 'lr', has {self.hypers_with_role('lr')}"
+            )
         for s in self.state:
             check_name(self.name, "state", s.name)
             if s.name in RESERVED or s.name in self.hyper or _DRAW.fullmatch(s.name):
-                raise SpecError(f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name")
+                raise SpecError(
+                    f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name"
+                )
         targets = [a[0] for a in self.update]
         if "x" not in targets:
             raise SpecError(f"optimizer {self.name!r}: the update never assigns the parameter 'x'")
@@ -209,8 +228,15 @@ class Optimizer:
                 raise SpecError(f"optimizer {self.name!r}: each assignment is (target, expression), got {assignment!r}")
             target, text = assignment
             check_name(self.name, "assignment target", target)
-            if target in self.hyper or target in ("grad", "k") or _DRAW.fullmatch(str(target)) or not str(target).isidentifier():
-                raise SpecError(f"optimizer {self.name!r}: cannot assign to {target!r}; assign to a state or a new temporary name")
+            if (
+                target in self.hyper
+                or target in ("grad", "k")
+                or _DRAW.fullmatch(str(target))
+                or not str(target).isidentifier()
+            ):
+                raise SpecError(
+                    f"optimizer {self.name!r}: cannot assign to {target!r}; assign to a state or a new temporary name"
+                )
             out.append((target, self._parse(target, text, known)))
             known.add(target)
         return tuple(out)
@@ -232,7 +258,7 @@ class Optimizer:
     def _compose(self, hold: frozenset[str]) -> dict[str, sp.Expr]:
         env: dict[sp.Symbol, sp.Expr] = {}
         held_env: dict[sp.Symbol, sp.Expr] = {}
-        by_name = dict(zip(self.state_names, self.state_symbols))
+        by_name = dict(zip(self.state_names, self.state_symbols, strict=False))
         for target, expr in self.parsed():
             sym = by_name.get(target, sp.Symbol(target, real=True))
             env[sym] = expr.xreplace(env)
@@ -294,7 +320,9 @@ def load_spec(ref: str) -> Optimizer:
         raise SpecError(f"optimizer file {str(path)!r} failed to run: {type(exc).__name__}: {exc}") from None
     found = sorted(k for k, v in namespace.items() if isinstance(v, Optimizer))
     if name not in namespace:
-        raise SpecError(f"optimizer file {str(path)!r} does not define {name!r}; it defines the optimizers: {', '.join(found) or 'none'}")
+        raise SpecError(
+            f"optimizer file {str(path)!r} does not define {name!r}; it defines the optimizers: {', '.join(found) or 'none'}"
+        )
     spec = namespace[name]
     if not isinstance(spec, Optimizer):
         raise SpecError(f"{name!r} in {str(path)!r} is a {type(spec).__name__}, not a derive.Optimizer")

@@ -3,6 +3,7 @@
 Names match the JSON output (``sympy.sympify`` of the strings gives symbols of the same names,
 without assumptions; :func:`plain` strips assumptions for such comparisons).
 """
+
 from __future__ import annotations
 
 import sympy as sp

@@ -1,4 +1,5 @@
 """Sphinx configuration: the API reference (autodoc) and the Markdown pages of docs/ (MyST)."""
+
 from __future__ import annotations
 
 from importlib.metadata import version as _version

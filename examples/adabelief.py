@@ -15,6 +15,7 @@ Derive and simulate::
     derive simulate examples/adabelief.py:adabelief --compare optimizer,full --dim 4 --paths 2000 \\
         --steps 500 --eta 0.01 --sigma 1 --seed 1
 """
+
 from derive import Optimizer, State
 
 adabelief = Optimizer(

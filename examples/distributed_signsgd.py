@@ -14,6 +14,7 @@ sqrt(eta (1 - s^2) / n). Derive and simulate (4 workers)::
     derive simulate examples/distributed_signsgd.py:signsgd_4workers --noise student-t --nu 3 \\
         --compare optimizer,full --dim 4 --paths 2000 --steps 400 --eta 0.01 --sigma 1 --seed 1
 """
+
 from derive import Optimizer
 
 

@@ -4,6 +4,7 @@
 
 Derive its SDE with ``derive sde examples/heavy_ball.py:heavy_ball``.
 """
+
 from derive import Optimizer, State
 
 heavy_ball = Optimizer(

@@ -11,6 +11,7 @@ E[zeta sign(y + zeta)] = 2 (h_1 - K_1(-y)) (Gaussian: 2 phi(y)). Derive and simu
     derive simulate examples/lion_user.py:lion_user --compare optimizer,full --dim 4 --paths 2000 \\
         --steps 500 --eta 0.01 --sigma 1 --seed 1
 """
+
 from derive import Optimizer, State
 
 lion_user = Optimizer(

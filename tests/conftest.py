@@ -1,4 +1,5 @@
 """Shared helpers for the symbolic tests."""
+
 from __future__ import annotations
 
 import sympy as sp

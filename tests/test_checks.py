@@ -1,5 +1,6 @@
 """`derive check` in a reduced setting: every row holds, and every statistical row fails when fed a
 deliberately wrong prediction (its mutants), so no check passes vacuously."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,9 @@ def test_every_statistical_row_detects_its_mutants(rows):
     statistical = [r for r in rows if r.expect_equal is True and "scaling" not in r.name]
     without = [r.name for r in statistical if not r.mutants]
     assert not without, f"rows without a mutation test: {without}"
-    missed = [(r.name, m, r.mutants[m], r.estimate, r.se) for r in statistical for m in r.mutants if not r.mutant_detected(m)]
+    missed = [
+        (r.name, m, r.mutants[m], r.estimate, r.se) for r in statistical for m in r.mutants if not r.mutant_detected(m)
+    ]
     assert not missed, missed
     assert len(statistical) >= 30
 

@@ -3,6 +3,7 @@
 Each statistical check is paired with a mutation (the SDE simulated at a wrong sigma) that it must
 reject, so that none passes vacuously.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,28 @@ def test_signsgd_real_nu_stationary_loss_matches_optimizer():
 
 
 def test_simulate_cli_real_nu(capsys):
-    args = ["simulate", "signsgd", "--noise", "student-t", "--nu", "2.5", "--compare", "optimizer,full", "--dim", "2",
-            "--paths", "400", "--steps", "100", "--eta", "0.01", "--sigma", "1", "--seed", "3"]
+    args = [
+        "simulate",
+        "signsgd",
+        "--noise",
+        "student-t",
+        "--nu",
+        "2.5",
+        "--compare",
+        "optimizer,full",
+        "--dim",
+        "2",
+        "--paths",
+        "400",
+        "--steps",
+        "100",
+        "--eta",
+        "0.01",
+        "--sigma",
+        "1",
+        "--seed",
+        "3",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "signsgd | student-t" in out and "SDE paper/full" in out and "max gap to optimizer" in out

@@ -1,4 +1,5 @@
 """The command line as a user meets it: a closed pipe, an interrupted write, clear exit codes."""
+
 from __future__ import annotations
 
 import subprocess

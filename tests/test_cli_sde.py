@@ -1,4 +1,5 @@
 """The `derive sde` and `derive list` commands, and the JSON contract."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,15 @@ def _parse(text):
     return sp.sympify(text, locals={**JSON_NAMES, **JSON_FUNCS})
 
 
-@pytest.mark.parametrize("args", [
-    ["adamw", "--form", "published"], ["signsgd", "--noise", "student-t"], ["rmsprop", "--regime", "noise-dominated"],
-    ["signsgd", "--noise", "student-t", "--nu", "3"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["adamw", "--form", "published"],
+        ["signsgd", "--noise", "student-t"],
+        ["rmsprop", "--regime", "noise-dominated"],
+        ["signsgd", "--noise", "student-t", "--nu", "3"],
+    ],
+)
 def test_json_round_trip(args, capsys):
     assert main(["sde", *args, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -54,12 +61,15 @@ def test_list(capsys):
         assert word in out
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["sde", "lamb"], "unknown optimizer 'lamb'"),
-    (["sde", "adam", "--noise", "cauchy"], "needs E[zeta^2], which is infinite under the cauchy law"),
-    (["sde", "sgd", "--noise", "student-t", "--nu", "-2"], "nu must be a positive finite number"),
-    (["sde", "nofile.py:opt"], "optimizer file 'nofile.py' does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["sde", "lamb"], "unknown optimizer 'lamb'"),
+        (["sde", "adam", "--noise", "cauchy"], "needs E[zeta^2], which is infinite under the cauchy law"),
+        (["sde", "sgd", "--noise", "student-t", "--nu", "-2"], "nu must be a positive finite number"),
+        (["sde", "nofile.py:opt"], "optimizer file 'nofile.py' does not exist"),
+    ],
+)
 def test_cli_errors_are_one_line(args, needle, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err

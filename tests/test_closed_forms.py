@@ -1,5 +1,6 @@
 """Closed forms beyond the linearised law: the exact SDE law by quadrature, the consistent
 second-order expansion, the three Adam laws, per-law phases (reference sections 5, 5b)."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,14 @@ from derive.theory.phases import signsgd_phases
 from derive.theory.quadratic import curvature
 from derive.theory.stationary import fokker_planck_vanishes, stationary
 
-LAWS = [("gaussian", None), ("laplace", None), ("student-t", "5/2"), ("cauchy", None), ("uniform", None),
-        ("cdf:1/(1+exp(-y))", None)]
+LAWS = [
+    ("gaussian", None),
+    ("laplace", None),
+    ("student-t", "5/2"),
+    ("cauchy", None),
+    ("uniform", None),
+    ("cdf:1/(1+exp(-y))", None),
+]
 
 
 def _second_moment_by_grid(noise: str, nu, eta: float, k: float) -> float:
@@ -70,8 +77,10 @@ def test_the_expansions_at_eta_lambda_over_sigma_one_half():
     assert rel(e.b0 / (2 * e.a - e.d2)) == pytest.approx(-0.12, abs=0.005)  # cubic drift term dropped
 
 
-@pytest.mark.parametrize("noise,nu", [("gaussian", None), ("student-t", "5/2"), ("student-t", 7), ("cauchy", None),
-                                      ("cdf:1/(1+exp(-y))", None)])
+@pytest.mark.parametrize(
+    "noise,nu",
+    [("gaussian", None), ("student-t", "5/2"), ("student-t", 7), ("cauchy", None), ("cdf:1/(1+exp(-y))", None)],
+)
 def test_consistent_expansion_is_reference_5b(noise, nu):
     """E X^2 = eta / (2 a1 k + eta k^2 (a1^2 + 3 a3/a1)), a1 = 2 p(0), a3 = p''(0)/3 from the law's density."""
     law = get_noise(noise, nu)
@@ -127,8 +136,10 @@ def test_fokker_planck_consistency_check_can_fail():
     assert fokker_planck_vanishes(r.model, wrong) is False
 
 
-@pytest.mark.parametrize("noise,nu", [("gaussian", None), ("cauchy", None), ("laplace", None), ("student-t", "5/2"),
-                                      ("cdf:1/(1+exp(-y))", None)])
+@pytest.mark.parametrize(
+    "noise,nu",
+    [("gaussian", None), ("cauchy", None), ("laplace", None), ("student-t", "5/2"), ("cdf:1/(1+exp(-y))", None)],
+)
 def test_phase_thresholds_come_from_each_law(noise, nu):
     ph = signsgd_phases(noise, nu)
     sign_tol = 1 - math.erf(1.5)
@@ -141,7 +152,9 @@ def test_phase_thresholds_come_from_each_law(noise, nu):
     s = law.s(ys)
     assert np.all(m * ys + lo <= s + 1e-9) and np.all(s <= m * ys + hi + 1e-9)
     if noise == "gaussian":
-        assert ph.boundaries[0] / math.sqrt(2) == pytest.approx(1.0) and ph.boundaries[1] / math.sqrt(2) == pytest.approx(1.5)
+        assert ph.boundaries[0] / math.sqrt(2) == pytest.approx(1.0) and ph.boundaries[1] / math.sqrt(
+            2
+        ) == pytest.approx(1.5)
 
 
 def test_uniform_phases_meet():

@@ -1,5 +1,6 @@
 """Generated optimizer kernels with several noise draws per step (grad_1 ... grad_n, xi): the
 update rule applied to given draws, against the same rule in NumPy."""
+
 from __future__ import annotations
 
 import textwrap
@@ -12,13 +13,15 @@ from derive.simulate import load_module
 
 def test_distributed_signsgd_and_injected_noise_kernels(tmp_path):
     spec = tmp_path / "drawspecs.py"
-    spec.write_text(textwrap.dedent("""
+    spec.write_text(
+        textwrap.dedent("""
         from derive import Optimizer
         workers = Optimizer(name="workers", hyper={"eta": "lr"},
                             update=[("x", "x - eta*(sign(grad_1) + sign(grad_2) + sign(grad_3))/3")])
         noisy = Optimizer(name="noisy", hyper={"eta": "lr", "c": "positive", "tau": "noise_scale"},
                           update=[("x", "x - eta*(clip(grad, -c, c) + tau*xi)")])
-    """))
+    """)
+    )
     rng = np.random.default_rng(4)
     g = rng.standard_normal((5, 3))
     eta, sigma = 0.1, 0.7
@@ -44,6 +47,16 @@ def test_distributed_signsgd_and_injected_noise_kernels(tmp_path):
     from derive.simulate import quadratic, run
 
     for kind in ("optimizer", "sde"):
-        r = run(kind, Combination(f"{spec}:noisy"), x0, eta=0.01, sigma=1.0, steps=50, seed=1,
-                landscape=quadratic([1.0, 2.0, 3.0]), hyper={"c": 1.0, "tau": 0.5}, module_dir=tmp_path)
+        r = run(
+            kind,
+            Combination(f"{spec}:noisy"),
+            x0,
+            eta=0.01,
+            sigma=1.0,
+            steps=50,
+            seed=1,
+            landscape=quadratic([1.0, 2.0, 3.0]),
+            hyper={"c": 1.0, "tau": 0.5},
+            module_dir=tmp_path,
+        )
         assert np.isfinite(r.loss).all()

@@ -3,6 +3,7 @@
 The reference formulas below are typed from the reference; the SDEs come from the general
 engine (update rule -> regime -> series -> expectation), never from these formulas.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -70,8 +71,12 @@ def test_signsgd_uniform_is_clip_in_each_region():
 def _rmspropw_reference(theta_value, v_drift):
     P = sp.sqrt(v) + eps
     drift_x = -(g / P + theta_value * x)
-    cov = eta * sp.Matrix([[sigma**2 / P**2, -2 * rho * g * sigma**2 / P],
-                           [-2 * rho * g * sigma**2 / P, rho**2 * (4 * g**2 * sigma**2 + 2 * sigma**4)]])
+    cov = eta * sp.Matrix(
+        [
+            [sigma**2 / P**2, -2 * rho * g * sigma**2 / P],
+            [-2 * rho * g * sigma**2 / P, rho**2 * (4 * g**2 * sigma**2 + 2 * sigma**4)],
+        ]
+    )
     return drift_x, v_drift, cov
 
 

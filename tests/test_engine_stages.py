@@ -3,6 +3,7 @@
 Inputs and expected values are written as strings in the engine's symbols (see ``NS``); the
 expected values are worked out by hand from the stage's definition (derive.engine docstring).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -21,9 +22,16 @@ _POS = "eta sigma sigma_0 rho rho_0 t v v_0 gamma nu a b c s zeta_moment_2 zeta_
 _REAL = "x m g zeta zeta_1 xi grad k H_0 H_1 H_2 H_3 m_next y c0 c1 c3".split()
 NS: dict[str, object] = {n: sp.Symbol(n, positive=True) for n in _POS}
 NS.update({n: sp.Symbol(n, real=True) for n in _REAL})
-NS.update(eps=sp.Symbol("eps", nonnegative=True), eps_0=sp.Symbol("eps_0", nonnegative=True),
-          theta=sp.Symbol("theta", nonnegative=True), theta_0=sp.Symbol("theta_0", nonnegative=True),
-          beta=sp.Symbol("beta", positive=True), K_0=sp.Function("K_0"), K_1=sp.Function("K_1"), K_2=sp.Function("K_2"))
+NS.update(
+    eps=sp.Symbol("eps", nonnegative=True),
+    eps_0=sp.Symbol("eps_0", nonnegative=True),
+    theta=sp.Symbol("theta", nonnegative=True),
+    theta_0=sp.Symbol("theta_0", nonnegative=True),
+    beta=sp.Symbol("beta", positive=True),
+    K_0=sp.Function("K_0"),
+    K_1=sp.Function("K_1"),
+    K_2=sp.Function("K_2"),
+)
 NS.update({sym.name: sym for sym in (S.eta, S.sigma, S.g, S.t, S.zeta, S.nu, S.grad, S.k)})
 
 
@@ -42,8 +50,12 @@ def same(a, b) -> bool:
 
 
 def spec(update, states=(), hyper=None) -> Optimizer:
-    return Optimizer(name="case", hyper=hyper or {"eta": "lr", "beta": "decay"}, update=update,
-                     state=[State(n, positive=(n == "v")) for n in states])
+    return Optimizer(
+        name="case",
+        hyper=hyper or {"eta": "lr", "beta": "decay"},
+        update=update,
+        state=[State(n, positive=(n == "v")) for n in states],
+    )
 
 
 HEAVY_BALL = [("m", "beta*m + (1 - beta)*grad"), ("x", "x - eta*m")]
@@ -54,8 +66,13 @@ ONE_STEP = [
     # (update, states, hold, expected S' per state, expected held values)
     ([("x", "x - eta*grad")], (), (), {"x": "x - eta*grad"}, {}),
     (HEAVY_BALL, ("m",), (), {"m": "beta*m + (1 - beta)*grad", "x": "x - eta*(beta*m + (1 - beta)*grad)"}, {}),
-    (HEAVY_BALL, ("m",), ("m",), {"m": "beta*m + (1 - beta)*grad", "x": "x - eta*m_next"},
-     {"m": "beta*m + (1 - beta)*grad"}),
+    (
+        HEAVY_BALL,
+        ("m",),
+        ("m",),
+        {"m": "beta*m + (1 - beta)*grad", "x": "x - eta*m_next"},
+        {"m": "beta*m + (1 - beta)*grad"},
+    ),
     (BIAS, ("m",), (), {"x": "x - eta*(beta*m + (1 - beta)*grad)/(1 - beta**k)"}, {}),
     ([("x", "x*(1 - eta)"), ("x", "x - eta*grad")], (), (), {"x": "x*(1 - eta) - eta*grad"}, {}),
 ]
@@ -76,13 +93,31 @@ SUBSTITUTE = [
     # (update, states, hyper, regime, expected Delta per state, expected gammas)
     ([("x", "x - eta*grad")], (), {"eta": "lr"}, PAPER, {"x": "-eta*(g + sigma*zeta)"}, {}),
     ([("x", "x - eta*grad")], (), {"eta": "lr"}, NOISE_DOMINATED, {"x": "-eta*g - sigma_0*zeta"}, {}),
-    (HEAVY_BALL, ("m",), None, PAPER,
-     {"m": "eta*rho*(g + sigma*zeta - m)", "x": "-eta*(m + eta*rho*(g + sigma*zeta - m))"}, {}),
-    ([("v", "beta*v + (1 - beta)*grad**2"), ("x", "x - eta*grad/sqrt(v)")], ("v",), None, NOISE_DOMINATED,
-     {"v": "eta**2*rho_0*((eta*g + sigma_0*zeta)**2 - v_0)"}, {}),
+    (
+        HEAVY_BALL,
+        ("m",),
+        None,
+        PAPER,
+        {"m": "eta*rho*(g + sigma*zeta - m)", "x": "-eta*(m + eta*rho*(g + sigma*zeta - m))"},
+        {},
+    ),
+    (
+        [("v", "beta*v + (1 - beta)*grad**2"), ("x", "x - eta*grad/sqrt(v)")],
+        ("v",),
+        None,
+        NOISE_DOMINATED,
+        {"v": "eta**2*rho_0*((eta*g + sigma_0*zeta)**2 - v_0)"},
+        {},
+    ),
     (BIAS, ("m",), None, PAPER, {"x": "-eta*(m + eta*rho*(g + sigma*zeta - m))/gamma"}, {"gamma": "1 - exp(-rho*t)"}),
-    ([("x", "x*(1 - eta*theta) - eta*grad")], (), {"eta": "lr", "theta": "weight_decay"}, NOISE_DOMINATED,
-     {"x": "-eta**2*theta_0*x - eta*g - sigma_0*zeta"}, {}),
+    (
+        [("x", "x*(1 - eta*theta) - eta*grad")],
+        (),
+        {"eta": "lr", "theta": "weight_decay"},
+        NOISE_DOMINATED,
+        {"x": "-eta**2*theta_0*x - eta*g - sigma_0*zeta"},
+        {},
+    ),
 ]
 
 
@@ -110,15 +145,21 @@ ISOLATE = [
     ("Heaviside(g + sigma*zeta)", H_PLUS),
     ("Max(m, g + sigma*zeta)", "g + sigma*zeta + (m - g - sigma*zeta)*(1 - Heaviside(zeta - (m - g)/sigma))"),
     # clip(f, -c, c) = -c + (f + c) 1[f > -c] + (c - f) 1[f > -c] 1[f > c]
-    ("Min(Max(g + sigma*zeta, -c), c)", "-c + (g + c + sigma*zeta)*Heaviside(zeta + (g + c)/sigma)"
-                                        " + (c - g - sigma*zeta)*Heaviside(zeta + (g + c)/sigma)*Heaviside(zeta + (g - c)/sigma)"),
+    (
+        "Min(Max(g + sigma*zeta, -c), c)",
+        "-c + (g + c + sigma*zeta)*Heaviside(zeta + (g + c)/sigma)"
+        " + (c - g - sigma*zeta)*Heaviside(zeta + (g + c)/sigma)*Heaviside(zeta + (g - c)/sigma)",
+    ),
     ("sqrt(Max(zeta, 0))", "sqrt(zeta)*Heaviside(zeta)"),  # any function of an indicator splits on it
     # the threshold -m/(eta rho sigma) diverges: the sign tends to the sign of the leading term
     ("sign(m + eta*rho*sigma*zeta)", "sign(m)"),
     ("sign(m + eta*rho*(g - m) + eta*rho*sigma*zeta)", "sign(m)"),
     ("sign(zeta**2 - 1)", UnsupportedUpdateError("a piecewise function of a non-affine function of the noise zeta")),
     ("sign(x*zeta)", UnsupportedUpdateError("the sign of the noise coefficient x is unknown")),
-    ("sign(zeta + zeta_1)", UnsupportedUpdateError("a piecewise function of several noise draws together (zeta, zeta_1)")),
+    (
+        "sign(zeta + zeta_1)",
+        UnsupportedUpdateError("a piecewise function of several noise draws together (zeta, zeta_1)"),
+    ),
 ]
 
 
@@ -146,8 +187,11 @@ EXPAND = [
     ("eta*x/(1 + eta)", PAPER, {1: "x", 2: "-x"}),
     ("eta*exp(eta*x)", PAPER, {1: "1", 2: "x"}),
     ("-eta*g - sigma_0*zeta", NOISE_DOMINATED, {0: "-sigma_0*zeta", 1: "-g"}),
-    ("eta**2*rho_0*((eta*g + sigma_0*zeta)**2 - v_0)", NOISE_DOMINATED,
-     {2: "rho_0*(sigma_0**2*zeta**2 - v_0)", 3: "2*rho_0*g*sigma_0*zeta"}),
+    (
+        "eta**2*rho_0*((eta*g + sigma_0*zeta)**2 - v_0)",
+        NOISE_DOMINATED,
+        {2: "rho_0*(sigma_0**2*zeta**2 - v_0)", 3: "2*rho_0*g*sigma_0*zeta"},
+    ),
     ("x/eta", PAPER, {-1: "x"}),
     ("sqrt(eta)*zeta", PAPER, UnsupportedUpdateError("fractional power")),
 ]
@@ -185,22 +229,85 @@ AVERAGE = [
     (SGD, {}, "student-t", "nu", PAPER, (), {"x": {1: "-g"}}, [["nu*sigma**2/(nu - 2)"]], 2, ("nu > 2",)),
     (SIGN, AT, "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}}, [[f"1 - {ERF}**2"]], 2, ()),
     (SIGN, AT, "cauchy", None, PAPER, (), {"x": {1: "-2*atan(g/sigma)/pi"}}, [["1 - 4*atan(g/sigma)**2/pi**2"]], 2, ()),
-    (LION, AT, "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}, "m": {1: "rho*(g - m)"}},
-     [[f"1 - {ERF}**2", f"-2*rho*sigma*{PHI}"], [f"-2*rho*sigma*{PHI}", "rho**2*sigma**2"]], 2, ()),
-    (LION, AT, "laplace", None, PAPER, (), {"m": {1: "rho*(g - m)"}},  # E[zeta sign(y + zeta)] = (1 + |y|) exp(-|y|)
-     [["1 - (1 - exp(-Abs(g)/sigma))**2", "-rho*sigma*(1 + Abs(g)/sigma)*exp(-Abs(g)/sigma)"],
-      ["-rho*sigma*(1 + Abs(g)/sigma)*exp(-Abs(g)/sigma)", "2*rho**2*sigma**2"]], 2, ()),
+    (
+        LION,
+        AT,
+        "gaussian",
+        None,
+        PAPER,
+        (),
+        {"x": {1: f"-{ERF}"}, "m": {1: "rho*(g - m)"}},
+        [[f"1 - {ERF}**2", f"-2*rho*sigma*{PHI}"], [f"-2*rho*sigma*{PHI}", "rho**2*sigma**2"]],
+        2,
+        (),
+    ),
+    (
+        LION,
+        AT,
+        "laplace",
+        None,
+        PAPER,
+        (),
+        {"m": {1: "rho*(g - m)"}},  # E[zeta sign(y + zeta)] = (1 + |y|) exp(-|y|)
+        [
+            ["1 - (1 - exp(-Abs(g)/sigma))**2", "-rho*sigma*(1 + Abs(g)/sigma)*exp(-Abs(g)/sigma)"],
+            ["-rho*sigma*(1 + Abs(g)/sigma)*exp(-Abs(g)/sigma)", "2*rho**2*sigma**2"],
+        ],
+        2,
+        (),
+    ),
     (RMS, {}, "gaussian", None, PAPER, (), {"x": {1: "-g"}, "v": {1: "rho*(g**2 + sigma**2 - v)"}}, RMS_COV, 2, ()),
-    (RMS, {}, "gaussian", None, PAPER, ("v",), {"x": {1: "-g"}, "v": {1: "rho*(g**2 + sigma**2 - v)"}},
-     [["sigma**2", "0"], ["0", "0"]], 2, ()),
+    (
+        RMS,
+        {},
+        "gaussian",
+        None,
+        PAPER,
+        ("v",),
+        {"x": {1: "-g"}, "v": {1: "rho*(g**2 + sigma**2 - v)"}},
+        [["sigma**2", "0"], ["0", "0"]],
+        2,
+        (),
+    ),
     # two independent draws: Var of the mean of two signs is (1 - s^2)/2
-    ({"x": {1: "-(2*H_0 - 1 + 2*H_1 - 1)/2"}}, {"H_0": ("zeta", "-g/sigma"), "H_1": ("zeta_1", "-g/sigma")},
-     "gaussian", None, PAPER, (), {"x": {1: f"-{ERF}"}}, [[f"(1 - {ERF}**2)/2"]], 2, ()),
+    (
+        {"x": {1: "-(2*H_0 - 1 + 2*H_1 - 1)/2"}},
+        {"H_0": ("zeta", "-g/sigma"), "H_1": ("zeta_1", "-g/sigma")},
+        "gaussian",
+        None,
+        PAPER,
+        (),
+        {"x": {1: f"-{ERF}"}},
+        [[f"(1 - {ERF}**2)/2"]],
+        2,
+        (),
+    ),
     # injected Gaussian noise xi with scale c on top of the gradient noise
-    ({"x": {1: "-g - sigma*zeta - c*xi"}}, {}, "laplace", None, PAPER, (), {"x": {1: "-g"}}, [["2*sigma**2 + c**2"]], 2, ()),
+    (
+        {"x": {1: "-g - sigma*zeta - c*xi"}},
+        {},
+        "laplace",
+        None,
+        PAPER,
+        (),
+        {"x": {1: "-g"}},
+        [["2*sigma**2 + c**2"]],
+        2,
+        (),
+    ),
     # noise-dominated SignSGD: s(eta g / sigma_0) = 2 p(0) eta g / sigma_0 + O(eta^3)
-    (SIGN, {"H_0": ("zeta", "-eta*g/sigma_0")}, "gaussian", None, NOISE_DOMINATED, (),
-     {"x": {2: "-sqrt(2)*g/(sqrt(pi)*sigma_0)"}}, "skip", 2, ()),
+    (
+        SIGN,
+        {"H_0": ("zeta", "-eta*g/sigma_0")},
+        "gaussian",
+        None,
+        NOISE_DOMINATED,
+        (),
+        {"x": {2: "-sqrt(2)*g/(sqrt(pi)*sigma_0)"}},
+        "skip",
+        2,
+        (),
+    ),
     # noise-dominated SGD: the mean diverges (order eta^1 < dt = 2); the covariance is not averaged
     ({"x": {0: "-sigma_0*zeta", 1: "-g"}}, {}, "cauchy", None, NOISE_DOMINATED, (), {"x": {1: "-g"}}, None, None, ()),
     # Delta random at order eta^0: Cov is of order eta^0 < dt = 2 and is not averaged (leading reports it)
@@ -242,7 +349,14 @@ LEADING = [
     ({"x": {2: "-g/sigma_0", 3: "g"}}, [["1"]], 2, NOISE_DOMINATED, {"x": "-g/sigma_0"}, [["1"]]),
     ({"x": {}}, [["0"]], 0, PAPER, {"x": "0"}, [["0"]]),
     ({"x": {1: "-g"}}, None, None, PAPER, {"x": "-g"}, None),
-    ({"x": {1: "-g"}}, None, None, NOISE_DOMINATED, NoLimitError("E[Delta x]/dt is of order eta^-1, which diverges"), None),
+    (
+        {"x": {1: "-g"}},
+        None,
+        None,
+        NOISE_DOMINATED,
+        NoLimitError("E[Delta x]/dt is of order eta^-1, which diverges"),
+        None,
+    ),
     ({"x": {2: "-g"}}, None, 0, NOISE_DOMINATED, NoLimitError("Cov[Delta]/dt is of order eta^-2"), None),
 ]
 
@@ -250,8 +364,13 @@ LEADING = [
 @pytest.mark.parametrize("mean,cov,lead,regime,drift,expected_cov", LEADING)
 def test_leading(mean, cov, lead, regime, drift, expected_cov):
     exp = _expansion({n: {} for n in mean}, {}, regime)
-    avg = E.Averaged(exp, get_noise("gaussian"), {n: {o: P(c) for o, c in m.items()} for n, m in mean.items()},
-                     None if cov is None else sp.ImmutableMatrix(M(cov)), lead)
+    avg = E.Averaged(
+        exp,
+        get_noise("gaussian"),
+        {n: {o: P(c) for o, c in m.items()} for n, m in mean.items()},
+        None if cov is None else sp.ImmutableMatrix(M(cov)),
+        lead,
+    )
     if isinstance(drift, Exception):
         with pytest.raises(type(drift)) as info:
             E.leading(avg)
@@ -271,13 +390,26 @@ MAP_BACK = [
     # (regime, exponents, to_user, drift (regime units), cov, lead, expected user drift, expected G)
     (PAPER, {}, {}, {"x": "-g"}, [["sigma**2"]], 2, ["-g"], [["sqrt(eta)*sigma"]]),
     (NOISE_DOMINATED, {}, {"sigma_0": "sigma*eta"}, {"x": "-g/sigma_0"}, [["1"]], 2, ["-g/sigma"], [["sqrt(eta)"]]),
-    (NOISE_DOMINATED, {"v": 2}, {"sigma_0": "sigma*eta", "v_0": "v*eta**2", "rho_0": "rho/eta", "eps_0": "eps*eta"},
-     {"x": "-g/(sqrt(v_0) + eps_0)", "v": "rho_0*(sigma_0**2 - v_0)"},
-     [["sigma_0**2/(sqrt(v_0) + eps_0)**2", "0"], ["0", "0"]], 2,
-     ["-g/(sqrt(v) + eps)", "rho*(sigma**2 - v)"], [["sqrt(eta)*sigma/(sqrt(v) + eps)"], ["0"]]),
-    (PAPER, {"v": 0}, {}, {"x": "-g", "v": "rho*(g**2 + sigma**2 - v)"},
-     [["sigma**2", "2*g*sigma**2"], ["2*g*sigma**2", "4*g**2*sigma**2 + 2*sigma**4"]], 2,
-     ["-g", "rho*(g**2 + sigma**2 - v)"], [["sqrt(eta)*sigma", "0"], ["2*sqrt(eta)*g*sigma", "sqrt(2*eta)*sigma**2"]]),
+    (
+        NOISE_DOMINATED,
+        {"v": 2},
+        {"sigma_0": "sigma*eta", "v_0": "v*eta**2", "rho_0": "rho/eta", "eps_0": "eps*eta"},
+        {"x": "-g/(sqrt(v_0) + eps_0)", "v": "rho_0*(sigma_0**2 - v_0)"},
+        [["sigma_0**2/(sqrt(v_0) + eps_0)**2", "0"], ["0", "0"]],
+        2,
+        ["-g/(sqrt(v) + eps)", "rho*(sigma**2 - v)"],
+        [["sqrt(eta)*sigma/(sqrt(v) + eps)"], ["0"]],
+    ),
+    (
+        PAPER,
+        {"v": 0},
+        {},
+        {"x": "-g", "v": "rho*(g**2 + sigma**2 - v)"},
+        [["sigma**2", "2*g*sigma**2"], ["2*g*sigma**2", "4*g**2*sigma**2 + 2*sigma**4"]],
+        2,
+        ["-g", "rho*(g**2 + sigma**2 - v)"],
+        [["sqrt(eta)*sigma", "0"], ["2*sqrt(eta)*g*sigma", "sqrt(2*eta)*sigma**2"]],
+    ),
     (PAPER, {}, {}, {"x": "-g"}, None, None, ["-g"], []),
 ]
 
@@ -287,7 +419,9 @@ def test_map_back(regime, exponents, to_user, drift, cov, lead, user_drift, diff
     exp = _expansion({n: {} for n in drift}, {}, regime)
     units = E.Units(regime, {"x": 0, **exponents}, {NS[k]: P(v) for k, v in to_user.items()}, {})
     exp = E.Expansion(exp.spec, units, exp.series, exp.indicators)
-    lead_ = E.Leading(exp, {n: P(d) for n, d in drift.items()}, None if cov is None else sp.ImmutableMatrix(M(cov)), lead)
+    lead_ = E.Leading(
+        exp, {n: P(d) for n, d in drift.items()}, None if cov is None else sp.ImmutableMatrix(M(cov)), lead
+    )
     out = E.map_back(lead_)
     assert len(out.drift) == len(user_drift)
     assert all(same(a, P(b)) for a, b in zip(out.drift, user_drift)), out.drift
@@ -338,7 +472,10 @@ CHOLESKY = [
     ([["a**2", "a*b"], ["a*b", "b**2 + c**2"]], [["a", "0"], ["b", "c"]]),
     ([["0", "0"], ["0", "rho**2"]], [["0"], ["rho"]]),
     ([["1", "1"], ["1", "1"]], [["1"], ["1"]]),
-    ([["rho**2", "0", "rho*a"], ["0", "0", "0"], ["rho*a", "0", "a**2 + b**2"]], [["rho", "0"], ["0", "0"], ["a", "b"]]),
+    (
+        [["rho**2", "0", "rho*a"], ["0", "0", "0"], ["rho*a", "0", "a**2 + b**2"]],
+        [["rho", "0"], ["0", "0"], ["a", "b"]],
+    ),
     ([["0", "0"], ["0", "0"]], []),
 ]
 
@@ -383,7 +520,12 @@ def test_hoist(exprs, element, start, consts, rewritten):
 CSE = [
     # (expressions, prefix, expected assignment lines, expected printed results)
     (["(a + b)*x + exp(a + b)"], "_e", ["_e0 = a + b"], ["_e0*x + _math.exp(_e0)"]),
-    (["sign(x)*exp(x)", "exp(x)"], "_a", ["_a0 = _math.exp(x)"], ["_a0*(_T(1) if x > 0 else (_T(-1) if x < 0 else _T(0)))", "_a0"]),
+    (
+        ["sign(x)*exp(x)", "exp(x)"],
+        "_a",
+        ["_a0 = _math.exp(x)"],
+        ["_a0*(_T(1) if x > 0 else (_T(-1) if x < 0 else _T(0)))", "_a0"],
+    ),
     (["sqrt(a + b) + sqrt(v)"], "_e", [], ["_math.sqrt(v) + _math.sqrt(max(_T(0), a + b))"]),
     (["x/2"], "_e", [], ["(_T(0.5))*x"]),
     (["x**2 + 1/x"], "_e", [], ["x*x + (_T(1)/(x))"]),

@@ -1,4 +1,5 @@
 """The user examples derive as their docstrings say, and match the built-ins or published forms."""
+
 from __future__ import annotations
 
 import pytest
@@ -45,8 +46,11 @@ def test_adabelief_second_moment_tracks_the_belief():
 
 
 def test_examples_load_and_name_their_commands():
-    for ref in ("examples/distributed_signsgd.py:signsgd_4workers", "examples/adabelief.py:adabelief",
-                "examples/lion_user.py:lion_user"):
+    for ref in (
+        "examples/distributed_signsgd.py:signsgd_4workers",
+        "examples/adabelief.py:adabelief",
+        "examples/lion_user.py:lion_user",
+    ):
         spec = load_spec(ref)
         path, _, name = ref.partition(":")
         text = open(path).read()

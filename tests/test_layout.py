@@ -1,5 +1,6 @@
 """The package's import graph: no cycles, imports flow one way (core -> codegen -> simulate ->
 theory / validate -> report -> cli), and every module imports in a fresh interpreter."""
+
 from __future__ import annotations
 
 import ast
@@ -13,9 +14,25 @@ PACKAGE = Path(derive.__file__).resolve().parent
 
 #: the floors, lowest first; a module may import only from its own floor or below
 LAYERS = [
-    {"derive", "derive.__init__", "derive.errors", "derive.symbols", "derive.spec", "derive.optimizers", "derive.noise",
-     "derive.regimes", "derive.expectation", "derive.engine", "derive.order2", "derive.sde", "derive.combination", "derive.io",
-     "derive.resources", "derive.runtime", "derive.opaque"},
+    {
+        "derive",
+        "derive.__init__",
+        "derive.errors",
+        "derive.symbols",
+        "derive.spec",
+        "derive.optimizers",
+        "derive.noise",
+        "derive.regimes",
+        "derive.expectation",
+        "derive.engine",
+        "derive.order2",
+        "derive.sde",
+        "derive.combination",
+        "derive.io",
+        "derive.resources",
+        "derive.runtime",
+        "derive.opaque",
+    },
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
     {"derive.theory", "derive.validate"},
@@ -61,7 +78,10 @@ def _graph() -> dict[str, set[str]]:
 
 def _floor(name: str) -> int:
     for i, layer in enumerate(LAYERS):
-        if any(name == prefix or name.startswith(prefix + ".") for prefix in layer if prefix != "derive") or name == "derive":
+        if (
+            any(name == prefix or name.startswith(prefix + ".") for prefix in layer if prefix != "derive")
+            or name == "derive"
+        ):
             return i
     raise AssertionError(f"module {name} is on no floor of LAYERS: add it")
 
@@ -78,7 +98,7 @@ def test_import_graph_has_no_cycle():
             if nxt in ("derive",):  # the lazy package root imports nothing eagerly
                 continue
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)
@@ -91,8 +111,12 @@ def test_import_graph_has_no_cycle():
 
 
 def test_imports_flow_one_way():
-    bad = [f"{a} (floor {_floor(a)}) imports {b} (floor {_floor(b)})"
-           for a, targets in _graph().items() for b in targets if _floor(b) > _floor(a)]
+    bad = [
+        f"{a} (floor {_floor(a)}) imports {b} (floor {_floor(b)})"
+        for a, targets in _graph().items()
+        for b in targets
+        if _floor(b) > _floor(a)
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -104,7 +128,9 @@ def test_every_module_imports_in_a_fresh_interpreter():
 
 
 def test_loading_a_builtin_simulator_does_not_import_sympy():
-    code = ("import sys; from derive.simulate import load_module; from derive.combination import Combination; "
-            "load_module(Combination('sgd')); print('sympy' in sys.modules)")
+    code = (
+        "import sys; from derive.simulate import load_module; from derive.combination import Combination; "
+        "load_module(Combination('sgd')); print('sympy' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-2000:]

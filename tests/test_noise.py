@@ -1,4 +1,5 @@
 """Noise laws: s(y) from the CDF against scipy's CDFs, moments against direct integration."""
+
 from __future__ import annotations
 
 import math
@@ -45,9 +46,17 @@ def test_symbolic_nu_matches_integer_forms():
             assert abs(a - b) < 1e-14  # SymPy evaluates betainc_regularized in double precision
 
 
-@pytest.mark.parametrize("law,nu,m2,m4", [
-    ("gaussian", None, 1, 3), ("laplace", None, 2, 24), ("uniform", None, sp.Rational(1, 3), sp.Rational(1, 5)),
-    ("student-t", 5, sp.Rational(5, 3), 25), ("student-t", 3, 3, sp.oo), ("cauchy", None, sp.oo, sp.oo)])
+@pytest.mark.parametrize(
+    "law,nu,m2,m4",
+    [
+        ("gaussian", None, 1, 3),
+        ("laplace", None, 2, 24),
+        ("uniform", None, sp.Rational(1, 3), sp.Rational(1, 5)),
+        ("student-t", 5, sp.Rational(5, 3), 25),
+        ("student-t", 3, 3, sp.oo),
+        ("cauchy", None, sp.oo, sp.oo),
+    ],
+)
 def test_moments(law, nu, m2, m4):
     noise = get_noise(law, nu)
     assert noise.moment(2)[0] == m2 and noise.moment(4)[0] == m4
@@ -71,15 +80,18 @@ def test_cdf_law_from_user_cdf():
     assert abs(logistic.moment(2)[0] - sp.pi**2 / 3) < 1e-12  # no closed form found: quadrature
 
 
-@pytest.mark.parametrize("name,nu,needle", [
-    ("poisson", None, "unknown noise law 'poisson'; allowed: gaussian"),
-    ("student-t", -1, "nu must be a positive finite number or 'nu'"),
-    ("student-t", "abc", "nu must be a positive finite number"),
-    ("gaussian", 3, "--nu is only meaningful for the student-t law"),
-    ("cdf:y**2", None, "is not symmetric"),
-    ("cdf:1/2 + y/4", None, "is not a CDF"),
-    ("cdf:1/2 + atan(z)/pi", None, "may depend on y only"),
-])
+@pytest.mark.parametrize(
+    "name,nu,needle",
+    [
+        ("poisson", None, "unknown noise law 'poisson'; allowed: gaussian"),
+        ("student-t", -1, "nu must be a positive finite number or 'nu'"),
+        ("student-t", "abc", "nu must be a positive finite number"),
+        ("gaussian", 3, "--nu is only meaningful for the student-t law"),
+        ("cdf:y**2", None, "is not symmetric"),
+        ("cdf:1/2 + y/4", None, "is not a CDF"),
+        ("cdf:1/2 + atan(z)/pi", None, "may depend on y only"),
+    ],
+)
 def test_bad_laws(name, nu, needle):
     with pytest.raises(DeriveError, match=None) as info:
         get_noise(name, nu)

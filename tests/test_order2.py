@@ -1,5 +1,6 @@
 """Order-2 SDEs: the derivation's interface, its published anchor, refusals, the curvature
 substitution and the stationary diffusion correction (reference section 8)."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,10 @@ def test_every_builtin_is_b0_plus_eta_b1(name):
     assert second.diffusion == first.diffusion
     for b0, b, b1 in zip(first.drift, second.drift, second.correction):
         assert sp.simplify(b - b0 - ETA * b1) == 0
-        assert all(sp.simplify(h.args[0] + first.drift[0]) == 0 or sp.simplify(h.args[0] - first.drift[0]) == 0
-                   for h in b1.atoms(hvp))
+        assert all(
+            sp.simplify(h.args[0] + first.drift[0]) == 0 or sp.simplify(h.args[0] - first.drift[0]) == 0
+            for h in b1.atoms(hvp)
+        )
     assert len(set().union(*(b.atoms(hvp) for b in second.drift))) == 1
 
 
@@ -88,7 +91,7 @@ def test_adam_c1_holds_the_same_step_momentum_and_the_bias_terms():
     assert sde.correction[0].has(S.t)
     # with rho2 = 0 (v frozen) and the bias corrections gone (gamma -> 1, t -> oo in the explicit
     # t terms, which come multiplied by 1 - gamma), c1 of x is exactly the published same-step term
-    c1 = _parse(next(line for line in sde.provenance if line.startswith("c1 of x: "))[len("c1 of x: "):])
+    c1 = _parse(next(line for line in sde.provenance if line.startswith("c1 of x: "))[len("c1 of x: ") :])
     published = plain(derive_sde("adam", form="published").drift[0]).diff(JSON_NAMES["eta"])
     frozen = {sp.Symbol("rho2"): 0, sp.Symbol("gamma1"): 1, sp.Symbol("gamma2"): 1}
     assert sp.simplify(c1.xreplace(frozen) - published.xreplace(frozen)) == 0
@@ -112,9 +115,11 @@ def test_refusals_are_one_line(args, needle, capsys):
 def test_non_differentiable_drift_is_refused(tmp_path: Path, capsys):
     """A drift with sign(state) (L1 subgradient here; Signum's -sign(m) alike) has no order-2 SDE."""
     spec = tmp_path / "l1.py"
-    spec.write_text('from derive import Optimizer\n'
-                    'l1sgd = Optimizer(name="l1sgd", hyper={"eta": "lr", "c": "const"}, '
-                    'update=[("x", "x - eta*(grad + c*sign(x))")])\n')
+    spec.write_text(
+        "from derive import Optimizer\n"
+        'l1sgd = Optimizer(name="l1sgd", hyper={"eta": "lr", "c": "const"}, '
+        'update=[("x", "x - eta*(grad + c*sign(x))")])\n'
+    )
     assert main(["sde", f"{spec}:l1sgd"]) == 0  # order 1 is fine
     capsys.readouterr()
     assert main(["sde", f"{spec}:l1sgd", "--order", "2"]) == 2
@@ -127,8 +132,9 @@ def test_api_refuses_other_orders():
         derive_sde("sgd", order=3)
 
 
-@pytest.mark.parametrize("law,smooth", [("gaussian", True), ("cauchy", True), ("student-t", True), ("laplace", False),
-                                        ("uniform", False)])
+@pytest.mark.parametrize(
+    "law,smooth", [("gaussian", True), ("cauchy", True), ("student-t", True), ("laplace", False), ("uniform", False)]
+)
 def test_smooth_density(law, smooth):
     assert (_smooth_density(get_noise(law)) is not None) == smooth
 
@@ -167,8 +173,11 @@ def test_sgd_stationary_variances_and_correction():
 
     lam = CURVATURE
     r = stationary_comparison("sgd")
-    expected = {"chain": ETA * SIGMA**2 / (lam * (2 - ETA * lam)), "order 1": ETA * SIGMA**2 / (2 * lam),
-                "order 2 (order-1 diffusion)": ETA * SIGMA**2 / (lam * (2 + ETA * lam))}
+    expected = {
+        "chain": ETA * SIGMA**2 / (lam * (2 - ETA * lam)),
+        "order 1": ETA * SIGMA**2 / (2 * lam),
+        "order 2 (order-1 diffusion)": ETA * SIGMA**2 / (lam * (2 + ETA * lam)),
+    }
     for name, value in expected.items():
         assert sp.simplify(r.variances[name] - value) == 0, name
     assert sp.simplify(r.stationary[0, 0] - ETA * SIGMA**2 * (1 + ETA * lam)) == 0
@@ -186,8 +195,12 @@ def test_stationary_correction_refusals_and_heavy_ball(capsys):
     assert main(["sde", "sgd", "--diffusion", "stationary"]) == 2
     assert main(["sde", "sgd", "--order", "2", "--diffusion", "stationary", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data["variance"]) == {"chain", "order 1", "order 2 (order-1 diffusion)",
-                                     "order 2 + stationary diffusion"}
+    assert set(data["variance"]) == {
+        "chain",
+        "order 1",
+        "order 2 (order-1 diffusion)",
+        "order 2 + stationary diffusion",
+    }
 
 
 def test_order2_stationary_check_rows():
@@ -212,9 +225,12 @@ def test_callisti_romito_triggiano_rmsprop():
     term has D^3 where d/dv of -g D gives D^2 / (2 sqrt(v)) (negligible at their eps = 1e-6)."""
     from derive import Optimizer, State
 
-    spec = Optimizer(name="rmsprop_old_v", hyper={"eta": "lr", "beta": "decay", "eps": "eps"},
-                     state=[State("v", positive=True)],
-                     update=[("x", "x - eta*grad/(sqrt(v) + eps)"), ("v", "beta*v + (1 - beta)*grad**2")])
+    spec = Optimizer(
+        name="rmsprop_old_v",
+        hyper={"eta": "lr", "beta": "decay", "eps": "eps"},
+        state=[State("v", positive=True)],
+        update=[("x", "x - eta*grad/(sqrt(v) + eps)"), ("v", "beta*v + (1 - beta)*grad**2")],
+    )
     sde = derive_sde(spec, order=2)
     v = sde.state[1]
     rho, eps = sp.Symbol("rho", positive=True), sp.Symbol("eps", nonnegative=True)

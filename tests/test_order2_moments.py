@@ -12,6 +12,7 @@ Each check can fail: the order-1 SDE, the order-2 SDE with its Hessian term drop
 bias correction counts steps from k = t/eta, and (in two dimensions) hvp(u) taken as diag(H) u
 are all refused, and the gap each leaves is printed against the tolerance.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,12 @@ def chain_step(name: str, g: sp.Expr, state: dict, k_shift: int = 1) -> dict[str
     x = state["x"]
     if name in USER:  # a user spec: its update rule as the spec composes it, in these numbers
         spec = USER[name]
-        values = {**{sym: HYPER[sym.name] for sym in spec.hyper_symbols().values() if sym.name in HYPER},
-                  spec.lr: eta, S.grad: grad, spec.state_symbols[0]: x}
+        values = {
+            **{sym: HYPER[sym.name] for sym in spec.hyper_symbols().values() if sym.name in HYPER},
+            spec.lr: eta,
+            S.grad: grad,
+            spec.state_symbols[0]: x,
+        }
         return {"x": spec.step_map()["x"].xreplace(values) - x}
     if name == "sgd":
         return {"x": -eta * grad}
@@ -83,8 +88,10 @@ def expectation(expr: sp.Expr, law: str, breakpoint: float) -> float:
         return float(expr)
     f = sp.lambdify(Z, expr, "numpy")
     p = DENSITY[law]
-    pieces = [integrate.quad(lambda z: f(z) * p(z), a, b, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
-              for a, b in ((-np.inf, breakpoint), (breakpoint, np.inf))]
+    pieces = [
+        integrate.quad(lambda z: f(z) * p(z), a, b, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
+        for a, b in ((-np.inf, breakpoint), (breakpoint, np.inf))
+    ]
     return sum(pieces)
 
 
@@ -131,8 +138,11 @@ def sde_moments(sde, hessian_term: bool = True) -> dict[tuple, list[float]]:
     D1 = b1 . grad + (1/2) a0 : grad^2; E[phi(S_eta)] - phi = eta D0 phi + eta^2 (D1 phi + D0^2 phi/2)
     + O(eta^3)."""
     states = list(sde.state)
-    numbers = {sp.Symbol(n, **kw): val for n, val in HYPER.items()
-               for kw in ({"positive": True}, {"nonnegative": True}, {"real": True})}
+    numbers = {
+        sp.Symbol(n, **kw): val
+        for n, val in HYPER.items()
+        for kw in ({"positive": True}, {"nonnegative": True}, {"real": True})
+    }
     drift = [concrete(sde, b, hessian_term).xreplace(numbers) for b in sde.drift]
     b0 = [b.subs(ETA, 0) for b in drift]
     b1 = [sp.diff(b, ETA) for b in drift]
@@ -176,13 +186,25 @@ def _assert_match(chain: dict, model: dict) -> None:
 
 
 #: SignSGD with an L2 term inside the sign: its drift depends on x through g and explicitly
-USER = {"signl2": Optimizer(name="signl2", hyper={"eta": "lr", "theta": "const"},
-                            update=[("x", "x - eta*sign(grad + theta*x)")])}
+USER = {
+    "signl2": Optimizer(
+        name="signl2", hyper={"eta": "lr", "theta": "const"}, update=[("x", "x - eta*sign(grad + theta*x)")]
+    )
+}
 
-CASES = [("signl2", "gaussian"), ("sgd", "gaussian"), ("signsgd", "gaussian"), ("signsgd", "student-t"),
-         ("signsgd", "cauchy"),
-         ("rmsprop", "gaussian"), ("rmspropw", "gaussian"), ("adam", "gaussian"), ("adamw", "gaussian"),
-         ("adamw", "student-t"), ("adam", "laplace")]
+CASES = [
+    ("signl2", "gaussian"),
+    ("sgd", "gaussian"),
+    ("signsgd", "gaussian"),
+    ("signsgd", "student-t"),
+    ("signsgd", "cauchy"),
+    ("rmsprop", "gaussian"),
+    ("rmspropw", "gaussian"),
+    ("adam", "gaussian"),
+    ("adamw", "gaussian"),
+    ("adamw", "student-t"),
+    ("adam", "laplace"),
+]
 
 
 @pytest.mark.parametrize("name,law", CASES)

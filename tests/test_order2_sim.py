@@ -2,16 +2,21 @@
 (exact on the built-in landscapes, a user Numba function, the two-phase sde_step), the CLI, and the
 weak order of the order-2 SDE against the optimizer (slope about 2, with mutations that fail)."""
 
-import math
-
 import numpy as np
 import pytest
 from numba import njit
 
 from derive.cli import main
 from derive.combination import Combination
-from derive.simulate import (SimulationInputError, double_well, hyperparameters, load_module, rotated_quadratic,
-                             run, user_landscape)
+from derive.simulate import (
+    SimulationInputError,
+    double_well,
+    hyperparameters,
+    load_module,
+    rotated_quadratic,
+    run,
+    user_landscape,
+)
 from derive.validate.weak_order import weak_order
 
 
@@ -35,8 +40,9 @@ def test_sgd_order2_kernel_is_li_tai_e_on_a_rotated_quadratic():
     normals = np.stack([mod.stream_normals(seed, mod.SDE_STREAM, i, steps * d) for i in range(n)]).reshape(n, steps, d)
     p = np.array([hyperparameters("sgd", eta, sigma)[k] for k in mod.SDE_PARAMS])
     S0 = x0[None].copy()
-    _, _, _, xs, div = mod.simulate_paths(S0, S0, p, p[:0], land.params, land.code, steps, np.array([steps]), seed,
-                                          2, True, 1, False, False, 0)
+    _, _, _, xs, div = mod.simulate_paths(
+        S0, S0, p, p[:0], land.params, land.code, steps, np.array([steps]), seed, 2, True, 1, False, False, 0
+    )
     assert (div == -1).all()
     ref = _reference_sgd2(x0, H, eta, sigma, normals, steps)
     np.testing.assert_allclose(xs[0, 0], ref, rtol=1e-12, atol=1e-12)
@@ -91,8 +97,29 @@ def test_order1_modules_have_no_hvp():
 
 
 def test_cli_simulate_order2_and_its_refusals(capsys):
-    assert main(["simulate", "sgd", "--compare", "optimizer,full,order2", "--scheme", "weak2", "--dim", "2",
-                 "--paths", "200", "--steps", "20", "--eta", "0.1", "--records", "3"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "sgd",
+                "--compare",
+                "optimizer,full,order2",
+                "--scheme",
+                "weak2",
+                "--dim",
+                "2",
+                "--paths",
+                "200",
+                "--steps",
+                "20",
+                "--eta",
+                "0.1",
+                "--records",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "SDE paper/full order 2" in out and "SDE paper/full " in out
     assert main(["simulate", "sgd", "--order", "2", "--form", "published"]) == 2
@@ -110,8 +137,12 @@ def _order2_slope_ok(row) -> bool:
     """The done-when check of issue 12: at least 4 resolved etas spanning at least 8x and a slope in
     SLOPE_RANGE whose 95% interval contains 2."""
     etas = [e for e, ok in zip(row.etas, row.resolved) if ok]
-    return (len(etas) >= 4 and max(etas) / min(etas) >= 8 - 1e-9 and SLOPE_RANGE[0] <= row.slope <= SLOPE_RANGE[1]
-            and row.slope_ci[0] <= 2 <= row.slope_ci[1])
+    return (
+        len(etas) >= 4
+        and max(etas) / min(etas) >= 8 - 1e-9
+        and SLOPE_RANGE[0] <= row.slope <= SLOPE_RANGE[1]
+        and row.slope_ci[0] <= 2 <= row.slope_ci[1]
+    )
 
 
 STUDY = dict(etas=(0.16, 0.08, 0.04, 0.02), paths=3000, dim=1, dt_max=0.02, refine=False)
@@ -164,8 +195,14 @@ def test_network_hvp_and_the_order2_step_on_the_mlp():
     values = hyperparameters("sgd", eta, sigma)
     ends = {}
     for order in (1, 2):
-        path = SDEPath(problem, load_module(Combination("sgd", order=order)), values, x0, seeds,
-                       sample=zeta_sampler("gaussian", None))
+        path = SDEPath(
+            problem,
+            load_module(Combination("sgd", order=order)),
+            values,
+            x0,
+            seeds,
+            sample=zeta_sampler("gaussian", None),
+        )
         path.evaluate()
         path.advance(1)
         ends[order] = path.state[0, 0].copy()

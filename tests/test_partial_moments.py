@@ -4,6 +4,7 @@ K_n(u) = int_0^u z^n p(z) dz and M_n(u) = E[zeta^n; zeta < u] of every law at se
 means of piecewise functions of affine noise terms (clip, sign times zeta, products of two such
 terms of one draw, two draws) averaged by the engine's own stages 3 to 5.
 """
+
 from __future__ import annotations
 
 import math
@@ -110,9 +111,18 @@ CASES = [
     # (name, expression of zeta (and zeta_1), numpy integrand of one draw or None, needs E|zeta|)
     ("clip", clip(sp.Rational(3, 10) + z, -1, 1), lambda x: np.clip(0.3 + x, -1, 1), False),
     ("zeta sign", z * sp.sign(sp.Rational(3, 10) + z), lambda x: x * np.sign(0.3 + x), True),
-    ("sign x clip", sp.sign(sp.Rational(3, 10) + z) * clip(sp.Rational(1, 2) + 2 * z, -1, 1),
-     lambda x: np.sign(0.3 + x) * np.clip(0.5 + 2 * x, -1, 1), False),
-    ("clip squared", clip(sp.Rational(1, 5) - z, -1, sp.Rational(3, 2)) ** 2, lambda x: np.clip(0.2 - x, -1, 1.5) ** 2, False),
+    (
+        "sign x clip",
+        sp.sign(sp.Rational(3, 10) + z) * clip(sp.Rational(1, 2) + 2 * z, -1, 1),
+        lambda x: np.sign(0.3 + x) * np.clip(0.5 + 2 * x, -1, 1),
+        False,
+    ),
+    (
+        "clip squared",
+        clip(sp.Rational(1, 5) - z, -1, sp.Rational(3, 2)) ** 2,
+        lambda x: np.clip(0.2 - x, -1, 1.5) ** 2,
+        False,
+    ),
     ("Abs below", sp.Abs(sp.Rational(3, 10) + z) * sp.Heaviside(1 - z), lambda x: abs(0.3 + x) * (x < 1), True),
     ("Max", sp.Max(z, sp.Rational(-1, 5)) * sp.sign(z - 1), lambda x: max(x, -0.2) * np.sign(x - 1), True),
 ]
@@ -130,8 +140,9 @@ def test_piecewise_means_against_quad(law, nu_arg, ref, nu_value, name, expr, in
     got = _number(engine_mean(expr, law, nu_arg), nu_value)
     lo, hi = ref.support()
     breaks = [b for b in (-1.3, -0.3, -0.75, -0.25, 0.0, 1.0, 1.2, -1.0) if lo < b < hi]
-    want = sum(_quad(lambda x: integrand(x) * ref.pdf(x), a, b)
-               for a, b in zip([lo, *sorted(breaks)], [*sorted(breaks), hi]))
+    want = sum(
+        _quad(lambda x: integrand(x) * ref.pdf(x), a, b) for a, b in zip([lo, *sorted(breaks)], [*sorted(breaks), hi])
+    )
     assert math.isclose(got, want, rel_tol=1e-8, abs_tol=1e-11), (got, want)
 
 

@@ -1,4 +1,5 @@
 """`derive report` on the reduced setting, and its network part without PyTorch."""
+
 import sys
 
 from derive import report
@@ -7,7 +8,13 @@ from derive import report
 def test_quick_report_writes_markdown_and_figures(tmp_path):
     path = report.build(tmp_path / "r", quick=True, progress=None)
     text = path.read_text()
-    for heading in ("## 1. Derived SDEs", "## 2. Closed forms", "## 3. Quadratic", "## 4. Neural networks", "## 5. Weak order"):
+    for heading in (
+        "## 1. Derived SDEs",
+        "## 2. Closed forms",
+        "## 3. Quadratic",
+        "## 4. Neural networks",
+        "## 5. Weak order",
+    ):
         assert heading in text
     assert "FAILED" not in text
     assert (tmp_path / "r" / "report.json").is_file()

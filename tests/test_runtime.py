@@ -1,5 +1,6 @@
 """The shared runtime and the modules built on it: no name capture, modules keyed by content, a
 changed runtime never run from a stale module or Numba cache, atomic writes."""
+
 from __future__ import annotations
 
 import textwrap
@@ -12,7 +13,7 @@ from derive.combination import Combination
 from derive.errors import SpecError
 from derive.simulate import load_module, module_dir_for, quadratic, random_start, run
 
-ORDINARY = '''
+ORDINARY = """
 from derive import Optimizer, State
 
 spec = Optimizer(
@@ -21,10 +22,10 @@ spec = Optimizer(
     update=[("m", "beta*m + (1 - beta)*grad"), ("v", "beta*v + (1 - beta)*grad**2"),
             ("den", "sqrt(v) + eps"), ("x", "x - eta*scale*m/den")],
     defaults={"beta": 0.9, "eps": 0.1, "scale": 0.5})
-'''
+"""
 # the same optimizer, every name one the generator used to own (constants c0.., parameter vector p,
 # float type T, step dt/sqdt, normals xi1, modules math/np, loop names)
-CAPTURING = '''
+CAPTURING = """
 from derive import Optimizer, State
 
 spec = Optimizer(
@@ -33,7 +34,7 @@ spec = Optimizer(
     update=[("p", "c1*p + (1 - c1)*grad"), ("xi1", "c1*xi1 + (1 - c1)*grad**2"),
             ("np", "sqrt(xi1) + sqdt"), ("x", "x - c0*T*p/np")],
     defaults={"c1": 0.9, "sqdt": 0.1, "T": 0.5})
-'''
+"""
 
 
 def _spec_file(tmp_path, name, text):
@@ -51,14 +52,30 @@ def test_names_of_generated_code_cannot_be_captured(tmp_path):
     for label, text in (("plain", ORDINARY), ("capture", CAPTURING)):
         ref = _spec_file(tmp_path, label, text)
         combo = Combination(ref)
-        out[label] = [run(kind, combo, x0, eta=0.05, sigma=0.7, steps=60, seed=3, landscape=land, keep=True,
-                          record=[0, 30, 60], module_dir=tmp_path / "mods") for kind in ("optimizer", "sde")]
+        out[label] = [
+            run(
+                kind,
+                combo,
+                x0,
+                eta=0.05,
+                sigma=0.7,
+                steps=60,
+                seed=3,
+                landscape=land,
+                keep=True,
+                record=[0, 30, 60],
+                module_dir=tmp_path / "mods",
+            )
+            for kind in ("optimizer", "sde")
+        ]
     for a, b in zip(out["plain"], out["capture"]):
         np.testing.assert_allclose(a.path, b.path, rtol=1e-12, atol=1e-14)
         assert np.ptp(a.path[-1]) > 0  # the runs did move
 
 
-@pytest.mark.parametrize("bad, why", [("_c0", "underscore"), ("max", "built-in"), ("lambda", "keyword"), ("a-b", "not a Python identifier")])
+@pytest.mark.parametrize(
+    "bad, why", [("_c0", "underscore"), ("max", "built-in"), ("lambda", "keyword"), ("a-b", "not a Python identifier")]
+)
 def test_spec_refuses_names_reserved_for_generated_code(bad, why):
     from derive import Optimizer
 

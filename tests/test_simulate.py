@@ -1,5 +1,6 @@
 """Simulators on landscapes: optimizer vs SDE mean loss (4 standard errors), determinism across
 thread counts, float32 without NaN, input errors, divergence reporting, a user landscape."""
+
 from __future__ import annotations
 
 import numba
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 
 from derive.combination import Combination
-from derive.simulate import (DivergenceError, SimulationInputError, quadratic, random_start, run,
-                             user_landscape)
+from derive.simulate import DivergenceError, SimulationInputError, quadratic, random_start, run, user_landscape
 
 LAND = quadratic([1.0, 3.0])
 STEPS, RECORD = 150, [50, 100, 150]
@@ -20,9 +20,12 @@ def _pair(combo, paths, seed, eta=0.01, sigma=1.0, x0=None, **kw):
     return run("optimizer", combo, x0, **common), run("sde", combo, x0, **common)
 
 
-@pytest.mark.parametrize("combo", [Combination(o) for o in ("sgd", "signsgd", "rmsprop", "rmspropw", "adam", "adamw")]
-                         + [Combination("signsgd", "student-t", nu=3), Combination("signsgd", "cauchy")],
-                         ids=lambda c: c.module_name)
+@pytest.mark.parametrize(
+    "combo",
+    [Combination(o) for o in ("sgd", "signsgd", "rmsprop", "rmspropw", "adam", "adamw")]
+    + [Combination("signsgd", "student-t", nu=3), Combination("signsgd", "cauchy")],
+    ids=lambda c: c.module_name,
+)
 def test_sde_mean_loss_matches_optimizer_within_4_se(combo):
     opt, sde = _pair(combo, paths=4000, seed=17)
     se = np.sqrt(opt.loss_se**2 + sde.loss_se**2)
@@ -50,25 +53,30 @@ def test_float32_runs_without_nan_where_float64_does():
     combo = Combination("signsgd")
     x0 = random_start(200, 2, 4)
     r64 = run("sde", combo, x0, eta=0.01, sigma=0.05, steps=100, seed=1, landscape=quadratic([30.0, 50.0]))
-    r32 = run("sde", combo, x0.astype(np.float32), eta=0.01, sigma=0.05, steps=100, seed=1, landscape=quadratic([30.0, 50.0]))
+    r32 = run(
+        "sde", combo, x0.astype(np.float32), eta=0.01, sigma=0.05, steps=100, seed=1, landscape=quadratic([30.0, 50.0])
+    )
     assert np.isfinite(r64.loss).all() and np.isfinite(r32.loss).all()
     np.testing.assert_allclose(r32.loss_mean, r64.loss_mean, rtol=0.05)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(x0=np.zeros((10, 3))), "shape mismatch"),
-    (dict(eta=0.0), "learning rate eta must be > 0"),
-    (dict(eta=-1.0), "learning rate eta must be > 0"),
-    (dict(hyper={"beta1": 1.0}), "beta1 must lie in (0, 1)"),
-    (dict(hyper={"beta2": 0.0}), "beta2 must lie in (0, 1)"),
-    (dict(hyper={"eps": -1e-8}), "eps must be >= 0"),
-    (dict(hyper={"gamma": 1.0}), "unknown hyperparameter"),
-    (dict(steps=0), "steps must be a positive integer"),
-    (dict(x0=np.zeros((0, 2))), "paths, dim"),
-    (dict(x0=np.array([[0.0, np.nan]])), "NaN or infinity"),
-    (dict(x0=np.array([[0.0, np.inf]])), "NaN or infinity"),
-    (dict(record=[5, 3]), "record must be increasing"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(x0=np.zeros((10, 3))), "shape mismatch"),
+        (dict(eta=0.0), "learning rate eta must be > 0"),
+        (dict(eta=-1.0), "learning rate eta must be > 0"),
+        (dict(hyper={"beta1": 1.0}), "beta1 must lie in (0, 1)"),
+        (dict(hyper={"beta2": 0.0}), "beta2 must lie in (0, 1)"),
+        (dict(hyper={"eps": -1e-8}), "eps must be >= 0"),
+        (dict(hyper={"gamma": 1.0}), "unknown hyperparameter"),
+        (dict(steps=0), "steps must be a positive integer"),
+        (dict(x0=np.zeros((0, 2))), "paths, dim"),
+        (dict(x0=np.array([[0.0, np.nan]])), "NaN or infinity"),
+        (dict(x0=np.array([[0.0, np.inf]])), "NaN or infinity"),
+        (dict(record=[5, 3]), "record must be increasing"),
+    ],
+)
 def test_bad_input_is_a_clear_error(change, message):
     args = dict(x0=np.zeros((10, 2)), eta=0.01, sigma=1.0, steps=10, seed=0, landscape=LAND)
     args.update(change)
@@ -111,8 +119,9 @@ def test_user_double_well_landscape_runs_and_sde_tracks_optimizer():
     assert np.all(np.abs(opt.loss_mean - sde.loss_mean) < 4 * se)
 
 
-@pytest.mark.parametrize("combo", [Combination("sgd", "cauchy"), Combination("clipsgd", "student-t", nu=1.5)],
-                         ids=lambda c: c.module_name)
+@pytest.mark.parametrize(
+    "combo", [Combination("sgd", "cauchy"), Combination("clipsgd", "student-t", nu=1.5)], ids=lambda c: c.module_name
+)
 def test_optimizer_only_module_runs_and_refuses_the_sde(combo, tmp_path):
     """No SDE (SGD under Cauchy needs E[zeta^2]; clipped SGD at nu = 1.5 needs an incomplete beta
     function with a negative parameter): the module simulates the optimizer only and run('sde')

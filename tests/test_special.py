@@ -1,5 +1,6 @@
 """The generated modules' branch-free erf (templates/special.py.j2): accuracy against math.erf and
 mpmath over the whole real line (tails, 0, +-inf, NaN), and that a loop calling it vectorizes."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,16 @@ MOD_ERF = MOD._erf
 def _grid(dtype):
     rng = np.random.default_rng(0)
     tiny = np.geomspace(1e-300 if dtype == np.float64 else 1e-44, 0.5, 20_000)
-    x = np.concatenate([np.linspace(-7, 7, 700_001), np.linspace(0.99, 1.01, 20_001), rng.standard_normal(100_000) * 2,
-                        tiny, -tiny, [0.0, -0.0, 5.9, 5.93, 6.0, 3.9, 3.93, 4.0, 8.0, 30.0, 1e10, 1e300]])
+    x = np.concatenate(
+        [
+            np.linspace(-7, 7, 700_001),
+            np.linspace(0.99, 1.01, 20_001),
+            rng.standard_normal(100_000) * 2,
+            tiny,
+            -tiny,
+            [0.0, -0.0, 5.9, 5.93, 6.0, 3.9, 3.93, 4.0, 8.0, 30.0, 1e10, 1e300],
+        ]
+    )
     with np.errstate(over="ignore"):
         return x.astype(dtype)
 

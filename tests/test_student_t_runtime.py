@@ -1,5 +1,6 @@
 """The Numba Student-t CDF of derive.runtime.student_t against scipy.special.stdtr (and mpmath where
 scipy itself loses digits), and the printed SDE kernels of a real nu calling it."""
+
 from __future__ import annotations
 
 import mpmath
@@ -75,6 +76,7 @@ def _kernel(nu):
     from numba import njit
 
     fit = half_beta_fit(nu / 2)
+
     def uncached(**options):  # source compiled from a string has no file for Numba's cache
         return njit(**{k: v for k, v in options.items() if k != "cache"})
 
@@ -111,8 +113,9 @@ def test_large_nu_falls_back_to_the_continued_fraction():
     assert half_beta_fit(20.0) is None and half_beta_fit(1.25) is not None
     g = sp.Symbol("g", real=True)
     assert code(sp.betainc_regularized(20, sp.Rational(1, 2), 0, 40 / (40 + g**2))).startswith("_T(_betainc_reg(")
-    assert code(sp.betainc_regularized(sp.Rational(5, 4), sp.Rational(1, 2), 0, sp.Rational(5, 2) / (sp.Rational(5, 2) + g**2))
-                ).startswith("_T(_student_t_tail_1p25(")
+    assert code(
+        sp.betainc_regularized(sp.Rational(5, 4), sp.Rational(1, 2), 0, sp.Rational(5, 2) / (sp.Rational(5, 2) + g**2))
+    ).startswith("_T(_student_t_tail_1p25(")
 
 
 def test_printer_passes_the_complement():

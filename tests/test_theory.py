@@ -1,4 +1,5 @@
 """Closed-form results derived from the SDEs, compared with the formulas of reference section 5-6."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,15 @@ def test_sgd_full_matrix_loss():
     assert same(r.expected_loss, eta * Sigma.trace() / 4)
 
 
-@pytest.mark.parametrize("law,nu,p0", [("gaussian", None, 1 / sp.sqrt(2 * sp.pi)), ("laplace", None, sp.Rational(1, 2)),
-                                       ("student-t", 3, 2 / (sp.sqrt(3) * sp.pi)), ("cauchy", None, 1 / sp.pi)])
+@pytest.mark.parametrize(
+    "law,nu,p0",
+    [
+        ("gaussian", None, 1 / sp.sqrt(2 * sp.pi)),
+        ("laplace", None, sp.Rational(1, 2)),
+        ("student-t", 3, 2 / (sp.sqrt(3) * sp.pi)),
+        ("cauchy", None, 1 / sp.pi),
+    ],
+)
 def test_signsgd_stationary_linear_in_sigma(law, nu, p0):
     r = stationary("signsgd", law, nu=nu)
     assert same(r.var_x, eta * sigma / (4 * p0 * lam))
@@ -78,15 +86,49 @@ def test_non_convex_has_no_stationary_law():
         stationary("sgd", lam=-1)
 
 
-@pytest.mark.parametrize("opt,regime,criterion,expected", [
-    ("sgd", "paper", "sde", {"eta": 1}),
-    ("adam", "noise-dominated", "sde", {"eta": sp.Rational(1, 2), "rho1": sp.Rational(1, 2), "rho2": sp.Rational(1, 2), "eps": sp.Rational(-1, 2), "v": -1}),
-    ("rmsprop", "noise-dominated", "sde", {"eta": sp.Rational(1, 2), "rho": sp.Rational(1, 2), "eps": sp.Rational(-1, 2)}),
-    ("adamw", "paper", "stationary", {"eta": sp.Rational(1, 2), "rho1": sp.Rational(1, 2), "rho2": sp.Rational(1, 2),
-                                      "theta": sp.Rational(1, 2), "eps": sp.Rational(-1, 2)}),
-    ("rmspropw", "paper", "stationary", {"eta": sp.Rational(1, 2), "rho": sp.Rational(1, 2), "theta": sp.Rational(1, 2), "eps": sp.Rational(-1, 2)}),
-    ("signsgd", "paper", "stationary", {"eta": sp.Rational(1, 2)}),
-])
+@pytest.mark.parametrize(
+    "opt,regime,criterion,expected",
+    [
+        ("sgd", "paper", "sde", {"eta": 1}),
+        (
+            "adam",
+            "noise-dominated",
+            "sde",
+            {
+                "eta": sp.Rational(1, 2),
+                "rho1": sp.Rational(1, 2),
+                "rho2": sp.Rational(1, 2),
+                "eps": sp.Rational(-1, 2),
+                "v": -1,
+            },
+        ),
+        (
+            "rmsprop",
+            "noise-dominated",
+            "sde",
+            {"eta": sp.Rational(1, 2), "rho": sp.Rational(1, 2), "eps": sp.Rational(-1, 2)},
+        ),
+        (
+            "adamw",
+            "paper",
+            "stationary",
+            {
+                "eta": sp.Rational(1, 2),
+                "rho1": sp.Rational(1, 2),
+                "rho2": sp.Rational(1, 2),
+                "theta": sp.Rational(1, 2),
+                "eps": sp.Rational(-1, 2),
+            },
+        ),
+        (
+            "rmspropw",
+            "paper",
+            "stationary",
+            {"eta": sp.Rational(1, 2), "rho": sp.Rational(1, 2), "theta": sp.Rational(1, 2), "eps": sp.Rational(-1, 2)},
+        ),
+        ("signsgd", "paper", "stationary", {"eta": sp.Rational(1, 2)}),
+    ],
+)
 def test_scaling_rules(opt, regime, criterion, expected):
     rule = scaling_rule(opt, regime, criterion)
     for name, value in expected.items():
@@ -96,9 +138,14 @@ def test_scaling_rules(opt, regime, criterion, expected):
         assert "1 - beta1 -> kappa^(1) (1 - beta1)" in text
 
 
-@pytest.mark.parametrize("opt,regime,criterion,needle", [
-    ("adamw", "paper", "sde", "drift of v"), ("signsgd", "paper", "sde", "drift of x"),
-    ("rmspropw", "paper", "sde", "drift of v")])
+@pytest.mark.parametrize(
+    "opt,regime,criterion,needle",
+    [
+        ("adamw", "paper", "sde", "drift of v"),
+        ("signsgd", "paper", "sde", "drift of x"),
+        ("rmspropw", "paper", "sde", "drift of v"),
+    ],
+)
 def test_no_exact_rule(opt, regime, criterion, needle):
     with pytest.raises(NoScalingRuleError, match=f"no scaling rule under criterion 'sde'.*{needle}"):
         scaling_rule(opt, regime, criterion)

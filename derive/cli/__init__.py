@@ -4,6 +4,7 @@ Each submodule registers its subcommands and turns library objects into text. Er
 can fix (:class:`derive.errors.DeriveError`) are printed as one line, exit status 2; a closed pipe
 (``derive sde adam --format json | head -1``) ends quietly; Ctrl-C exits with status 130.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,9 @@ from ..errors import DeriveError
 def build_parser() -> argparse.ArgumentParser:
     from . import codegen, derivation, simulate, theory, validate
 
-    parser = argparse.ArgumentParser(prog="derive", description="SDEs of stochastic optimizers, derived from their update rules.")
+    parser = argparse.ArgumentParser(
+        prog="derive", description="SDEs of stochastic optimizers, derived from their update rules."
+    )
     parser.add_argument("--version", action="version", version=f"derive {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (derivation, codegen, simulate, theory, validate):

@@ -1,18 +1,19 @@
 """`derive generate`: render the simulator modules (the built-in set into generated/, or one user combination)."""
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from ..noise import NAMES as NOISE_NAMES
-from ..noise import get_noise
-from ..optimizers import BUILTINS, get_optimizer
-from ..regimes import FORMS, REGIMES
 from ..codegen.catalog import builtin_combinations
 from ..codegen.printer import CodegenError
 from ..codegen.render import GENERATED, stale_files, write
 from ..combination import Combination
+from ..noise import NAMES as NOISE_NAMES
+from ..noise import get_noise
+from ..optimizers import BUILTINS, get_optimizer
+from ..regimes import FORMS, REGIMES
 
 
 def _combos(args: argparse.Namespace) -> list[Combination]:
@@ -60,16 +61,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `generate` to the ``derive`` parser."""
     p = subparsers.add_parser("generate", help="render Numba simulator modules from templates/")
-    p.add_argument("optimizer", nargs="?", default=None,
-                   help=f"generate one user combination (built-in {', '.join(BUILTINS)} or path/to/file.py:NAME); "
-                        "omit to render the built-in set into generated/")
+    p.add_argument(
+        "optimizer",
+        nargs="?",
+        default=None,
+        help=f"generate one user combination (built-in {', '.join(BUILTINS)} or path/to/file.py:NAME); "
+        "omit to render the built-in set into generated/",
+    )
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
-    p.add_argument("--nu", default=None, help="Student-t degrees of freedom (a number > 0; where the SDE needs the "
-                   "incomplete beta function, e.g. non-integer nu, the module simulates the optimizer only)")
-    p.add_argument("--regime", default=None, choices=list(REGIMES), help="one regime (default: every regime with an SDE)")
+    p.add_argument(
+        "--nu",
+        default=None,
+        help="Student-t degrees of freedom (a number > 0; where the SDE needs the "
+        "incomplete beta function, e.g. non-integer nu, the module simulates the optimizer only)",
+    )
+    p.add_argument(
+        "--regime", default=None, choices=list(REGIMES), help="one regime (default: every regime with an SDE)"
+    )
     p.add_argument("--form", default=None, choices=list(FORMS), help="one form (default: both)")
     p.add_argument("--out", default=None, help="output directory (default generated/ for the built-in set)")
     p.add_argument("--check", action="store_true", help="exit 1 naming stale files instead of writing")

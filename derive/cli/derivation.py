@@ -1,4 +1,5 @@
 """`derive sde`, `derive list` and `derive catalog`: the derivation engine on the command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def _cmd_stationary_diffusion(args: argparse.Namespace) -> int:
     from ..theory.stationary_order2 import stationary_comparison
 
     if args.order != 2 or args.form != "full" or args.regime != "paper":
-        raise DeriveError("--diffusion stationary is a correction of the order-2 SDE: use it with --order 2 "
-                          "(paper regime, full form)")
+        raise DeriveError(
+            "--diffusion stationary is a correction of the order-2 SDE: use it with --order 2 (paper regime, full form)"
+        )
     lam = parse_curvature(args.curvature if args.curvature is not None else "lambda")
     result = stationary_comparison(args.optimizer, args.noise, lam, nu=args.nu)
     print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else result.to_text())
@@ -81,19 +83,32 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: "argparse._SubParsersAction") -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add `sde`, `list` and `catalog` to the ``derive`` parser."""
     p = sub.add_parser("sde", help="derive the SDE of an optimizer")
     add_sde_options(p)
     p.add_argument("--format", default="text", choices=["text", "latex", "json"])
-    p.add_argument("--order", type=int, default=1, choices=list(ORDERS),
-                   help="weak order: 1, or 2 (drift b0 + eta b1 with Hessian-vector products hvp(u); paper regime, full form)")
-    p.add_argument("--curvature", default=None, metavar="LAMBDA",
-                   help="write the SDE on the diagonal quadratic f = LAMBDA x^2/2 (g = LAMBDA x, hvp(u) = LAMBDA u); "
-                        "a number or 'lambda'")
-    p.add_argument("--diffusion", default="finite-horizon", choices=["finite-horizon", "stationary"],
-                   help="with --order 2: the order-1 diffusion (finite-horizon, weak order 2) or the correction that "
-                        "makes the stationary law on the quadratic right to O(eta^2) (linear chains: sgd, heavy ball)")
+    p.add_argument(
+        "--order",
+        type=int,
+        default=1,
+        choices=list(ORDERS),
+        help="weak order: 1, or 2 (drift b0 + eta b1 with Hessian-vector products hvp(u); paper regime, full form)",
+    )
+    p.add_argument(
+        "--curvature",
+        default=None,
+        metavar="LAMBDA",
+        help="write the SDE on the diagonal quadratic f = LAMBDA x^2/2 (g = LAMBDA x, hvp(u) = LAMBDA u); "
+        "a number or 'lambda'",
+    )
+    p.add_argument(
+        "--diffusion",
+        default="finite-horizon",
+        choices=["finite-horizon", "stationary"],
+        help="with --order 2: the order-1 diffusion (finite-horizon, weak order 2) or the correction that "
+        "makes the stationary law on the quadratic right to O(eta^2) (linear chains: sgd, heavy ball)",
+    )
     p.set_defaults(func=_cmd_sde)
 
     p = sub.add_parser("list", help="list built-in optimizers, noise laws, regimes and forms")

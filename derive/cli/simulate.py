@@ -5,6 +5,7 @@ The table gives the mean loss with its standard error at a few times and, for ea
 largest gap to the optimizer over the recorded steps in combined standard errors,
 max_k |L_sde(k) - L_opt(k)| / sqrt(se_sde(k)^2 + se_opt(k)^2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,10 @@ import argparse
 import numpy as np
 
 from ..combination import Combination
-from ..io import atomic_savez
-from ..plots import run_trajectories
 from ..errors import DeriveError
+from ..io import atomic_savez
 from ..noise import NAMES as NOISE_NAMES
+from ..plots import run_trajectories
 from ..regimes import FORMS
 
 CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated", "order2")
@@ -28,11 +29,15 @@ def _targets(items: list[str], form: str, order: int = 1) -> list[tuple[str, str
     if order not in (1, 2):
         raise DeriveError(f"--order must be 1 or 2, got {order}")
     if order == 2 and form != "full":
-        raise DeriveError(f"--order 2 --form {form}: no published form is order 2 (without the second-moment noise "
-                          "the one-step second moments differ at O(eta^2)); use --form full")
+        raise DeriveError(
+            f"--order 2 --form {form}: no published form is order 2 (without the second-moment noise "
+            "the one-step second moments differ at O(eta^2)); use --form full"
+        )
     if order == 2 and "noise-dominated" in items:
-        raise DeriveError("--order 2 with --compare noise-dominated: order 2 is derived in the paper regime only; "
-                          "compare 'sde' or 'order2'")
+        raise DeriveError(
+            "--order 2 with --compare noise-dominated: order 2 is derived in the paper regime only; "
+            "compare 'sde' or 'order2'"
+        )
     tail = " order 2" if order == 2 else ""
     table = {
         "optimizer": ("optimizer", "optimizer", None, None, 1),
@@ -88,16 +93,30 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     runs = {}
     for label, kind, regime, form, order in _targets(args.compare.split(","), args.form, args.order):
         combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order)
-        runs[label] = sim.run(kind, combo, x0, eta=args.eta, sigma=args.sigma, steps=args.steps, seed=args.seed,
-                              landscape=land, hyper=hyper, record=record, module_dir=args.module_dir,
-                              scheme=args.scheme, substeps=args.substeps)
-    title = (f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma} | "
-             f"SDEs: {args.scheme}, {args.substeps} substep(s) of eta/{args.substeps}")
+        runs[label] = sim.run(
+            kind,
+            combo,
+            x0,
+            eta=args.eta,
+            sigma=args.sigma,
+            steps=args.steps,
+            seed=args.seed,
+            landscape=land,
+            hyper=hyper,
+            record=record,
+            module_dir=args.module_dir,
+            scheme=args.scheme,
+            substeps=args.substeps,
+        )
+    title = (
+        f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma} | "
+        f"SDEs: {args.scheme}, {args.substeps} substep(s) of eta/{args.substeps}"
+    )
     print(title)
     print(table(runs))
     if args.out:
         arrays = {}
-        for i, (label, r) in enumerate(runs.items()):
+        for i, r in enumerate(runs.values()):
             arrays.update({f"run{i}_loss": r.loss, f"run{i}_mean": r.mean, f"run{i}_var": r.var})
         atomic_savez(args.out, labels=np.array(list(runs)), steps=record, times=record * args.eta, **arrays)
         print(f"wrote {args.out}")
@@ -107,30 +126,43 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``derive simulate``."""
     p = subparsers.add_parser("simulate", help="simulate an optimizer and its SDEs on a quadratic")
     p.add_argument("optimizer", help="built-in name or path/to/file.py:NAME (then also --module-dir)")
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
     p.add_argument("--nu", default=None, type=float, help="Student-t degrees of freedom (a number > 0, e.g. 2.5)")
     p.add_argument("--form", default="full", choices=list(FORMS), help="form of the 'sde' and 'noise-dominated' runs")
-    p.add_argument("--order", type=int, default=1, choices=(1, 2),
-                   help="weak order of the 'sde' run: 1, or 2 (the order-2 SDE: paper regime, full form; "
-                        "integrate it with --scheme weak2 to keep the order)")
+    p.add_argument(
+        "--order",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="weak order of the 'sde' run: 1, or 2 (the order-2 SDE: paper regime, full form; "
+        "integrate it with --scheme weak2 to keep the order)",
+    )
     p.add_argument("--dim", type=int, default=10, help="coordinates of the quadratic (default 10)")
     p.add_argument("--paths", type=int, default=1000, help="independent paths per run (default 1000)")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps; the SDEs run to t = steps * eta (default 1000)")
+    p.add_argument(
+        "--steps", type=int, default=1000, help="optimizer steps; the SDEs run to t = steps * eta (default 1000)"
+    )
     p.add_argument("--eta", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--sigma", type=float, default=1.0, help="gradient-noise scale (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same numbers at any thread count (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed, same numbers at any thread count (default 0)"
+    )
     p.add_argument("--hyper", action="append", help="another hyperparameter, NAME=VALUE (repeatable)")
     p.add_argument("--compare", default="optimizer,sde", help=f"comma-separated runs from {', '.join(CHOICES)}")
     p.add_argument("--lam-min", type=float, default=1.0, help="smallest curvature of the quadratic (default 1)")
     p.add_argument("--lam-max", type=float, default=1.0, help="largest curvature (default 1)")
     p.add_argument("--start-scale", type=float, default=1.0, help="x0 ~ N(0, scale^2) per coordinate")
     p.add_argument("--records", type=int, default=51, help="number of recorded steps (default 51)")
-    p.add_argument("--scheme", default="euler", choices=("euler", "weak2"),
-                   help="SDE integrator: split-step Euler (weak order 1) or its Talay-Tubaro extrapolation (weak order 2)")
+    p.add_argument(
+        "--scheme",
+        default="euler",
+        choices=("euler", "weak2"),
+        help="SDE integrator: split-step Euler (weak order 1) or its Talay-Tubaro extrapolation (weak order 2)",
+    )
     p.add_argument("--substeps", type=int, default=1, help="SDE steps per optimizer step, dt = eta/R (default 1)")
     p.add_argument("--float32", action="store_true", help="simulate in float32")
     p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")

@@ -1,4 +1,5 @@
 """`derive stationary`, `scaling`, `phases` and `check`: argument parsing and printing over derive.theory."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ def _cmd_stationary(args: argparse.Namespace) -> int:
     numbers = parameter_values(args.optimizer, args.eta, args.sigma, hyper)
     curvatures = parse_curvatures(args.curvature)
     if numbers and curvatures is None:
-        raise ValueInputError("give --curvature (one value, or one per coordinate separated by commas) with --eta, "
-                              "--sigma or --hyper")
+        raise ValueInputError(
+            "give --curvature (one value, or one per coordinate separated by commas) with --eta, --sigma or --hyper"
+        )
     values = result.evaluate(numbers, curvatures) if curvatures is not None else None
     full = sgd_full_matrix(args.full_matrix) if args.full_matrix and result.sde.optimizer == "sgd" else None
     if args.format == "json":
@@ -50,8 +52,9 @@ def _cmd_scaling(args: argparse.Namespace) -> int:
 
 
 def _cmd_phases(args: argparse.Namespace) -> int:
-    phases = signsgd_phases(args.noise, nu=args.nu, linear_tol=args.linear_tol, sign_tol=args.sign_tol,
-                            y1=args.y1, y2=args.y2)
+    phases = signsgd_phases(
+        args.noise, nu=args.nu, linear_tol=args.linear_tol, sign_tol=args.sign_tol, y1=args.y1, y2=args.y2
+    )
     _print(phases.to_dict() if args.format == "json" else phases.to_text(), args.format)
     return 0
 
@@ -88,8 +91,9 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def register(sub: "argparse._SubParsersAction") -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add `stationary`, `scaling`, `phases` and `check` to the ``derive`` parser."""
+
     def common(p: argparse.ArgumentParser, form_default: str) -> None:
         p.add_argument("optimizer", help="built-in optimizer or path/to/file.py:NAME")
         p.add_argument("--noise", default="gaussian")
@@ -98,15 +102,27 @@ def register(sub: "argparse._SubParsersAction") -> None:
         p.add_argument("--form", default=form_default, choices=list(FORMS))
         p.add_argument("--format", default="text", choices=list(FORMATS))
 
-    p = sub.add_parser("stationary", help="stationary law on the quadratic model (Lyapunov equation, expansions, exact)")
+    p = sub.add_parser(
+        "stationary", help="stationary law on the quadratic model (Lyapunov equation, expansions, exact)"
+    )
     common(p, "full")
-    p.add_argument("--curvature", default=None,
-                   help="lambda of f = lambda x^2/2: one value, or one per coordinate separated by commas")
+    p.add_argument(
+        "--curvature",
+        default=None,
+        help="lambda of f = lambda x^2/2: one value, or one per coordinate separated by commas",
+    )
     p.add_argument("--eta", default=None, help="learning rate, to evaluate the laws numerically")
     p.add_argument("--sigma", default=None, help="noise scale, to evaluate the laws numerically")
-    p.add_argument("--hyper", action="append", default=None, metavar="NAME=VALUE",
-                   help="a hyperparameter by its PyTorch name (beta1=0.9, eps=0, theta=0.1); repeat for several")
-    p.add_argument("--full-matrix", type=int, default=0, metavar="D", help="sgd only: also full H and Sigma in D dimensions")
+    p.add_argument(
+        "--hyper",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="a hyperparameter by its PyTorch name (beta1=0.9, eps=0, theta=0.1); repeat for several",
+    )
+    p.add_argument(
+        "--full-matrix", type=int, default=0, metavar="D", help="sgd only: also full H and Sigma in D dimensions"
+    )
     p.set_defaults(func=_cmd_stationary)
 
     p = sub.add_parser("scaling", help="batch-size scaling rule solved from the SDE")
@@ -125,10 +141,18 @@ def register(sub: "argparse._SubParsersAction") -> None:
     p = sub.add_parser("phases", help="the phases of the SignSGD SDE, thresholds from the law's own s(y)")
     p.add_argument("--noise", default="gaussian")
     p.add_argument("--nu", default=None)
-    p.add_argument("--linear-tol", type=_number, default=None,
-                   help="linear phase: |y| up to where 2 p(0) y exceeds s(y) by this fraction (default: the Gaussian's at Y = 1)")
-    p.add_argument("--sign-tol", type=_number, default=None,
-                   help="sign phase: |y| from where s(y) is within this fraction of 1 (default: the Gaussian's at Y = 3/2)")
+    p.add_argument(
+        "--linear-tol",
+        type=_number,
+        default=None,
+        help="linear phase: |y| up to where 2 p(0) y exceeds s(y) by this fraction (default: the Gaussian's at Y = 1)",
+    )
+    p.add_argument(
+        "--sign-tol",
+        type=_number,
+        default=None,
+        help="sign phase: |y| from where s(y) is within this fraction of 1 (default: the Gaussian's at Y = 3/2)",
+    )
     p.add_argument("--y1", type=_number, default=None, help="override: end of the linear phase in y = g/sigma")
     p.add_argument("--y2", type=_number, default=None, help="override: start of the sign phase in y = g/sigma")
     p.add_argument("--format", default="text", choices=list(FORMATS))

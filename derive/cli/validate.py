@@ -191,7 +191,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="2: add the order-2 SDE of the full form (run 'order2') beside 'full' (docs/order2.md)",
     )
     p.add_argument("--landscape", default="quadratic", choices=("quadratic", "double-well", "rotated"))
-    p.add_argument("--etas", default=None, help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01; with --order 2: 0.08,0.04,0.02,0.01)")
+    p.add_argument(
+        "--etas",
+        default=None,
+        help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01; with --order 2: 0.08,0.04,0.02,0.01)",
+    )
     p.add_argument("--paths", type=int, default=20_000, help="coupled paths per eta (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     _integrator_flags(p, "weak2", None)

@@ -9,6 +9,7 @@ full form, Gaussian noise) of every built-in that has one (not Signum: its drift
 differentiable, see :data:`NO_ORDER2`). Other meaningful combinations
 (e.g. Adam under Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
 """
+
 from __future__ import annotations
 
 from ..combination import Combination

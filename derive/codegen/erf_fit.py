@@ -15,6 +15,7 @@ float32 kernels evaluate the float32 fits in float32 arithmetic, with the coeffi
 float32 (printed as the exact float64 value of that float32, which the template writes as
 ``np.float32(c)``); checked on every float32 |x| <= 4.2, they are within 1 ulp of float32(erf(x)).
 """
+
 from __future__ import annotations
 
 import mpmath as mp
@@ -36,15 +37,15 @@ def poly_fit(f, lo, hi, deg, n=300, lawson=30):
     w = [mp.mpf(1)] * n
     for _ in range(lawson + 1):
         A, b = mp.matrix(n, deg + 1), mp.matrix(n, 1)
-        for i, (x, fx) in enumerate(zip(xs, fs)):
+        for i, (x, fx) in enumerate(zip(xs, fs, strict=False)):
             for j in range(deg + 1):
                 A[i, j] = mp.sqrt(w[i]) * x**j / fx
             b[i] = mp.sqrt(w[i])
         c = mp.qr_solve(A, b)[0]
         c = [c[j] for j in range(deg + 1)]
-        err = [abs(_val(c, x) / fx - 1) for x, fx in zip(xs, fs)]
-        total = sum(wi * e for wi, e in zip(w, err))
-        w = [max(wi * e / total, mp.mpf(10) ** -30) for wi, e in zip(w, err)]
+        err = [abs(_val(c, x) / fx - 1) for x, fx in zip(xs, fs, strict=False)]
+        total = sum(wi * e for wi, e in zip(w, err, strict=False))
+        w = [max(wi * e / total, mp.mpf(10) ** -30) for wi, e in zip(w, err, strict=False)]
     return c
 
 
@@ -56,7 +57,7 @@ def rational_fit(f, lo, hi, m, weight=lambda s: 1, n=300, iters=12, lawson=20):
     q, w = [mp.mpf(1)] + [mp.mpf(0)] * m, [mp.mpf(1)] * n
     for it in range(iters + lawson):
         A, b = mp.matrix(n, 2 * m + 1), mp.matrix(n, 1)
-        for i, (x, fx) in enumerate(zip(xs, fs)):
+        for i, (x, fx) in enumerate(zip(xs, fs, strict=False)):
             sc = mp.sqrt(w[i]) * weight(x) / (fx * _val(q, x))
             for j in range(m + 1):
                 A[i, j] = sc * x**j
@@ -66,9 +67,9 @@ def rational_fit(f, lo, hi, m, weight=lambda s: 1, n=300, iters=12, lawson=20):
         c = mp.qr_solve(A, b)[0]
         p, q = [c[j] for j in range(m + 1)], [mp.mpf(1)] + [c[m + j] for j in range(1, m + 1)]
         if it >= iters:
-            err = [weight(x) * abs(_val(p, x) / _val(q, x) / fx - 1) for x, fx in zip(xs, fs)]
-            total = sum(wi * e for wi, e in zip(w, err))
-            w = [max(wi * e / total, mp.mpf(10) ** -30) for wi, e in zip(w, err)]
+            err = [weight(x) * abs(_val(p, x) / _val(q, x) / fx - 1) for x, fx in zip(xs, fs, strict=False)]
+            total = sum(wi * e for wi, e in zip(w, err, strict=False))
+            w = [max(wi * e / total, mp.mpf(10) ** -30) for wi, e in zip(w, err, strict=False)]
     return p, q
 
 
@@ -92,8 +93,14 @@ def main() -> None:
         p, q = rational_fit(scaled_erfc, mp.mpf(1) / top**2, 1, m, weight)
         print(name, "p", [fl(v) for v in p], "q", [fl(v) for v in q])
         print(name, "exp", [fl(v) for v in poly_fit(mp.exp, -half, half, edeg)])
-    print("float32 Cody-Waite: 1/ln2", float(np.float32(1 / mp.log(2))), "ln2 hi", float(np.float32(0.693145751953125)),
-          "ln2 lo", float(np.float32(float(mp.log(2) - mp.mpf("0.693145751953125")))))
+    print(
+        "float32 Cody-Waite: 1/ln2",
+        float(np.float32(1 / mp.log(2))),
+        "ln2 hi",
+        float(np.float32(0.693145751953125)),
+        "ln2 lo",
+        float(np.float32(float(mp.log(2) - mp.mpf("0.693145751953125")))),
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Every name the generated code owns starts with an underscore (``_T``, ``_p``, ``
 ``_math``, ...); :mod:`derive.spec` refuses user names that do, so no hyperparameter or state can
 capture one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,15 +37,15 @@ import sympy as sp
 
 from .. import __version__
 from .. import symbols as S
+from ..combination import Combination
 from ..engine import derive_sde
 from ..errors import DeriveError
 from ..noise import get_noise
 from ..optimizers import get_optimizer
-from ..spec import Optimizer
-from ..combination import Combination
 from ..resources import TEMPLATES
 from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
+from ..spec import Optimizer
 from .printer import CodegenError, code, cse_lines, hoist
 from .schemes import bounded, split_euler
 from .student_t_fit import half_beta_fit, kernel_source
@@ -52,9 +53,11 @@ from .student_t_fit import half_beta_fit, kernel_source
 #: Noise laws with an exact sampler in the runtime; any other law is sampled by CDF inversion.
 SAMPLERS = LAWS
 #: the integrator, as the generated modules' headers and docstrings name it
-SCHEME_TEXT = ("split-step Euler-Maruyama (scheme euler) or its Talay-Tubaro extrapolation (weak2), substeps of "
-               "dt = eta/r: auxiliary states first, x with their new values, gamma_j at the end of each substep, "
-               "positive states reflected (or floored)")
+SCHEME_TEXT = (
+    "split-step Euler-Maruyama (scheme euler) or its Talay-Tubaro extrapolation (weak2), substeps of "
+    "dt = eta/r: auxiliary states first, x with their new values, gamma_j at the end of each substep, "
+    "positive states reflected (or floored)"
+)
 
 
 def _const_name(i: int) -> str:
@@ -90,8 +93,17 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     drift, u = hvp_split(sde)
     if u is not None:
         element.add(HV)
-    step = split_euler(states, drift, sde.diffusion, dt, xis, sqdt=sqdt, same_step=sde.same_step,
-                       bound=lambda e: bounded(e, boundary), noise_at="predictor" if sde.order == 2 else "new")
+    step = split_euler(
+        states,
+        drift,
+        sde.diffusion,
+        dt,
+        xis,
+        sqdt=sqdt,
+        same_step=sde.same_step,
+        bound=lambda e: bounded(e, boundary),
+        noise_at="predictor" if sde.order == 2 else "new",
+    )
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
     exprs = [step.x, *step.aux] + ([u] if u is not None else [])
     consts, rewritten = hoist(exprs, element | set(fresh.values()), "_c")
@@ -99,23 +111,38 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     n = len(states)
     aux_lines, aux_out = cse_lines(rewritten[1:n], "_a")
     x_lines, (x_out,) = cse_lines(rewritten[:1], "_e")
-    body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out)] + x_lines
+    body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out, strict=False)] + x_lines
     results = [x_out] + [fresh[s].name for s in states[1:]]
     hvp_lines, hvp_out = cse_lines(rewritten[n:], "_e") if u is not None else ([], [])
     params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
     drift_lines, drift_out = cse_lines(list(drift), "_e")
     diff_lines, diff_out = cse_lines(list(sde.diffusion), "_e")
     return dict(
-        states=[s.name for s in states], params=params, sources=K, xis=[x.name for x in xis],
-        consts=[(c.name, code(e)) for c, e in consts], body=body, results=results,
-        drift_lines=drift_lines, drift_out=drift_out, diff_lines=diff_lines, diff_out=diff_out,
-        uses=dict(drift=_used(drift, params, sde.time_functions), diffusion=_used(sde.diffusion, params, sde.time_functions),
-                  consts=_used([e for _, e in consts], params, sde.time_functions)),
+        states=[s.name for s in states],
+        params=params,
+        sources=K,
+        xis=[x.name for x in xis],
+        consts=[(c.name, code(e)) for c, e in consts],
+        body=body,
+        results=results,
+        drift_lines=drift_lines,
+        drift_out=drift_out,
+        diff_lines=diff_lines,
+        diff_out=diff_out,
+        uses=dict(
+            drift=_used(drift, params, sde.time_functions),
+            diffusion=_used(sde.diffusion, params, sde.time_functions),
+            consts=_used([e for _, e in consts], params, sde.time_functions),
+        ),
         initial=[float(sde.initial.get(s.name, 0.0)) for s in states[1:]],
         rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
-        text=sde.to_text(), coupling=_coupling(sde, spec),
-        hvp=None if u is None else dict(lines=hvp_lines, out=hvp_out[0], text=str(sde.explicit(u)),
-                                        uses=_used([u], params, sde.time_functions)),
+        text=sde.to_text(),
+        coupling=_coupling(sde, spec),
+        hvp=None
+        if u is None
+        else dict(
+            lines=hvp_lines, out=hvp_out[0], text=str(sde.explicit(u)), uses=_used([u], params, sde.time_functions)
+        ),
     )
 
 
@@ -135,16 +162,26 @@ def hvp_split(sde) -> tuple[list[sp.Expr], sp.Expr | None]:
     if not found:
         return list(sde.drift), None
     if len(found) > 1:
-        raise CodegenError(f"the drift applies the Hessian to {len(found)} different vectors ({', '.join(map(str, found))}); "
-                           "the kernels compute one Hessian-vector product per step")
+        raise CodegenError(
+            f"the drift applies the Hessian to {len(found)} different vectors ({', '.join(map(str, found))}); "
+            "the kernels compute one Hessian-vector product per step"
+        )
     (u,) = found
     return [sp.sympify(b).replace(lambda e: isinstance(e, hvp), lambda e: HV) for b in sde.drift], u
 
 
 #: a representative point at which the sign of the coupling is read off (any point where the
 #: optimizer's step depends on the noise will do): hyperparameters by role, sigma = 1, g = 0.3
-_PROBE_ROLES = {"lr": 0.01, "decay": 0.9, "fixed_decay": 0.9, "eps": 1e-8, "weight_decay": 0.01, "noise_scale": 1.0,
-                "const": 1.0, "positive": 1.0}
+_PROBE_ROLES = {
+    "lr": 0.01,
+    "decay": 0.9,
+    "fixed_decay": 0.9,
+    "eps": 1e-8,
+    "weight_decay": 0.01,
+    "noise_scale": 1.0,
+    "const": 1.0,
+    "positive": 1.0,
+}
 
 
 def _coupling(sde, spec: Optimizer) -> dict | None:
@@ -201,7 +238,7 @@ def _opt_draws(spec: Optimizer) -> tuple[list[dict], list[tuple[str, sp.Expr]]]:
 
 
 def _opt_context(spec: Optimizer) -> dict:
-    by_name = dict(zip(spec.state_names, spec.state_symbols))
+    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=False))
     draws, grad_lines = _opt_draws(spec)
     element = set(by_name.values()) | {S.g} | {sp.Symbol(d["name"], real=True) for d in draws}
     consts: list[tuple[sp.Symbol, sp.Expr]] = []
@@ -213,12 +250,16 @@ def _opt_context(spec: Optimizer) -> dict:
         lines.append((target, rewritten))
     consts, finished = _finish(consts, [e for _, e in lines], element)
     body = []
-    for i, ((target, _), e) in enumerate(zip(lines, finished)):
+    for i, ((target, _), e) in enumerate(zip(lines, finished, strict=False)):
         pre, (out,) = cse_lines([e], f"_e{i}_")
         body.append((pre, target, out))
     params = list(spec.hyper) + ["sigma"]
     return dict(
-        states=list(spec.state_names), params=params, consts=[(c.name, code(e)) for c, e in consts], body=body, draws=draws,
+        states=list(spec.state_names),
+        params=params,
+        consts=[(c.name, code(e)) for c, e in consts],
+        body=body,
+        draws=draws,
         uses=_used([e for _, e in consts], params + ["k"], {}),
         initial=[float(s.init) for s in spec.state],
     )
@@ -266,8 +307,15 @@ def _student_t_kernels(text: str) -> list[str]:
 
 def spec_fingerprint(spec: Optimizer) -> str:
     """The spec as canonical text (everything that defines it), for the module key."""
-    return json.dumps({"name": spec.name, "hyper": list(spec.hyper.items()), "update": [list(a) for a in spec.update],
-                       "state": [[s.name, s.init, s.positive] for s in spec.state], "defaults": sorted(spec.defaults.items())})
+    return json.dumps(
+        {
+            "name": spec.name,
+            "hyper": list(spec.hyper.items()),
+            "update": [list(a) for a in spec.update],
+            "state": [[s.name, s.init, s.positive] for s in spec.state],
+            "defaults": sorted(spec.defaults.items()),
+        }
+    )
 
 
 def templates_hash() -> str:
@@ -282,9 +330,19 @@ def module_key(combo: Combination, spec: Optimizer | None = None) -> str:
     """SHA-256 of what a generated module depends on: spec, law, nu, regime, form, the templates,
     the runtime and the derive, SymPy and Numba versions. Written into every module (``KEY``)."""
     spec = spec or get_optimizer(combo.optimizer)
-    payload = {"spec": spec_fingerprint(spec), "noise": str(combo.noise), "nu": str(combo.nu), "regime": combo.regime,
-               "form": combo.form, "templates": templates_hash(), "runtime": runtime_hash(), "derive": __version__,
-               "sympy": sp.__version__, "numba": numba.__version__, **({"order": combo.order} if combo.order != 1 else {})}
+    payload = {
+        "spec": spec_fingerprint(spec),
+        "noise": str(combo.noise),
+        "nu": str(combo.nu),
+        "regime": combo.regime,
+        "form": combo.form,
+        "templates": templates_hash(),
+        "runtime": runtime_hash(),
+        "derive": __version__,
+        "sympy": sp.__version__,
+        "numba": numba.__version__,
+        **({"order": combo.order} if combo.order != 1 else {}),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -299,11 +357,26 @@ def context(combo: Combination) -> dict:
     except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
         sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
     return dict(
-        version=__version__, sympy_version=sp.__version__, numba_version=numba.__version__, module=combo.module_name,
-        key=module_key(combo, spec), runtime_hash=runtime_hash(), scheme_text=SCHEME_TEXT, order=combo.order,
-        combination=dict(optimizer=spec.name, noise=noise["label"], regime=combo.regime, form=combo.form,
-                         **({"order": combo.order} if combo.order != 1 else {})),
-        spec_text=spec.describe(), sde=sde_ctx, sde_unavailable=unavailable, opt=opt, noise=noise,
+        version=__version__,
+        sympy_version=sp.__version__,
+        numba_version=numba.__version__,
+        module=combo.module_name,
+        key=module_key(combo, spec),
+        runtime_hash=runtime_hash(),
+        scheme_text=SCHEME_TEXT,
+        order=combo.order,
+        combination=dict(
+            optimizer=spec.name,
+            noise=noise["label"],
+            regime=combo.regime,
+            form=combo.form,
+            **({"order": combo.order} if combo.order != 1 else {}),
+        ),
+        spec_text=spec.describe(),
+        sde=sde_ctx,
+        sde_unavailable=unavailable,
+        opt=opt,
+        noise=noise,
         uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
         uses_betainc_reg="_betainc_reg(" in repr((sde_ctx, opt)),  # the Student-t CDF of a real nu
         student_t_kernels=_student_t_kernels(repr((sde_ctx, opt))),  # its straight-line form, per nu

@@ -12,6 +12,7 @@ clipped: a negative second moment is a genuine failure of the scheme, reported a
 per-element symbols) and the per-element remainder; :func:`cse_lines` runs SymPy's common
 subexpression elimination and returns assignment lines.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -42,8 +43,10 @@ def _with_complement(expr: sp.Expr, kind: type) -> sp.Expr:
     if x1 != 0:
         raise CodegenError(f"{expr}: only incomplete beta functions from 0 are compiled")
     if not (a.is_number and b.is_number and a.is_positive and b.is_positive):
-        raise CodegenError(f"{expr}: the incomplete beta function is compiled for numeric a, b > 0 only "
-                           "(a Student-t partial moment of order n needs nu > n here)")
+        raise CodegenError(
+            f"{expr}: the incomplete beta function is compiled for numeric a, b > 0 only "
+            "(a Student-t partial moment of order n needs nu > n here)"
+        )
     return kind(a, b, x2, sp.factor(sp.cancel(1 - x2)))
 
 
@@ -53,7 +56,8 @@ def with_complements(expr: sp.Expr) -> sp.Expr:
     neither hoisting nor common subexpressions can reintroduce it."""
     return sp.sympify(expr).replace(
         lambda e: isinstance(e, (sp.betainc_regularized, sp.betainc)),
-        lambda e: _with_complement(e, BetaRegX if isinstance(e, sp.betainc_regularized) else BetaX))
+        lambda e: _with_complement(e, BetaRegX if isinstance(e, sp.betainc_regularized) else BetaX),
+    )
 
 
 class KernelPrinter(PythonCodePrinter):
@@ -183,13 +187,18 @@ _PRINTER = KernelPrinter()
 def code(expr: sp.Expr) -> str:
     """Python source of one scalar expression (see :class:`KernelPrinter`)."""
     expr = sp.sympify(expr)
-    if any(i.free_symbols for i in expr.atoms(sp.Integral)) or expr.has(sp.Sum, sp.Limit, sp.Derivative) or expr.has(sp.zoo, sp.nan):
+    if (
+        any(i.free_symbols for i in expr.atoms(sp.Integral))
+        or expr.has(sp.Sum, sp.Limit, sp.Derivative)
+        or expr.has(sp.zoo, sp.nan)
+    ):
         raise CodegenError(f"expression cannot be compiled to a kernel: {expr}")
     return _PRINTER.doprint(expr)
 
 
-def hoist(exprs: Sequence[sp.Expr], element: Iterable[sp.Symbol], prefix: str,
-          start: int = 0) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+def hoist(
+    exprs: Sequence[sp.Expr], element: Iterable[sp.Symbol], prefix: str, start: int = 0
+) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
     """Replace each maximal non-atomic subexpression free of ``element`` symbols by a constant.
 
     Returns (constants, rewritten) where constants are (symbol, expression) pairs to compute once
@@ -222,5 +231,10 @@ def hoist(exprs: Sequence[sp.Expr], element: Iterable[sp.Symbol], prefix: str,
 
 def cse_lines(exprs: Sequence[sp.Expr], prefix: str = "_e") -> tuple[list[str], list[str]]:
     """Common subexpression elimination: (assignment lines, printed reduced expressions)."""
-    reps, reduced = sp.cse([with_complements(e) for e in exprs], symbols=sp.numbered_symbols(prefix), optimizations="basic", order="canonical")
+    reps, reduced = sp.cse(
+        [with_complements(e) for e in exprs],
+        symbols=sp.numbered_symbols(prefix),
+        optimizations="basic",
+        order="canonical",
+    )
     return [f"{s} = {code(e)}" for s, e in reps], [code(e) for e in reduced]

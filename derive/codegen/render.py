@@ -4,6 +4,7 @@ Rendering is deterministic (no timestamps, fixed ordering), so ``derive generate
 compare committed modules byte for byte with a fresh rendering. Files are written atomically
 (:mod:`derive.io`), so two processes generating the same module never leave a broken file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,12 @@ __all__ = ["GENERATED", "TEMPLATES", "environment", "render", "write", "stale_fi
 def environment() -> jinja2.Environment:
     """Strict environment: undefined names fail, block tags leave no blank lines."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
     )
     env.filters["tuple"] = tuple
     env.filters["each"] = lambda seq, fmt: [fmt.format(item) for item in seq]
@@ -40,7 +45,7 @@ def tuple_display(items) -> str:
     """Source of the tuple of ``items`` (source strings): ``(a, b, )``, or for more than 30 items a
     sum of such tuples of at most 30 each (Numba concatenates tuples)."""
     items = list(items)
-    chunks = [items[i:i + _TUPLE_CHUNK] for i in range(0, len(items), _TUPLE_CHUNK)] or [[]]
+    chunks = [items[i : i + _TUPLE_CHUNK] for i in range(0, len(items), _TUPLE_CHUNK)] or [[]]
     return " + ".join("(" + "".join(f"{item}, " for item in chunk) + ")" for chunk in chunks)
 
 
@@ -59,13 +64,14 @@ def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
     ctx = context(combo)
     if require_sde and ctx["sde_unavailable"]:
         raise CodegenError(ctx["sde_unavailable"])
-    return atomic_write_text(Path(out) / f"{combo.module_name}.py", environment().get_template("module.py.j2").render(**ctx))
+    return atomic_write_text(
+        Path(out) / f"{combo.module_name}.py", environment().get_template("module.py.j2").render(**ctx)
+    )
 
 
 def stale_files(out: Path, combos: list[Combination]) -> list[str]:
     """Files of ``out`` that differ from a fresh rendering, are missing, or are not generated any more."""
     expected = {f"{c.module_name}.py": render(c) for c in combos}
-    stale = [name for name, text in expected.items()
-             if not (out / name).is_file() or (out / name).read_text() != text]
+    stale = [name for name, text in expected.items() if not (out / name).is_file() or (out / name).read_text() != text]
     extra = [p.name for p in sorted(out.glob("*.py")) if p.name not in expected]
     return sorted(stale) + [f"{name} (not generated any more)" for name in extra]

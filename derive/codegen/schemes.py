@@ -108,8 +108,11 @@ def split_euler(
     x = new[0].xreplace(fresh)
     if noise_at == "predictor":
         predictor = {fresh[s]: s + b * dt for s, b in zip(states[1:], drift[1:], strict=False) if s in fresh}
-        x = states[0] + drift[0].xreplace(fresh) * dt + sum(
-            diffusion[0, j].xreplace(fresh).xreplace(predictor) * sqdt * xis[j] for j in range(K))
+        x = (
+            states[0]
+            + drift[0].xreplace(fresh) * dt
+            + sum(diffusion[0, j].xreplace(fresh).xreplace(predictor) * sqdt * xis[j] for j in range(K))
+        )
         if bound is not None and states[0].is_positive:
             x = bound(x)
     return SplitStep(states, tuple(new[1:]), x, fresh)

@@ -17,10 +17,11 @@ T = 1 - (1 - T) has a relative error of about 1e-16 / T(1/2); a nu whose T(1/2) 
 MIN_SWITCH_TAIL (nu above about 20), or whose series would be too long, is compiled as a call to
 the continued fraction ``betainc_reg`` instead. Deterministic, so generated modules are byte-identical.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import mpmath
 
@@ -51,7 +52,9 @@ def _chebyshev(f) -> list:
     n = _NODES
     nodes = [(j + mpmath.mpf(1) / 2) * mpmath.pi / n for j in range(n)]
     values = [f((mpmath.cos(th) + 1) / 4) for th in nodes]
-    coeffs = [2 * mpmath.fsum(v * mpmath.cos(k * th) for v, th in zip(values, nodes)) / n for k in range(n)]
+    coeffs = [
+        2 * mpmath.fsum(v * mpmath.cos(k * th) for v, th in zip(values, nodes, strict=False)) / n for k in range(n)
+    ]
     coeffs[0] /= 2
     smallest = min(abs(v) for v in values)
     for cut in range(1, n):
@@ -67,13 +70,13 @@ def _monomial(chebyshev: list) -> tuple[float, ...]:
     prev, cur = [mpmath.mpf(1)] + [mpmath.mpf(0)] * (n - 1), [mpmath.mpf(0), mpmath.mpf(1)] + [mpmath.mpf(0)] * (n - 2)
     for k, c in enumerate(chebyshev):
         poly = prev if k == 0 else cur
-        out = [o + c * p for o, p in zip(out, poly)]
+        out = [o + c * p for o, p in zip(out, poly, strict=False)]
         if k >= 1:
             prev, cur = cur, [2 * (cur[i - 1] if i else 0) - prev[i] for i in range(n)]
     return tuple(float(c) for c in out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def half_beta_fit(a: float) -> HalfBetaFit | None:
     """The polynomials for a = nu/2 > 0, or None where the straight-line form is not used (see the
     module docstring)."""
@@ -98,13 +101,19 @@ def kernel_source(fit: HalfBetaFit) -> str:
     """Source of the generated function ``fit.name(x, xc)`` = I_x(a, 1/2) (xc = 1 - x given), for a
     module that imports _njit, _math, _exp_neg and _log_unit."""
     nu = 2 * fit.a
-    lines = ["@_njit(cache=True, error_model=\"numpy\", inline=\"always\")", f"def {fit.name}(x, xc):",
-             f"    \"\"\"I_x(a, 1/2) at a = {fit.a!r}: the two-sided Student-t tail 1 - |s(y)| for nu = {nu!r},",
-             "    x = nu/(nu + y^2), xc = 1 - x (derive/codegen/student_t_fit.py).\"\"\"",
-             "    x = float(x)", "    xc = float(xc)",
-             "    _t = min(4.0 * x - 1.0, 1.0)", *_horner("_p", fit.tail),
-             f"    _tail = {fit.tail_norm!r} * _exp_neg({fit.a!r} * _log_unit(max(x, 2.2250738585072014e-308))) * _p",
-             "    _t = min(4.0 * xc - 1.0, 1.0)", *_horner("_q", fit.body),
-             f"    _body = {fit.body_norm!r} * _math.sqrt(max(xc, 0.0)) * _q",
-             "    return _tail if x <= 0.5 else 1.0 - _body"]
+    lines = [
+        '@_njit(cache=True, error_model="numpy", inline="always")',
+        f"def {fit.name}(x, xc):",
+        f'    """I_x(a, 1/2) at a = {fit.a!r}: the two-sided Student-t tail 1 - |s(y)| for nu = {nu!r},',
+        '    x = nu/(nu + y^2), xc = 1 - x (derive/codegen/student_t_fit.py)."""',
+        "    x = float(x)",
+        "    xc = float(xc)",
+        "    _t = min(4.0 * x - 1.0, 1.0)",
+        *_horner("_p", fit.tail),
+        f"    _tail = {fit.tail_norm!r} * _exp_neg({fit.a!r} * _log_unit(max(x, 2.2250738585072014e-308))) * _p",
+        "    _t = min(4.0 * xc - 1.0, 1.0)",
+        *_horner("_q", fit.body),
+        f"    _body = {fit.body_norm!r} * _math.sqrt(max(xc, 0.0)) * _q",
+        "    return _tail if x <= 0.5 else 1.0 - _body",
+    ]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ other modules, so a change here would not invalidate the cached kernels of gener
 rendered against another runtime has a different text (so Numba recompiles it) and is regenerated
 or refused by :func:`derive.simulate.load_module` (see docs/codegen.md).
 """
+
 from __future__ import annotations
 
 import hashlib

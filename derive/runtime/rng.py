@@ -6,6 +6,7 @@ draw takes the state ``s`` and returns ``(value, new state)``. Streams are seede
 how paths are chunked. Normals come from a 128-layer ziggurat (Doornik's ZIGNOR); its fast path
 (about 99% of draws) is one xoshiro step, a table lookup and a compare.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _U7 = np.uint64(0x7F)
 _U1 = np.uint64(1)
 _S11, _S17, _S19, _S23, _S27, _S30, _S31, _S41, _S45 = (np.uint64(n) for n in (11, 17, 19, 23, 27, 30, 31, 41, 45))
-_2M53 = 2.0 ** -53
+_2M53 = 2.0**-53
 
 
 @njit(cache=True)

@@ -4,6 +4,7 @@ Each takes a stream state ``s`` (see :mod:`derive.runtime.rng`) and returns ``(z
 The laws are those of :data:`LAWS`, in the scale-1 forms of the reference table; a law outside
 this list (a user ``cdf:`` law) is sampled by inverting its CDF in the generated module.
 """
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,7 @@ of the exact erf; float32: the same scheme in float32 arithmetic, coefficients r
 x^2 not split (its rounding costs < 0.2 ulp of erf), within 1 ulp of float32(erf) (checked on every
 float32). ``erf`` picks erf32 or erf64 by the argument's type (a Numba overload).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,9 @@ def erf64(x):
     e = e * r + 0.5000000000000018
     e = e * r + 1.0
     e = e * r + 1.0
-    scale = np.int64((np.int64(4843621399236969471) - np.float64(z).view(np.int64)) << np.int64(52)).view(np.float64)  # 2^-k
+    scale = np.int64((np.int64(4843621399236969471) - np.float64(z).view(np.int64)) << np.int64(52)).view(
+        np.float64
+    )  # 2^-k
     pn = 0.5641895733887431
     pn = pn * y + 8.464125891085859
     pn = pn * y + 43.140257478959334

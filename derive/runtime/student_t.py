@@ -20,6 +20,7 @@ straight-line polynomial per side (derive/codegen/student_t_fit.py writes it), w
 here only :func:`log_unit` and :func:`exp_neg`: a log and an exp without library calls or branches,
 so that the update loops calling them stay free of calls (as the runtime's erf).
 """
+
 from __future__ import annotations
 
 import math

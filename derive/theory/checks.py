@@ -11,11 +11,12 @@ from :mod:`derive.theory.checks_optimizers`) measure it at two step sizes. ``ord
 (:mod:`derive.theory.checks_order2`) compares SGD's stationary law with the order-1 and order-2
 SDEs' and the chain's.
 """
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .checks_heavy import check_heavy_tails, check_sgd_cauchy
 from .checks_optimizers import NEW_CHECKS
@@ -45,10 +46,19 @@ def check_order2(sim: Sim) -> list[Row]:
 
 
 CHECKS: dict[str, Callable[[Sim], list[Row]]] = {
-    "sgd": check_sgd, "sgd-full-h": check_sgd_full_matrix, "signsgd": check_signsgd,
-    "signsgd-exact": check_signsgd_exact, "sgd-cauchy": check_sgd_cauchy, "signsgd-speed": check_signsgd_speed,
-    "rmspropw": check_rmspropw, "adamw": check_adamw, "adam-laws": check_adam_laws, "scaling": check_scaling,
-    "heavy-tails": check_heavy_tails, **NEW_CHECKS, "order2-stationary": check_order2,
+    "sgd": check_sgd,
+    "sgd-full-h": check_sgd_full_matrix,
+    "signsgd": check_signsgd,
+    "signsgd-exact": check_signsgd_exact,
+    "sgd-cauchy": check_sgd_cauchy,
+    "signsgd-speed": check_signsgd_speed,
+    "rmspropw": check_rmspropw,
+    "adamw": check_adamw,
+    "adam-laws": check_adam_laws,
+    "scaling": check_scaling,
+    "heavy-tails": check_heavy_tails,
+    **NEW_CHECKS,
+    "order2-stationary": check_order2,
 }
 
 
@@ -62,5 +72,9 @@ def run_checks(names: list[str] | None = None, sim: Sim | None = None, progress=
         rows += new
         if progress is not None:
             bad = sum(not r.ok for r in new)
-            print(f"[check] {name}: {len(new)} rows, {bad} failed, {time.perf_counter() - t0:.1f} s", file=progress, flush=True)
+            print(
+                f"[check] {name}: {len(new)} rows, {bad} failed, {time.perf_counter() - t0:.1f} s",
+                file=progress,
+                flush=True,
+            )
     return rows

@@ -5,6 +5,7 @@ compares quantiles. The SE of an empirical q-quantile is taken from the order st
 any assumption on the law: with n samples the number below the true quantile is Binomial(n, q),
 so SE = (Q(q + s) - Q(q - s)) / 2 with s = sqrt(q (1 - q) / n) and Q the empirical quantile function.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,19 @@ def check_sgd_cauchy(sim: Sim) -> list[Row]:
     record = [int(math.ceil((12.0 + 5.0 * i) * relax)) for i in range(5)]  # correlation e^-5 between samples
     x0 = random_start(sim.paths, len(lams), sim.seed + 80, scale=0.1)
     combo = Combination("sgd", "cauchy")
-    r = run("optimizer", combo, x0, eta=eta, sigma=sigma, steps=record[-1], seed=sim.seed + 80,
-            landscape=quadratic(lams), record=record, keep=True, module_dir=module_dir_for(combo))
+    r = run(
+        "optimizer",
+        combo,
+        x0,
+        eta=eta,
+        sigma=sigma,
+        steps=record[-1],
+        seed=sim.seed + 80,
+        landscape=quadratic(lams),
+        record=record,
+        keep=True,
+        module_dir=module_dir_for(combo),
+    )
     u = (np.abs(r.path) * np.array(lams) / sigma).ravel()  # lambda |x| / sigma, predicted |zeta| in law
     seconds = time.perf_counter() - t0
     rows = []
@@ -56,12 +68,22 @@ def check_sgd_cauchy(sim: Sim) -> list[Row]:
         predicted = abs_quantile(q) * float(sp.simplify(scale * curvature / S.sigma))
         est, se = quantile_with_se(u, q)
         gaussian = math.sqrt(eta * min(lams) / 2) * math.sqrt(2) * float(special.erfinv(q))
-        rows.append(Row(f"SGD under Cauchy: {q:g}-quantile of lambda|x|/sigma", f"x = ({scale}) zeta exactly: s^-1({q:g})",
-                        predicted, est, se, seconds if q == 0.5 else 0.0,
-                        "SE from order statistics (valid under infinite variance); E f = oo, so no mean is compared"
-                        if q == 0.5 else "", series="SGD cauchy", x=q,
-                        mutants={"sigma doubled": 2 * predicted,
-                                 "order-1 Gaussian SDE with sigma as the noise sd": gaussian}))
+        rows.append(
+            Row(
+                f"SGD under Cauchy: {q:g}-quantile of lambda|x|/sigma",
+                f"x = ({scale}) zeta exactly: s^-1({q:g})",
+                predicted,
+                est,
+                se,
+                seconds if q == 0.5 else 0.0,
+                "SE from order statistics (valid under infinite variance); E f = oo, so no mean is compared"
+                if q == 0.5
+                else "",
+                series="SGD cauchy",
+                x=q,
+                mutants={"sigma doubled": 2 * predicted, "order-1 Gaussian SDE with sigma as the noise sd": gaussian},
+            )
+        )
     return rows
 
 
@@ -77,23 +99,43 @@ def check_heavy_tails(sim: Sim) -> list[Row]:
     rows, eta, sigma = [], 0.002, 1.0
     gaussian_sign = stationary("signsgd", "gaussian", regime="noise-dominated")
     gaussian_sgd = stationary("sgd")
-    for noise, nu in [("student-t", 1), ("student-t", 1.5), ("student-t", 2), ("student-t", 3), ("student-t", 5),
-                      ("gaussian", None)]:
+    for noise, nu in [
+        ("student-t", 1),
+        ("student-t", 1.5),
+        ("student-t", 2),
+        ("student-t", 3),
+        ("student-t", 5),
+        ("gaussian", None),
+    ]:
         x = float(nu) if nu is not None else math.inf
         label = f"nu={nu}" if nu is not None else "gaussian"
         t0 = time.perf_counter()
         sign = stationary("signsgd", noise, nu=nu, regime="noise-dominated")
-        est, se = stationary_loss("signsgd", LAM, eta, sigma, sim, noise=noise, nu=nu,
-                                  burn=burn_in(sign, LAM, sim, eta=eta, sigma=sigma))
+        est, se = stationary_loss(
+            "signsgd", LAM, eta, sigma, sim, noise=noise, nu=nu, burn=burn_in(sign, LAM, sim, eta=eta, sigma=sigma)
+        )
         predicted_sign = linearised_loss(sign, LAM, eta=eta, sigma=sigma)
-        mutants = {"sigma doubled": linearised_loss(sign, LAM, eta=eta, sigma=2 * sigma)} if nu is None else {
-            "sigma 20% too large": linearised_loss(sign, LAM, eta=eta, sigma=1.2 * sigma)}
+        mutants = (
+            {"sigma doubled": linearised_loss(sign, LAM, eta=eta, sigma=2 * sigma)}
+            if nu is None
+            else {"sigma 20% too large": linearised_loss(sign, LAM, eta=eta, sigma=1.2 * sigma)}
+        )
         gaussian_p0 = linearised_loss(gaussian_sign, LAM, eta=eta, sigma=sigma)
         if nu is not None and abs(gaussian_p0 / predicted_sign - 1) > 0.05:  # nu = 5: 3.3%, below the resolution
             mutants["the Gaussian law's p(0)"] = gaussian_p0
-        rows.append(Row(f"SignSGD stationary loss, {label} (linear phase)", str(sign.expected_loss),
-                        predicted_sign, est, se, time.perf_counter() - t0,
-                        series="heavy-tails SignSGD", x=x, mutants=mutants))
+        rows.append(
+            Row(
+                f"SignSGD stationary loss, {label} (linear phase)",
+                str(sign.expected_loss),
+                predicted_sign,
+                est,
+                se,
+                time.perf_counter() - t0,
+                series="heavy-tails SignSGD",
+                x=x,
+                mutants=mutants,
+            )
+        )
         t0 = time.perf_counter()
         try:
             predicted = linearised_loss(stationary("sgd", noise, nu=nu), LAM, eta=eta, sigma=sigma)
@@ -103,11 +145,33 @@ def check_heavy_tails(sim: Sim) -> list[Row]:
         verdict = True if nu is None or nu > 4 else None  # nu <= 4: the loss has no finite variance, so no SE
         mutants = {}
         if verdict:
-            mutants = ({"sigma doubled": linearised_loss(gaussian_sgd, LAM, eta=eta, sigma=2 * sigma)} if nu is None else
-                       {"E[zeta^2] = 1 (the Gaussian variance)": linearised_loss(gaussian_sgd, LAM, eta=eta, sigma=sigma)})
-        rows.append(Row(f"SGD stationary loss, {label}", "eta*sigma**2*E[zeta^2]/4 per coordinate",
-                        predicted, est, se, time.perf_counter() - t0,
-                        "" if verdict else (f"SGD, {label}: " + ("no finite mean (shown, no verdict)" if not math.isfinite(predicted)
-                                                               else "infinite loss variance: no verdict")),
-                        expect_equal=verdict, series="heavy-tails SGD", x=x, mutants=mutants))
+            mutants = (
+                {"sigma doubled": linearised_loss(gaussian_sgd, LAM, eta=eta, sigma=2 * sigma)}
+                if nu is None
+                else {"E[zeta^2] = 1 (the Gaussian variance)": linearised_loss(gaussian_sgd, LAM, eta=eta, sigma=sigma)}
+            )
+        rows.append(
+            Row(
+                f"SGD stationary loss, {label}",
+                "eta*sigma**2*E[zeta^2]/4 per coordinate",
+                predicted,
+                est,
+                se,
+                time.perf_counter() - t0,
+                ""
+                if verdict
+                else (
+                    f"SGD, {label}: "
+                    + (
+                        "no finite mean (shown, no verdict)"
+                        if not math.isfinite(predicted)
+                        else "infinite loss variance: no verdict"
+                    )
+                ),
+                expect_equal=verdict,
+                series="heavy-tails SGD",
+                x=x,
+                mutants=mutants,
+            )
+        )
     return rows

@@ -11,6 +11,7 @@ errors (5 and 9.5 per cent) are many standard errors and the corrected one (0.5 
 order 1 and order 2 must be resolved as wrong (expect_equal False), the chain's formula and the
 corrected SDE must agree within 4 standard errors.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,10 +42,20 @@ def check_order2_stationary(sim: Sim) -> list[Row]:
     for name, variance in result.variances.items():
         predicted = float(LAMBDA / 2 * variance.xreplace(numbers))
         error = "" if name == "chain" else f"; relative error {result.relative_error(name)}"
-        rows.append(Row(f"SGD stationary loss, {name}", f"lambda/2 * {sp.factor(variance)}", predicted, est, se,
-                        seconds,
-                        f"eta*lambda={STEP * LAMBDA:g}{error}", expect_equal=EXPECT[name], series="order 2 stationary",
-                        x=STEP * LAMBDA))
+        rows.append(
+            Row(
+                f"SGD stationary loss, {name}",
+                f"lambda/2 * {sp.factor(variance)}",
+                predicted,
+                est,
+                se,
+                seconds,
+                f"eta*lambda={STEP * LAMBDA:g}{error}",
+                expect_equal=EXPECT[name],
+                series="order 2 stationary",
+                x=STEP * LAMBDA,
+            )
+        )
         seconds = 0.0
     return rows
 

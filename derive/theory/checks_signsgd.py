@@ -7,6 +7,7 @@ NumPy, independent of the generated simulators) and the discrete optimizer. The 
 above the exact SDE law by the order-1 SDE's own O(eta) error (reference 8): shown, with how the
 gap scales with eta, not tuned away.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,29 +36,60 @@ def check_signsgd(sim: Sim) -> list[Row]:
         result = stationary("signsgd", noise, nu=nu)
         for i, sigma in enumerate((0.5, 1.0, 2.0) if noise == "gaussian" else (1.0,)):
             t0, eta = time.perf_counter(), 0.002
-            est, se = stationary_loss("signsgd", LAM, eta, sigma, replace(sim, seed=sim.seed + i), noise=noise, nu=nu,
-                                      burn=burn_in(result, LAM, sim, eta=eta, sigma=sigma))
+            est, se = stationary_loss(
+                "signsgd",
+                LAM,
+                eta,
+                sigma,
+                replace(sim, seed=sim.seed + i),
+                noise=noise,
+                nu=nu,
+                burn=burn_in(result, LAM, sim, eta=eta, sigma=sigma),
+            )
             if noise == "gaussian":
-                mutants = {"sigma doubled": exact_loss(result, LAM, eta=eta, sigma=2 * sigma),
-                           "SGD's law (quadratic in sigma)": linearised_loss(sgd, LAM, eta=eta, sigma=sigma)}
+                mutants = {
+                    "sigma doubled": exact_loss(result, LAM, eta=eta, sigma=2 * sigma),
+                    "SGD's law (quadratic in sigma)": linearised_loss(sgd, LAM, eta=eta, sigma=sigma),
+                }
             else:
                 mutants = {"the Gaussian law's p(0)": linearised_loss(gaussian, LAM, eta=eta, sigma=sigma)}
-            rows.append(Row(f"SignSGD stationary loss, {result.sde.noise}, sigma={sigma}",
-                            "exact law of the SDE (quadrature)", exact_loss(result, LAM, eta=eta, sigma=sigma), est, se,
-                            time.perf_counter() - t0, f"eta*lambda_max/sigma={eta * max(LAM) / sigma:.3g}",
-                            series=f"SignSGD {result.sde.noise}", x=sigma, mutants=mutants))
+            rows.append(
+                Row(
+                    f"SignSGD stationary loss, {result.sde.noise}, sigma={sigma}",
+                    "exact law of the SDE (quadrature)",
+                    exact_loss(result, LAM, eta=eta, sigma=sigma),
+                    est,
+                    se,
+                    time.perf_counter() - t0,
+                    f"eta*lambda_max/sigma={eta * max(LAM) / sigma:.3g}",
+                    series=f"SignSGD {result.sde.noise}",
+                    x=sigma,
+                    mutants=mutants,
+                )
+            )
     return rows
 
 
-def _optimizer_second_moment(lam: float, eta: float, sigma: float, noise: str, nu, sim: Sim, burn: float,
-                             window: float, seed: int) -> tuple[float, float]:
+def _optimizer_second_moment(
+    lam: float, eta: float, sigma: float, noise: str, nu, sim: Sim, burn: float, window: float, seed: int
+) -> tuple[float, float]:
     """E x^2 of the discrete SignSGD chain on lam x^2/2 (one coordinate), averaged over time and paths."""
     combo = Combination("signsgd", noise, nu=nu)
     start = int(math.ceil(burn / eta))
     steps = start + int(math.ceil(window / eta))
     x0 = random_start(sim.paths, 1, seed, scale=0.05)
-    r = run("optimizer", combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=quadratic([lam]),
-            record=record_steps(start, steps, 200), module_dir=module_dir_for(combo))
+    r = run(
+        "optimizer",
+        combo,
+        x0,
+        eta=eta,
+        sigma=sigma,
+        steps=steps,
+        seed=seed,
+        landscape=quadratic([lam]),
+        record=record_steps(start, steps, 200),
+        module_dir=module_dir_for(combo),
+    )
     per_path = (2.0 / lam) * r.loss.mean(axis=0)
     return float(per_path.mean()), float(per_path.std(ddof=1) / math.sqrt(per_path.size))
 
@@ -76,26 +108,66 @@ def check_signsgd_exact(sim: Sim) -> list[Row]:
         second = float(substitute(result.expansion.second_moment.xreplace({curvature: lam}), numbers))
         t0 = time.perf_counter()
         rate = -float(substitute(result.model.A[0, 0].xreplace({curvature: lam}), numbers))
-        fine = simulate_second_moment(result.sde, lam, numbers, dt=eta / substeps, burn=6.0 / rate, window=window,
-                                      paths=sim.paths, seed=sim.seed + 60 + k, x0_scale=math.sqrt(linear))
+        fine = simulate_second_moment(
+            result.sde,
+            lam,
+            numbers,
+            dt=eta / substeps,
+            burn=6.0 / rate,
+            window=window,
+            paths=sim.paths,
+            seed=sim.seed + 60 + k,
+            x0_scale=math.sqrt(linear),
+        )
         seconds = time.perf_counter() - t0
         e = result.expansion
         mutants = {"linearised law": linear}
         if e.smooth:  # the earlier, inconsistent expansion: the diffusion's x^2 term without the drift's x^3 term
-            mutants["second order with the cubic drift term dropped"] = float(substitute(
-                (e.b0 / (2 * e.a - e.d2)).xreplace({curvature: lam}), numbers))
+            mutants["second order with the cubic drift term dropped"] = float(
+                substitute((e.b0 / (2 * e.a - e.d2)).xreplace({curvature: lam}), numbers)
+            )
         bias = euler_bias(rate, eta / substeps)
-        rows.append(Row(f"{label}: exact SDE law vs SDE simulated (dt=eta/{substeps})",
-                        "E x^2, zero-flux density by quadrature", exact, fine.second_moment, fine.se, seconds,
-                        f"{label}: the fine-step Euler scheme's own bias is about {100 * bias:+.2f}% (a dt/2), below "
-                        "the resolution", series="exact", mutants=mutants))
-        rows.append(Row(f"{label}: linearised law vs SDE simulated", str(result.var_x), linear, fine.second_moment,
-                        fine.se, 0.0, f"{label}: linearised {100 * (linear / exact - 1):+.2f}% from the exact law: rejected",
-                        expect_equal=False, series="linearised"))
-        rows.append(Row(f"{label}: second order (5b) vs SDE simulated", str(e.second_moment), second,
-                        fine.second_moment, fine.se, 0.0,
-                        f"{label}: {e.description}; {100 * (second / exact - 1):+.2f}% from the exact law "
-                        "(deterministic); shown", expect_equal=None, series="second order"))
+        rows.append(
+            Row(
+                f"{label}: exact SDE law vs SDE simulated (dt=eta/{substeps})",
+                "E x^2, zero-flux density by quadrature",
+                exact,
+                fine.second_moment,
+                fine.se,
+                seconds,
+                f"{label}: the fine-step Euler scheme's own bias is about {100 * bias:+.2f}% (a dt/2), below "
+                "the resolution",
+                series="exact",
+                mutants=mutants,
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}: linearised law vs SDE simulated",
+                str(result.var_x),
+                linear,
+                fine.second_moment,
+                fine.se,
+                0.0,
+                f"{label}: linearised {100 * (linear / exact - 1):+.2f}% from the exact law: rejected",
+                expect_equal=False,
+                series="linearised",
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}: second order (5b) vs SDE simulated",
+                str(e.second_moment),
+                second,
+                fine.second_moment,
+                fine.se,
+                0.0,
+                f"{label}: {e.description}; {100 * (second / exact - 1):+.2f}% from the exact law "
+                "(deterministic); shown",
+                expect_equal=None,
+                series="second order",
+            )
+        )
         if noise != "gaussian":
             continue
         gaps = []
@@ -103,18 +175,33 @@ def check_signsgd_exact(sim: Sim) -> list[Row]:
             t0 = time.perf_counter()
             step = etak * sigma / lam
             exact_here = exact_loss(result, [lam], eta=step, sigma=sigma) * 2 / lam
-            est, se = _optimizer_second_moment(lam, step, sigma, noise, nu, sim, burn=6.0 / rate, window=window,
-                                               seed=sim.seed + 70 + j)
+            est, se = _optimizer_second_moment(
+                lam, step, sigma, noise, nu, sim, burn=6.0 / rate, window=window, seed=sim.seed + 70 + j
+            )
             gaps.append(est / exact_here - 1)
             resolved = abs(est - exact_here) > 4 * se
-            note = (f"optimizer above the exact SDE law by {100 * gaps[-1]:+.2f}%: the order-1 SDE's own O(eta) error "
-                    "(reference 8), not a failure" if resolved else
-                    f"optimizer - exact SDE law = {100 * gaps[-1]:+.2f}%: not resolved at 4 SE (shown, no data point)")
+            note = (
+                f"optimizer above the exact SDE law by {100 * gaps[-1]:+.2f}%: the order-1 SDE's own O(eta) error "
+                "(reference 8), not a failure"
+                if resolved
+                else f"optimizer - exact SDE law = {100 * gaps[-1]:+.2f}%: not resolved at 4 SE (shown, no data point)"
+            )
             if j and resolved:
                 note += f"; gap ratio to eta*lambda/sigma=0.5: {gaps[0] / gaps[-1]:.2f} (eta ratio {0.5 / etak:g})"
-            rows.append(Row(f"SignSGD eta*lambda/sigma={etak}, {result.sde.noise}: optimizer vs exact SDE law",
-                            "E x^2, zero-flux density by quadrature", exact_here, est, se, time.perf_counter() - t0, note,
-                            expect_equal=False if j == 0 else None, series="optimizer", x=etak))
+            rows.append(
+                Row(
+                    f"SignSGD eta*lambda/sigma={etak}, {result.sde.noise}: optimizer vs exact SDE law",
+                    "E x^2, zero-flux density by quadrature",
+                    exact_here,
+                    est,
+                    se,
+                    time.perf_counter() - t0,
+                    note,
+                    expect_equal=False if j == 0 else None,
+                    series="optimizer",
+                    x=etak,
+                )
+            )
     return rows
 
 
@@ -126,16 +213,34 @@ def check_signsgd_speed(sim: Sim) -> list[Row]:
         t0, eta, lam, t_end = time.perf_counter(), 0.002, 1.0, 0.5 * sigma
         steps = int(round(t_end / eta))
         x0 = 0.2 * sigma + 0.02 * random_start(sim.paths, 1, sim.seed)
-        r = run("optimizer", Combination("signsgd"), x0, eta=eta, sigma=sigma, steps=steps, seed=sim.seed,
-                landscape=quadratic([lam]), record=[0, steps])
+        r = run(
+            "optimizer",
+            Combination("signsgd"),
+            x0,
+            eta=eta,
+            sigma=sigma,
+            steps=steps,
+            seed=sim.seed,
+            landscape=quadratic([lam]),
+            record=[0, steps],
+        )
         m0, m1 = r.mean[0, 0], r.mean[1, 0]
         se1 = math.sqrt(r.var[1, 0] / sim.paths)
         rate = -math.log(m1 / m0) / t_end
 
-        def predicted(s: float) -> float:
+        def predicted(s: float, lam: float = lam) -> float:
             return float(substitute(rate_expr.xreplace({curvature: lam}), {"sigma": s}))
 
-        rows.append(Row(f"SignSGD linear-phase decay rate, sigma={sigma}", str(rate_expr), predicted(sigma), rate,
-                        se1 / m1 / t_end, time.perf_counter() - t0, "rate * sigma constant: speed ~ 1/sigma",
-                        mutants={"SGD's rate lambda (independent of sigma)": lam, "sigma doubled": predicted(2 * sigma)}))
+        rows.append(
+            Row(
+                f"SignSGD linear-phase decay rate, sigma={sigma}",
+                str(rate_expr),
+                predicted(sigma),
+                rate,
+                se1 / m1 / t_end,
+                time.perf_counter() - t0,
+                "rate * sigma constant: speed ~ 1/sigma",
+                mutants={"SGD's rate lambda (independent of sigma)": lam, "sigma doubled": predicted(2 * sigma)},
+            )
+        )
     return rows

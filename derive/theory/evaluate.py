@@ -5,6 +5,7 @@ theta, nu) and the curvature lambda. :func:`parameter_values` turns the user's v
 names: eta, beta1, beta2, eps, theta) into those symbols' values, completing the optimizer's
 defaults once eta is known; :func:`parse_curvatures` reads one curvature per coordinate.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ def _number(name: str, value: object) -> float:
     return number
 
 
-def parse_hyper(items: "list[str] | None") -> dict[str, float]:
+def parse_hyper(items: list[str] | None) -> dict[str, float]:
     """NAME=VALUE strings -> {name: value}."""
     out: dict[str, float] = {}
     for item in items or []:
@@ -41,7 +42,7 @@ def parse_hyper(items: "list[str] | None") -> dict[str, float]:
     return out
 
 
-def parse_curvatures(text: "str | None") -> "list[sp.Expr] | None":
+def parse_curvatures(text: str | None) -> list[sp.Expr] | None:
     """'1,4.75,8.5' -> one positive curvature per coordinate (exact rationals); None for the symbol."""
     if text is None:
         return None
@@ -57,8 +58,9 @@ def parse_curvatures(text: "str | None") -> "list[sp.Expr] | None":
     return values
 
 
-def parameter_values(optimizer, eta: "float | None" = None, sigma: "float | None" = None,
-                     hyper: "dict[str, float] | None" = None) -> dict[str, float]:
+def parameter_values(
+    optimizer, eta: float | None = None, sigma: float | None = None, hyper: dict[str, float] | None = None
+) -> dict[str, float]:
     """Values of the SDE's symbols by name: eta, sigma, each rate rho = (1 - beta)/eta, eps, theta.
 
     Hyperparameters not given take the optimizer's defaults when eta is given (a rate needs eta).
@@ -69,8 +71,10 @@ def parameter_values(optimizer, eta: "float | None" = None, sigma: "float | None
     hyper = dict(hyper or {})
     unknown = sorted(set(hyper) - set(spec.hyper))
     if unknown:
-        raise ValueInputError(f"unknown hyperparameter(s) {', '.join(unknown)} for {spec.name}; "
-                              f"it has {', '.join(n for n in spec.hyper if n != lr)}")
+        raise ValueInputError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for {spec.name}; "
+            f"it has {', '.join(n for n in spec.hyper if n != lr)}"
+        )
     if lr in hyper:
         if eta is not None:
             raise ValueInputError(f"give the learning rate once: --eta or --hyper {lr}=..., not both")
@@ -106,7 +110,7 @@ def substitute(expr: sp.Expr, numbers: dict[str, float]) -> sp.Expr:
     return expr.xreplace({s: sp.Float(numbers[s.name]) for s in expr.free_symbols if s.name in numbers})
 
 
-def as_number(expr: sp.Expr) -> "float | None":
+def as_number(expr: sp.Expr) -> float | None:
     """A float if ``expr`` has no free symbols left, else None."""
     expr = sp.sympify(expr)
     if expr.free_symbols:

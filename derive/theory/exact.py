@@ -12,12 +12,13 @@ integrals of the SDE's own lambdified drift and diffusion (scipy.integrate.quad)
 half the linearised standard deviation, outwards on each side until the density has fallen by
 exp(-60) or D reaches 0 (the edge of the support, located by bisection).
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import sympy as sp
@@ -46,17 +47,26 @@ class ExactStationary:
         return self.curvature * self.second_moment / 2
 
     def to_dict(self) -> dict:
-        return {"curvature": self.curvature, "mean": self.mean, "second_moment": self.second_moment,
-                "expected_loss": self.expected_loss, "support": list(self.support),
-                "relative_error": self.relative_error}
+        return {
+            "curvature": self.curvature,
+            "mean": self.mean,
+            "second_moment": self.second_moment,
+            "expected_loss": self.expected_loss,
+            "support": list(self.support),
+            "relative_error": self.relative_error,
+        }
 
 
-def coefficients(sde: SDE, lam: float, numbers: dict[str, float], vectorized: bool = False) -> tuple[Callable, Callable]:
+def coefficients(
+    sde: SDE, lam: float, numbers: dict[str, float], vectorized: bool = False
+) -> tuple[Callable, Callable]:
     """b(x) and D(x) = (G G^T)_xx of a one-state ``sde`` on f = lam x^2/2 (t -> oo), as functions
     of a float (or, if ``vectorized``, of an array) x; ``numbers`` gives every parameter by name."""
     if len(sde.state) != 1:
-        raise NoStationaryLawError(f"the exact stationary density needs a one-state SDE; {sde.optimizer} has "
-                                   f"states {', '.join(sde.state_names)}")
+        raise NoStationaryLawError(
+            f"the exact stationary density needs a one-state SDE; {sde.optimizer} has "
+            f"states {', '.join(sde.state_names)}"
+        )
     x = sde.state[0]
     drift, cov = on_quadratic(sde, sp.Float(lam))
     exprs = [drift[0], cov[0, 0]]
@@ -64,7 +74,9 @@ def coefficients(sde: SDE, lam: float, numbers: dict[str, float], vectorized: bo
     exprs = [e.xreplace(values) for e in exprs]
     missing = sorted({s.name for e in exprs for s in e.free_symbols} - {x.name})
     if missing:
-        raise NoStationaryLawError(f"give a numeric value for {', '.join(missing)} to evaluate the exact stationary law")
+        raise NoStationaryLawError(
+            f"give a numeric value for {', '.join(missing)} to evaluate the exact stationary law"
+        )
     b, d = (sp.lambdify(x, e, modules=["numpy", "scipy"]) for e in exprs)
     if vectorized:
         return (lambda v: np.broadcast_to(b(v), np.shape(v))), (lambda v: np.broadcast_to(d(v), np.shape(v)))
@@ -109,8 +121,12 @@ def _side(b: Callable, d: Callable, step: float, direction: int) -> tuple[float,
             warnings.simplefilter("ignore", integrate.IntegrationWarning)
             if last:  # D -> 0 at the edge: exp(Phi)/D may have an integrable singularity there, which
                 # QAGS (quad) handles by extrapolation and quad_vec, without it, only by endless bisection
-                parts = [integrate.quad(lambda u, i=i: density(u)[i], min(lo, hi), max(lo, hi), epsabs=0.0,
-                                        epsrel=1e-10, limit=200) for i in range(3)]
+                parts = [
+                    integrate.quad(
+                        lambda u, i=i: density(u)[i], min(lo, hi), max(lo, hi), epsabs=0.0, epsrel=1e-10, limit=200
+                    )
+                    for i in range(3)
+                ]
                 part, err = np.array([p[0] for p in parts]), max(p[1] for p in parts)
             else:
                 part, err = integrate.quad_vec(density, min(lo, hi), max(lo, hi), epsabs=0.0, epsrel=1e-11)
@@ -135,7 +151,9 @@ def exact_stationary(sde: SDE, lam: float, numbers: dict[str, float]) -> ExactSt
     h = 1e-6 * math.sqrt(d0)
     rate = -(b(h) - b(-h)) / (2 * h)
     if not rate > 0:
-        raise NoStationaryLawError(f"the drift of {sde.optimizer} does not pull x back to the minimum (slope {-rate:.3g})")
+        raise NoStationaryLawError(
+            f"the drift of {sde.optimizer} does not pull x back to the minimum (slope {-rate:.3g})"
+        )
     step = 0.5 * math.sqrt(d0 / (2 * rate))
     right, left = _side(b, d, step, +1), _side(b, d, step, -1)
     mass = right[0] + left[0]

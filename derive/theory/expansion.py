@@ -20,6 +20,7 @@ linear-phase value m0 = B0/(2a) inside the correction terms, gives:
       E X^2 = B0 / (2a - 4 c2 sqrt(2/pi) sqrt(m0)),
   and the O(eta) terms are not kept (they would need the non-Gaussian shape at O(sqrt(eta))).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,24 +50,36 @@ class Expansion:
     @property
     def description(self) -> str:
         if self.smooth:
-            return ("consistent second order (reference 5b): cubic drift and quadratic diffusion terms together, "
-                    "closure E x^4 = 3 (E x^2)^2")
+            return (
+                "consistent second order (reference 5b): cubic drift and quadratic diffusion terms together, "
+                "closure E x^4 = 3 (E x^2)^2"
+            )
         return "first correction, relative O(sqrt(eta)): the x|x| drift term of a law not smooth at 0"
 
     def to_dict(self) -> dict:
-        return {"a": str(self.a), "c2": str(self.c2), "c3": str(self.c3), "B0": str(self.b0), "d2": str(self.d2),
-                "second_moment": str(self.second_moment), "smooth": self.smooth, "description": self.description}
+        return {
+            "a": str(self.a),
+            "c2": str(self.c2),
+            "c3": str(self.c3),
+            "B0": str(self.b0),
+            "d2": str(self.d2),
+            "second_moment": str(self.second_moment),
+            "smooth": self.smooth,
+            "description": self.description,
+        }
 
 
 def _coefficients(expr: sp.Expr, order: int) -> list[sp.Expr]:
     """Taylor coefficients of expr(h) at h = 0+ up to h^order."""
     series = sp.series(branch_near_zero(analytic_form(expr), _h), _h, 0, order + 1).removeO()
-    if series.has(sp.Order, sp.log) or any(p.exp.is_number and not p.exp.is_integer for p in series.atoms(sp.Pow) if p.base == _h):
+    if series.has(sp.Order, sp.log) or any(
+        p.exp.is_number and not p.exp.is_integer for p in series.atoms(sp.Pow) if p.base == _h
+    ):
         raise NoStationaryLawError(f"the SDE has no power series about the minimum: {series}")
     return [sp.simplify(series.coeff(_h, n)) for n in range(order + 1)]
 
 
-def expansion(model: LinearModel) -> "Expansion | None":
+def expansion(model: LinearModel) -> Expansion | None:
     """The expansion of E X^2 for a one-state SDE whose drift or diffusion is not linear in x;
     None for other SDEs (several states, or linear ones, where the Lyapunov result is exact)."""
     sde = model.sde
@@ -77,8 +90,9 @@ def expansion(model: LinearModel) -> "Expansion | None":
     b = _coefficients(drift[0].xreplace({x: _h}), 3)
     d = _coefficients(cov[0, 0].xreplace({x: _h}), 2)
     if b[0] != 0 or d[1] != 0:
-        raise NoStationaryLawError(f"the SDE of {sde.optimizer} is not symmetric about the minimum (b(0) = {b[0]}, "
-                                   f"D'(0) = {d[1]})")
+        raise NoStationaryLawError(
+            f"the SDE of {sde.optimizer} is not symmetric about the minimum (b(0) = {b[0]}, D'(0) = {d[1]})"
+        )
     a, c2, c3, b0, d2 = -b[1], b[2], b[3], d[0], d[2]
     if c2 == 0 and c3 == 0 and d2 == 0:
         return None

@@ -6,6 +6,7 @@ in NumPy over N paths at once. Its weak error is O(dt): on the linearised SDE dX
 the stationary variance of the scheme is B0 / (2a - a^2 dt), a relative bias of about a dt / 2,
 which :func:`euler_bias` reports so a check can print it beside its resolution.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,19 @@ def euler_bias(rate: float, dt: float) -> float:
     return rate * dt / (2 - rate * dt)
 
 
-def simulate_second_moment(sde: SDE, lam: float, numbers: dict[str, float], *, dt: float, burn: float, window: float,
-                           paths: int, seed: int, x0_scale: float, samples: int = 200) -> FineRun:
+def simulate_second_moment(
+    sde: SDE,
+    lam: float,
+    numbers: dict[str, float],
+    *,
+    dt: float,
+    burn: float,
+    window: float,
+    paths: int,
+    seed: int,
+    x0_scale: float,
+    samples: int = 200,
+) -> FineRun:
     """E X^2 of the stationary one-state ``sde`` on f = lam x^2/2, by Euler-Maruyama with step ``dt``.
 
     Each path averages x^2 over ``samples`` equally spaced times in the window after ``burn``

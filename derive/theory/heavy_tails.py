@@ -12,6 +12,7 @@ Gaussian order-1 SDE does not exist: E[zeta^2] = oo). No moment of f = lambda x^
 >= 1/2 is finite, so a mean with a standard error tests nothing; the quantiles are finite:
 P(|zeta| <= u) = s(u), so the q-quantile of lambda |x| / sigma is s^-1(q) (tan(pi q / 2) for Cauchy).
 """
+
 from __future__ import annotations
 
 import sympy as sp

@@ -13,6 +13,7 @@ SDE object, and the factors between them are computed (cancelled quotients), not
 * the **paper's lemma form**: the rho1 -> oo limit of the full law (momentum eliminated),
   (eta/2)(H Sigma^-1/2 + theta)^-1 at eps = 0; equal to the full law when theta << rho1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,9 +32,9 @@ class MomentumLaws:
 
     optimizer: str
     rate: sp.Symbol  #: the momentum rate rho1 = (1 - beta1)/eta
-    full: "sp.Expr | None"
-    lemma: "sp.Expr | None"
-    published: "sp.Expr | None"
+    full: sp.Expr | None
+    lemma: sp.Expr | None
+    published: sp.Expr | None
     missing: tuple[str, ...] = ()  #: why a law is absent (e.g. the full form needs a finite 4th moment)
 
     @property
@@ -45,13 +46,13 @@ class MomentumLaws:
         return sp.factor(sp.simplify(expr.xreplace({self.rate: (1 - self.beta) / S.eta})))
 
     @property
-    def published_over_full(self) -> "sp.Expr | None":
+    def published_over_full(self) -> sp.Expr | None:
         if self.published is None or self.full is None:
             return None
         return sp.factor(sp.cancel(self.published / self.full))
 
     @property
-    def published_over_full_no_decay(self) -> "sp.Expr | None":
+    def published_over_full_no_decay(self) -> sp.Expr | None:
         """The factor at theta = 0, written with beta: beta^2 P / (P + eta lambda) for Adam."""
         factor = self.published_over_full
         if factor is None:
@@ -60,18 +61,23 @@ class MomentumLaws:
         return self._in_beta(factor.xreplace({t: 0 for t in theta}))
 
     @property
-    def full_over_lemma(self) -> "sp.Expr | None":
+    def full_over_lemma(self) -> sp.Expr | None:
         if self.full is None or self.lemma is None:
             return None
         return sp.factor(sp.cancel(self.full / self.lemma))
 
-    def laws(self) -> list[tuple[str, str, "sp.Expr | None"]]:
+    def laws(self) -> list[tuple[str, str, sp.Expr | None]]:
         """(key, name, Var x) of the three laws, published SDE first."""
         r = self.rate
-        return [("published_sde", f"published SDE (same-step term eta*{r}*(g - m) in the x drift, no matching noise)",
-                 self.published),
-                ("full_momentum_kept", "full SDE, momentum kept (Lyapunov equation of x and m)", self.full),
-                ("lemma_limit", f"paper's lemma form: the {r} -> oo limit of the full law", self.lemma)]
+        return [
+            (
+                "published_sde",
+                f"published SDE (same-step term eta*{r}*(g - m) in the x drift, no matching noise)",
+                self.published,
+            ),
+            ("full_momentum_kept", "full SDE, momentum kept (Lyapunov equation of x and m)", self.full),
+            ("lemma_limit", f"paper's lemma form: the {r} -> oo limit of the full law", self.lemma),
+        ]
 
     def to_text(self) -> str:
         lines = [f"  three stationary laws of x (linearised about the minimum; {self.rate} = (1 - {self.beta})/eta):"]
@@ -84,9 +90,13 @@ class MomentumLaws:
         if self.full_over_lemma is not None:
             lines.append(f"    full / lemma = {self.full_over_lemma}")
         lines += [f"    ({reason})" for reason in self.missing]
-        lines.append("    The published SDE's same-step term alone is an inconsistent O(eta) correction (no matching noise);")
-        lines.append(f"    the consistent correction is the order-2 drift (`derive sde {self.optimizer} --order 2`, docs/order2.md). "
-                     "`derive check --only adam-laws`")
+        lines.append(
+            "    The published SDE's same-step term alone is an inconsistent O(eta) correction (no matching noise);"
+        )
+        lines.append(
+            f"    the consistent correction is the order-2 drift (`derive sde {self.optimizer} --order 2`, docs/order2.md). "
+            "`derive check --only adam-laws`"
+        )
         lines.append("    shows that the discrete optimizer follows the full law and rejects the published SDE's.")
         return "\n".join(lines)
 
@@ -94,18 +104,22 @@ class MomentumLaws:
         def text(e):
             return None if e is None else str(e)
 
-        return {"rate": self.rate.name, **{key: text(value) for key, value, in ((k, v) for k, _, v in self.laws())},
-                "published_over_full": text(self.published_over_full),
-                "published_over_full_theta0": text(self.published_over_full_no_decay),
-                "full_over_lemma": text(self.full_over_lemma), "missing": list(self.missing)}
+        return {
+            "rate": self.rate.name,
+            **{key: text(value) for key, value in ((k, v) for k, _, v in self.laws())},
+            "published_over_full": text(self.published_over_full),
+            "published_over_full_theta0": text(self.published_over_full_no_decay),
+            "full_over_lemma": text(self.full_over_lemma),
+            "missing": list(self.missing),
+        }
 
 
-def _var_x(optimizer, noise, regime: str, form: str, nu) -> "tuple[sp.Expr, object]":
+def _var_x(optimizer, noise, regime: str, form: str, nu) -> tuple[sp.Expr, object]:
     law = linear_law(optimizer, noise, regime, form, nu)
     return law.var_x, law.model.sde
 
 
-def momentum_laws(optimizer, noise="gaussian", nu=None, regime: str = "paper") -> "MomentumLaws | None":
+def momentum_laws(optimizer, noise="gaussian", nu=None, regime: str = "paper") -> MomentumLaws | None:
     """The three laws for an optimizer whose auxiliary states include a momentum (a state updated
     linearly in the gradient); None if it has none."""
     spec = get_optimizer(optimizer)

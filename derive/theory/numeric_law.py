@@ -8,11 +8,12 @@ the law's own s(y) expression lambdified for NumPy and SciPy (uniform: a Piecewi
 
 Since |sign| = 1, P(|zeta| <= u) = s(u) for u >= 0: the quantiles of |zeta| are s^-1(q).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable
+from functools import cache
 
 import numpy as np
 import sympy as sp
@@ -54,11 +55,12 @@ def _numeric_nu(law: StudentT) -> float:
     return float(law.nu)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _numeric(law: NoiseLaw) -> NumericLaw:
     y = sp.Symbol("y", real=True)
     if isinstance(law, StudentT):
         nu = _numeric_nu(law)
+
         def s(v):  # 2 stdtr(nu, v) - 1, written without the cancellation near v = 0
             return np.sign(v) * special.betainc(0.5, nu / 2, v * v / (nu + v * v))
     else:
@@ -75,6 +77,6 @@ def _numeric(law: NoiseLaw) -> NumericLaw:
     return NumericLaw(law, vector_s, float(p0), bound)
 
 
-def numeric_law(noise: "str | NoiseLaw" = "gaussian", nu: object = None) -> NumericLaw:
+def numeric_law(noise: str | NoiseLaw = "gaussian", nu: object = None) -> NumericLaw:
     """The numeric form of a law given by name (as :func:`derive.noise.get_noise`) or object."""
     return _numeric(get_noise(noise, nu))

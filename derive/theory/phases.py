@@ -19,6 +19,7 @@ is as close to each limit (Cauchy: the sign phase starts at y = 18.8, not 2.1). 
 the linear phase is exact up to |y| = 1 and the sign phase exact beyond: the phases meet, and there
 is no intermediate phase.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,36 +54,50 @@ class Phases:
     linear_phase: tuple[sp.Expr, sp.Expr]
     s_at: tuple[float, float]  #: s(y1), s(y2)
     linear_error_at_y1: float  #: 2 p(0) y1 / s(y1) - 1
-    bounds: "tuple[float, float, float, float] | None"  #: slope, q-, q+, tangent point (None: phases meet)
+    bounds: tuple[float, float, float, float] | None  #: slope, q-, q+, tangent point (None: phases meet)
 
     def to_text(self) -> str:
         y1, y2 = self.boundaries
         lin_tol, sign_tol = self.tolerances
-        lines = [f"SignSGD phases | noise {self.noise} | y = g/sigma; thresholds from this law's s(y)",
-                 f"  phase 1, |y| >= {y2:.4g}: dX = ({self.sign_phase[0]}) dt + ({self.sign_phase[1]}) dW"
-                 f"   (limit y -> oo; s({y2:.4g}) = {self.s_at[1]:.4g}, {100 * (1 - self.s_at[1]):.2f}% from the limit;"
-                 f" threshold: within {100 * sign_tol:.2f}%)"]
+        lines = [
+            f"SignSGD phases | noise {self.noise} | y = g/sigma; thresholds from this law's s(y)",
+            f"  phase 1, |y| >= {y2:.4g}: dX = ({self.sign_phase[0]}) dt + ({self.sign_phase[1]}) dW"
+            f"   (limit y -> oo; s({y2:.4g}) = {self.s_at[1]:.4g}, {100 * (1 - self.s_at[1]):.2f}% from the limit;"
+            f" threshold: within {100 * sign_tol:.2f}%)",
+        ]
         if self.bounds is None:
             lines.append(f"  phase 2: none, the linear and sign phases meet (y1 = {y1:.4g} >= y2 = {y2:.4g})")
         else:
             slope, lower, upper, tangent = self.bounds
-            lines.append(f"  phase 2, {y1:.4g} < |y| < {y2:.4g}: m|y| + q- <= |drift| <= m|y| + q+ with m = {slope:.4g}, "
-                         f"q- = {lower:.4g}, q+ = {upper:.4g} (chord; tangent at y = {tangent:.4g})")
-        lines.append(f"  phase 3, |y| <= {y1:.4g}: dX = ({self.linear_phase[0]}) dt + ({self.linear_phase[1]}) dW"
-                     f"   (first order in g; at y = {y1:.4g} the linear drift is {100 * self.linear_error_at_y1:.2f}% above s;"
-                     f" threshold: {100 * lin_tol:.2f}%)")
+            lines.append(
+                f"  phase 2, {y1:.4g} < |y| < {y2:.4g}: m|y| + q- <= |drift| <= m|y| + q+ with m = {slope:.4g}, "
+                f"q- = {lower:.4g}, q+ = {upper:.4g} (chord; tangent at y = {tangent:.4g})"
+            )
+        lines.append(
+            f"  phase 3, |y| <= {y1:.4g}: dX = ({self.linear_phase[0]}) dt + ({self.linear_phase[1]}) dW"
+            f"   (first order in g; at y = {y1:.4g} the linear drift is {100 * self.linear_error_at_y1:.2f}% above s;"
+            f" threshold: {100 * lin_tol:.2f}%)"
+        )
         if self.noise == "gaussian":
             lines.append(f"  in Y = g/(sqrt(2)*sigma): Y1 = {y1 / math.sqrt(2):.4g}, Y2 = {y2 / math.sqrt(2):.4g}")
         lines.append("  (drift for g > 0; odd in g)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        out = {"noise": self.noise, "variable": "y = g/sigma", "linear_tol": self.tolerances[0],
-               "sign_tol": self.tolerances[1], "y1": self.boundaries[0], "y2": self.boundaries[1],
-               "sign_phase": {"drift": str(self.sign_phase[0]), "diffusion": str(self.sign_phase[1])},
-               "linear_phase": {"drift": str(self.linear_phase[0]), "diffusion": str(self.linear_phase[1])},
-               "s_at_y1": self.s_at[0], "s_at_y2": self.s_at[1], "linear_error_at_y1": self.linear_error_at_y1,
-               "intermediate": None}
+        out = {
+            "noise": self.noise,
+            "variable": "y = g/sigma",
+            "linear_tol": self.tolerances[0],
+            "sign_tol": self.tolerances[1],
+            "y1": self.boundaries[0],
+            "y2": self.boundaries[1],
+            "sign_phase": {"drift": str(self.sign_phase[0]), "diffusion": str(self.sign_phase[1])},
+            "linear_phase": {"drift": str(self.linear_phase[0]), "diffusion": str(self.linear_phase[1])},
+            "s_at_y1": self.s_at[0],
+            "s_at_y2": self.s_at[1],
+            "linear_error_at_y1": self.linear_error_at_y1,
+            "intermediate": None,
+        }
         if self.bounds is not None:
             slope, lower, upper, tangent = self.bounds
             out["intermediate"] = {"slope": slope, "q_lower": lower, "q_upper": upper, "tangent_point": tangent}
@@ -130,8 +145,14 @@ def affine_bounds(law: NumericLaw, y1: float, y2: float) -> tuple[float, float, 
     return slope, lower, law.s_of(tangent) - slope * tangent, tangent
 
 
-def signsgd_phases(noise: str = "gaussian", nu=None, linear_tol: "float | None" = None, sign_tol: "float | None" = None,
-                   y1: "float | None" = None, y2: "float | None" = None) -> Phases:
+def signsgd_phases(
+    noise: str = "gaussian",
+    nu=None,
+    linear_tol: float | None = None,
+    sign_tol: float | None = None,
+    y1: float | None = None,
+    y2: float | None = None,
+) -> Phases:
     """Derive the three phases of the SignSGD SDE under ``noise``; y1, y2 (in y = g/sigma) override
     the thresholds found from the tolerances."""
     default_lin, default_sign = default_tolerances()
@@ -148,10 +169,14 @@ def signsgd_phases(noise: str = "gaussian", nu=None, linear_tol: "float | None" 
         raise DeriveError(f"phase boundaries must be positive, got y1 = {b1}, y2 = {b2}")
     drift, diffusion = sde.drift[0], sde.diffusion[0, 0]
     at_large = {S.g: S.sigma / _h}
-    sign_phase = (_limit(drift.xreplace(at_large), "limit y -> oo of the drift") * sp.sign(S.g),
-                  _limit(diffusion.xreplace(at_large), "limit y -> oo of the diffusion"))
+    sign_phase = (
+        _limit(drift.xreplace(at_large), "limit y -> oo of the drift") * sp.sign(S.g),
+        _limit(diffusion.xreplace(at_large), "limit y -> oo of the diffusion"),
+    )
     slope0 = _limit(drift.xreplace({S.g: _h}) / _h, "slope of the drift at g = 0")
     linear_phase = (slope0 * S.g, _limit(diffusion.xreplace({S.g: _h}), "diffusion at g = 0"))
     s1, s2 = law.s_of(b1), law.s_of(b2)
     bounds = affine_bounds(law, b1, b2) if b1 < b2 else None
-    return Phases(sde.noise, (lin, sign), (b1, b2), sign_phase, linear_phase, (s1, s2), 2 * law.p0 * b1 / s1 - 1, bounds)
+    return Phases(
+        sde.noise, (lin, sign), (b1, b2), sign_phase, linear_phase, (s1, s2), 2 * law.p0 * b1 / s1 - 1, bounds
+    )

@@ -4,6 +4,7 @@ for the exact-vs-expansion figure, from the derived laws evaluated on a grid of 
 Library code: figures are matplotlib.figure.Figure objects saved to files (no pyplot, no backend
 switch).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,7 @@ def loss_vs_sigma(rows: list[Row], path: Path) -> Path:
         xs = np.array([r.x for r in mine])
         pred = np.array([r.predicted for r in mine])
         slope = np.polyfit(np.log(xs), np.log(pred), 1)[0]
-        line, = ax.plot(xs, pred, "-", label=f"{series}: predicted, slope {slope:.2f}")
+        (line,) = ax.plot(xs, pred, "-", label=f"{series}: predicted, slope {slope:.2f}")
         ax.errorbar(xs, [r.estimate for r in mine], yerr=[4 * r.se for r in mine], fmt="o", color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -69,10 +70,12 @@ def heavy_tails(rows: list[Row], path: Path) -> Path:
         if not mine:
             continue
         xs = np.arange(len(mine))
-        pts = ax.errorbar(xs, [r.estimate for r in mine], yerr=[4 * r.se for r in mine], fmt=marker, label=f"{series} simulated")
+        pts = ax.errorbar(
+            xs, [r.estimate for r in mine], yerr=[4 * r.se for r in mine], fmt=marker, label=f"{series} simulated"
+        )
         finite = [(i, r.predicted) for i, r in enumerate(mine) if math.isfinite(r.predicted)]
         if finite:
-            ax.plot(*zip(*finite), "x--", color=pts[0].get_color(), label=f"{series} predicted")
+            ax.plot(*zip(*finite, strict=False), "x--", color=pts[0].get_color(), label=f"{series} predicted")
         ax.set_xticks(xs, [r.name.split(", ")[1].split(" ")[0] for r in mine])
     ax.set_yscale("log")
     ax.set_ylabel("stationary loss (sample mean over paths)")
@@ -85,15 +88,17 @@ def heavy_tails(rows: list[Row], path: Path) -> Path:
     return _save(fig, path)
 
 
-def expansion_errors(noise: str = "gaussian", grid: "np.ndarray | None" = None) -> dict[str, np.ndarray]:
+def expansion_errors(noise: str = "gaussian", grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Relative error against the exact stationary E X^2 of the SignSGD SDE, over eta lambda/sigma:
     the linearised law, the consistent second order and, for a smooth law, the earlier expansion
     with the cubic drift term dropped (lambda = sigma = 1, so eta lambda/sigma = eta)."""
     grid = np.geomspace(0.01, 1.0, 13) if grid is None else grid
     result = stationary("signsgd", noise)
     e = result.expansion
-    forms = {"linearised": result.var_x,
-             ("second order (5b)" if e.smooth else "first correction, O(sqrt(eta))"): e.second_moment}
+    forms = {
+        "linearised": result.var_x,
+        ("second order (5b)" if e.smooth else "first correction, O(sqrt(eta))"): e.second_moment,
+    }
     if e.smooth:
         forms["cubic drift term dropped (inconsistent)"] = e.b0 / (2 * e.a - e.d2)
     out = {"eta*lambda/sigma": grid, **{k: np.zeros(grid.size) for k in forms}}
@@ -110,8 +115,12 @@ def exact_vs_expansions(rows: list[Row], path: Path) -> Path:
     with the fine-step SDE and the discrete optimizer from the signsgd-exact rows (points, 4 SE bars)."""
     fig = Figure(figsize=(7.0, 4.6))
     ax = fig.add_subplot()
-    colors = {"linearised": "C0", "second order (5b)": "C1", "first correction, O(sqrt(eta))": "C1",
-              "cubic drift term dropped (inconsistent)": "C2"}
+    colors = {
+        "linearised": "C0",
+        "second order (5b)": "C1",
+        "first correction, O(sqrt(eta))": "C1",
+        "cubic drift term dropped (inconsistent)": "C2",
+    }
     for noise, style in (("gaussian", "-"), ("laplace", ":")):
         curves = expansion_errors(noise)
         xs = curves.pop("eta*lambda/sigma")
@@ -119,12 +128,23 @@ def exact_vs_expansions(rows: list[Row], path: Path) -> Path:
             ax.plot(xs, 100 * values, style, color=colors[key], label=f"{noise}: {key}")
     optimizer = sorted((r for r in rows if r.series == "optimizer" and math.isfinite(r.x)), key=lambda r: r.x)
     if optimizer:
-        ax.errorbar([r.x for r in optimizer], [100 * r.relative_gap for r in optimizer],
-                    yerr=[100 * 4 * r.se / r.predicted for r in optimizer], fmt="ks", label="gaussian: discrete optimizer")
+        ax.errorbar(
+            [r.x for r in optimizer],
+            [100 * r.relative_gap for r in optimizer],
+            yerr=[100 * 4 * r.se / r.predicted for r in optimizer],
+            fmt="ks",
+            label="gaussian: discrete optimizer",
+        )
     fine = [r for r in rows if r.series == "exact"]
     for r in fine:
-        ax.errorbar([0.5], [100 * r.relative_gap], yerr=[100 * 4 * r.se / r.predicted], fmt="o", mfc="none",
-                    label=f"{r.name.split(', ')[1].split(':')[0]}: SDE simulated, dt = eta/200")
+        ax.errorbar(
+            [0.5],
+            [100 * r.relative_gap],
+            yerr=[100 * 4 * r.se / r.predicted],
+            fmt="o",
+            mfc="none",
+            label=f"{r.name.split(', ')[1].split(':')[0]}: SDE simulated, dt = eta/200",
+        )
     ax.axhline(0.0, color="grey", lw=0.8, label="exact SDE law (quadrature)")
     ax.set_ylim(-30, 45)
     ax.set_xscale("log")
@@ -136,9 +156,11 @@ def exact_vs_expansions(rows: list[Row], path: Path) -> Path:
     return _save(fig, path)
 
 
-def draw(rows: list[Row], directory: "str | Path") -> list[Path]:
+def draw(rows: list[Row], directory: str | Path) -> list[Path]:
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    return [loss_vs_sigma(rows, folder / "stationary_loss_vs_sigma.png"),
-            heavy_tails(rows, folder / "signsgd_vs_sgd_heavy_tails.png"),
-            exact_vs_expansions(rows, folder / "signsgd_exact_vs_expansions.png")]
+    return [
+        loss_vs_sigma(rows, folder / "stationary_loss_vs_sigma.png"),
+        heavy_tails(rows, folder / "signsgd_vs_sgd_heavy_tails.png"),
+        exact_vs_expansions(rows, folder / "signsgd_exact_vs_expansions.png"),
+    ]

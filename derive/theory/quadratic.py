@@ -6,6 +6,7 @@ About S* the SDE is linearised as dS = A (S - S*) dt + G(S*) dW, A the Jacobian 
 (taken as a limit of difference quotients, so that |.| and sign in s(y) cause no trouble),
 B = G G^T at S*. The stationary covariance C solves the Lyapunov equation A C + C A^T + B = 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def analytic_form(expr: sp.Expr) -> sp.Expr:
     s(y) = sign(y) (1 - I_{nu/(nu+y^2)}(nu/2, 1/2)) becomes sign(y) I_{y^2/(nu+y^2)}(1/2, nu/2), whose
     expansion about y = 0 starts with 2 p(0) y (no symbolic derivative of betainc is needed).
     """
+
     def complement(a, b, lower, upper):
         if lower == upper:
             return sp.Integer(0)
@@ -71,6 +73,7 @@ def analytic_form(expr: sp.Expr) -> sp.Expr:
 def branch_near_zero(expr: sp.Expr, h: sp.Symbol) -> sp.Expr:
     """Each Piecewise in ``expr`` replaced by its branch that holds for small h > 0 (SignSGD under
     uniform noise: s(y) = y for |y| <= 1, +-1 beyond)."""
+
     def pick(*pairs):
         for value, cond in pairs:
             if cond == sp.true:
@@ -82,7 +85,9 @@ def branch_near_zero(expr: sp.Expr, h: sp.Symbol) -> sp.Expr:
                     return value
                 if holds == sp.false:
                     continue
-            raise NoStationaryLawError(f"cannot decide which branch of a piecewise coefficient holds at the minimum: {cond}")
+            raise NoStationaryLawError(
+                f"cannot decide which branch of a piecewise coefficient holds at the minimum: {cond}"
+            )
         raise NoStationaryLawError("no branch of a piecewise coefficient holds at the minimum")
 
     return sp.sympify(expr).replace(sp.Piecewise, pick)
@@ -112,7 +117,8 @@ def linearize(sde: SDE, lam: sp.Expr = curvature) -> LinearModel:
     if lam.is_number and not lam > 0:
         raise NoStationaryLawError(
             f"curvature {lam} is not positive: the quadratic model is not convex, and the linearised "
-            "SDE about x = 0 is unstable, so it has no stationary law")
+            "SDE about x = 0 is unstable, so it has no stationary law"
+        )
     drift, cov = on_quadratic(sde, lam)
     # floats (moments of a user law found by quadrature) are held as symbols, so that simplification
     # does not turn them into huge rationals
@@ -165,9 +171,12 @@ def lyapunov(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
     entries stay rational functions of those radicals, in compact form.
     """
     n = A.shape[0]
-    radicals = sorted({a for M in (A, B) for a in M.atoms(sp.Pow) if not a.exp.is_Integer}
-                      | {f for M in (A, B) for f in M.atoms(sp.Float)}
-                      | {f for M in (A, B) for f in M.atoms(sp.Function)}, key=sp.default_sort_key)
+    radicals = sorted(
+        {a for M in (A, B) for a in M.atoms(sp.Pow) if not a.exp.is_Integer}
+        | {f for M in (A, B) for f in M.atoms(sp.Float)}
+        | {f for M in (A, B) for f in M.atoms(sp.Function)},
+        key=sp.default_sort_key,
+    )
     held = {r: sp.Dummy(f"r{i}", positive=True) if r.is_positive else sp.Dummy(f"r{i}") for i, r in enumerate(radicals)}
     back = {d: r for r, d in held.items()}
     A, B = A.xreplace(held), B.xreplace(held)
@@ -175,18 +184,22 @@ def lyapunov(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
     for idx in _blocks(A, B):
         a, b, m = A.extract(idx, idx), B.extract(idx, idx), len(idx)
         entries = {(i, j): sp.Symbol(f"c_{i}{j}") for i in range(m) for j in range(i, m)}
-        c = sp.Matrix(m, m, lambda i, j: entries[(min(i, j), max(i, j))])
+        c = sp.Matrix(m, m, lambda i, j, entries=entries: entries[(min(i, j), max(i, j))])
         equations = [e for e in (a * c + c * a.T + b) if e != 0]
         unknowns = list(entries.values())
         if not equations:
-            raise NoStationaryLawError("the Lyapunov equation A C + C A^T + B = 0 has no unique solution (A is not stable)")
+            raise NoStationaryLawError(
+                "the Lyapunov equation A C + C A^T + B = 0 has no unique solution (A is not stable)"
+            )
         solutions = sp.linsolve(equations, unknowns)
         if not solutions:
             raise NoStationaryLawError("the Lyapunov equation A C + C A^T + B = 0 has no solution (A is not stable)")
         values = next(iter(solutions))
         if any(v.free_symbols & set(unknowns) for v in values):
-            raise NoStationaryLawError("the Lyapunov equation A C + C A^T + B = 0 has no unique solution (A is not stable)")
-        solved = c.xreplace(dict(zip(unknowns, values)))
+            raise NoStationaryLawError(
+                "the Lyapunov equation A C + C A^T + B = 0 has no unique solution (A is not stable)"
+            )
+        solved = c.xreplace(dict(zip(unknowns, values, strict=False)))
         for p, i in enumerate(idx):
             for q, j in enumerate(idx):
                 C[i, j] = solved[p, q]
@@ -204,7 +217,7 @@ def is_hurwitz(A: sp.Matrix) -> bool | None:
 
 
 @lru_cache(maxsize=1024)
-def _cached_sde(optimizer: str, noise: str, regime: str, form: str, nu: "str | None") -> SDE:
+def _cached_sde(optimizer: str, noise: str, regime: str, form: str, nu: str | None) -> SDE:
     return derive_sde(optimizer, noise, regime, form, nu=nu)
 
 
@@ -232,10 +245,14 @@ def _linear_law(optimizer, noise, regime: str, form: str, nu) -> LinearLaw:
         sde = sde_of(optimizer, noise, regime, form, nu)
     except InfiniteMomentError as exc:
         name = getattr(optimizer, "name", optimizer)
-        raise NoStationaryLawError(f"{name} has no stationary law with finite variance under this noise: {exc}") from None
+        raise NoStationaryLawError(
+            f"{name} has no stationary law with finite variance under this noise: {exc}"
+        ) from None
     model = linearize(sde, curvature)
     if is_hurwitz(model.A) is False:
-        raise NoStationaryLawError(f"the linearised drift of {sde.optimizer} at the minimum is unstable (A = {model.A.tolist()})")
+        raise NoStationaryLawError(
+            f"the linearised drift of {sde.optimizer} at the minimum is unstable (A = {model.A.tolist()})"
+        )
     return LinearLaw(model, lyapunov(model.A, model.B))
 
 

@@ -8,6 +8,7 @@ every mutant fails it (tests/test_checks.py asserts so). Rows with ``expect_equa
 *not* agree (a rejected law: the gap must be resolved); rows with ``expect_equal=None`` are shown
 without a verdict (e.g. a mean under infinite variance, where an SE means nothing).
 """
+
 from __future__ import annotations
 
 import math
@@ -74,11 +75,21 @@ class Row:
         def num(v: float):
             return float(v) if math.isfinite(v) else str(v)
 
-        return {"name": self.name, "symbolic": self.symbolic, "predicted": num(self.predicted),
-                "estimate": num(self.estimate), "se": num(self.se), "gap_in_se": num(self.gap_in_se),
-                "relative_gap": num(self.relative_gap), "resolution": num(self.resolution),
-                "expect_equal": self.expect_equal, "ok": self.ok, "seconds": self.seconds, "note": self.note,
-                "mutants": {k: {"predicted": num(v), "detected": self.mutant_detected(k)} for k, v in self.mutants.items()}}
+        return {
+            "name": self.name,
+            "symbolic": self.symbolic,
+            "predicted": num(self.predicted),
+            "estimate": num(self.estimate),
+            "se": num(self.se),
+            "gap_in_se": num(self.gap_in_se),
+            "relative_gap": num(self.relative_gap),
+            "resolution": num(self.resolution),
+            "expect_equal": self.expect_equal,
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "note": self.note,
+            "mutants": {k: {"predicted": num(v), "detected": self.mutant_detected(k)} for k, v in self.mutants.items()},
+        }
 
 
 def _pct(value: float) -> str:
@@ -87,8 +98,10 @@ def _pct(value: float) -> str:
 
 def table(rows: list[Row]) -> str:
     """The rows as a text table; notes as numbered footnotes below it."""
-    head = (f"{'check':80s} {'predicted':>11s} {'simulated':>11s} {'SE':>9s} {'gap %':>8s} {'gap/SE':>7s} "
-            f"{'res. %':>7s} {'agree':>6s} {'time s':>7s}")
+    head = (
+        f"{'check':80s} {'predicted':>11s} {'simulated':>11s} {'SE':>9s} {'gap %':>8s} {'gap/SE':>7s} "
+        f"{'res. %':>7s} {'agree':>6s} {'time s':>7s}"
+    )
     lines = [head, "-" * len(head)]
     notes: list[str] = []
     for r in rows:
@@ -103,10 +116,14 @@ def table(rows: list[Row]) -> str:
                 notes.append(r.note)
             name = f"{name} [{notes.index(r.note) + 1}]"
         resolution = f"{100 * r.resolution:.2f}" if math.isfinite(r.resolution) else "n/a"
-        lines.append(f"{name:80s} {r.predicted:11.5g} {r.estimate:11.5g} {r.se:9.2g} {_pct(r.relative_gap):>8s} "
-                     f"{r.gap_in_se:7.1f} {resolution:>7s} {agree:>6s} {r.seconds:7.1f}")
-    lines.append("res. %: the smallest relative gap the row detects at 4 SE. agree*: a row that must NOT agree "
-                 "(the simulation rejects the compared law); n/a: shown without a verdict.")
+        lines.append(
+            f"{name:80s} {r.predicted:11.5g} {r.estimate:11.5g} {r.se:9.2g} {_pct(r.relative_gap):>8s} "
+            f"{r.gap_in_se:7.1f} {resolution:>7s} {agree:>6s} {r.seconds:7.1f}"
+        )
+    lines.append(
+        "res. %: the smallest relative gap the row detects at 4 SE. agree*: a row that must NOT agree "
+        "(the simulation rejects the compared law); n/a: shown without a verdict."
+    )
     lines += [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
     return "\n".join(lines)
 
@@ -115,11 +132,17 @@ def summary(rows: list[Row]) -> str:
     failed = [r for r in rows if not r.ok]
     shown = sum(r.expect_equal is None for r in rows)
     total = sum(r.seconds for r in rows)
-    return (f"{len(rows) - len(failed) - shown} passed, {len(failed)} failed, {shown} shown without a verdict "
-            f"({total:.0f} s of simulation)")
+    return (
+        f"{len(rows) - len(failed) - shown} passed, {len(failed)} failed, {shown} shown without a verdict "
+        f"({total:.0f} s of simulation)"
+    )
 
 
 def to_dict(rows: list[Row]) -> dict:
     failed = [r.name for r in rows if not r.ok]
-    return {"rows": [r.to_dict() for r in rows], "passed": sum(r.ok and r.expect_equal is not None for r in rows),
-            "failed": failed, "shown": sum(r.expect_equal is None for r in rows)}
+    return {
+        "rows": [r.to_dict() for r in rows],
+        "passed": sum(r.ok and r.expect_equal is not None for r in rows),
+        "failed": failed,
+        "shown": sum(r.expect_equal is None for r in rows),
+    }

@@ -17,6 +17,7 @@ That is linear in the unknown exponents: we evaluate it at random rational point
 variables, solve the linear system exactly, and confirm the solution symbolically. An
 inconsistent system means no rule exists under that criterion; we name the condition that broke it.
 """
+
 from __future__ import annotations
 
 import random
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import mpmath
-
 import sympy as sp
 
 from .. import symbols as S
@@ -74,14 +74,21 @@ class ScalingRule:
         return out
 
     def to_dict(self) -> dict:
-        return {"optimizer": self.optimizer, "regime": self.regime, "criterion": self.criterion,
-                "exponents": {k: (None if k in self.free else str(v)) for k, v in self.exponents.items()},
-                "free": list(self.free), "preserved": list(self.conditions),
-                "batch_scaling": "B -> kappa B, sigma -> sigma/sqrt(kappa)"}
+        return {
+            "optimizer": self.optimizer,
+            "regime": self.regime,
+            "criterion": self.criterion,
+            "exponents": {k: (None if k in self.free else str(v)) for k, v in self.exponents.items()},
+            "free": list(self.free),
+            "preserved": list(self.conditions),
+            "batch_scaling": "B -> kappa B, sigma -> sigma/sqrt(kappa)",
+        }
 
     def to_text(self) -> str:
-        head = (f"scaling rule of {self.optimizer} | regime {self.regime} | criterion {self.criterion} "
-                "| batch B -> kappa B, sigma -> sigma/sqrt(kappa)")
+        head = (
+            f"scaling rule of {self.optimizer} | regime {self.regime} | criterion {self.criterion} "
+            "| batch B -> kappa B, sigma -> sigma/sqrt(kappa)"
+        )
         return "\n".join([head, *self.lines(), "  preserved: " + "; ".join(self.conditions)])
 
 
@@ -141,8 +148,9 @@ def _least_squares(rows: list[list], rhs: list) -> tuple[list, list[int], float]
         return [solution[i] for i in range(M.cols)], free, float(residual)
 
 
-def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, unknowns: list[sp.Symbol],
-                    seed: int = 0) -> tuple[dict[sp.Symbol, sp.Expr], list[sp.Symbol]]:
+def solve_exponents(
+    conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, unknowns: list[sp.Symbol], seed: int = 0
+) -> tuple[dict[sp.Symbol, sp.Expr], list[sp.Symbol]]:
     """Exponents that make every (label, expression, prefactor exponent) condition hold.
 
     Returns the solved exponents (small rationals) and the unknowns left free. Raises
@@ -165,8 +173,10 @@ def solve_exponents(conditions: list[tuple[str, sp.Expr, sp.Expr]], exps: dict, 
             except (ValueError, TypeError, NotImplementedError, ZeroDivisionError) as exc:
                 values = [exc]
             if not all(isinstance(v, sp.Number) for v in values):
-                raise ScalingUndecidedError(f"SymPy cannot evaluate the condition on {label} at sample points "
-                                         "(a derivative of a special function it does not know)")
+                raise ScalingUndecidedError(
+                    f"SymPy cannot evaluate the condition on {label} at sample points "
+                    "(a derivative of a special function it does not know)"
+                )
             rows.append(values[:-1])
             rhs.append(-values[-1])
         solution, free, residual = _least_squares(rows, rhs)
@@ -183,10 +193,13 @@ def _sde_conditions(sde: SDE, exps: dict, a: sp.Symbol) -> list[tuple[str, sp.Ex
     cov = (sde.diffusion * sde.diffusion.T).applyfunc(sde.explicit)  # G G^T unsimplified: the conditions are
     # evaluated at points and confirmed term by term; simplifying a Student-t covariance first can take minutes
     d = [sp.Integer(0)] + [exps[s] for s in sde.state[1:]]
-    out = [(f"the drift of {s}, {b}", b, a - 1 - d[i]) for i, (s, b) in enumerate(zip(sde.state, drift))]
+    out = [(f"the drift of {s}, {b}", b, a - 1 - d[i]) for i, (s, b) in enumerate(zip(sde.state, drift, strict=False))]
     n = len(sde.state)
-    out += [(f"the covariance ({sde.state[i]}, {sde.state[j]}), {cov[i, j]}", cov[i, j], a - 1 - d[i] - d[j])
-            for i in range(n) for j in range(i, n)]
+    out += [
+        (f"the covariance ({sde.state[i]}, {sde.state[j]}), {cov[i, j]}", cov[i, j], a - 1 - d[i] - d[j])
+        for i in range(n)
+        for j in range(i, n)
+    ]
     return out
 
 
@@ -196,13 +209,17 @@ def _stationary_conditions(optimizer, noise, form, regime, exps: dict, a: sp.Sym
     d = [sp.Integer(0)] + [exps[s] for s in states[1:]]
     out = [(f"the stationary loss {result.expected_loss}", result.expected_loss, sp.Integer(0))]
     A = result.model.A
-    out += [(f"the linearised drift entry A[{states[i]}, {states[j]}] = {A[i, j]}", A[i, j], a - 1 - d[i] + d[j])
-            for i in range(A.shape[0]) for j in range(A.shape[1])]
+    out += [
+        (f"the linearised drift entry A[{states[i]}, {states[j]}] = {A[i, j]}", A[i, j], a - 1 - d[i] + d[j])
+        for i in range(A.shape[0])
+        for j in range(A.shape[1])
+    ]
     return out
 
 
-def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise: str = "gaussian",
-                 form: str = "full", nu=None) -> ScalingRule:
+def scaling_rule(
+    optimizer, regime: str = "paper", criterion: str = "sde", noise: str = "gaussian", form: str = "full", nu=None
+) -> ScalingRule:
     """Solve for the batch-size scaling rule of ``optimizer`` under ``criterion``."""
     if criterion not in CRITERIA:
         from ..errors import UnknownNameError
@@ -222,18 +239,25 @@ def scaling_rule(optimizer, regime: str = "paper", criterion: str = "sde", noise
     try:
         values, free_unknowns = solve_exponents(conditions, exps, list(unknown.values()))
     except NoScalingRuleError as exc:
-        raise NoScalingRuleError(f"{spec.name} ({regime} regime) has no scaling rule under criterion "
-                                 f"'{criterion}': {exc}" + ("; try --criterion stationary" if criterion == "sde" else "")) from None
+        raise NoScalingRuleError(
+            f"{spec.name} ({regime} regime) has no scaling rule under criterion "
+            f"'{criterion}': {exc}" + ("; try --criterion stationary" if criterion == "sde" else "")
+        ) from None
     except ScalingUndecidedError as exc:
-        raise ScalingUndecidedError(f"{spec.name} ({regime} regime): whether a scaling rule exists under criterion "
-                                    f"'{criterion}' is not decided: {exc}") from None
+        raise ScalingUndecidedError(
+            f"{spec.name} ({regime} regime): whether a scaling rule exists under criterion "
+            f"'{criterion}' is not decided: {exc}"
+        ) from None
     _confirm(conditions, exps, values)
     names = {u: (sym.name) for sym, u in unknown.items()}
     ordered = sorted(unknown.items(), key=lambda item: (item[0] in sde.state, item[0].name != "eta", item[0].name))
     exponents = {sym.name: sp.simplify(values[u]) for sym, u in ordered}
     free = [names[u] for u in free_unknowns]
-    kept = ("the drift and diffusion at equal epochs" if criterion == "sde"
-            else f"the stationary loss on f = {curvature}*x**2/2 and the per-epoch convergence rates")
+    kept = (
+        "the drift and diffusion at equal epochs"
+        if criterion == "sde"
+        else f"the stationary loss on f = {curvature}*x**2/2 and the per-epoch convergence rates"
+    )
     return ScalingRule(spec.name, regime, criterion, exponents, free, [kept])
 
 

@@ -14,6 +14,7 @@ coordinate. Beyond that, each derived from the SDE:
   linearised SDE (true by construction when C solves the Lyapunov equation; it guards the algebra);
 * for SGD, the full-matrix case: H C + C H = eta Sigma with E f = tr(H C)/2.
 """
+
 from __future__ import annotations
 
 import random
@@ -38,8 +39,8 @@ class StationaryResult:
     covariance: sp.Matrix
     var_x: sp.Expr
     expected_loss: sp.Expr
-    expansion: "Expansion | None" = None  #: E X^2 beyond the linear phase (one-state SDEs)
-    momentum: "MomentumLaws | None" = None  #: published / full / lemma laws (optimizers with momentum)
+    expansion: Expansion | None = None  #: E X^2 beyond the linear phase (one-state SDEs)
+    momentum: MomentumLaws | None = None  #: published / full / lemma laws (optimizers with momentum)
     fokker_planck: bool | None = None  #: consistency check of the linearised law
 
     @property
@@ -49,55 +50,81 @@ class StationaryResult:
     def to_text(self, hint: bool = True) -> str:
         """The derivation as text; ``hint`` says how to evaluate the exact law numerically."""
         sde, m = self.sde, self.model
-        lines = [f"stationary law of {sde.optimizer} | noise {sde.noise} | regime {sde.regime} | form {sde.form}",
-                 f"  model: f = {m.curvature}*x**2/2 per coordinate (g = {m.curvature}*x), t -> oo",
-                 "  mean: " + ", ".join(f"{k} = {v}" for k, v in m.fixed_point.items()),
-                 f"  linearised drift A = {m.A.tolist()}",
-                 f"  B = G G^T at the mean = {m.B.tolist()}",
-                 f"  covariance C (A C + C A^T + B = 0) = {self.covariance.tolist()}",
-                 f"  Var x = {self.var_x}   (linearised SDE)",
-                 f"  E f = {self.expected_loss}   (per coordinate, linearised SDE)"]
+        lines = [
+            f"stationary law of {sde.optimizer} | noise {sde.noise} | regime {sde.regime} | form {sde.form}",
+            f"  model: f = {m.curvature}*x**2/2 per coordinate (g = {m.curvature}*x), t -> oo",
+            "  mean: " + ", ".join(f"{k} = {v}" for k, v in m.fixed_point.items()),
+            f"  linearised drift A = {m.A.tolist()}",
+            f"  B = G G^T at the mean = {m.B.tolist()}",
+            f"  covariance C (A C + C A^T + B = 0) = {self.covariance.tolist()}",
+            f"  Var x = {self.var_x}   (linearised SDE)",
+            f"  E f = {self.expected_loss}   (per coordinate, linearised SDE)",
+        ]
         if self.expansion is not None:
             e = self.expansion
-            lines += ["  beyond the linear phase, from the SDE's series about the minimum (x > 0):",
-                      f"    drift = -({e.a})*x + ({e.c2})*x**2 + ({e.c3})*x**3 + ...,  D = G G^T = {e.b0} + ({e.d2})*x**2 + ...",
-                      f"    E x^2 = {e.second_moment}",
-                      f"    ({e.description})",
-                      "  exact: the zero-flux density p(x) ~ exp(integral of 2 b/D)/D of the SDE, by quadrature"
-                      + (" (give --eta, --sigma and --curvature to evaluate it)" if hint else "")]
+            lines += [
+                "  beyond the linear phase, from the SDE's series about the minimum (x > 0):",
+                f"    drift = -({e.a})*x + ({e.c2})*x**2 + ({e.c3})*x**3 + ...,  D = G G^T = {e.b0} + ({e.d2})*x**2 + ...",
+                f"    E x^2 = {e.second_moment}",
+                f"    ({e.description})",
+                "  exact: the zero-flux density p(x) ~ exp(integral of 2 b/D)/D of the SDE, by quadrature"
+                + (" (give --eta, --sigma and --curvature to evaluate it)" if hint else ""),
+            ]
         if self.momentum is not None:
             lines.append(self.momentum.to_text())
         if self.fokker_planck is not None:
-            lines.append("  consistency check (holds by construction for a linear SDE with the Lyapunov covariance): "
-                         "N(mean, C) zeroes the stationary Fokker-Planck operator: "
-                         + ("yes" if self.fokker_planck else "NO (an algebra error)"))
+            lines.append(
+                "  consistency check (holds by construction for a linear SDE with the Lyapunov covariance): "
+                "N(mean, C) zeroes the stationary Fokker-Planck operator: "
+                + ("yes" if self.fokker_planck else "NO (an algebra error)")
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         sde, m = self.sde, self.model
-        return {"optimizer": sde.optimizer, "noise": sde.noise, "regime": sde.regime, "form": sde.form,
-                "curvature": str(m.curvature), "mean": {str(k): str(v) for k, v in m.fixed_point.items()},
-                "A": [[str(e) for e in row] for row in m.A.tolist()], "B": [[str(e) for e in row] for row in m.B.tolist()],
-                "covariance": [[str(e) for e in row] for row in self.covariance.tolist()],
-                "var_x": str(self.var_x), "expected_loss_per_coordinate": str(self.expected_loss),
-                "expansion": self.expansion.to_dict() if self.expansion else None,
-                "momentum_laws": self.momentum.to_dict() if self.momentum else None,
-                "fokker_planck_consistency": self.fokker_planck}
+        return {
+            "optimizer": sde.optimizer,
+            "noise": sde.noise,
+            "regime": sde.regime,
+            "form": sde.form,
+            "curvature": str(m.curvature),
+            "mean": {str(k): str(v) for k, v in m.fixed_point.items()},
+            "A": [[str(e) for e in row] for row in m.A.tolist()],
+            "B": [[str(e) for e in row] for row in m.B.tolist()],
+            "covariance": [[str(e) for e in row] for row in self.covariance.tolist()],
+            "var_x": str(self.var_x),
+            "expected_loss_per_coordinate": str(self.expected_loss),
+            "expansion": self.expansion.to_dict() if self.expansion else None,
+            "momentum_laws": self.momentum.to_dict() if self.momentum else None,
+            "fokker_planck_consistency": self.fokker_planck,
+        }
 
-    def at_curvature(self, lam: sp.Expr) -> "StationaryResult":
+    def at_curvature(self, lam: sp.Expr) -> StationaryResult:
         """This result with the curvature symbol replaced by ``lam`` (the momentum laws are dropped)."""
         sub = {curvature: lam}
-        model = LinearModel(self.model.sde, lam, self.model.fixed_point,
-                            tuple(sp.sympify(b).xreplace(sub) for b in self.model.drift),
-                            self.model.A.xreplace(sub), self.model.B.xreplace(sub))
+        model = LinearModel(
+            self.model.sde,
+            lam,
+            self.model.fixed_point,
+            tuple(sp.sympify(b).xreplace(sub) for b in self.model.drift),
+            self.model.A.xreplace(sub),
+            self.model.B.xreplace(sub),
+        )
         expanded = None
         if self.expansion is not None:
             e = self.expansion
             expanded = Expansion(*(sp.sympify(v).xreplace(sub) for v in (e.a, e.c2, e.c3, e.b0, e.d2, e.second_moment)))
-        return StationaryResult(model, self.covariance.xreplace(sub), self.var_x.xreplace(sub),
-                                self.expected_loss.xreplace(sub), expanded, None, self.fokker_planck)
+        return StationaryResult(
+            model,
+            self.covariance.xreplace(sub),
+            self.var_x.xreplace(sub),
+            self.expected_loss.xreplace(sub),
+            expanded,
+            None,
+            self.fokker_planck,
+        )
 
-    def evaluate(self, numbers: dict[str, float], curvatures: "list[sp.Expr]") -> "StationaryValues":
+    def evaluate(self, numbers: dict[str, float], curvatures: list[sp.Expr]) -> StationaryValues:
         """Every closed form of this result at the given parameter values, one column per law,
         one row per coordinate (curvature)."""
         return evaluate(self, numbers, curvatures)
@@ -128,7 +155,9 @@ def fokker_planck_vanishes(model: LinearModel, cov: sp.Matrix, points: int = 2, 
             return sp.diff(f, shift[i]) + f * sp.diff(log_p, shift[i])
 
         flux = An * s_vec
-        operator = -sum(d(flux[i], i) for i in range(n)) + sum(d(d(Bn[i, j], j), i) for i in range(n) for j in range(n)) / 2
+        operator = (
+            -sum(d(flux[i], i) for i in range(n)) + sum(d(d(Bn[i, j], j), i) for i in range(n) for j in range(n)) / 2
+        )
         scale = 1 + max(abs(e) for M in (An, Bn, P) for e in M) ** 3
         if any(abs(c) > 1e-40 * scale for c in sp.Poly(sp.expand(operator), *shift).coeffs()):
             return False
@@ -146,8 +175,9 @@ def _stationary_cached(optimizer, noise, form, nu, regime) -> StationaryResult:
     return result
 
 
-def stationary(optimizer, noise="gaussian", form: str = "full", nu=None, lam: sp.Expr = curvature,
-               regime: str = "paper") -> StationaryResult:
+def stationary(
+    optimizer, noise="gaussian", form: str = "full", nu=None, lam: sp.Expr = curvature, regime: str = "paper"
+) -> StationaryResult:
     """Derive the stationary law of ``optimizer``'s SDE on f = lam x^2/2 (per coordinate).
 
     The law is derived with a symbolic curvature and cached per process for built-in optimizers
@@ -157,7 +187,8 @@ def stationary(optimizer, noise="gaussian", form: str = "full", nu=None, lam: sp
     if lam.is_number and not lam > 0:
         raise NoStationaryLawError(
             f"curvature {lam} is not positive: the quadratic model is not convex, and the linearised "
-            "SDE about x = 0 is unstable, so it has no stationary law")
+            "SDE about x = 0 is unstable, so it has no stationary law"
+        )
     key_nu = None if nu is None else str(nu)
     if isinstance(optimizer, str) and isinstance(noise, str):
         result = _stationary_cached(optimizer, noise, form, key_nu, regime)
@@ -172,10 +203,10 @@ class CoordinateValues:
     """E f of one coordinate (curvature lambda) under each available law."""
 
     curvature: sp.Expr
-    linearised: "float | sp.Expr"
-    second_order: "float | sp.Expr | None" = None
-    exact: "ExactStationary | None" = None
-    laws: dict[str, "float | sp.Expr | None"] = field(default_factory=dict)  # momentum laws by key
+    linearised: float | sp.Expr
+    second_order: float | sp.Expr | None = None
+    exact: ExactStationary | None = None
+    laws: dict[str, float | sp.Expr | None] = field(default_factory=dict)  # momentum laws by key
 
 
 @dataclass
@@ -193,7 +224,7 @@ class StationaryValues:
         return "linearised SDE (Lyapunov equation)"
 
     @property
-    def expected_loss(self) -> "float | sp.Expr":
+    def expected_loss(self) -> float | sp.Expr:
         """E f summed over the coordinates: the exact law where it was computed, else the linearised one."""
         if all(c.exact is not None for c in self.coordinates):
             return sum(c.exact.expected_loss for c in self.coordinates)
@@ -204,7 +235,9 @@ class StationaryValues:
         if any(c.second_order is not None for c in self.coordinates):
             cols.append(("second_order", "2nd order (5b)", [c.second_order for c in self.coordinates]))
         if any(c.exact is not None for c in self.coordinates):
-            cols.append(("exact", "exact (quadrature)", [c.exact.expected_loss if c.exact else None for c in self.coordinates]))
+            cols.append(
+                ("exact", "exact (quadrature)", [c.exact.expected_loss if c.exact else None for c in self.coordinates])
+            )
         if self.result.momentum is not None:
             for key, _, _ in self.result.momentum.laws():
                 cols.append((key, key.replace("_", " "), [c.laws.get(key) for c in self.coordinates]))
@@ -229,13 +262,22 @@ class StationaryValues:
 
         per = []
         for c in self.coordinates:
-            entry = {"curvature": num(c.curvature), "linearised": num(c.linearised), "second_order": num(c.second_order),
-                     "exact": c.exact.to_dict() if c.exact else None}
+            entry = {
+                "curvature": num(c.curvature),
+                "linearised": num(c.linearised),
+                "second_order": num(c.second_order),
+                "exact": c.exact.to_dict() if c.exact else None,
+            }
             entry.update({k: num(v) for k, v in c.laws.items()})
             per.append(entry)
         totals = {f"expected_loss_{key}": num(_total(values)) for key, _, values in self.columns()}
-        return {"numbers": self.numbers, "expected_loss": num(self.expected_loss), "expected_loss_method": self.method,
-                **totals, "coordinates": per}
+        return {
+            "numbers": self.numbers,
+            "expected_loss": num(self.expected_loss),
+            "expected_loss_method": self.method,
+            **totals,
+            "coordinates": per,
+        }
 
 
 def _fmt(value) -> str:
@@ -253,7 +295,7 @@ def _total(values: list):
     return number if number is not None else sp.simplify(total)
 
 
-def evaluate(result: StationaryResult, numbers: dict[str, float], curvatures: "list[sp.Expr]") -> StationaryValues:
+def evaluate(result: StationaryResult, numbers: dict[str, float], curvatures: list[sp.Expr]) -> StationaryValues:
     """E f of ``result`` at ``numbers`` for each curvature (one per coordinate)."""
     lam = result.model.curvature
     if lam != curvature:
@@ -261,8 +303,10 @@ def evaluate(result: StationaryResult, numbers: dict[str, float], curvatures: "l
     coordinates = []
     for value in curvatures:
         if value.is_number and not value > 0:
-            raise NoStationaryLawError(f"curvature {value} is not positive: the quadratic model is not convex, and "
-                                       "the SDE has no stationary law about x = 0")
+            raise NoStationaryLawError(
+                f"curvature {value} is not positive: the quadratic model is not convex, and "
+                "the SDE has no stationary law about x = 0"
+            )
         at = {**numbers}
 
         def ev(expr, value=value, at=at):
@@ -290,16 +334,21 @@ class FullMatrixResult:
     expected_loss: sp.Expr
 
     def to_dict(self) -> dict:
-        return {"H": [[str(e) for e in row] for row in self.H.tolist()],
-                "Sigma": [[str(e) for e in row] for row in self.Sigma.tolist()],
-                "covariance": [[str(e) for e in row] for row in self.covariance.tolist()],
-                "expected_loss": str(self.expected_loss)}
+        return {
+            "H": [[str(e) for e in row] for row in self.H.tolist()],
+            "Sigma": [[str(e) for e in row] for row in self.Sigma.tolist()],
+            "covariance": [[str(e) for e in row] for row in self.covariance.tolist()],
+            "expected_loss": str(self.expected_loss),
+        }
 
     def to_text(self) -> str:
-        return "\n".join([
-            f"SGD with full H and Sigma (d = {self.H.shape[0]}): dX = -H X dt + sqrt(eta Sigma) dW",
-            f"  C solves H C + C H = eta Sigma: C = {self.covariance.tolist()}",
-            f"  E f = tr(H C)/2 = {self.expected_loss}"])
+        return "\n".join(
+            [
+                f"SGD with full H and Sigma (d = {self.H.shape[0]}): dX = -H X dt + sqrt(eta Sigma) dW",
+                f"  C solves H C + C H = eta Sigma: C = {self.covariance.tolist()}",
+                f"  E f = tr(H C)/2 = {self.expected_loss}",
+            ]
+        )
 
 
 def sgd_full_matrix(d: int = 2) -> FullMatrixResult:

@@ -24,6 +24,7 @@ differ at O(eta^3)). Chains that are not linear on the quadratic (RMSprop, Adam,
 multiplies the noise, sign(.) is not affine) are refused: their stationary law at relative O(eta)
 needs the nonlinear moment hierarchy, which is not derived.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,7 +88,8 @@ def linear_chain(optimizer: str, noise: str = "gaussian", lam: sp.Expr = CURVATU
             raise NotLinearChainError(
                 f"the chain of {spec.name} on the quadratic is not linear with additive noise (the update of {name} "
                 f"is not affine in {', '.join(map(str, variables))}); the stationary diffusion correction is derived "
-                "for linear chains only (sgd, EMA heavy-ball momentum, SGD with weight decay)")
+                "for linear chains only (sgd, EMA heavy-ball momentum, SGD with weight decay)"
+            )
     A = sp.Matrix(len(states), len(states), lambda i, j: new[i].coeff(states[j]))
     B = sp.Matrix([e.coeff(zeta) for e in new])
     c = sp.Matrix([e.xreplace({**{s: 0 for s in states}, zeta: 0}) for e in new])
@@ -100,8 +102,9 @@ def linear_chain(optimizer: str, noise: str = "gaussian", lam: sp.Expr = CURVATU
     equations = list(C - A * C * A.T - m2 * B * B.T)
     solution = sp.solve(equations, list(unknowns.values()), dict=True)
     if not solution:
-        raise DeriveError(f"the chain of {spec.name} has no stationary covariance "
-                          "(the discrete Lyapunov equation has no solution)")
+        raise DeriveError(
+            f"the chain of {spec.name} has no stationary covariance (the discrete Lyapunov equation has no solution)"
+        )
     return LinearChain(states, A, c, B, C.xreplace(solution[0]).applyfunc(lambda e: sp.factor(sp.cancel(e))))
 
 
@@ -132,18 +135,25 @@ class StationaryComparison:
             lines.append(f"  {name:32s} {value}{err}")
         lines.append(f"  finite-horizon diffusion (order 1 and 2): {list(self.finite_horizon)}")
         lines.append(f"  stationary diffusion (exact):             {list(self.exact)}")
-        lines.append(f"  stationary diffusion through eta^2:       {list(self.stationary)}"
-                     + ("" if self.admissible else "   NOT positive semi-definite: no SDE has this diffusion"))
+        lines.append(
+            f"  stationary diffusion through eta^2:       {list(self.stationary)}"
+            + ("" if self.admissible else "   NOT positive semi-definite: no SDE has this diffusion")
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {
-            "optimizer": self.optimizer, "noise": self.noise, "curvature": str(self.curvature),
+            "optimizer": self.optimizer,
+            "noise": self.noise,
+            "curvature": str(self.curvature),
             "state": [s.name for s in self.chain.states],
             "variance": {k: str(v) for k, v in self.variances.items()},
             "relative_error": {k: str(self.relative_error(k)) for k in self.variances if k != "chain"},
-            "diffusion": {"finite-horizon": _rows(self.finite_horizon), "stationary": _rows(self.stationary),
-                          "stationary_exact": _rows(self.exact)},
+            "diffusion": {
+                "finite-horizon": _rows(self.finite_horizon),
+                "stationary": _rows(self.stationary),
+                "stationary_exact": _rows(self.exact),
+            },
             "stationary_admissible": self.admissible,
         }
 
@@ -167,8 +177,9 @@ def _eta_series(expr: sp.Expr, order: int) -> sp.Expr:
     return sp.factor(sp.series(expr, S.eta, 0, order + 1).removeO()) if expr != 0 else expr
 
 
-def stationary_comparison(optimizer: str, noise: str = "gaussian", lam: sp.Expr = CURVATURE,
-                          nu: object = None) -> StationaryComparison:
+def stationary_comparison(
+    optimizer: str, noise: str = "gaussian", lam: sp.Expr = CURVATURE, nu: object = None
+) -> StationaryComparison:
     """Derive the chain's stationary covariance, the order-1 and order-2 SDEs' (Lyapunov), and the
     stationary diffusion correction D = -(M C_chain + C_chain M^T) (see the module docstring)."""
     chain = linear_chain(optimizer, noise, lam, nu)
@@ -184,5 +195,15 @@ def stationary_comparison(optimizer: str, noise: str = "gaussian", lam: sp.Expr 
         "order 2 (order-1 diffusion)": lyapunov(M, D0)[0, 0],
         "order 2 + stationary diffusion": lyapunov(M, truncated)[0, 0],
     }
-    return StationaryComparison(first.optimizer, first.noise, lam, chain, M, D0, exact, truncated,
-                                {k: sp.factor(v) for k, v in variances.items()}, _positive_semidefinite(truncated))
+    return StationaryComparison(
+        first.optimizer,
+        first.noise,
+        lam,
+        chain,
+        M,
+        D0,
+        exact,
+        truncated,
+        {k: sp.factor(v) for k, v in variances.items()},
+        _positive_semidefinite(truncated),
+    )

@@ -3,6 +3,7 @@
 The quadratic part needs only the generated simulators; the neural-network part needs the
 optional ``nn`` extra (PyTorch CPU, scikit-learn for the bundled digits images).
 """
+
 from __future__ import annotations
 
 from ..errors import DeriveError
@@ -21,8 +22,10 @@ def require_torch():
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("the neural-network validation needs PyTorch: pip install torch==2.13.0 "
-                                "(CPU wheel) and pip install -e \".[nn]\"") from exc
+        raise MissingExtraError(
+            "the neural-network validation needs PyTorch: pip install torch==2.13.0 "
+            '(CPU wheel) and pip install -e ".[nn]"'
+        ) from exc
     return torch
 
 

@@ -7,6 +7,7 @@
   its own step in {1, 2, 3} and a fraction of tokens is replaced by uniform noise. The model must
   infer the step from context, which a tiny Transformer learns in a few hundred full-batch steps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ class Dataset:
     """Full-batch tensors: inputs, integer targets, and the task (``classify`` or ``next_token``)."""
 
     name: str
-    inputs: "object"  # torch.Tensor
-    targets: "object"  # torch.Tensor (long)
+    inputs: object  # torch.Tensor
+    targets: object  # torch.Tensor (long)
     task: str
     n_classes: int
 
@@ -35,7 +36,9 @@ def digits(n: int = 256, seed: int = 0, image: bool = True) -> Dataset:
     except ImportError as exc:
         from . import MissingExtraError
 
-        raise MissingExtraError("the digits data needs scikit-learn: pip install scikit-learn (or the nn extra)") from exc
+        raise MissingExtraError(
+            "the digits data needs scikit-learn: pip install scikit-learn (or the nn extra)"
+        ) from exc
     bunch = load_digits()
     total = bunch.images.shape[0]
     if not 1 <= n <= total:
@@ -51,13 +54,16 @@ def next_token(n: int = 64, length: int = 12, vocab: int = 11, noise: float = 0.
     """``n`` sequences of ``length + 1`` tokens; inputs are the first ``length``, targets the next ones."""
     torch = require_torch()
     if n < 1 or length < 2 or vocab < 4 or not 0 <= noise < 1:
-        raise ValidationInputError(f"next_token: need n >= 1, length >= 2, vocab >= 4, 0 <= noise < 1; got "
-                                   f"n={n}, length={length}, vocab={vocab}, noise={noise}")
+        raise ValidationInputError(
+            f"next_token: need n >= 1, length >= 2, vocab >= 4, 0 <= noise < 1; got "
+            f"n={n}, length={length}, vocab={vocab}, noise={noise}"
+        )
     rng = np.random.default_rng([seed, 5])
     start = rng.integers(0, vocab, size=(n, 1))
     step = rng.integers(1, 4, size=(n, 1))
     seq = (start + step * np.arange(length + 1)[None, :]) % vocab
     flip = rng.random(seq.shape) < noise
     seq = np.where(flip, rng.integers(0, vocab, size=seq.shape), seq).astype(np.int64)
-    return Dataset("next_token", torch.from_numpy(seq[:, :-1].copy()), torch.from_numpy(seq[:, 1:].copy()),
-                   "next_token", vocab)
+    return Dataset(
+        "next_token", torch.from_numpy(seq[:, :-1].copy()), torch.from_numpy(seq[:, 1:].copy()), "next_token", vocab
+    )

@@ -244,8 +244,11 @@ def _validate(
             )
         )
     plans += [
-        (label, f"SDE {regime}/{form}" + (" order 2" if order_of(label) == 2 else ""),
-         lambda r=regime, f=form, o=order_of(label): make_sde(r, f, o))
+        (
+            label,
+            f"SDE {regime}/{form}" + (" order 2" if order_of(label) == 2 else ""),
+            lambda r=regime, f=form, o=order_of(label): make_sde(r, f, o),  # noqa: B008 - binds this label's order
+        )
         for label, regime, form in kinds
     ]
     total, done = len(plans) * steps, 0

@@ -10,6 +10,7 @@
 ``build(name, seed)`` returns ``(module, dataset)`` with the module's initial parameters drawn from
 ``torch.manual_seed(seed)``, in float64.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,15 @@ def mlp(width: int = 32):
 
 def cnn(channels: int = 8):
     torch, nn = _nn()
-    return nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(channels * 16, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(channels * 16, 10),
+    )
 
 
 def resnet(channels: int = 8, blocks: int = 2):
@@ -115,10 +122,13 @@ def loss_function(module, data: Dataset):
     F = torch.nn.functional
 
     if data.task == "next_token":
+
         def loss():
             logits = module(data.inputs)
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), data.targets.reshape(-1))
     else:
+
         def loss():
             return F.cross_entropy(module(data.inputs), data.targets)
+
     return loss

@@ -98,15 +98,25 @@ class Problem:
         torch = require_torch()
         self.bind(flat)
         grads = torch.autograd.grad(self.loss(), self.params, create_graph=True, allow_unused=True)
-        dot = sum(((g * u[o : o + n].view(g.shape)).sum() for g, o, n in zip(grads, self.offsets[:-1], self.sizes,
-                                                                               strict=False) if g is not None),
-                  torch.zeros((), dtype=torch.float64))
+        dot = sum(
+            (
+                (g * u[o : o + n].view(g.shape)).sum()
+                for g, o, n in zip(grads, self.offsets[:-1], self.sizes, strict=False)
+                if g is not None
+            ),
+            torch.zeros((), dtype=torch.float64),
+        )
         if not dot.requires_grad:  # a loss linear in the parameters: H = 0
             out.zero_()
             return
         second = torch.autograd.grad(dot, self.params, allow_unused=True)
-        torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1) for h, p in zip(second, self.params,
-                                                                                              strict=False)], out=out)
+        torch.cat(
+            [
+                (h if h is not None else torch.zeros_like(p)).reshape(-1)
+                for h, p in zip(second, self.params, strict=False)
+            ],
+            out=out,
+        )
 
 
 class _SignSGD:

@@ -234,8 +234,9 @@ def _point(chain, sde, sde_refined, d: int, times) -> dict:
     mean = diff.mean(axis=1)
     se = diff.std(axis=1, ddof=1) / math.sqrt(n)
     resolved = np.abs(mean) >= RESOLVED_AT * se
-    i, j = np.unravel_index(np.argmax(np.where(resolved, np.abs(mean), -1.0) if resolved.any() else np.abs(mean)),
-                            mean.shape)
+    i, j = np.unravel_index(
+        np.argmax(np.where(resolved, np.abs(mean), -1.0) if resolved.any() else np.abs(mean)), mean.shape
+    )
     independent = math.sqrt(po[1 + i, :, j].var(ddof=1) / n + ps[1 + i, :, j].var(ddof=1) / n)
     names = ["f"] + [f"x_{k + 1}" for k in range(d)] + [f"x_{k + 1}^2" for k in range(d)]
     out = dict(
