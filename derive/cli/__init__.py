@@ -16,14 +16,14 @@ from ..errors import DeriveError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import codegen, derivation, simulate, theory, validate
+    from . import codegen, derivation, noise, simulate, theory, validate
 
     parser = argparse.ArgumentParser(
         prog="derive", description="SDEs of stochastic optimizers, derived from their update rules."
     )
     parser.add_argument("--version", action="version", version=f"derive {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (derivation, codegen, simulate, theory, validate):
+    for module in (derivation, codegen, simulate, theory, validate, noise):
         module.register(sub)
     return parser
 
