@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from dataclasses import replace
 
 import pytest
 
 from derive.cli import main
-from derive.theory.checks import CHECKS, Row, Sim, run_checks, table
+from derive.combination import Combination
+from derive.theory.cases import Law, Mutant, Prediction, StationaryCase
+from derive.theory.check_table import SGD, SIGMA_DOUBLED, TABLE
+from derive.theory.checks import CHECKS, Row, Sim, check_tasks, registry, run_checks, run_task, table
 from derive.theory.checks_scaling import check_scaling
 from derive.theory.plots import draw
 
@@ -70,3 +74,41 @@ def test_cli_check_subset(capsys):
     assert not data["failed"] and all("resolution" in r and r["mutants"] is not None for r in data["rows"])
     assert main(["check", "--only", "nope"]) == 2
     assert set(CHECKS) >= {"adam-laws", "signsgd-exact", "sgd-cauchy"}
+
+
+def _numbers(rows: list[Row]) -> list[dict]:
+    return [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in rows]
+
+
+def test_tasks_do_not_depend_on_their_order_or_process(rows):
+    """Each task's seed comes from its case: SGD's tasks run backwards, one of them through pickle (as
+    an executor sends it to another process), give the numbers of the fixture's run."""
+    sim = Sim(paths=1000)
+    tasks = check_tasks(["sgd"], sim)
+    backwards = [run_task(t) for t in reversed(tasks[1:])] + [run_task(pickle.loads(pickle.dumps(tasks[0])))]
+    mine = [r for r in rows if r.name.startswith("SGD stationary loss, sigma=")]
+    assert _numbers([r for task_rows in reversed(backwards) for r in task_rows]) == _numbers(mine)
+    assert all(pickle.loads(pickle.dumps(t)) == t for t in check_tasks(None, sim) if t.check != "sgd")
+
+
+def test_adding_a_check_is_adding_a_table_entry():
+    """The module docstring's example: one case more in the table is one check more, with one task;
+    its rows with a verdict carry mutants (every statistical case of the table does)."""
+    laplace = StationaryCase(
+        "sgd-laplace",
+        Combination("sgd", "laplace"),
+        (
+            Prediction(
+                "SGD stationary loss, laplace",
+                Law(Combination("sgd", "laplace")),
+                mutants=(SIGMA_DOUBLED, Mutant("the Gaussian law", law=Law(SGD))),
+            ),
+        ),
+        seed=90,
+    )
+    checks = registry([*TABLE, laplace])
+    assert list(checks)[:-1] == list(CHECKS) and [t.entry for t in checks["sgd-laplace"].tasks(Sim())] == [laplace]
+    for case in (e for e in TABLE if isinstance(e, StationaryCase)):
+        assert all(p.mutants for p in case.predictions if p.expect is True), case.label
+    with pytest.raises(ValueError, match="distinct quantities"):
+        replace(laplace, predictions=laplace.predictions * 2)
