@@ -88,7 +88,7 @@ def test_tasks_do_not_depend_on_their_order_or_process(rows):
     backwards = [run_task(t) for t in reversed(tasks[1:])] + [run_task(pickle.loads(pickle.dumps(tasks[0])))]
     mine = [r for r in rows if r.name.startswith("SGD stationary loss, sigma=")]
     assert _numbers([r for task_rows in reversed(backwards) for r in task_rows]) == _numbers(mine)
-    assert all(pickle.loads(pickle.dumps(t)) == t for t in check_tasks(None, sim) if t.check != "sgd")
+    assert all(repr(pickle.loads(pickle.dumps(t))) == repr(t) for t in check_tasks(None, sim))
 
 
 def test_adding_a_check_is_adding_a_table_entry():

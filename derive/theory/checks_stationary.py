@@ -13,42 +13,26 @@ import time
 import numpy as np
 
 from ..combination import Combination
+from ..simulate import full_quadratic
 from ..symbols import eta as ETA
 from .montecarlo import mean_and_se, stationary_run
 from .rows import Row, Sim
 from .stationary import sgd_full_matrix
 
 
-def _full_quadratic():
-    """f = x^T H x / 2 for a full symmetric H (row-major in params), as user Numba functions."""
-    from numba import njit
-
-    @njit(cache=True)
-    def grad(x, h, out):
-        d = x.shape[0]
-        for i in range(d):
-            acc = 0.0
-            for j in range(d):
-                acc += h[i * d + j] * x[j]
-            out[i] = acc
-
-    @njit(cache=True)
-    def loss(x, h):
-        d = x.shape[0]
-        acc = 0.0
-        for i in range(d):
-            for j in range(d):
-                acc += 0.5 * x[i] * h[i * d + j] * x[j]
-        return acc
-
-    return grad, loss
+def _loss_per_path(path: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """x^T H x / 2 at every recorded step and path ([R, N, d] -> [R, N]), summed term by term
+    (0.5 x_i H_ij x_j over i, then j), as the user landscape this check used to run computed it."""
+    acc = np.zeros(path.shape[:2])
+    for i in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            acc += 0.5 * path[..., i] * H[i, j] * path[..., j]
+    return acc
 
 
 def check_sgd_full_matrix(sim: Sim) -> list[Row]:
     """SGD on a full H with Sigma = sigma^2 I: C solves H C + C H = eta Sigma, E f = eta tr(Sigma)/4;
     here C = eta sigma^2 H^-1 / 2, and the off-diagonal covariance is checked too."""
-    from ..simulate import user_landscape
-
     t0, eta, sigma = time.perf_counter(), 0.002, 1.0
     H = np.array([[2.0, 0.8], [0.8, 1.0]])
     result = sgd_full_matrix(2)
@@ -66,11 +50,9 @@ def check_sgd_full_matrix(sim: Sim) -> list[Row]:
     cov, loss_pred = evaluate(H, sigma)
     diagonal_cov, _ = evaluate(np.diag(np.diag(H)), sigma)
     _, doubled_loss = evaluate(H, 2 * sigma)
-    grad, loss = _full_quadratic()
-    land = user_landscape(grad, loss, H.ravel(), name="full H", dim=2)
     burn = max(sim.burn, 6.0 / float(np.linalg.eigvalsh(H).min()))
-    r = stationary_run("optimizer", Combination("sgd"), land, eta, sigma, sim, burn, keep=True)
-    loss_estimate, loss_se = mean_and_se(r.loss.mean(axis=0))
+    r = stationary_run("optimizer", Combination("sgd"), full_quadratic(H), eta, sigma, sim, burn, keep=True)
+    loss_estimate, loss_se = mean_and_se(_loss_per_path(r.path, H).mean(axis=0))
     cross, cross_se = mean_and_se((r.path[..., 0] * r.path[..., 1]).mean(axis=0))  # time-averaged x1 x2 per path
     return [
         Row(
