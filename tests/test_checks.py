@@ -14,7 +14,7 @@ from derive.cli import main
 from derive.combination import Combination
 from derive.theory.cases import Law, Mutant, Prediction, StationaryCase
 from derive.theory.check_table import SGD, SIGMA_DOUBLED, TABLE
-from derive.theory.checks import CHECKS, Row, Sim, check_tasks, registry, run_checks, run_task, table
+from derive.theory.checks import CHECKS, Row, Sim, check_tasks, registry, run_checks, table
 from derive.theory.checks_scaling import check_scaling
 from derive.theory.plots import draw
 
@@ -80,15 +80,19 @@ def _numbers(rows: list[Row]) -> list[dict]:
     return [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in rows]
 
 
+def _backwards_through_pickle(fn, tasks):
+    """An executor's map, as far as the numbers can tell: last task first, each sent through pickle."""
+    return [fn(pickle.loads(pickle.dumps(task))) for task in reversed(tasks)][::-1]
+
+
 def test_tasks_do_not_depend_on_their_order_or_process(rows):
-    """Each task's seed comes from its case: SGD's tasks run backwards, one of them through pickle (as
-    an executor sends it to another process), give the numbers of the fixture's run."""
-    sim = Sim(paths=1000)
-    tasks = check_tasks(["sgd"], sim)
-    backwards = [run_task(t) for t in reversed(tasks[1:])] + [run_task(pickle.loads(pickle.dumps(tasks[0])))]
-    mine = [r for r in rows if r.name.startswith("SGD stationary loss, sigma=")]
-    assert _numbers([r for task_rows in reversed(backwards) for r in task_rows]) == _numbers(mine)
-    assert all(repr(pickle.loads(pickle.dumps(t))) == repr(t) for t in check_tasks(None, sim))
+    """Each task's seed comes from its case: SGD's and Adam's tasks run backwards, each through
+    pickle (as an executor sends it to another process), give the numbers of the fixture's run."""
+    names = ("sgd", "adam-laws")
+    mine = run_checks(list(names), Sim(paths=1000), progress=None, map_tasks=_backwards_through_pickle)
+    assert _numbers(mine) == _numbers([r for r in rows if r.name in {m.name for m in mine}])
+    assert len(mine) == sum(len(CHECKS[n].entries) for n in names) + 2  # adam-laws: two rows per case
+    assert all(repr(pickle.loads(pickle.dumps(t))) == repr(t) for t in check_tasks(None, Sim(paths=1000)))
 
 
 def test_adding_a_check_is_adding_a_table_entry():

@@ -1,6 +1,7 @@
-"""The schema of `derive check`'s table of cases, and how one case becomes its rows.
+"""The schema of `derive check`'s table (:mod:`derive.theory.check_table`), and how an entry
+becomes its rows.
 
-A case is one simulation setup and the rows it feeds. Two kinds:
+A case is one simulation setup and the rows it feeds. Two kinds, and the one-off checks:
 
 * :class:`StationaryCase`: the discrete optimizer (a :class:`~derive.combination.Combination`)
   on f = sum_j lambda_j x_j^2/2 at one eta, sigma and set of hyperparameters; its mean stationary
@@ -10,13 +11,14 @@ A case is one simulation setup and the rows it feeds. Two kinds:
   verdict and its :class:`Mutant` s: the same derivation with a deliberate error put in (a number
   changed, such as sigma doubled or theta dropped, or another derived law in its place).
 * :class:`SdeGapCase`: the optimizer against its own SDE, both simulated, at two step sizes 4x
-  apart (the rows of the newer built-ins; the method is in the class's docstring).
+  apart (the rows of the newer built-ins; the method is in the class's docstring);
+* :class:`OneOff`: a check that fits neither, a function of the sizes that builds its own rows.
 
 Every number a prediction is evaluated at comes from the case: eta, sigma, the curvatures and the
 hyperparameters (PyTorch names), turned into the SDE's symbols (rates rho = (1 - beta)/eta, ...)
-by :func:`derive.theory.evaluate.parameter_values`. :func:`run_case` builds a case's rows from the
-case and a :class:`~derive.theory.rows.Sim` alone; the seed is ``sim.seed + case.seed``, so the
-numbers do not depend on which cases run, or in which order or process.
+by :func:`derive.theory.evaluate.parameter_values`. Each entry's ``rows(sim)`` builds its rows from
+the entry and a :class:`~derive.theory.rows.Sim` alone; the seed is ``sim.seed + seed`` of the
+entry, so the numbers do not depend on which entries run, or in which order or process.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .montecarlo import sde_loss, stationary_loss, stationary_pair
 from .quadratic import NoStationaryLawError, curvature
 from .rows import Row, Sim
 from .stationary import StationaryResult, stationary
-from .stationary_order2 import stationary_comparison
+from .stationary_order2 import StationaryComparison, stationary_comparison
 
 #: the momentum laws of Adam(W) (:class:`derive.theory.momentum.MomentumLaws`) by quantity name
 MOMENTUM = ("full", "lemma", "published")
@@ -123,7 +125,7 @@ class Law:
 
 
 @lru_cache(maxsize=32)
-def comparison(combination: Combination):
+def comparison(combination: Combination) -> StationaryComparison:
     """:func:`derive.theory.stationary_order2.stationary_comparison` of ``combination``, once per process."""
     return stationary_comparison(combination.optimizer, combination.noise, nu=combination.nu)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from .cases import OneOff, SdeGapCase, StationaryCase
@@ -62,13 +63,11 @@ class Task:
 
 
 def run_task(task: Task) -> list[Row]:
-    """The rows of one task. A case's wall time goes on its first row (a one-off function times its
-    own rows)."""
+    """The rows of one task, its wall time on the first row (the others 0): the time of a task is
+    the sum of its rows' ``seconds``, whichever process ran it."""
     t0 = time.perf_counter()
     rows = task.entry.rows(task.sim)
-    if not isinstance(task.entry, OneOff) and rows:
-        rows[0] = replace(rows[0], seconds=time.perf_counter() - t0)
-    return rows
+    return [replace(row, seconds=time.perf_counter() - t0 if i == 0 else 0.0) for i, row in enumerate(rows)]
 
 
 @dataclass(frozen=True)
@@ -101,24 +100,33 @@ def check_tasks(names: list[str] | None = None, sim: Sim | None = None) -> list[
     return [task for name in names or list(CHECKS) for task in CHECKS[name].tasks(sim)]
 
 
-def run_checks(names: list[str] | None = None, sim: Sim | None = None, progress=sys.stderr) -> list[Row]:
-    """Run the named checks (all by default), one task after the other, and return their rows.
-    ``progress`` (a stream, or None) gets one line per task with its wall time, and one per check."""
+def run_checks(
+    names: list[str] | None = None,
+    sim: Sim | None = None,
+    progress=sys.stderr,
+    map_tasks: Callable[[Callable[[Task], list[Row]], list[Task]], Iterable[list[Row]]] = map,
+) -> list[Row]:
+    """Run the named checks (all by default) and return their rows, in the table's order.
+
+    ``map_tasks(run_task, tasks)`` runs the tasks and yields their rows in the order of ``tasks``
+    (the built-in ``map`` runs them here, one after the other; an executor's ``map`` may run them
+    anywhere). ``progress`` (a stream, or None) gets one line per task with its wall time, as its
+    rows arrive, and one per check with the sum of its tasks' times.
+    """
+    tasks = check_tasks(names, sim)
+    last = {task.check: i for i, task in enumerate(tasks)}
     rows: list[Row] = []
-    for name in names or list(CHECKS):
-        tasks, mine, total = check_tasks([name], sim), [], 0.0
-        for task in tasks:
-            t0 = time.perf_counter()
-            new = run_task(task)
-            seconds = time.perf_counter() - t0
-            mine, total = mine + new, total + seconds
-            if progress is not None and len(tasks) > 1:
-                print(f"[check] {name} | {task.label}: {_counts(new)}, {seconds:.1f} s", file=progress, flush=True)
-        if progress is not None:
-            print(f"[check] {name}: {_counts(mine)}, {total:.1f} s", file=progress, flush=True)
-        rows += mine
+    by_check: dict[str, list[Row]] = {}
+    for i, (task, new) in enumerate(zip(tasks, map_tasks(run_task, tasks), strict=True)):
+        rows += new
+        mine = by_check.setdefault(task.check, [])
+        mine += new
+        if progress is not None and len(CHECKS[task.check].entries) > 1:
+            print(f"[check] {task.check} | {task.label}: {_counts(new)}", file=progress, flush=True)
+        if progress is not None and i == last[task.check]:
+            print(f"[check] {task.check}: {_counts(mine)}", file=progress, flush=True)
     return rows
 
 
 def _counts(rows: list[Row]) -> str:
-    return f"{len(rows)} rows, {sum(not r.ok for r in rows)} failed"
+    return f"{len(rows)} rows, {sum(not r.ok for r in rows)} failed, {sum(r.seconds for r in rows):.1f} s"
