@@ -46,7 +46,7 @@ def test_every_statistical_row_detects_its_mutants(rows):
 
 def test_scaling_check_fails_with_a_wrong_rule():
     wrong = {"sgd": 0.5, "signsgd": 1.0, "adam": 1.0, "adamw": 1.0}  # square-root rule for SGD, linear for the others
-    bad = check_scaling(Sim(paths=1500), eta_exponents=wrong)
+    bad = check_scaling(Sim(paths=400), eta_exponents=wrong)  # fails by 13 to 18 SE (the right rule: <= 1.1 SE)
     for optimizer in wrong:
         mine = [r for r in bad if r.name.startswith(f"{optimizer} ")]
         assert mine and any(not r.ok for r in mine), table(mine)
