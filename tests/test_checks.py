@@ -108,6 +108,7 @@ def test_adding_a_check_is_adding_a_table_entry():
                 mutants=(SIGMA_DOUBLED, Mutant("the Gaussian law", law=Law(SGD))),
             ),
         ),
+        eta=0.002,
         seed=90,
     )
     checks = registry([*TABLE, laplace])

@@ -213,7 +213,7 @@ class StationaryCase:
     check: str
     combination: Combination
     predictions: tuple[Prediction, ...]
-    eta: float = 0.002
+    eta: float
     sigma: float = 1.0
     hyper: dict[str, float] = field(default_factory=dict)
     lam: tuple[float, ...] = (1.0, 4.0)
