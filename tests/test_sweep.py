@@ -262,3 +262,12 @@ def test_executor_outcomes_carry_errors_and_are_unique_by_key():
     assert outcomes[1].error == "ValueError: bad news" and "Traceback" in outcomes[1].traceback
     with pytest.raises(Exception, match="task keys must be unique"):
         list(SerialExecutor().map([Task("a", int), Task("a", int)], progress=False))
+
+
+def test_validate_prints_json_for_a_sweep(capsys):
+    """Every command a sweep runs has --format json; validate's --out is then optional."""
+    argv = ["validate", "--model", "quadratic", "--optimizer", "sgd", "--steps", "20", "--paths", "50", "--quiet"]
+    assert main([*argv, "--scheme", "weak2", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in data["results"]] == ["quadratic"] and "full" in data["results"][0]["fidelity"]
+    assert main(argv) == 2 and "give --out DIR" in capsys.readouterr().err
