@@ -19,7 +19,7 @@ import pytest
 from derive.cli import main
 from derive.executor import DaskExecutor, SerialExecutor, Task, cores
 from derive.sweep.command import _captured_stdout, run_command
-from derive.sweep.plot import lookup, points, spans_decades
+from derive.sweep.plot import lookup, series, spans_decades
 from derive.sweep.spec import SweepError, load_sweep
 from derive.sweep.store import read_results, run_sweep
 
@@ -239,8 +239,11 @@ def test_plot_reads_fields_by_dotted_path(serial_weak, tmp_path, capsys):
     figure = tmp_path / "errors.png"
     argv = ["sweep", "plot", str(serial_dir), "--x", "runs.0.etas", "--y", "runs.0.errors", "--hue", "optimizer"]
     assert main([*argv, "--out", str(figure)]) == 0 and figure.stat().st_size > 0
-    groups = points(read_results(serial_dir), "runs.0.etas", "runs.0.errors", "optimizer")
-    assert sorted(groups) == ["sgd", "signsgd"] and all(len(p) == 4 for p in groups.values())  # 2 landscapes x 2 etas
+    lines = series(read_results(serial_dir), "runs.0.etas", "runs.0.errors", "optimizer")
+    assert [h for h, _ in lines] == ["sgd", "sgd", "signsgd", "signsgd"]  # one line per row: 2 landscapes each
+    assert all([x for x, _ in p] == [0.04, 0.08] for _, p in lines)
+    scalars = series(read_results(serial_dir), "seed", "runs.0.se.0", "optimizer")  # one point per row, a line per hue
+    assert [(h, len(p)) for h, p in scalars] == [("sgd", 2), ("signsgd", 2)]
     assert main([*argv[:-1], "landscape"]) == 0  # a grid column as the hue
     assert main([*argv[:3], "--x", "runs.0.eta", "--y", "runs.0.errors"]) == 2
     assert "'runs.0.eta': runs.0 has no 'eta'; it holds keys at, errors, etas," in capsys.readouterr().err

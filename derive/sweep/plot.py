@@ -1,8 +1,9 @@
 """`derive sweep plot`: a figure from a sweep's table.
 
 ``--x`` and ``--y`` name a grid column or a field of the result JSON by dotted path (``runs.0.slope``,
-list items by their index). A row gives one point, or, where both fields are lists of one length
-(``runs.0.etas`` and ``runs.0.errors``), one point per item. ``--hue`` groups the points into lines.
+list items by their index). Where both fields are lists of one length (``runs.0.etas`` and
+``runs.0.errors``) each row is a line of its own; else each row is a point, joined into one line
+per ``--hue`` value. ``--hue`` (a column or a path) colours the lines.
 An axis is logarithmic where its values are positive and span a decade or more.
 """
 
@@ -54,22 +55,30 @@ def _number(value: object, axis: str, name: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def points(frame, x: str, y: str, hue: str | None) -> dict[str, list[tuple[float, float]]]:
-    """The (x, y) points of each hue, from the rows whose status is ok, sorted by x."""
+def series(frame, x: str, y: str, hue: str | None) -> list[tuple[str, list[tuple[float, float]]]]:
+    """The lines to draw, as (hue, points sorted by x), from the rows whose status is ok: one line
+    per row where the fields are lists, else one line per hue through the rows' points."""
     ok = frame[frame["status"] == "ok"]
     xs, ys = field(ok, x), field(ok, y)
     hues = field(ok, hue) if hue else [""] * len(xs)
-    groups: dict[str, list[tuple[float, float]]] = {}
+    lines: list[tuple[str, list[tuple[float, float]]]] = []
+    by_hue: dict[str, list[tuple[float, float]]] = {}
     for xv, yv, h in zip(xs, ys, hues, strict=True):
         if isinstance(xv, list) != isinstance(yv, list) or (isinstance(xv, list) and len(xv) != len(yv)):
             raise SweepError(
                 f"--x {x} and --y {y} must both be single values, or lists of one length; got {xv!r} and {yv!r}"
             )
-        for a, b in zip(xv, yv, strict=True) if isinstance(xv, list) else [(xv, yv)]:
-            a, b = _number(a, "x", x), _number(b, "y", y)
-            if a is not None and b is not None:
-                groups.setdefault(str(h), []).append((a, b))
-    return {h: sorted(p) for h, p in groups.items()}
+        pairs = [
+            (_number(a, "x", x), _number(b, "y", y))
+            for a, b in (zip(xv, yv, strict=True) if isinstance(xv, list) else [(xv, yv)])
+        ]
+        pts = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if isinstance(xv, list):
+            lines.append((str(h), sorted(pts)))
+        else:
+            by_hue.setdefault(str(h), []).extend(pts)
+    lines += [(h, sorted(p)) for h, p in by_hue.items()]
+    return [(h, p) for h, p in lines if p]
 
 
 def spans_decades(values: list[float]) -> bool:
@@ -81,14 +90,18 @@ def sweep_figure(frame, x: str, y: str, hue: str | None, path: str | Path, title
     """Draw ``y`` against ``x`` (one line per ``hue``) to ``path``."""
     from matplotlib.figure import Figure
 
-    groups = points(frame, x, y, hue)
-    if not groups:
+    lines = series(frame, x, y, hue)
+    if not lines:
         raise SweepError(f"no point to draw: no ok row has numbers at --x {x} and --y {y}")
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    for label, pts in groups.items():
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label or None)
-    every = [p for pts in groups.values() for p in pts]
+    colors = {h: f"C{i % 10}" for i, h in enumerate(dict.fromkeys(h for h, _ in lines))}
+    labelled = set()
+    for h, pts in lines:
+        label = h if h and h not in labelled else None
+        labelled.add(h)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[h], label=label)
+    every = [p for _, pts in lines for p in pts]
     if spans_decades([p[0] for p in every]):
         ax.set_xscale("log")
     if spans_decades([p[1] for p in every]):
