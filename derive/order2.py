@@ -43,6 +43,7 @@ import sympy as sp
 from . import symbols as S
 from .errors import DeriveError
 from .noise import NoiseLaw
+from .parsing import ExpressionError, parse_number
 from .regimes import Regime
 from .sde import SDE
 from .spec import Optimizer
@@ -291,8 +292,12 @@ def parse_curvature(text: object) -> sp.Expr:
     if isinstance(text, str) and text.strip() == "lambda":
         return CURVATURE
     try:
-        value = sp.nsimplify(sp.sympify(text), rational=True)
-    except (sp.SympifyError, TypeError, ValueError):
+        value = sp.nsimplify(parse_number(text, "curvature"), rational=True)
+    except ExpressionError as exc:
+        raise DeriveError(
+            f"curvature must be a real number or 'lambda' (symbolic), got {text!r}: {exc.reason}"
+        ) from None
+    except (TypeError, ValueError):
         value = None
     if value is None or not value.is_number or not value.is_real or not value.is_finite:
         raise DeriveError(f"curvature must be a real number or 'lambda' (symbolic), got {text!r}")

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy as sp
-from sympy.parsing.sympy_parser import parse_expr
 
 from . import symbols as S
 from .errors import SpecError
+from .parsing import ExpressionError, parse_expression
 
 ROLES = ("lr", "decay", "fixed_decay", "eps", "weight_decay", "noise_scale", "const", "positive")
 
@@ -162,10 +162,11 @@ class Optimizer:
         temps = {n: sp.Symbol(n, real=True) for n in known if n not in ns}
         ns.update(temps)
         ns.update({name: sp.Symbol(name, real=True) for name in _DRAW.findall(text)})
-        try:
-            expr = parse_expr(text, local_dict=ns, evaluate=True)
-        except Exception as exc:  # noqa: BLE001 - parse errors come in many types
-            raise SpecError(f"{where}: cannot parse the expression ({exc})") from None
+        names = {n: v for n, v in ns.items() if n not in FUNCTIONS}
+        try:  # unknown names become symbols here, listed together below
+            expr = parse_expression(text, names=names, functions=FUNCTIONS, where=where, new_symbol=sp.Symbol)
+        except ExpressionError as exc:
+            raise SpecError(str(exc)) from None
         if not isinstance(expr, sp.Expr):
             raise SpecError(f"{where}: the expression is not a scalar expression")
         allowed = known | set(self.hyper) | {"grad", "k"} | set(_DRAW.findall(text))

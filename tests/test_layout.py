@@ -32,12 +32,14 @@ LAYERS = [
         "derive.resources",
         "derive.runtime",
         "derive.opaque",
+        "derive.parsing",
+        "derive.executor",
     },
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
     {"derive.theory", "derive.validate"},
     {"derive.report"},
-    {"derive.cli", "derive.__main__"},
+    {"derive.cli", "derive.__main__", "derive.sweep"},
 ]
 
 
