@@ -1,0 +1,185 @@
+"""Fast states: EMA factors held fixed, eliminated by a change of variables (reference section 11).
+
+A state m whose update contracts it by a factor held fixed as eta -> 0 (PyTorch's momentum
+buffer, m' = beta m + (1 - tau) g~ with beta fixed) relaxes in O(1) steps: it is *fast*, and the
+SDE, whose time step is dt = eta^a, cannot carry it as a state (E[Delta m]/dt diverges). In the
+regime's units write one step as
+
+    Delta m = a0 m + R,        Delta s = P_s + Q_s m      (each slow state s),
+
+with a0 = -(1 - A) the O(1) part of d(Delta m)/dm (A the contraction factor, in (0, 1)), R the
+rest (O(eta) of m included), and Delta s affine in m. If the leading term of Q_s, eta^p q_s
+(p >= 1), is free of the noise (m enters s with a slowly varying coefficient), the variable
+u_s = s - c_s m with c_s = eta^p q_s / a0 moves by
+
+    Delta u_s = P_s - c_s(S') R + (Q_s + c_s(S) - c_s(S') A) m,
+
+whose coefficient of m vanishes at leading order (S' the slow states after the step: c_s changes
+by O(eta c_s) per step). Writing s = u_s + c_s m everywhere (and g(x) = g(u) + H c_x m, printed
+hvp), every term that still depends on m must be beyond the order of the SDE, with m counted at
+its own size (that of R / (1 - A): O(1) in the paper regime, O(1/eta) in the noise-dominated
+one); then m is dropped, and the SDE has the slow states only, u_s = s + O(eta) standing for s.
+
+Heavy ball (m' = beta m + (1 - tau) g~, x' = x - eta m'): c = eta beta / (1 - beta) and
+u' = u - eta (1 - tau)/(1 - beta) g~, SGD with learning rate eta (1 - tau)/(1 - beta). Adam with
+beta1 fixed: c = eta beta1 D / (1 - beta1), D = 1/(sqrt(v/gamma2) + eps), and u moves as RMSprop's
+x with v/gamma2. A nonlinear function of a fast state (Signum with beta fixed, sign(m)) has no such
+closed form and is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import symbols as S
+from .errors import UnsupportedUpdateError
+from .opaque import Opaque
+from .order2 import hvp
+from .points import gradf, linear_hvp
+
+Series = Callable[[sp.Expr, int, str], dict[int, sp.Expr]]
+
+
+@dataclass(frozen=True)
+class Elimination:
+    """A fast state eliminated: ``state`` contracts as state' = factor * state + ... (regime units),
+    and each slow state s of ``shifts`` is replaced by s - shifts[s] * state (regime units)."""
+
+    state: str
+    factor: sp.Expr
+    shifts: Mapping[str, sp.Expr]
+
+
+class NonlinearFastError(UnsupportedUpdateError):
+    """A fast state enters another update nonlinearly (the caller names the construct)."""
+
+    def __init__(self, fast: str, state: str, atom: sp.Expr):
+        self.fast, self.state, self.atom = fast, state, atom
+        super().__init__(f"{atom}")
+
+
+def _linearised(expr: sp.Expr, lam: sp.Symbol) -> sp.Expr:
+    """``expr`` with every hvp(u) written lam * u: H is linear, so linearity in m is kept."""
+    return expr.replace(lambda e: isinstance(e, hvp), lambda e: lam * e.args[0])
+
+
+def _coefficient_of(expr: sp.Expr, sym: sp.Symbol) -> sp.Expr:
+    """d expr / d sym, with the function applications free of sym held as symbols (their
+    derivatives are zero; gradf, hvp of other vectors)."""
+    opaque = Opaque(keep=lambda f: not f.has(sym))
+    return opaque.show(sp.diff(opaque.hide(expr), sym))
+
+
+def contraction(delta_m: sp.Expr, m: sp.Symbol, series: Series, where: str) -> sp.Expr | None:
+    """a0, the O(1) part of d(Delta m)/dm (None when it vanishes: m is not fast); refused when
+    the contraction multiplies m by the noise or does not lie in (-2, 0) (|A| < 1)."""
+    a = _coefficient_of(delta_m, m)
+    if a == 0:
+        return None
+    coefficients = series(a, 0, where)
+    a0 = coefficients.get(0, sp.Integer(0))
+    if a0 == 0 or sp.simplify(a0) == 0:
+        return None
+    if S.draws_in(a0) or a0.has(m):
+        raise UnsupportedUpdateError(
+            f"{where}: the update multiplies {m} by {a0 + 1} at order 1, which depends on "
+            f"{'the noise' if S.draws_in(a0) else m}; a fast state must contract by a factor free of the noise"
+        )
+    if S.sign_in_unit_interval(-a0) != 1 or S.sign_in_unit_interval(2 + a0) != 1:
+        raise UnsupportedUpdateError(
+            f"{where}: {m} is multiplied by {sp.simplify(1 + a0)} per step, which is not known to lie in (-1, 1); "
+            "a state held at a fixed factor must contract (an EMA factor in (0, 1), role fixed_decay)"
+        )
+    return a0
+
+
+def eliminate(
+    delta: Mapping[str, sp.Expr],
+    symbols: Mapping[str, sp.Symbol],
+    name: str,
+    a0: sp.Expr,
+    series: Series,
+    dt: int,
+    where: Callable[[str], str],
+) -> tuple[dict[str, sp.Expr], Elimination]:
+    """Delta of every slow state in the variables u_s = s - c_s m, m dropped (see the module
+    docstring); NonlinearFastError when m enters a slow state nonlinearly, UnsupportedUpdateError
+    when its coefficient is not slowly varying or m is still there at the order of the SDE."""
+    m, eta, lam = symbols[name], S.eta, sp.Dummy("lambda_H")
+    delta_m = delta[name]
+    slow = [s for s in delta if s != name]
+    shifts: dict[str, sp.Expr] = {}
+    for s in slow:
+        d = delta[s]
+        if not d.has(m):
+            continue
+        for atom in sorted(d.atoms(gradf), key=sp.default_sort_key):
+            if atom.has(m):
+                raise NonlinearFastError(name, s, atom)
+        lin = _linearised(d, lam)
+        curvature = sp.diff(lin, m, 2)
+        if curvature != 0 and sp.simplify(curvature) != 0:
+            raise NonlinearFastError(name, s, _nonlinear_atom(d, m))
+        q = series(sp.diff(lin, m), dt + 1, where(s))
+        if not q:
+            continue
+        p = min(q)
+        lead = q[p]
+        if S.draws_in(lead) or lead.has(m) or lead.has(lam):
+            raise UnsupportedUpdateError(
+                f"{where(s)}: the fast state {name} enters with the coefficient {lead.xreplace({lam: sp.Symbol('H')})} "
+                f"at order eta^{p}, which is not slowly varying (it depends on the noise, on {name} or on the "
+                f"Hessian); the change of variables {s} - c*{name} needs a coefficient that is"
+            )
+        if p <= 0:
+            raise UnsupportedUpdateError(
+                f"{where(s)}: the fast state {name} enters at order eta^{p}, as large as {s}'s own step; "
+                f"{s} - c*{name} would not stay close to {s}"
+            )
+        shifts[s] = eta**p * lead / a0
+    after = {symbols[y]: symbols[y] + delta[y] for y in slow}
+    moved = {
+        s: (delta[s] - (c.xreplace(after) * (m + delta_m) - c * m) if (c := shifts.get(s)) is not None else delta[s])
+        for s in slow
+    }
+    back: dict[sp.Expr, sp.Expr] = {symbols[s]: symbols[s] + c * m for s, c in shifts.items()}
+    if "x" in shifts:
+        back[S.g] = S.g + hvp(shifts["x"] * m)  # g(x) = g(u) + H (x - u)
+    local = {*symbols.values(), S.g}
+    rest = series(delta_m.xreplace({m: 0}), dt + 1, where(name))
+    size = min(rest) if rest else 0  # m is of the size of R / (1 - A)
+    out = {}
+    for s, d in moved.items():
+        d = linear_hvp(d.xreplace(back), local | S.draws_in(d))
+        for atom in d.atoms(gradf):
+            if any(atom.has(symbols[y]) for y in shifts):
+                raise UnsupportedUpdateError(
+                    f"{where(s)}: {atom} is taken at a point that moves with the fast state {name}; not supported"
+                )
+        kept = linear_hvp(d.xreplace({m: 0}), local)
+        residual = linear_hvp((d - kept).xreplace({m: m * eta**size}), local | S.draws_in(d))
+        if residual != 0:
+            low = {n: c for n, c in series(residual, dt, where(s)).items() if n <= dt and sp.simplify(c) != 0}
+            if low:
+                n = min(low)
+                raise UnsupportedUpdateError(
+                    f"{where(s)}: after the change of variables {s} - c*{name} the update still depends on the "
+                    f"fast state {name} at order eta^{n} (through {low[n]}), within the order of the SDE; "
+                    f"{name} cannot be eliminated"
+                )
+        out[s] = kept
+    return out, Elimination(name, 1 + a0, shifts)
+
+
+def _nonlinear_atom(expr: sp.Expr, m: sp.Symbol) -> sp.Expr:
+    """The smallest function application or non-integer power of ``expr`` that contains m (for the
+    refusal's message; ``expr`` itself if there is none)."""
+    found = [
+        e
+        for e in sp.preorder_traversal(expr)
+        if e.has(m) and (isinstance(e, sp.Function) or (e.is_Pow and not (e.exp.is_Integer and e.exp > 0)))
+    ]
+    return min(found, key=sp.count_ops) if found else expr
