@@ -635,10 +635,23 @@ def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
     """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1) (``one_fraction``:
     Delta put over one denominator first, faster for the order-1 rules, slower for order 2's)."""
     order = iso.units.regime.dt + 1
+    shifted = {name for record in iso.units.eliminated for name in record.shifts}
     series = {
         name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
         for name, d in iso.delta.items()
+        if name not in shifted
     }
+    for name in shifted:  # u = s - c m: term by term (one fraction would multiply the denominators), then
+        where = _where(iso.spec, iso.units.regime, name)  # the terms that cancel (c R against the rule's) cancel
+        total: dict[int, sp.Expr] = {}
+        for term in sp.Add.make_args(iso.delta[name]):
+            for n, c in _coefficients(term, order, where).items():
+                total[n] = total.get(n, 0) + c
+        series[name] = {
+            n: (_canonical(c) if n <= iso.units.regime.dt and not c.has(*iso.indicators) else c)
+            for n, c in total.items()
+        }
+    series = {name: series[name] for name in iso.delta}
     return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
 
 
@@ -1480,6 +1493,22 @@ def _derive_order2(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, order
 
     order2.check_request(spec, law, reg, form, order)
     first = derive_sde(spec, law, reg, "full")
+    beyond = [
+        what
+        for what, present in (
+            ("a fast state eliminated", first.eliminated),
+            ("noise through the Hessian", first.hessian_noise is not None),
+            (f"the clock t = {clock_text(first.clock)}", not first.default_clock),
+            ("a step-count coefficient", first.defined_for or first.start.reason),
+            ("a gradient at another point", any(e.has(hvp) or e.has(gradf) for e in first.drift)),
+        )
+        if present
+    ]
+    if beyond:
+        raise order2.NoOrder2Error(
+            f"no order-2 SDE for {spec.name} under {law.label}: its order-1 SDE has {', '.join(beyond)}, which the "
+            "order-2 expansion (reference section 8) does not cover; use order 1"
+        )
     exp = expansion(spec, reg, order=2)
     averaged_with = order2.differentiable_law(spec, law, bool(exp.indicators))
     avg = average(Averaging(exp, averaged_with, covariance=False, order=2))

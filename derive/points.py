@@ -95,6 +95,7 @@ def linear_hvp(expr: sp.Expr, local: Iterable[sp.Symbol]) -> sp.Expr:
     def split(u: sp.Expr) -> sp.Expr:
         out = sp.Integer(0)
         for term in sp.Add.make_args(sp.expand(u)):
+            term = sp.factor_terms(term)  # 1/(eta*a + eta*b) -> 1/(eta*(a + b)): the scalar eta comes out
             coeff, rest = term.as_independent(*local, as_Add=False) if local else (term, sp.Integer(1))
             out += coeff * hvp(rest)
         return out
