@@ -449,8 +449,21 @@ def _bias_powers(
                 f"{where}: the step count k appears outside a power beta**k in {out}; the order-2 SDE supports "
                 "only bias corrections of the form beta**k"
             )
-        if counts is not None:  # a step-count coefficient such as 1/(k + 1) = eta^dt/(t + eta^dt): a function of t
-            counts += sorted({p for p in out.atoms(sp.Pow) if p.has(S.k)} or {S.k}, key=sp.default_sort_key)
+        found = sorted({p for p in out.atoms(sp.Pow) if p.has(S.k)} or {S.k}, key=sp.default_sort_key)
+        for c in found:  # a step-count coefficient such as 1/(k + 1) = eta^dt/(t + eta^dt): a function of t
+            power = sp.Integer(0)
+            try:
+                power = c.xreplace({S.k: k_of_t}).xreplace(hyper_subs).leadterm(S.eta)[1]
+            except (ValueError, NotImplementedError, TypeError):
+                pass
+            if not power.is_integer:
+                raise UnsupportedUpdateError(
+                    f"{where}: the step count k appears outside a power beta**k in {c}, which becomes "
+                    f"{c.xreplace({S.k: k_of_t.xreplace(to_user)})} in t: a fractional power of eta, which the "
+                    "expansion does not support (coefficients such as 1/(k + 1) = eta/(t + eta) are)"
+                )
+        if counts is not None:
+            counts += found
         out = out.xreplace({S.k: k_of_t})
     return out
 
@@ -520,7 +533,8 @@ def eliminate_fast(sub: Substituted) -> Substituted:
         fast = [
             (n, a0)
             for n in delta
-            if n != "x" and (a0 := contraction(delta[n], symbols[n], _coefficients, _where(spec, regime, n))) is not None
+            if n != "x"
+            and (a0 := contraction(delta[n], symbols[n], _coefficients, _where(spec, regime, n))) is not None
         ]
         if not fast:
             break
@@ -1160,21 +1174,25 @@ def map_back(lead: Leading) -> UserForm:
     augmented = sp.Matrix(
         n + rows,
         n + rows,
-        lambda i, j: user_cov[i, j]
-        if i < n and j < n
-        else user(part.augmented[i, j], (scale[i] if i < n else 1) * (scale[j] if j < n else 1) * factor),
+        lambda i, j: (
+            user_cov[i, j]
+            if i < n and j < n
+            else user(part.augmented[i, j], (scale[i] if i < n else 1) * (scale[j] if j < n else 1) * factor)
+        ),
     )
     G = _cholesky(augmented, last=frozenset(range(n, n + rows)), positive=positive).applyfunc(written_out)
     increments = [brownian(c + 1) for c in range(G.shape[1])]
-    loading = {d: sum((G[n + k, c] * increments[c] for c in range(G.shape[1])), sp.Integer(0)) for k, d in enumerate(part.draws)}
+    loading = {
+        d: sum((G[n + k, c] * increments[c] for c in range(G.shape[1])), sp.Integer(0))
+        for k, d in enumerate(part.draws)
+    }
     coefficients, vector = _hessian_noise(exp.states, part.terms, exp.spec.name)
     vector = sp.factor_terms(vector.xreplace(back).xreplace(loading))
     local = {*exp.spec.state_symbols, S.g, *increments}
     kappa, vector = vector.as_independent(*local, as_Add=False) if vector.is_Mul else (sp.Integer(1), vector)
     hessian = HessianNoise(
         tuple(
-            written_out(_simplest(opaque.hide(c.xreplace(back) * scale[i] * kappa)))
-            for i, c in enumerate(coefficients)
+            written_out(_simplest(opaque.hide(c.xreplace(back) * scale[i] * kappa))) for i, c in enumerate(coefficients)
         ),
         vector,
     )
@@ -1386,7 +1404,7 @@ def _described(sde: SDE, spec: Optimizer, exp: Expansion) -> SDE:
             + (f" ({', '.join(record.shifts)} - c*{record.state}, see state_map)" if record.shifts else "")
         )
         lines.append(f"fast state {record.state} eliminated: {eliminated[record.state]}")
-    for name, b, b_user in reg.accumulators:
+    for name, _b, b_user in reg.accumulators:
         if b_user:
             state_map[name] = S.eta**b_user * symbols[name]
     clock = S.k * S.eta**reg.clock
@@ -1410,7 +1428,9 @@ def _described(sde: SDE, spec: Optimizer, exp: Expansion) -> SDE:
             + "; ".join(f"{c} = {sp.together(c.xreplace({S.k: S.t / S.eta**reg.clock}))}" for c in units.step_counts)
         )
     if any(e.has(gradf) for e in (*sde.drift, *sde.diffusion)):
-        lines.append("gradient at another point: gradf(P), the gradient of f at P (P - x of order 1, free of the noise)")
+        lines.append(
+            "gradient at another point: gradf(P), the gradient of f at P (P - x of order 1, free of the noise)"
+        )
     if any(e.has(hvp) for e in (*sde.drift, *sde.diffusion)) or sde.hessian_noise is not None:
         lines.append(
             "gradient at a nearby point: grad(P) = grad + hvp(P - x) + O(|P - x|^2) (the same draw), the remainder "

@@ -300,19 +300,32 @@ def parse_curvature(text: object) -> sp.Expr:
 
 
 def on_curvature(sde: SDE, lam: sp.Expr = CURVATURE) -> SDE:
-    """``sde`` on the diagonal quadratic f = sum lam x_i^2/2: g = lam x and hvp(u) = lam u."""
+    """``sde`` on the diagonal quadratic f = sum lam x_i^2/2: g = lam x, hvp(u) = lam u and
+    gradf(P) = lam P; the noise through the Hessian, c hvp(sum_j a_j dW_j), joins the diffusion
+    as c lam a_j in column j."""
+    from .points import gradf
+    from .sde import brownian
+
     x = sde.state[0]
 
     def put(expr: sp.Expr) -> sp.Expr:
         expr = sp.sympify(expr).replace(lambda e: isinstance(e, hvp), lambda e: lam * e.args[0])
+        expr = expr.replace(lambda e: isinstance(e, gradf), lambda e: lam * e.args[0])
         return sp.factor_terms(sp.expand(expr.xreplace({S.g: lam * x})))
 
+    diffusion = sp.Matrix(sde.diffusion)
+    if sde.hessian_noise is not None:
+        noise = sde.hessian_noise
+        for i, c in enumerate(noise.coefficients):
+            for j in range(diffusion.shape[1]):
+                diffusion[i, j] += c * lam * sp.diff(noise.vector, brownian(j + 1))
     note = f"on the diagonal quadratic f = {lam}*x**2/2 per coordinate: g = {lam}*x, hvp(u) = {lam}*u"
     return replace(
         sde,
         drift=tuple(put(b) for b in sde.drift),
-        diffusion=sp.ImmutableMatrix(sde.diffusion.applyfunc(put)),
+        diffusion=sp.ImmutableMatrix(diffusion.applyfunc(put)),
         correction=tuple(put(b) for b in sde.correction),
         provenance=(*sde.provenance, note),
         curvature=lam,
+        hessian_noise=None,
     )

@@ -178,7 +178,9 @@ class SDE:
         if self.start.reason:
             lines.append(f"  start: t = {self.start.time}: {self.start.reason}")
         exprs = (*self.drift, *self.diffusion, *self._hessian_exprs())
-        if self.hessian_noise is not None or (self.order == 1 and self.curvature is None and any(e.has(hvp) for e in exprs)):
+        if self.hessian_noise is not None or (
+            self.order == 1 and self.curvature is None and any(e.has(hvp) for e in exprs)
+        ):
             lines.append("  hvp(u) = H u: coordinate i of the Hessian of f times the vector whose coordinates are u")
         if any(sp.sympify(e).has(gradf) for e in exprs):
             lines.append("  gradf(P): coordinate i of the gradient of f at the point whose coordinates are P")
