@@ -6,10 +6,16 @@ alone); :func:`derive_sde` calls them in order:
 
 1. :func:`one_step`      ``Update -> OneStep``: compose the update rule into the new value S' of
                          each state;
+   :func:`at_points`     ``OneStep -> OneStep``: each gradient at another point, grad(P), written
+                         about x (:mod:`derive.points`): grad + hvp(P - x) where P - x is small,
+                         grad - g + gradf(P) where P is an O(1) different point free of the noise;
 2. :func:`substitute`    ``OneStep -> Substituted``: put in the regime's scalings (beta = 1 -
                          eta^a rho_0, g~ = g + sigma_0 zeta / eta^b, rescaled states, k = t/dt),
                          turning beta^k into 1 - gamma with gamma = 1 - exp(lim k log beta), and
                          form Delta = eta^r (S' - S);
+   :func:`eliminate_fast` ``Substituted -> Substituted``: each fast state (contracted by a factor
+                         held fixed, PyTorch's momentum) eliminated by the change of variables
+                         s - c m of reference section 11 (:mod:`derive.fast`);
 3. :func:`isolate_signs` ``Substituted -> Isolated``: rewrite every sign, Abs, Min, Max and
                          Heaviside of an affine function a + b d of a noise draw d into indicators
                          H = 1[d > -a/b] (module :mod:`derive.expectation`); a threshold that
@@ -29,7 +35,11 @@ alone); :func:`derive_sde` calls them in order:
                          the covariance.
 
 Stages 1 to 4 do not depend on the noise law and are cached per (optimizer, regime, held states)
-by :func:`expansion`. The published forms' simplifications act through stage inputs: the
+by :func:`expansion`. Before them :func:`clocked` puts the regime on the clock the update rule
+needs (t = k eta^2 for AdaGrad's accumulator, reference section 12); stage 2 writes a step-count
+coefficient such as 1/(k + 1) as a function of t = k dt; stage 5 splits off the noise through the
+Hessian (USAM's r H sigma dW), whose loading on the diffusion's columns stage 7 reads from the
+Cholesky factor of the covariance augmented with the draws H acts on (:class:`derive.sde.HessianNoise`). The published forms' simplifications act through stage inputs: the
 second-moment rows are left out of the covariance (``Averaging.dropped``), and the same-step
 momentum is kept in the x drift by a second pass with the momentum held (``Update.hold``).
 """
@@ -45,7 +55,7 @@ import sympy as sp
 from . import symbols as S
 from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
 from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order
-from .fast import Elimination, NonlinearFastError, contraction, eliminate
+from .fast import Elimination, NonlinearFastError, contraction, eliminate, leading_order
 from .noise import NoiseLaw, get_noise
 from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
@@ -645,11 +655,40 @@ def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     return {n: c for n, c in out.items() if c != 0}
 
 
+def _taylor(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
+    """Taylor coefficients of ``expr`` in eta through eta**order by derivatives at eta = 0 (several
+    times faster than the series of the nested square roots a change of variables leaves); the
+    series of :func:`_coefficients` where a derivative is not finite at 0 (a Laurent term)."""
+    if not expr.has(S.eta):
+        return {0: expr} if expr != 0 else {}
+    low = leading_order(expr)  # expr = eta^low * f(eta), f(0) finite: fewer derivatives
+    if low is None:
+        return {}
+    low = int(low) if low.is_integer and low > 0 else 0
+    out, f = {}, sp.powsimp(sp.expand_power_base(expr / S.eta**low, force=False))
+    if f.subs(S.eta, 0).has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        f = sp.together(f)  # eps_0/eta + sqrt(v_0/eta**2) in one fraction: finite at eta = 0
+    for n in range(order + 1 - low):
+        value = f.subs(S.eta, 0)
+        if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            return _coefficients(expr, order, where)
+        if value != 0:
+            out[n + low] = sp.expand(value / sp.factorial(n))
+        f = sp.diff(f, S.eta)
+    return out
+
+
 def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
     """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1) (``one_fraction``:
     Delta put over one denominator first, faster for the order-1 rules, slower for order 2's)."""
     order = iso.units.regime.dt + 1
     shifted = {name for record in iso.units.eliminated for name in record.shifts}
+    if iso.units.regime.accumulators:  # on an accumulator's clock (a new path): Taylor coefficients, faster
+        series = {
+            name: _taylor(sp.together(d), order, _where(iso.spec, iso.units.regime, name))
+            for name, d in iso.delta.items()
+        }
+        return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
     series = {
         name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
         for name, d in iso.delta.items()
@@ -659,7 +698,7 @@ def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
         where = _where(iso.spec, iso.units.regime, name)  # the terms that cancel (c R against the rule's) cancel
         total: dict[int, sp.Expr] = {}
         for term in sp.Add.make_args(iso.delta[name]):
-            for n, c in _coefficients(term, order, where).items():
+            for n, c in _taylor(term, order, where).items():
                 total[n] = total.get(n, 0) + c
         series[name] = {
             n: (_canonical(c) if n <= iso.units.regime.dt and not c.has(*iso.indicators) else c)
@@ -1249,7 +1288,9 @@ def clocked(spec: Optimizer, regime: Regime) -> Regime:
         return regime
     user = clocked(spec, PAPER) if regime != PAPER else None
     flat = replace(regime, accumulators=tuple((n, 0, 0) for n in accumulating))
-    exp0 = expansion(spec, flat)
+    iso = isolate_signs(substitute(at_points(one_step(Update(spec, flat)))))  # the accumulators' rows only:
+    rows = {n: _coefficients(sp.together(iso.delta[n]), flat.dt + 1, _where(spec, flat, n)) for n in accumulating}
+    exp0 = Expansion(spec, iso.units, rows, iso.indicators)
     mean_order = {n: _mean_order(exp0, n) for n in accumulating}
     for a in range(regime.dt + 1, regime.dt + _CLOCKS + 1):
         b = {n: a - mean_order[n] for n in accumulating}
@@ -1279,7 +1320,7 @@ def _mean_order(exp: Expansion, name: str) -> int | None:
     through the expansion's order)."""
     for n, c in sorted(exp.series[name].items()):
         mean = expect(c, exp.indicators, f"the mean increment of {name}")
-        if mean != 0 and sp.simplify(mean) != 0:
+        if mean != 0 and sp.expand(mean) != 0 and leading_order(mean) is not None:  # read at random points
             return n
     return None
 

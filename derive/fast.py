@@ -226,12 +226,13 @@ def eliminate(
 
 
 def _leading_coefficient(expr: sp.Expr, p: int, series: Series, where: str) -> sp.Expr:
-    """The coefficient of eta^p in ``expr``, p its lowest power: expr/eta^p at eta = 0 where that is
-    finite, else from the series."""
-    value = (expr / S.eta**p).subs(S.eta, 0)
-    if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
-        value = series(expr, p, where).get(p, sp.Integer(0))
-    return value
+    """The coefficient of eta^p in ``expr``, p its lowest power: expr/eta^p (or it over one
+    denominator) at eta = 0 where that is finite, else from the series."""
+    for form in (lambda e: e, sp.together):  # 1/(eps_0/eta + sqrt(v_0/eta**2)): one fraction first
+        value = form(expr / S.eta**p).subs(S.eta, 0)
+        if not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            return value
+    return series(expr, p, where).get(p, sp.Integer(0))
 
 
 def _nonlinear_atom(expr: sp.Expr, m: sp.Symbol) -> sp.Expr:
