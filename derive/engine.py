@@ -55,7 +55,7 @@ import sympy as sp
 from . import symbols as S
 from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
 from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order
-from .fast import Elimination, NonlinearFastError, contraction, eliminate, leading_order
+from .fast import Elimination, NonlinearFastError, check_linear, contraction, eliminate, leading_order
 from .noise import NoiseLaw, get_noise
 from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
@@ -550,6 +550,8 @@ def eliminate_fast(sub: Substituted) -> Substituted:
             break
         name, a0 = fast[0]
         try:
+            for other, _ in fast:
+                check_linear(delta, symbols, other)
             delta, record = eliminate(
                 delta, symbols, name, a0, _coefficients, regime.dt, lambda s: _where(spec, regime, s)
             )
@@ -582,10 +584,15 @@ def _user_construct(spec: Optimizer, name: str) -> str | None:
     sym = dict(zip(spec.state_names, spec.state_symbols, strict=True))[name]
     depends = {sym}
     for target, expr in spec.parsed():
-        for node in sp.preorder_traversal(expr):
-            nonlinear = isinstance(node, sp.Function) or (node.is_Pow and not (node.exp.is_Integer and node.exp > 0))
-            if nonlinear and node.free_symbols & depends and not isinstance(node, (hvp, grad_at)):
-                return str(node)
+        found = [
+            node
+            for node in sp.preorder_traversal(expr)
+            if (isinstance(node, sp.Function) or (node.is_Pow and not (node.exp.is_Integer and node.exp > 0)))
+            and node.free_symbols & depends
+            and not isinstance(node, (hvp, grad_at))
+        ]
+        if found:
+            return str(min(found, key=sp.count_ops))  # the innermost: sqrt(v), not 1/(eps + sqrt(v))
         if expr.free_symbols & depends:
             depends.add(sp.Symbol(target, real=True))
     return None
@@ -688,7 +695,7 @@ def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
             name: _taylor(sp.together(d), order, _where(iso.spec, iso.units.regime, name))
             for name, d in iso.delta.items()
         }
-        return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
+        return Expansion(iso.spec, iso.units, _within_radius(series, iso), iso.indicators, iso.held_next)
     series = {
         name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
         for name, d in iso.delta.items()
@@ -705,7 +712,28 @@ def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
             for n, c in total.items()
         }
     series = {name: series[name] for name in iso.delta}
-    return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
+    return Expansion(iso.spec, iso.units, _within_radius(series, iso), iso.indicators, iso.held_next)
+
+
+def _within_radius(series: dict[str, dict[int, sp.Expr]], iso: Isolated) -> dict[str, dict[int, sp.Expr]]:
+    """The coefficients without their terms of order dt + 1 or more once each ``radius``
+    hyperparameter counts as r0*eta^(dt/2) (r**2 eta: nested gradients at nearby points); the
+    others, as r*eta, are kept with r as written (section 12: r H sigma stays in the diffusion).
+    Identity for an optimizer without a radius."""
+    radii = [iso.spec.hyper_symbols()[n] for n in iso.spec.hypers_with_role("radius")]
+    if not radii:
+        return series
+    dt = iso.units.regime.dt
+    out = {}
+    for name, coefficients in series.items():
+        out[name] = {}
+        for n, c in coefficients.items():
+            terms = sp.Add.make_args(expand_outside(c))
+            power = [sum(t.as_powers_dict().get(r, 0) for r in radii) for t in terms]
+            kept = [t for t, k in zip(terms, power, strict=True) if n + sp.Rational(dt, 2) * k < dt + 1]
+            if kept:
+                out[name][n] = sp.Add(*kept)
+    return out
 
 
 @cache
@@ -1448,6 +1476,7 @@ def _described(sde: SDE, spec: Optimizer, exp: Expansion) -> SDE:
     for name, _b, b_user in reg.accumulators:
         if b_user:
             state_map[name] = S.eta**b_user * symbols[name]
+    lines += [f"state {name} of the SDE stands for {value} of the optimizer" for name, value in state_map.items()]
     clock = S.k * S.eta**reg.clock
     if reg.accumulators:
         names = ", ".join(n for n, _, _ in reg.accumulators)

@@ -137,6 +137,21 @@ def contraction(delta_m: sp.Expr, m: sp.Symbol, series: Series, where: str) -> s
     return a0
 
 
+def check_linear(delta: Mapping[str, sp.Expr], symbols: Mapping[str, sp.Symbol], name: str) -> None:
+    """NonlinearFastError when the fast state ``name`` enters another state's update nonlinearly
+    (inside sign, sqrt, a gradient at another point, ...)."""
+    m, lam = symbols[name], sp.Dummy("lambda_H")
+    for s, d in delta.items():
+        if s == name or not d.has(m):
+            continue
+        for atom in sorted(d.atoms(gradf), key=sp.default_sort_key):
+            if atom.has(m):
+                raise NonlinearFastError(name, s, atom)
+        curvature = sp.diff(_linearised(d, lam), m, 2)
+        if curvature != 0 and sp.simplify(curvature) != 0:
+            raise NonlinearFastError(name, s, _nonlinear_atom(d, m))
+
+
 def eliminate(
     delta: Mapping[str, sp.Expr],
     symbols: Mapping[str, sp.Symbol],
@@ -153,18 +168,12 @@ def eliminate(
     delta_m = delta[name]
     slow = [s for s in delta if s != name]
     shifts: dict[str, sp.Expr] = {}
+    check_linear(delta, symbols, name)
     for s in slow:
         d = delta[s]
         if not d.has(m):
             continue
-        for atom in sorted(d.atoms(gradf), key=sp.default_sort_key):
-            if atom.has(m):
-                raise NonlinearFastError(name, s, atom)
-        lin = _linearised(d, lam)
-        curvature = sp.diff(lin, m, 2)
-        if curvature != 0 and sp.simplify(curvature) != 0:
-            raise NonlinearFastError(name, s, _nonlinear_atom(d, m))
-        coupling = sp.diff(lin, m)
+        coupling = sp.diff(_linearised(d, lam), m)
         p = leading_order(coupling, lam)
         if p is None:
             continue

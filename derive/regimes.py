@@ -12,6 +12,10 @@ substitution rho_0 = rho eta^(1-decay), sigma_0 = sigma eta^noise, ..., plus the
 time t_regime = eta^(dt-1) t, which multiplies the drift by eta^(dt-1) and the diffusion by
 eta^((dt-1)/2). In the paper regime every exponent is trivial and both maps are the identity.
 
+A ``radius`` hyperparameter (SAM's r) is counted as r_0 * eta**(dt/2) (r = r0 sqrt(eta) in the paper
+regime) only to decide the size of P - x in a gradient at another point, grad(P) (see
+:func:`derive.engine.at_points`); the SDE keeps r as written.
+
 **Clocks** (reference section 12). A state that accumulates without decay (AdaGrad's s = s + grad**2)
 grows like the step count, and on the clock t = k eta the parameter freezes. :func:`derive.engine.clocked`
 then puts the regime on another clock: dt = eta**a with the accumulator rescaled, s = s_0 / eta**b,

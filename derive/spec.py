@@ -315,6 +315,7 @@ class Optimizer:
         names = set()
         for _, expr in self.parsed():
             names |= {s for s in expr.free_symbols if s == S.grad or S.draw_index(s, "grad") or S.is_gaussian_draw(s)}
+            names |= {S.grad_draw(a.draw) for a in expr.atoms(grad_at)}  # grad_i(P) draws grad_i
         return tuple(sorted(names, key=lambda s: s.name))
 
     def describe(self) -> str:

@@ -192,6 +192,40 @@ def test_user_usam_equals_builtin():
     assert user.drift == builtin.drift and user.hessian_noise == builtin.hessian_noise
 
 
+def test_nested_gradients_at_nearby_points_keep_order_one():
+    """grad(x + r*grad(x + r*grad)) adds only r**2 terms (order eta with r = r0 sqrt(eta)): USAM's SDE."""
+    nested = Optimizer(
+        name="nested", hyper={"eta": "lr", "r": "radius"}, update=[("x", "x - eta*grad(x + r*grad(x + r*grad))")]
+    )
+    sde, usam = derive_sde(nested), derive_sde("usam")
+    assert sde.drift == usam.drift and sde.hessian_noise == usam.hessian_noise
+
+
+def test_two_fast_states_refuse_the_nonlinear_one_by_name():
+    both = Optimizer(
+        name="adam_both_fixed",
+        hyper={"eta": "lr", "beta1": "fixed_decay", "beta2": "fixed_decay", "eps": "eps"},
+        state=[State("m"), State("v", positive=True)],
+        update=[
+            ("m", "beta1*m + (1 - beta1)*grad"),
+            ("v", "beta2*v + (1 - beta2)*grad**2"),
+            ("x", "x - eta*m/(sqrt(v) + eps)"),
+        ],
+    )
+    with pytest.raises(UnsupportedUpdateError, match=r"sqrt\(v\) is a nonlinear function of the fast state v"):
+        derive_sde(both)
+
+
+def test_leading_order_reads_powers_at_random_points():
+    from derive.fast import leading_order
+
+    a = sp.Symbol("a", positive=True)
+    assert leading_order(eta**2 * (a + 1) + eta**3) == 2
+    assert leading_order(sp.sqrt(a + eta * g**2) - sp.sqrt(a)) == 1
+    assert leading_order((sp.sqrt(a) + eta) ** 2 - a - 2 * eta * sp.sqrt(a) - eta**2) is None  # zero as an expression
+    assert leading_order(eta / (eta + t)) == 1 and leading_order(sp.sqrt(eta) * g) == sp.Rational(1, 2)
+
+
 # ---- stages -------------------------------------------------------------------------------------
 def test_at_points_expands_small_displacements_and_keeps_far_points():
     spec = Optimizer(
