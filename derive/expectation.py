@@ -39,7 +39,7 @@ import sympy as sp
 from . import symbols as S
 from .errors import UnsupportedUpdateError
 from .opaque import expand_outside
-from .order2 import hvp
+from .points import hvp
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,7 @@ import sympy as sp
 from . import symbols as S
 from .errors import NoLimitError, UnsupportedUpdateError
 from .opaque import Opaque
-from .order2 import hvp
-from .points import gradf, linear_hvp
+from .points import gradf, hvp, linear_hvp
 
 Series = Callable[[sp.Expr, int, str], dict[int, sp.Expr]]
 #: random points at which the orders in eta are read (a probabilistic identity test, deterministic seeds)

@@ -43,8 +43,9 @@ import sympy as sp
 from . import symbols as S
 from .errors import DeriveError
 from .noise import NoiseLaw
+from .points import gradf, hvp
 from .regimes import Regime
-from .sde import SDE
+from .sde import SDE, brownian
 from .spec import Optimizer
 
 ORDERS = (1, 2)
@@ -59,22 +60,6 @@ _PRODUCT = sp.Symbol("hvp_b0x")  # stands for hvp(b0_x) while b1 is assembled
 class NoOrder2Error(DeriveError, ValueError):
     """The combination has no order-2 SDE (published form, noise-dominated regime, a law whose
     s(y) is not smooth, a drift that is not differentiable)."""
-
-
-class hvp(sp.Function):  # noqa: N801 - printed as hvp(EXPR), the name of the JSON contract
-    """hvp(u): coordinate i of the Hessian H of f times the vector whose coordinates are u
-    (u written in the symbols of coordinate i: x, m, v, g, ...). Numeric factors come out."""
-
-    nargs = 1
-
-    @classmethod
-    def eval(cls, u):
-        coeff, rest = sp.factor_terms(u).as_coeff_Mul()
-        if coeff == 0:
-            return sp.Integer(0)
-        if coeff != 1:
-            return coeff * cls(rest)
-        return None
 
 
 def _refuse(spec: Optimizer, law: NoiseLaw, reason: str) -> NoOrder2Error:
@@ -303,9 +288,6 @@ def on_curvature(sde: SDE, lam: sp.Expr = CURVATURE) -> SDE:
     """``sde`` on the diagonal quadratic f = sum lam x_i^2/2: g = lam x, hvp(u) = lam u and
     gradf(P) = lam P; the noise through the Hessian, c hvp(sum_j a_j dW_j), joins the diffusion
     as c lam a_j in column j."""
-    from .points import gradf
-    from .sde import brownian
-
     x = sde.state[0]
 
     def put(expr: sp.Expr) -> sp.Expr:

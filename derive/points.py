@@ -6,9 +6,10 @@ both points): g~(P) = grad f(P) + sigma*zeta; ``grad_i(P)`` takes the independen
 The engine (:func:`derive.engine.at_points`) writes each one about x, with delta = P - x:
 
 * delta small (its size in eta, from the hyperparameters' roles, positive): a Taylor expansion
-  g~(P) = g~ + H delta + O(|delta|^2), printed ``hvp(delta)`` (:class:`derive.order2.hvp`, coordinate
-  i of the Hessian times the vector delta); the O(|delta|^2) term must be beyond the order of the
-  SDE (else the gradient at P would need the third derivative of f, and it is refused);
+  g~(P) = g~ + H delta + O(|delta|^2), printed ``hvp(delta)`` (:class:`hvp`, coordinate i of the
+  Hessian times the vector delta; the order-2 drifts of :mod:`derive.order2` use it too); the
+  O(|delta|^2) term must be beyond the order of the SDE (else the gradient at P would need the
+  third derivative of f, and it is refused);
 * delta of order 1 and free of the noise (schedule-free SGD's y = (1 - beta) z + beta x): the
   gradient field there, g~(P) = gradf(P) + sigma*zeta (:class:`gradf`), which the SDE keeps;
 * delta of order 1 and random: refused (the gradient at a random O(1) point has no expansion).
@@ -29,6 +30,22 @@ from collections.abc import Iterable
 import sympy as sp
 
 from . import symbols as S
+
+
+class hvp(sp.Function):  # noqa: N801 - printed as hvp(EXPR), the name of the JSON contract
+    """hvp(u): coordinate i of the Hessian H of f times the vector whose coordinates are u
+    (u written in the symbols of coordinate i: x, m, v, g, ...). Numeric factors come out."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, u):
+        coeff, rest = sp.factor_terms(u).as_coeff_Mul()
+        if coeff == 0:
+            return sp.Integer(0)
+        if coeff != 1:
+            return coeff * cls(rest)
+        return None
 
 
 class grad_at(sp.Function):  # noqa: N801 - printed grad(P) / grad_i(P), as written in update rules
@@ -88,8 +105,6 @@ def linear_hvp(expr: sp.Expr, local: Iterable[sp.Symbol]) -> sp.Expr:
     """``expr`` with every hvp(u) written as sum_k c_k hvp(u_k): u expanded, each term's factors
     free of the per-coordinate symbols ``local`` (states, g, noise draws) taken outside
     (H is linear and the same in every coordinate; hyperparameters, eta and t are scalars)."""
-    from .order2 import hvp  # order2 imports spec, which imports this module
-
     local = frozenset(local)
 
     def split(u: sp.Expr) -> sp.Expr:
@@ -107,6 +122,4 @@ def linear_hvp(expr: sp.Expr, local: Iterable[sp.Symbol]) -> sp.Expr:
 
 def random_hvps(expr: sp.Expr) -> list[sp.Expr]:
     """The applications hvp(u) in ``expr`` whose u depends on a noise draw (H times the noise)."""
-    from .order2 import hvp
-
     return sorted((a for a in expr.atoms(hvp) if S.draws_in(a.args[0])), key=sp.default_sort_key)

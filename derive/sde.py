@@ -165,8 +165,7 @@ class SDE:
 
     def _notes(self) -> list[str]:
         """The text lines of the new descriptors (none for an SDE that has none of them)."""
-        from .order2 import hvp
-        from .points import gradf
+        from .points import gradf, hvp
 
         lines = [f"  eliminated: {name}: {why}" for name, why in self.eliminated.items()]
         lines += [
