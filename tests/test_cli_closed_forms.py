@@ -33,30 +33,43 @@ LAWS = [
 NUMBERS = ["--eta", "0.01", "--sigma", "0.5", "--curvature", "1,4", "--format", "json"]
 
 
-def cases() -> list[list[str]]:
+def cases(covering: bool = False) -> list[list[str]]:
     """1,374 command lines: stationary (symbolic, and evaluated as JSON), scaling under both
     criteria, per built-in (10) x law (7) x regime x form (less ClipSGD under Student-t, whose
-    linearisation takes SymPy over a minute per case); phases per law in both formats."""
+    linearisation takes SymPy over a minute per case); phases per law in both formats.
+
+    ``covering``: one (regime, form) per (built-in, law), rotating so that every built-in and every
+    law meets every regime and every form (354 lines, a quarter of the cost); the default run."""
     out = []
-    for opt, law, regime, form in product(BUILTINS, LAWS, REGIMES, FORMS):
+    pairs = list(product(REGIMES, FORMS))
+    for i, (opt, law) in enumerate(product(BUILTINS, LAWS)):
         if opt == "clipsgd" and "student-t" in law:  # left out: linearising takes SymPy over a minute per case
             continue
-        where = [opt, *law, "--regime", regime, "--form", form]
-        out += [
-            ["stationary", *where],
-            ["stationary", *where, *NUMBERS],
-            ["scaling", *where, "--criterion", "sde"],
-            ["scaling", *where, "--criterion", "stationary"],
-            ["scaling", *where, "--criterion", "stationary", "--format", "json"],
-        ]
+        for regime, form in [pairs[i % len(pairs)]] if covering else pairs:
+            out += _commands(opt, law, regime, form)
     for law, fmt in product(LAWS, ("text", "json")):
         out.append(["phases", *law, "--format", fmt])
     return out
 
 
-def test_every_closed_form_command_gives_a_result_or_one_line(capsys):
+def _commands(opt: str, law: list[str], regime: str, form: str) -> list[list[str]]:
+    where = [opt, *law, "--regime", regime, "--form", form]
+    return [
+        ["stationary", *where],
+        ["stationary", *where, *NUMBERS],
+        ["scaling", *where, "--criterion", "sde"],
+        ["scaling", *where, "--criterion", "stationary"],
+        ["scaling", *where, "--criterion", "stationary", "--format", "json"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "covering", [True, pytest.param(False, marks=pytest.mark.slow, id="all")], ids=lambda c: "covering" if c else "all"
+)
+def test_every_closed_form_command_gives_a_result_or_one_line(capsys, covering):
     failures, counts, start = [], {0: 0, 2: 0}, time.perf_counter()
-    for argv in cases():
+    commands = cases(covering)
+    for argv in commands:
         try:
             code = main(argv)
         except SystemExit as exc:  # argparse
@@ -73,8 +86,9 @@ def test_every_closed_form_command_gives_a_result_or_one_line(capsys):
             counts[2] += 1
         else:
             failures.append(f"derive {' '.join(argv)} -> {code!r}; stderr: {err[-300:]!r}")
-    assert not failures, f"{len(failures)} of {len(cases())} cases failed:\n" + "\n".join(failures[:40])
-    assert counts[0] > 500 and counts[2] > 50, counts  # most combinations have results; refusals exist
+    assert not failures, f"{len(failures)} of {len(commands)} cases failed:\n" + "\n".join(failures[:40])
+    # most combinations have results; refusals exist
+    assert counts[0] > len(commands) // 3 and counts[2] > len(commands) // 30, counts
     print(
         f"{sum(counts.values())} cases: {counts[0]} results, {counts[2]} refusals, {time.perf_counter() - start:.0f} s"
     )
