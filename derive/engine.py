@@ -859,6 +859,27 @@ def _pipeline(
     return map_back(result), result  # stage 7
 
 
+def form_inputs(spec: Optimizer, reg: Regime, form: str) -> tuple[frozenset[str], frozenset[str], list[str]]:
+    """What a form changes in the stage inputs: the momentum states whose same-step value the x drift
+    reads (``Update.hold``), the second-moment states whose covariance rows are dropped
+    (``Averaging.dropped``), and the names of the published simplifications that apply."""
+    simplifications = reg.published if form == "published" else ()
+    degrees = {n: spec.grad_degree(n) for n in spec.state_names}
+    second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
+    momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
+    read = frozenset(
+        n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n))
+    )  # x reads the new value
+    hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
+    applied = [
+        s
+        for s in simplifications
+        if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)
+    ]
+    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
+    return hold, dropped, applied
+
+
 def derive_sde(
     optimizer: str | Optimizer,
     noise: str | NoiseLaw = "gaussian",
@@ -882,20 +903,7 @@ def derive_sde(
         raise UnknownNameError("form", form, FORMS)
     if order != 1:
         return _derive_order2(spec, law, reg, form, order)
-    simplifications = reg.published if form == "published" else ()
-    degrees = {n: spec.grad_degree(n) for n in spec.state_names}
-    second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
-    momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
-    read = frozenset(
-        n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n))
-    )  # x reads the new value
-    hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
-    applied = [
-        s
-        for s in simplifications
-        if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)
-    ]
-    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
+    hold, dropped, applied = form_inputs(spec, reg, form)
 
     exp = expansion(spec, reg)
     user, result = _pipeline(spec, law, reg, hold, dropped)
