@@ -33,8 +33,9 @@ E[X f(X, Y)] = E[d_x f] + r E[d_y f] with f = X^(p-1) Y^q 1[X > U] 1[Y > V]):
     A_q(U, V) = E[Y^q; Y > V | X = U] = sum_k C(q, k) (r U)^(q-k) s^k T_k((V - r U)/s),
     T_k(c) = E[Z^k; Z > c]:  T_0 = Phi(-c), T_1 = phi(c), T_k = c^(k-1) phi(c) + (k - 1) T_(k-2).
 
-E.g. L_{1,0} = phi(U) Phi((r U - V)/s) + r phi(V) Phi((r V - U)/s),
-L_{1,1} = r Phi2(-U, -V, r) + U phi(U) [..] + ...; tests/test_bivariate.py checks them by quadrature.
+E.g. L_{1,0} = phi(U) Phi((r U - V)/s) + r phi(V) Phi((r V - U)/s) and
+L_{1,1} = r Phi2(-U, -V, r) + r U phi(U) Phi((r U - V)/s) + r V phi(V) Phi((r V - U)/s) + s phi(U) phi((V - r U)/s);
+tests/test_bivariate.py checks the recursion by quadrature.
 """
 
 from __future__ import annotations

@@ -120,13 +120,13 @@ def _check_covariance(matrix: np.ndarray, name: str, dim: int | None, curvatures
     bad = np.argwhere(~np.isfinite(matrix))
     if len(bad):
         i, j = bad[0]
-        raise NoiseModelError(f"{name} has a non-finite entry: [{i}, {j}] = {matrix[i, j]}")
+        raise NoiseModelError(f"{name} has a non-finite entry: [{i}, {j}] = {float(matrix[i, j])}")
     scale = float(np.max(np.abs(matrix))) or 1.0
     gap = np.abs(matrix - matrix.T)
     if gap.max() > _TOLERANCE * scale:
         i, j = np.unravel_index(int(np.argmax(gap)), gap.shape)
         raise NoiseModelError(
-            f"{name} is not symmetric: [{i}, {j}] = {matrix[i, j]!r} but [{j}, {i}] = {matrix[j, i]!r}"
+            f"{name} is not symmetric: [{i}, {j}] = {float(matrix[i, j])!r} but [{j}, {i}] = {float(matrix[j, i])!r}"
         )
     matrix = (matrix + matrix.T) / 2
     low = float(np.linalg.eigvalsh(matrix)[0])
@@ -136,7 +136,7 @@ def _check_covariance(matrix: np.ndarray, name: str, dim: int | None, curvatures
     if len(zero):
         i = int(zero[0])
         raise NoiseModelError(
-            f"{name}: coordinate {i} has noise variance [{i}, {i}] = {matrix[i, i]!r}; every coordinate needs a "
+            f"{name}: coordinate {i} has noise variance [{i}, {i}] = {float(matrix[i, i])!r}; every coordinate needs a "
             "positive variance (the SDEs are derived for sigma_i > 0)"
         )
     return matrix

@@ -353,9 +353,12 @@ def _derive_pairs(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, at: tu
                     ci, cj = sides[0].of(cn), sides[1].of(cm)
                     joint = averager.mean(ci, cj, what)
                     product = expect(ci, sides[0].table, what, sources) * expect(cj, sides[1].table, what, sources)
-                    total += S.eta ** (n + m) * (joint - product)
+                    total += (S.eta ** (n + m) if eta_thresholds else 1) * (joint - product)
             total = explicit(_fill_law(total, law, exp, what, conditions, sources, order=lead))
-            coefficient = _coefficients(total, lead, what).get(lead, sp.Integer(0)) if total != 0 else total
+            if eta_thresholds and total != 0:  # expectations raise the power of eta: re-expand, keep eta^lead
+                coefficient = _coefficients(total, lead, what).get(lead, sp.Integer(0))
+            else:  # every term is of order eta^lead
+                coefficient = total
             entries[(a, b)] = _user(coefficient, exp, sides, a, b, lead)
     return PairCovariance(
         optimizer=spec.name,
@@ -366,9 +369,16 @@ def _derive_pairs(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, at: tu
         r=r,
         entries=entries,
         time_functions=dict(sorted(exp.units.gammas.items(), key=lambda item: item[0].name)),
-        conditions=tuple(sorted(conditions)),
+        conditions=_strongest(conditions),
         at={k: v for k, v in at},
     )
+
+
+def _strongest(conditions: set[str]) -> tuple[str, ...]:
+    """The conditions with ``nu > k`` kept only for the largest k."""
+    bounds = [c for c in conditions if c.startswith("nu > ")]
+    top = max(bounds, key=lambda c: sp.Rational(c[5:]), default=None)
+    return tuple(sorted({c for c in conditions if not c.startswith("nu > ")} | ({top} if top else set())))
 
 
 def _user(coefficient: sp.Expr, exp, sides: tuple[_Side, _Side], a: str, b: str, lead: int) -> sp.Expr:

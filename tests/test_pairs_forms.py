@@ -1,0 +1,143 @@
+"""Pair covariances: the published formulas of reference section 9, elliptical laws, refusals, the
+source correlation of the SDE's Brownian motions, and `derive sde --correlated`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import stats
+
+from derive import derive_sde
+from derive.bivariate import Phi2
+from derive.cli import main
+from derive.correlation import NoiseModel
+from derive.errors import DeriveError
+from derive.pairs import derive_pairs, source_correlation
+from derive.runtime.bvn import phi2_ufunc
+
+eta, rho, eps = sp.Symbol("eta", positive=True), sp.Symbol("rho", positive=True), sp.Symbol("eps", nonnegative=True)
+r = sp.Symbol("r", real=True)
+g_i, g_j = sp.Symbol("g_i", real=True), sp.Symbol("g_j", real=True)
+s_i, s_j = sp.Symbol("sigma_i", positive=True), sp.Symbol("sigma_j", positive=True)
+v_i, v_j = sp.Symbol("v_i", positive=True), sp.Symbol("v_j", positive=True)
+
+
+def Phi(x):
+    return (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+
+# ---- the published formulas (reference section 9) ---------------------------------------------
+def test_sgd_and_rmsprop_published_pairs():
+    assert sp.simplify(derive_pairs("sgd").entries[("x", "x")] - eta * s_i * s_j * r) == 0
+    pairs = derive_pairs("rmsprop").entries
+    P_i, P_j = sp.sqrt(v_i) + eps, sp.sqrt(v_j) + eps
+    published = {
+        ("x", "x"): eta * s_i * s_j * r / (P_i * P_j),
+        ("v", "v"): eta * rho**2 * (4 * g_i * g_j * s_i * s_j * r + 2 * s_i**2 * s_j**2 * r**2),
+        ("x", "v"): -eta * rho * 2 * g_j * s_i * s_j * r / P_i,
+        ("v", "x"): -eta * rho * 2 * g_i * s_i * s_j * r / P_j,
+    }
+    for key, formula in published.items():
+        assert sp.simplify(pairs[key] - formula) == 0, key
+
+
+def test_signsgd_published_pair():
+    """eta 4 [Phi2(-g_i/sigma_i, -g_j/sigma_j; r) - Phi(-g_i/sigma_i) Phi(-g_j/sigma_j)]; at g = 0 the
+    arcsine law eta (2/pi) asin(r) (Sheppard), exactly."""
+    entry = derive_pairs("signsgd").entries[("x", "x")]
+    a, b = -g_i / s_i, -g_j / s_j
+    published = eta * 4 * (Phi2(a, b, r) - Phi(a) * Phi(b))
+    free = [eta, g_i, g_j, s_i, s_j, r]
+    derived_f, published_f = (sp.lambdify(free, e, modules=[{"Phi2": phi2_ufunc}, "scipy"]) for e in (entry, published))
+    for point in [(0.01, 0.3, -0.8, 1.0, 0.5, 0.7), (0.02, -1.2, 0.4, 0.6, 2.0, -0.95), (0.01, 2.0, 1.5, 1.0, 1.0, 0.2)]:
+        assert derived_f(*point) == pytest.approx(published_f(*point), rel=1e-12)
+    assert sp.simplify(entry.subs({g_i: 0, g_j: 0}) - eta * 2 * sp.asin(r) / sp.pi) == 0
+
+
+# ---- elliptical laws --------------------------------------------------------------------------
+def test_fourth_cross_moment_under_student_t():
+    """Reference section 9: for t(6) at r = 0.7, E[zeta_i^2 zeta_j^2] / E[zeta^2]^2 is 3.96, not the
+    Gaussian's 1 + 2 r^2 = 1.98 (read off RMSprop's v,v pair at g = 0: eta rho^2 sigma_i^2 sigma_j^2
+    Cov[zeta_i^2, zeta_j^2])."""
+    for law, nu, m2, want in (("student-t", 6, sp.Rational(3, 2), sp.Rational(396, 100)), ("gaussian", None, 1, sp.Rational(198, 100))):
+        vv = derive_pairs("rmsprop", law, nu=nu).entries[("v", "v")]
+        cov = sp.simplify(vv.subs({g_i: 0, g_j: 0, r: sp.Rational(7, 10)}) / (eta * rho**2 * s_i**2 * s_j**2))
+        assert (cov + m2**2) / m2**2 == want
+
+
+@pytest.mark.parametrize("law,nu", [("student-t", 5), ("laplace", None)])
+def test_elliptical_pairs_against_monte_carlo(law, nu):
+    """Multivariate Student-t and Laplace noise (one mixing W per draw), r = -0.6: SGD's x,x pair, the
+    arcsine law of SignSGD at g = 0, Lion's x,m pair at g = m = 0 (r E|zeta|), against sample moments of
+    the model's own draws, within 4 standard errors."""
+    rc, n = -0.6, 400_000
+    noise = NoiseModel.correlated(rc, 2, sigma=[1.0, 1.0], law=law, nu=nu).draw(n, seed=3)
+    zi, zj = noise[:, 0], noise[:, 1]
+    checks = [
+        (derive_pairs("sgd", law, nu=nu).entries[("x", "x")], zi * zj),
+        (derive_pairs("signsgd", law, nu=nu, at={"g": 0}).entries[("x", "x")], np.sign(zi) * np.sign(zj)),
+        (-derive_pairs("lion", law, nu=nu, at={"g": 0, "m": 0}).entries[("x", "m")] / sp.Symbol("rho2", positive=True), np.sign(zi) * zj),
+    ]
+    for entry, samples in checks:
+        want = float(entry.subs({eta: 1, r: rc, s_i: 1, s_j: 1}))
+        assert abs(samples.mean() - want) <= 4 * samples.std() / np.sqrt(n), (entry, samples.mean(), want)
+    assert float(checks[1][0].subs({eta: 1, r: rc})) == pytest.approx(2 / np.pi * np.arcsin(rc))
+
+
+def test_refusals_name_the_missing_pair_expectation():
+    with pytest.raises(DeriveError) as info:
+        derive_pairs("signsgd", "student-t", nu=5)
+    message = str(info.value)
+    assert "\n" not in message and "E[zeta_i^0 zeta_j^0; zeta_i > -g_i/sigma_i, zeta_j > -g_j/sigma_j]" in message
+    assert "bivariate CDF" in message
+    for law in ("uniform", "cdf:1/(1 + exp(-y))"):
+        with pytest.raises(DeriveError, match="correlated noise is Gaussian or elliptical"):
+            derive_pairs("sgd", law)
+    with pytest.raises(DeriveError, match=r"zeta_i > -\(c \+ g_i\)/sigma_i.*under the cauchy law"):
+        derive_pairs("clipsgd", "cauchy")  # clip x clip: thresholds +-c, not 0, even at g = 0
+
+
+# ---- the source correlation and the simulators' noise across coordinates ---------------------
+def test_source_correlation_is_derived_from_the_pairs():
+    """RMSprop, Gaussian: C = diag(r, r^2) (the zeta-linear source like R, the zeta^2 - 1 source like
+    R o R); Student-t(6): constant, but the squared source stays correlated at r = 0; SignSGD: none."""
+    C = source_correlation(derive_sde("rmsprop"), derive_pairs("rmsprop"))
+    assert sp.simplify(C - sp.diag(r, r**2)) == sp.zeros(2, 2)
+    Ct = source_correlation(derive_sde("rmsprop", "student-t", nu=6), derive_pairs("rmsprop", "student-t", nu=6))
+    assert Ct is not None and Ct[0, 0] == r and Ct[1, 1].subs(r, 0) == sp.Rational(1, 5)
+    assert source_correlation(derive_sde("signsgd"), derive_pairs("signsgd")) is None
+    model = NoiseModel.correlated(0.5, 3, sigma=[1.0, 2.0, 0.5])
+    M = model.source_covariance(C, r)
+    R = model.correlation
+    assert np.allclose(M[:3, :3], R) and np.allclose(M[3:, 3:], R * R) and np.allclose(M[:3, 3:], 0)
+
+
+# ---- the command line -------------------------------------------------------------------------
+NAMES = {n: sp.Symbol(n) for n in "eta rho rho1 rho2 eps theta beta1 c t nu r g_i g_j sigma_i sigma_j x_i x_j m_i m_j v_i v_j".split()}
+
+
+def test_cli_correlated_json_parses_with_the_documented_names(capsys):
+    assert main(["sde", "lion", "--correlated", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["correlation"] == "r"
+    assert set(data["pair_covariance"]) == {"x_i,x_j", "x_i,m_j", "m_i,x_j", "m_i,m_j"}
+    pairs = derive_pairs("lion")
+    for key, text in data["pair_covariance"].items():
+        parsed = sp.sympify(text, locals={**NAMES, "Phi2": Phi2})
+        assert {s.name for s in parsed.free_symbols} <= set(NAMES)
+        a, b = key.split(",")
+        want = pairs.entries[(a[:-2], b[:-2])]
+        assert sp.simplify(parsed - want.xreplace({s: sp.Symbol(s.name) for s in want.free_symbols})) == 0
+
+
+def test_cli_correlated_text_and_refusal(capsys):
+    assert main(["sde", "rmsprop", "--correlated"]) == 0
+    out = capsys.readouterr().out
+    assert "dv = " in out and "v_i,v_j: 2*eta*r*rho**2*sigma_i*sigma_j*(2*g_i*g_j + r*sigma_i*sigma_j)" in out
+    assert main(["sde", "sgd", "--correlated", "--order", "2"]) == 2
+    assert "not combined with --order 2" in capsys.readouterr().err
+    assert main(["sde", "signsgd", "--correlated", "--noise", "student-t"]) == 2
+    assert "needs the pair expectation" in capsys.readouterr().err
