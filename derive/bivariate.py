@@ -13,7 +13,7 @@ Phi2(h, k, 1) = Phi(min(h, k)), Phi2(h, k, -1) = max(0, Phi(h) - Phi(-k)), and i
 Numbers (``evalf``, any precision) come from :func:`phi2_mpmath`; the float64 kernel of the simulators
 is :func:`derive.runtime.bvn.phi2`.
 
-**Representation.** Integrating Plackett's identity from r = -1, with u = sin(theta) = tanh(log w):
+**Representation.** Integrating Plackett's identity from r = -1, with u = sin(theta) = tanh(log w)::
 
     Phi2(h, k, r) = max(0, Phi(h) - Phi(-k))
                     + (1/pi) e^{-(h^2 + k^2)/4} [ int_0^{min(1, W)} q_{A,B}(w) dw + [W > 1] int_{1/W}^1 q_{B,A}(w) dw ],
@@ -200,3 +200,11 @@ def tail_moment(p: int, q: int, U: sp.Expr, V: sp.Expr, r: sp.Expr) -> sp.Expr:
         + U ** (p - 1) * normal_pdf(U) * _conditional_upper(q, U, V, r)
         + r * (q * tail_moment(p - 1, q - 1, U, V, r) + V**q * normal_pdf(V) * _conditional_upper(p - 1, V, U, r))
     )
+
+
+def lambdify_modules() -> list:
+    """The ``modules`` argument of ``sympy.lambdify`` for expressions with Phi2: the float64 kernel
+    :func:`derive.runtime.bvn.phi2_ufunc` (NumPy arrays broadcast), then SciPy and NumPy."""
+    from .runtime.bvn import phi2_ufunc
+
+    return [{"Phi2": phi2_ufunc}, "scipy", "numpy"]

@@ -50,7 +50,9 @@ class LinearisedSystem:
         """A and B as float64 arrays (every parameter given a value)."""
         free = sorted({s.name for M in (self.A, self.B) for s in M.free_symbols})
         if free:
-            raise NoiseModelError(f"the linearised system of {self.optimizer} still depends on {', '.join(free)}; give their values")
+            raise NoiseModelError(
+                f"the linearised system of {self.optimizer} still depends on {', '.join(free)}; give their values"
+            )
         return np.array(self.A.evalf(), dtype=np.float64), np.array(self.B.evalf(), dtype=np.float64)
 
     def stationary_covariance(self) -> np.ndarray:
@@ -59,7 +61,9 @@ class LinearisedSystem:
 
         A, B = self.numeric()
         if np.max(np.linalg.eigvals(A).real) >= 0:
-            raise NoiseModelError(f"the linearised drift of {self.optimizer} at the minimum is not stable: no stationary law")
+            raise NoiseModelError(
+                f"the linearised drift of {self.optimizer} at the minimum is not stable: no stationary law"
+            )
         C = solve_continuous_lyapunov(A, -B)
         return (C + C.T) / 2
 
@@ -85,7 +89,7 @@ def linearised(
     sde = one.sde
     states = sde.state_names
     n = len(states)
-    x, aux = sde.state[0], sde.state[1:]
+    x = sde.state[0]
     at = {"g": 0, **{s.name: v for s, v in one.fixed_point.items()}}
     pairs = derive_pairs(optimizer, law, "paper", form, at=at)
     gammas = {g: sp.limit(v, S.t, sp.oo) for g, v in pairs.time_functions.items()}
@@ -97,7 +101,9 @@ def linearised(
     for p in range(n):
         for q in range(n):
             if q > 0 and A_g[p, q] != 0:
-                raise NoiseModelError(f"the linearised drift of {sde.optimizer} couples {states[p]} to {states[q]} through the curvature")
+                raise NoiseModelError(
+                    f"the linearised drift of {sde.optimizer} couples {states[p]} to {states[q]} through the curvature"
+                )
     for i in range(d):
         own = {S.sigma: scales[i]}
         for p in range(n):
@@ -113,7 +119,11 @@ def linearised(
         for j in range(d):
             if i == j:
                 continue
-            coords = {sp.Symbol("sigma_i", positive=True): scales[i], sp.Symbol("sigma_j", positive=True): scales[j], pairs.r: R[i, j]}
+            coords = {
+                sp.Symbol("sigma_i", positive=True): scales[i],
+                sp.Symbol("sigma_j", positive=True): scales[j],
+                pairs.r: R[i, j],
+            }
             for p in range(n):
                 for q in range(n):
                     entry = pairs.entries[(states[p], states[q])].xreplace(gammas)

@@ -52,7 +52,7 @@ from .engine import (
     form_inputs,
 )
 from .errors import DeriveError, UnknownNameError, UnsupportedUpdateError
-from .expectation import Indicator, expect, is_random, isolate, shown
+from .expectation import Indicator, expect, is_random, isolate
 from .noise import NoiseLaw, get_noise
 from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
@@ -96,7 +96,9 @@ class PairCovariance:
 
     def matrix(self) -> sp.Matrix:
         """Rows: the states of coordinate i; columns: those of coordinate j."""
-        return sp.Matrix(len(self.states), len(self.states), lambda p, q: self.entries[(self.states[p], self.states[q])])
+        return sp.Matrix(
+            len(self.states), len(self.states), lambda p, q: self.entries[(self.states[p], self.states[q])]
+        )
 
     def explicit(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with the bias corrections written out in t."""
@@ -267,7 +269,9 @@ class _PairAverager:
             w, condition = self.mix.conditional_moment(k // 2, z, what)
             if condition:
                 self.conditions.add(condition)
-            terms.append(sp.binomial(q, k) * (self.r * z) ** (q - k) * (1 - self.r**2) ** (k // 2) * sp.factorial2(k - 1) * w)
+            terms.append(
+                sp.binomial(q, k) * (self.r * z) ** (q - k) * (1 - self.r**2) ** (k // 2) * sp.factorial2(k - 1) * w
+            )
         return sp.Add(*terms)
 
     def _w_moment(self, n: int, what: str) -> sp.Expr:

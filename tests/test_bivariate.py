@@ -141,7 +141,9 @@ def test_special_values_and_limits():
     assert phi2(0.3, math.inf, 0.2) == pytest.approx(stats.norm.cdf(0.3), rel=1e-15)
     assert phi2(-math.inf, 0.3, 0.2) == 0.0
     assert phi2(1.0, 2.0, 1.0) == pytest.approx(stats.norm.cdf(1.0), rel=1e-15)
-    assert phi2(1.0, -2.0, -1.0) == 0.0 and phi2(1.0, 3.0, -1.0) == pytest.approx(stats.norm.cdf(1) - stats.norm.cdf(-3))
+    assert phi2(1.0, -2.0, -1.0) == 0.0 and phi2(1.0, 3.0, -1.0) == pytest.approx(
+        stats.norm.cdf(1) - stats.norm.cdf(-3)
+    )
     assert math.isnan(phi2(0.0, 0.0, 1.5)) and math.isnan(phi2(math.nan, 0.0, 0.5))
     np.testing.assert_allclose(phi2_ufunc(np.zeros(3), np.zeros(3), np.array([-0.5, 0.0, 0.5])), [1 / 6, 1 / 4, 1 / 3])
 

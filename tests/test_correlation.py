@@ -34,7 +34,10 @@ def test_semidefinite_covariance_has_an_eigen_factor():
 
 @pytest.mark.parametrize(
     "r,d,message",
-    [(-0.6, 3, r"-1/\(d - 1\) = -0\.5 <= r <= 1 with d = 3"), (1.2, 4, r"-1/\(d - 1\) = -0\.333333 <= r <= 1 with d = 4")],
+    [
+        (-0.6, 3, r"-1/\(d - 1\) = -0\.5 <= r <= 1 with d = 3"),
+        (1.2, 4, r"-1/\(d - 1\) = -0\.333333 <= r <= 1 with d = 4"),
+    ],
 )
 def test_correlation_range_says_what_is_allowed(r, d, message):
     with pytest.raises(NoiseModelError, match=message):
@@ -82,7 +85,9 @@ def test_elliptical_mixing():
     assert float(value) == pytest.approx(float(ratio), rel=1e-12)
     lap, _ = Mixing("laplace").conditional_moment(2, z, "test")
     prior = sp.exp(-w / 2)
-    ratio = sp.Integral(w**2 * prior * like, (w, 0, sp.oo)).evalf(20) / sp.Integral(prior * like, (w, 0, sp.oo)).evalf(20)
+    ratio = sp.Integral(w**2 * prior * like, (w, 0, sp.oo)).evalf(20) / sp.Integral(prior * like, (w, 0, sp.oo)).evalf(
+        20
+    )
     assert float(lap) == pytest.approx(float(ratio), rel=1e-12)
     with pytest.raises(InfiniteMomentError, match="nu > 1"):
         Mixing("student-t", sp.Integer(1)).conditional_moment(1, z, "test")

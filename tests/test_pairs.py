@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from derive.bivariate import lambdify_modules
 from derive.correlation import NoiseModel
 from derive.pairs import PairCovariance, derive_pairs
-from derive.runtime.bvn import phi2_ufunc
 
 N = 400_000
 ETA = 1e-4
@@ -78,7 +78,7 @@ def coefficient(pairs: PairCovariance, expr: sp.Expr, g: tuple, r: float, optimi
         values.update({f"{s}_{suffix}": STATES[s][c] for s in "xv"})
     free = sorted(expr.free_symbols, key=lambda s: s.name)
     assert "eta" not in {s.name for s in free}, expr
-    f = sp.lambdify(free, expr, modules=[{"Phi2": phi2_ufunc}, "scipy", "numpy"])
+    f = sp.lambdify(free, expr, modules=lambdify_modules())
     return float(f(*[values[s.name] for s in free]))
 
 
@@ -140,7 +140,7 @@ def drop_r(expr: sp.Expr, r: sp.Symbol, at: dict) -> sp.Expr:
 
     def value(e):
         free = sorted(e.free_symbols, key=lambda s: s.name)
-        f = sp.lambdify(free, e, modules=[{"Phi2": phi2_ufunc}, "scipy", "numpy"])
+        f = sp.lambdify(free, e, modules=lambdify_modules())
         return float(f(*[at[s] for s in free]))
 
     shift = [abs(value(mutated(t) - t)) for t in terms]

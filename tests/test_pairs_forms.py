@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import sympy as sp
-from scipy import stats
 
 from derive import derive_sde
 from derive.bivariate import Phi2
@@ -52,7 +51,11 @@ def test_signsgd_published_pair():
     published = eta * 4 * (Phi2(a, b, r) - Phi(a) * Phi(b))
     free = [eta, g_i, g_j, s_i, s_j, r]
     derived_f, published_f = (sp.lambdify(free, e, modules=[{"Phi2": phi2_ufunc}, "scipy"]) for e in (entry, published))
-    for point in [(0.01, 0.3, -0.8, 1.0, 0.5, 0.7), (0.02, -1.2, 0.4, 0.6, 2.0, -0.95), (0.01, 2.0, 1.5, 1.0, 1.0, 0.2)]:
+    for point in [
+        (0.01, 0.3, -0.8, 1.0, 0.5, 0.7),
+        (0.02, -1.2, 0.4, 0.6, 2.0, -0.95),
+        (0.01, 2.0, 1.5, 1.0, 1.0, 0.2),
+    ]:
         assert derived_f(*point) == pytest.approx(published_f(*point), rel=1e-12)
     assert sp.simplify(entry.subs({g_i: 0, g_j: 0}) - eta * 2 * sp.asin(r) / sp.pi) == 0
 
@@ -62,7 +65,10 @@ def test_fourth_cross_moment_under_student_t():
     """Reference section 9: for t(6) at r = 0.7, E[zeta_i^2 zeta_j^2] / E[zeta^2]^2 is 3.96, not the
     Gaussian's 1 + 2 r^2 = 1.98 (read off RMSprop's v,v pair at g = 0: eta rho^2 sigma_i^2 sigma_j^2
     Cov[zeta_i^2, zeta_j^2])."""
-    for law, nu, m2, want in (("student-t", 6, sp.Rational(3, 2), sp.Rational(396, 100)), ("gaussian", None, 1, sp.Rational(198, 100))):
+    for law, nu, m2, want in (
+        ("student-t", 6, sp.Rational(3, 2), sp.Rational(396, 100)),
+        ("gaussian", None, 1, sp.Rational(198, 100)),
+    ):
         vv = derive_pairs("rmsprop", law, nu=nu).entries[("v", "v")]
         cov = sp.simplify(vv.subs({g_i: 0, g_j: 0, r: sp.Rational(7, 10)}) / (eta * rho**2 * s_i**2 * s_j**2))
         assert (cov + m2**2) / m2**2 == want
@@ -79,7 +85,11 @@ def test_elliptical_pairs_against_monte_carlo(law, nu):
     checks = [
         (derive_pairs("sgd", law, nu=nu).entries[("x", "x")], zi * zj),
         (derive_pairs("signsgd", law, nu=nu, at={"g": 0}).entries[("x", "x")], np.sign(zi) * np.sign(zj)),
-        (-derive_pairs("lion", law, nu=nu, at={"g": 0, "m": 0}).entries[("x", "m")] / sp.Symbol("rho2", positive=True), np.sign(zi) * zj),
+        (
+            -derive_pairs("lion", law, nu=nu, at={"g": 0, "m": 0}).entries[("x", "m")]
+            / sp.Symbol("rho2", positive=True),
+            np.sign(zi) * zj,
+        ),
     ]
     for entry, samples in checks:
         want = float(entry.subs({eta: 1, r: rc, s_i: 1, s_j: 1}))
@@ -116,7 +126,10 @@ def test_source_correlation_is_derived_from_the_pairs():
 
 
 # ---- the command line -------------------------------------------------------------------------
-NAMES = {n: sp.Symbol(n) for n in "eta rho rho1 rho2 eps theta beta1 c t nu r g_i g_j sigma_i sigma_j x_i x_j m_i m_j v_i v_j".split()}
+NAMES = {
+    n: sp.Symbol(n)
+    for n in "eta rho rho1 rho2 eps theta beta1 c t nu r g_i g_j sigma_i sigma_j x_i x_j m_i m_j v_i v_j".split()
+}
 
 
 def test_cli_correlated_json_parses_with_the_documented_names(capsys):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-
-import sympy as sp
 import time
 from itertools import product
+
+import sympy as sp
 
 from ..engine import derive_sde
 from ..errors import DeriveError
@@ -33,12 +33,16 @@ def _cmd_sde(args: argparse.Namespace) -> int:
     if args.diffusion == "stationary":
         return _cmd_stationary_diffusion(args)
     if args.correlated and (args.order != 1 or args.curvature is not None):
-        raise DeriveError("--correlated derives the order-1 pair covariances; it is not combined with --order 2 or --curvature")
+        raise DeriveError(
+            "--correlated derives the order-1 pair covariances; it is not combined with --order 2 or --curvature"
+        )
     sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu, order=args.order)
     if args.curvature is not None:
         sde = on_curvature(sde, parse_curvature(args.curvature))
     if args.correlated:
-        _print_correlated(sde, derive_pairs(args.optimizer, args.noise, args.regime, args.form, nu=args.nu), args.format)
+        _print_correlated(
+            sde, derive_pairs(args.optimizer, args.noise, args.regime, args.form, nu=args.nu), args.format
+        )
     else:
         print(sde.format(args.format))
     if args.format == "text":
