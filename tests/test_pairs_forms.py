@@ -60,6 +60,12 @@ def test_signsgd_published_pair():
     assert sp.simplify(entry.subs({g_i: 0, g_j: 0}) - eta * 2 * sp.asin(r) / sp.pi) == 0
 
 
+def test_noise_dominated_signsgd_is_its_linear_phase():
+    """sigma = sigma0/eta: the thresholds -eta g/sigma0 tend to 0 and the pair is the arcsine law."""
+    entry = derive_pairs("signsgd", regime="noise-dominated").entries[("x", "x")]
+    assert sp.simplify(entry - eta * 2 * sp.asin(r) / sp.pi) == 0
+
+
 # ---- elliptical laws --------------------------------------------------------------------------
 def test_fourth_cross_moment_under_student_t():
     """Reference section 9: for t(6) at r = 0.7, E[zeta_i^2 zeta_j^2] / E[zeta^2]^2 is 3.96, not the
@@ -114,8 +120,9 @@ def test_refusals_name_the_missing_pair_expectation():
 def test_source_correlation_is_derived_from_the_pairs():
     """RMSprop, Gaussian: C = diag(r, r^2) (the zeta-linear source like R, the zeta^2 - 1 source like
     R o R); Student-t(6): constant, but the squared source stays correlated at r = 0; SignSGD: none."""
-    C = source_correlation(derive_sde("rmsprop"), derive_pairs("rmsprop"))
-    assert sp.simplify(C - sp.diag(r, r**2)) == sp.zeros(2, 2)
+    for optimizer in ("rmsprop", "adam"):  # Adam: m and v carry the two sources, x none
+        C = source_correlation(derive_sde(optimizer), derive_pairs(optimizer))
+        assert sp.simplify(C - sp.diag(r, r**2)) == sp.zeros(2, 2), optimizer
     Ct = source_correlation(derive_sde("rmsprop", "student-t", nu=6), derive_pairs("rmsprop", "student-t", nu=6))
     assert Ct is not None and Ct[0, 0] == r and Ct[1, 1].subs(r, 0) == sp.Rational(1, 5)
     assert source_correlation(derive_sde("signsgd"), derive_pairs("signsgd")) is None
