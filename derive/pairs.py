@@ -47,6 +47,7 @@ from .engine import (
     _random_part,
     _simplest,
     argument,
+    clocked,
     expansion,
     explicit,
     form_inputs,
@@ -326,10 +327,11 @@ def derive_pairs(
 @lru_cache(maxsize=128)
 def _derive_pairs(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, at: tuple) -> PairCovariance:
     mix = mixing(law, f"pair covariances of {spec.name}")
-    hold, dropped, _ = form_inputs(spec, reg, form)
+    reg = clocked(spec, reg)  # the clock of derive_sde (AdaGrad's t = k eta^2)
+    exp = expansion(spec, reg)
+    hold, dropped, _ = form_inputs(spec, reg, form, exp.states)
     _, lead_form = _pipeline(spec, law, reg, hold, dropped)
     lead = lead_form.lead
-    exp = expansion(spec, reg)
     r = correlation_symbol(spec)
     at_map = dict(at)
     sides = (_side(exp, "i", at_map), _side(exp, "j", at_map))

@@ -35,12 +35,17 @@ LAYERS = [
         "derive.bivariate",
         "derive.correlation",
         "derive.pairs",
+        "derive.parsing",
+        "derive.executor",
+        "derive.points",
+        "derive.fast",
+        "derive.descriptors",
     },
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
     {"derive.theory", "derive.validate", "derive.linearised"},
     {"derive.report"},
-    {"derive.cli", "derive.__main__"},
+    {"derive.cli", "derive.__main__", "derive.sweep"},
 ]
 
 
