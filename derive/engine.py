@@ -1186,6 +1186,16 @@ def _root(pivot: sp.Expr, positive: Mapping[sp.Symbol, sp.Expr]) -> sp.Expr:
     return sp.sqrt(sp.factor_terms(sp.factor(pivot.xreplace(used)))).xreplace(back)
 
 
+def covariance_factor(units: Units, lead: int, a: str, b: str) -> sp.Expr:
+    """The factor that takes the eta^lead coefficient of Cov[Delta a, Delta b] (regime units) to the
+    covariance per unit time in user units: eta^(lead - dt) (the power kept in front of the noise) times
+    eta^(dt - clock) (regime time to user time) over eta^(r_a + r_b) (each state's rescaling relative to
+    its user units)."""
+    reg = units.regime
+    relative = sum(units.exponents[n] - units.user_exponents.get(n, 0) for n in (a, b))
+    return S.eta ** (lead - reg.dt) * S.eta ** (reg.dt - reg.clock) / S.eta**relative
+
+
 def map_back(lead: Leading) -> UserForm:
     """Stage 7: drift and diffusion in the user's units, each entry in its simplest exact form.
 
@@ -1229,7 +1239,7 @@ def map_back(lead: Leading) -> UserForm:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
     scale = [S.eta ** -relative[n] for n in exp.states]
     user_cov = sp.Matrix(
-        size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale)
+        size, size, lambda i, j: user(lead.cov[i, j], covariance_factor(units, lead.lead, exp.states[i], exp.states[j]))
     )
     positive = {v: c for c, v in back.items() if c.name.startswith("one_minus_") and isinstance(v, sp.Add)}
     positive = {next(iter(v.free_symbols)): 1 - c for v, c in positive.items()}

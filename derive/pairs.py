@@ -32,7 +32,7 @@ constant correlation across coordinates of the SDE's Brownian motions, where the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sympy as sp
@@ -48,6 +48,7 @@ from .engine import (
     _simplest,
     argument,
     clocked,
+    covariance_factor,
     expansion,
     explicit,
     form_inputs,
@@ -57,6 +58,8 @@ from .expectation import Indicator, expect, is_random, isolate
 from .noise import NoiseLaw, get_noise
 from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
+from .parsing import ExpressionError, parse_number
+from .points import gradf, hvp
 from .regimes import FORMS, Regime, get_regime
 from .spec import Optimizer
 
@@ -77,14 +80,15 @@ def suffixed(sym: sp.Symbol, suffix: str) -> sp.Symbol:
 class PairCovariance:
     """Cov[Delta a_i, Delta b_j] / dt for every ordered pair of states (a, b), in the user's units:
     ``entries[(a, b)]`` in g_i, g_j, sigma_i, sigma_j, the states suffixed _i and _j, the hyperparameters,
-    the bias corrections gamma (``time_functions``) and the correlation ``r``."""
+    the bias corrections gamma (``time_functions``) and the correlation ``r`` (a symbol; a number after
+    :meth:`at_correlation`)."""
 
     optimizer: str
     noise: str
     regime: str
     form: str
     states: tuple[str, ...]
-    r: sp.Symbol
+    r: sp.Expr
     entries: Mapping[tuple[str, str], sp.Expr]
     time_functions: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
     conditions: tuple[str, ...] = ()
@@ -94,6 +98,25 @@ class PairCovariance:
     def key(a: str, b: str) -> str:
         """The JSON key of the pair (a of coordinate i, b of coordinate j): ``"a_i,b_j"``."""
         return f"{a}_i,{b}_j"
+
+    def at_correlation(self, value: object) -> PairCovariance:
+        """The entries at one correlation: a number in [-1, 1] (a Python or SymPy number, or text such as
+        ``"0.7"`` or ``"-1/3"``, read by :func:`derive.parsing.parse_number`, never evaluated)."""
+        try:
+            number = parse_number(value, "correlation")
+        except ExpressionError as exc:
+            raise DeriveError(f"correlation {value!r} is not a number ({exc.reason}); give r in [-1, 1]") from None
+        if not (number.is_number and number.is_real and -1 <= number <= 1):
+            raise DeriveError(f"correlation {value!r} is not a number in [-1, 1]; give r in [-1, 1]")
+        number = sp.nsimplify(number, rational=True) if number.is_Float else number  # 0.7 as 7/10: exact entries
+        entries = {k: _simplest(e.xreplace({self.r: number})) for k, e in self.entries.items()}
+        for (a, b), e in entries.items():
+            if e.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+                raise DeriveError(
+                    f"at correlation {number} the pair {self.key(a, b)} is a limit (1 - r^2 divides its terms), "
+                    "not a value; give -1 < r < 1, or leave r symbolic"
+                )
+        return replace(self, r=number, entries=entries)
 
     def matrix(self) -> sp.Matrix:
         """Rows: the states of coordinate i; columns: those of coordinate j."""
@@ -343,6 +366,7 @@ def _derive_pairs(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, at: tu
         for n in exp.states
         if n not in dropped
     }
+    _refuse_coupled(spec, random)
     eta_thresholds = any(ind.threshold.has(S.eta) for ind in exp.indicators.values())
     entries = {}
     for a in exp.states:
@@ -380,6 +404,20 @@ def _derive_pairs(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, at: tu
     )
 
 
+def _refuse_coupled(spec: Optimizer, random: Mapping[str, Mapping[int, sp.Expr]]) -> None:
+    """Refuse noise that reaches a coordinate through H (hvp, gradf: a gradient at another point): it
+    mixes every coordinate's noise, so two coordinates' copies of the expansion do not hold it."""
+    for name, series in random.items():
+        for c in series.values():
+            coupled = sorted(c.atoms(hvp, gradf), key=sp.default_sort_key)
+            if coupled:
+                raise UnsupportedUpdateError(
+                    f"pair covariances of {spec.name}: the noise of {name} enters through {coupled[0]} (the Hessian "
+                    "or the gradient at another point applied to the noise), which mixes every coordinate's noise "
+                    "through H; the two-coordinate pair model (reference section 9) does not cover it"
+                )
+
+
 def _strongest(conditions: set[str]) -> tuple[str, ...]:
     """The conditions with ``nu > k`` kept only for the largest k."""
     bounds = [c for c in conditions if c.startswith("nu > ")]
@@ -389,12 +427,11 @@ def _strongest(conditions: set[str]) -> tuple[str, ...]:
 
 def _user(coefficient: sp.Expr, exp, sides: tuple[_Side, _Side], a: str, b: str, lead: int) -> sp.Expr:
     """The eta^lead coefficient in the user's units (as :func:`derive.engine.map_back`): times
-    eta^(lead - dt) eta^(dt - 1) / eta^(r_a + r_b), the regime symbols mapped back, in its simplest form."""
+    :func:`derive.engine.covariance_factor`, the regime symbols mapped back, in its simplest form."""
     if coefficient == 0:
         return sp.Integer(0)
     units = exp.units
-    reg = units.regime
-    factor = S.eta ** (lead - reg.dt) * S.eta ** (reg.dt - 1) / S.eta ** (units.exponents[a] + units.exponents[b])
+    factor = covariance_factor(units, lead, a, b)
     back = {**units.to_user, **sides[0].to_user, **sides[1].to_user}
     opaque = Opaque()
     hidden = opaque.hide(sp.powsimp(coefficient.xreplace(back) * factor, combine="exp"))

@@ -14,7 +14,9 @@ from derive.bivariate import Phi2
 from derive.cli import main
 from derive.correlation import NoiseModel
 from derive.errors import DeriveError
-from derive.pairs import derive_pairs, source_correlation
+from derive.optimizers import DERIVATION_ONLY
+from derive.pairs import derive_pairs, source_correlation, suffixed
+from derive.parsing import sde_expression
 from derive.runtime.bvn import phi2_ufunc
 
 eta, rho, eps = sp.Symbol("eta", positive=True), sp.Symbol("rho", positive=True), sp.Symbol("eps", nonnegative=True)
@@ -116,6 +118,38 @@ def test_refusals_name_the_missing_pair_expectation():
         derive_pairs("clipsgd", "cauchy")  # clip x clip: thresholds +-c, not 0, even at g = 0
 
 
+# ---- the derivation-only built-ins -------------------------------------------------------------
+def one_coordinate(pairs, sde, r_value) -> sp.Matrix:
+    """The pair matrix at correlation ``r_value`` with coordinate j equal to coordinate i (g_j = g_i,
+    sigma_j = sigma_i, the same states), written in the per-coordinate SDE's symbols."""
+    own = (sp.Symbol("g", real=True), sp.Symbol("sigma", positive=True), *sde.state)
+    same = {suffixed(s, c): s for s in own for c in "ij"}
+    return pairs.matrix().xreplace({pairs.r: r_value}).xreplace(same).xreplace(dict(pairs.time_functions))
+
+
+def test_derivation_only_builtins_correlated_or_refused():
+    """Every derivation-only built-in derives its pairs or is refused in one line: at r = 1 with two equal
+    coordinates the pair matrix is the per-coordinate covariance G G^T (the engine's own, by another
+    path: the clock, eliminated fast states and bias corrections included), at r = 0 it vanishes. USAM's
+    noise reaches x through hvp(zeta), H times the whole noise vector: refused, naming it."""
+    derived = []
+    for name in DERIVATION_ONLY:
+        if name == "usam":
+            with pytest.raises(DeriveError) as info:
+                derive_pairs(name)
+            assert "\n" not in str(info.value) and "enters through hvp(zeta)" in str(info.value)
+            continue
+        sde, pairs = derive_sde(name), derive_pairs(name)
+        assert pairs.states == tuple(s.name for s in sde.state), name
+        G = sp.Matrix(sde.diffusion).xreplace(dict(sde.time_functions))
+        at_one = one_coordinate(pairs, sde, 1) - G * G.T
+        point = {s: sp.Rational(3 + 2 * n, 7) for n, s in enumerate(sorted(at_one.free_symbols, key=str))}
+        assert max(abs(e.xreplace(point).evalf(30)) for e in at_one) < 1e-25, (name, at_one)
+        assert one_coordinate(pairs, sde, 0).is_zero_matrix, name
+        derived.append(name)
+    assert set(derived) == set(DERIVATION_ONLY) - {"usam"}
+
+
 # ---- the source correlation and the simulators' noise across coordinates ---------------------
 def test_source_correlation_is_derived_from_the_pairs():
     """RMSprop, Gaussian: C = diag(r, r^2) (the zeta-linear source like R, the zeta^2 - 1 source like
@@ -133,31 +167,60 @@ def test_source_correlation_is_derived_from_the_pairs():
 
 
 # ---- the command line -------------------------------------------------------------------------
-NAMES = {
-    n: sp.Symbol(n)
-    for n in "eta rho rho1 rho2 eps theta beta1 c t nu r g_i g_j sigma_i sigma_j x_i x_j m_i m_j v_i v_j".split()
-}
+NAMES = set("eta rho rho1 rho2 eps theta beta1 c t nu r g_i g_j sigma_i sigma_j x_i x_j m_i m_j v_i v_j".split())
 
 
-def test_cli_correlated_json_parses_with_the_documented_names(capsys):
+def plain(expr: sp.Expr) -> sp.Expr:
+    """expr with assumption-free symbols, as the JSON's strings read back."""
+    return expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols})
+
+
+def test_cli_correlated_json_reads_back_with_the_documented_names(capsys):
+    """Every pair_covariance string reads back through the tool's parser (Phi2 the engine's function,
+    which evaluates), in the names README lists, as the derived entry."""
     assert main(["sde", "lion", "--correlated", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["correlation"] == "r"
     assert set(data["pair_covariance"]) == {"x_i,x_j", "x_i,m_j", "m_i,x_j", "m_i,m_j"}
     pairs = derive_pairs("lion")
     for key, text in data["pair_covariance"].items():
-        parsed = sp.sympify(text, locals={**NAMES, "Phi2": Phi2})
-        assert {s.name for s in parsed.free_symbols} <= set(NAMES)
+        parsed = sde_expression(text)
+        assert {s.name for s in parsed.free_symbols} <= NAMES
         a, b = key.split(",")
-        want = pairs.entries[(a[:-2], b[:-2])]
-        assert sp.simplify(parsed - want.xreplace({s: sp.Symbol(s.name) for s in want.free_symbols})) == 0
+        assert sp.simplify(parsed - plain(pairs.explicit(pairs.entries[(a[:-2], b[:-2])]))) == 0
+    assert any(e.has(Phi2) for e in map(sde_expression, data["pair_covariance"].values()))
+
+
+def test_cli_correlation_value(capsys):
+    """--correlation R: the pairs at that r (exact: 0.7 read as 7/10); at g = 0 SignSGD's pair is the
+    arcsine law's number."""
+    assert main(["sde", "signsgd", "--correlation", "0.7", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["correlation"] == "7/10"
+    entry = sde_expression(data["pair_covariance"]["x_i,x_j"])
+    value = entry.subs({sp.Symbol("g_i"): 0, sp.Symbol("g_j"): 0, sp.Symbol("eta"): 1})
+    assert float(value) == pytest.approx(2 / np.pi * np.arcsin(0.7), rel=1e-12)
+    assert main(["sde", "rmsprop", "--correlation=-0.9"]) == 0
+    assert "v_i,v_j: 9*eta*rho**2*sigma_i*sigma_j*(-20*g_i*g_j + 9*sigma_i*sigma_j)/50" in capsys.readouterr().out
 
 
 def test_cli_correlated_text_and_refusal(capsys):
     assert main(["sde", "rmsprop", "--correlated"]) == 0
     out = capsys.readouterr().out
     assert "dv = " in out and "v_i,v_j: 2*eta*r*rho**2*sigma_i*sigma_j*(2*g_i*g_j + r*sigma_i*sigma_j)" in out
-    assert main(["sde", "sgd", "--correlated", "--order", "2"]) == 2
-    assert "not combined with --order 2" in capsys.readouterr().err
-    assert main(["sde", "signsgd", "--correlated", "--noise", "student-t"]) == 2
-    assert "needs the pair expectation" in capsys.readouterr().err
+    refused = [
+        (["sgd", "--correlated", "--order", "2"], "not combined with --order 2"),
+        (["signsgd", "--correlated", "--noise", "student-t"], "needs the pair expectation"),
+        (
+            ["sgd", "--correlated", "--noise", "uniform"],
+            "under the uniform law: correlated noise is Gaussian or elliptical",
+        ),
+        (["usam", "--correlated"], "the noise of x enters through hvp(zeta)"),
+        (["sgd", "--correlation", "abc"], "correlation 'abc' is not a number (unknown name 'abc'"),
+        (["sgd", "--correlation", "1.5"], "correlation '1.5' is not a number in [-1, 1]"),
+        (["clipsgd", "--correlation", "1"], "at correlation 1 the pair x_i,x_j is a limit"),
+    ]
+    for argv, message in refused:
+        assert main(["sde", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)

@@ -32,17 +32,19 @@ def _cmd_sde(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.diffusion == "stationary":
         return _cmd_stationary_diffusion(args)
-    if args.correlated and (args.order != 1 or args.curvature is not None):
+    correlated = args.correlated or args.correlation is not None
+    if correlated and (args.order != 1 or args.curvature is not None):
         raise DeriveError(
             "--correlated derives the order-1 pair covariances; it is not combined with --order 2 or --curvature"
         )
     sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu, order=args.order)
     if args.curvature is not None:
         sde = on_curvature(sde, parse_curvature(args.curvature))
-    if args.correlated:
-        _print_correlated(
-            sde, derive_pairs(args.optimizer, args.noise, args.regime, args.form, nu=args.nu), args.format
-        )
+    if correlated:
+        pairs = derive_pairs(args.optimizer, args.noise, args.regime, args.form, nu=args.nu)
+        if args.correlation is not None:
+            pairs = pairs.at_correlation(args.correlation)
+        _print_correlated(sde, pairs, args.format)
     else:
         print(sde.format(args.format))
     if args.format == "text":
@@ -51,9 +53,10 @@ def _cmd_sde(args: argparse.Namespace) -> int:
 
 
 def _print_correlated(sde, pairs, fmt: str) -> None:
-    """The SDE followed by its pair covariances; in JSON the key ``pair_covariance``."""
+    """The SDE followed by its pair covariances; in JSON the keys ``correlation`` (r's name, or the number
+    given) and ``pair_covariance``."""
     if fmt == "json":
-        print(json.dumps({**sde.to_dict(), "correlation": pairs.r.name, "pair_covariance": pairs.to_dict()}, indent=2))
+        print(json.dumps({**sde.to_dict(), "correlation": str(pairs.r), "pair_covariance": pairs.to_dict()}, indent=2))
     elif fmt == "latex":
         rows = " \\\\\n".join(
             f"\\operatorname{{Cov}}[d {a}_i, d {b}_j]/dt &= {sp.latex(pairs.entries[(a, b)])}"
@@ -142,6 +145,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also the pair covariances of two coordinates whose noise has correlation r (symbolic): "
         "Cov[d a_i, d b_j]/dt for every ordered pair of states (JSON key pair_covariance)",
+    )
+    p.add_argument(
+        "--correlation",
+        default=None,
+        metavar="R",
+        help="the pair covariances (implies --correlated) at this noise correlation, a number in [-1, 1]",
     )
     p.set_defaults(func=_cmd_sde)
 
