@@ -21,9 +21,11 @@ def test_correlated_model_and_its_pieces():
     assert np.allclose(R, 0.7 * np.eye(3) + 0.3)
     S = model.factor
     assert np.allclose(S @ S.T, Sigma)
-    draws = model.draw(200_000, seed=5)
-    assert np.array_equal(draws, model.draw(200_000, seed=5))  # the same seed, the same numbers
-    assert np.allclose(np.cov(draws.T), Sigma, atol=0.03)
+    n = 50_000
+    draws = model.draw(n, seed=5)
+    assert np.array_equal(draws, model.draw(n, seed=5))  # the same seed, the same numbers
+    se = np.sqrt((np.outer(np.diag(Sigma), np.diag(Sigma)) + Sigma**2) / n)  # of a Gaussian sample covariance
+    assert np.all(np.abs(np.cov(draws.T) - Sigma) <= 4 * se)  # draws with r = 0 miss by 64 SE
 
 
 def test_semidefinite_covariance_has_an_eigen_factor():
