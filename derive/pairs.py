@@ -233,6 +233,7 @@ class _PairAverager:
     r: sp.Symbol
     conditions: set[str]
     sources: dict
+    to_user: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)  # for messages: regime -> user units
     cache: dict = field(default_factory=dict)
 
     def mean(self, a: sp.Expr, b: sp.Expr, what: str) -> sp.Expr:
@@ -278,7 +279,7 @@ class _PairAverager:
             return tail_moment(p, q, _arg(U), _arg(V), self.r)
         if sp.simplify(U) == 0 and sp.simplify(V) == 0:
             return self._w_moment(p + q, what) * tail_moment(p, q, sp.Integer(0), sp.Integer(0), self.r)
-        events = f"zeta_i > {U}, zeta_j > {V}"
+        events = f"zeta_i > {U.xreplace(self.to_user)}, zeta_j > {V.xreplace(self.to_user)}"
         raise UnsupportedUpdateError(
             f"{what} needs the pair expectation E[zeta_i^{p} zeta_j^{q}; {events}] under the {self.law.label} law "
             "(two piecewise functions of correlated draws), which needs its bivariate CDF; it is available for the "
@@ -360,7 +361,8 @@ def _derive_pairs(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, at: tu
     sides = (_side(exp, "i", at_map), _side(exp, "j", at_map))
     conditions: set[str] = set(lead_form.conditions)
     sources: dict = {}
-    averager = _PairAverager(sides, law, mix, r, conditions, sources)
+    to_user = {**exp.units.to_user, **sides[0].to_user, **sides[1].to_user}
+    averager = _PairAverager(sides, law, mix, r, conditions, sources, to_user)
     random = {
         n: {o: _random_part(c, exp) for o, c in exp.series[n].items() if is_random(c, exp.indicators)}
         for n in exp.states

@@ -117,6 +117,8 @@ def test_refusals_name_the_missing_pair_expectation():
             derive_pairs("sgd", law)
     with pytest.raises(DeriveError, match=r"zeta_i > -\(c \+ g_i\)/sigma_i.*under the cauchy law"):
         derive_pairs("clipsgd", "cauchy")  # clip x clip: thresholds +-c, not 0, even at g = 0
+    with pytest.raises(DeriveError, match=r"zeta_i > -\(beta1\*m_i \+ g_i\*\(1 - beta1\)\)/\(sigma_i\*\(1 - beta1\)\)"):
+        derive_pairs("lion", "student-t", nu=5)  # the thresholds in the user's symbols, not the regime's
 
 
 # ---- the derivation-only built-ins -------------------------------------------------------------
