@@ -1186,6 +1186,16 @@ def _root(pivot: sp.Expr, positive: Mapping[sp.Symbol, sp.Expr]) -> sp.Expr:
     return sp.sqrt(sp.factor_terms(sp.factor(pivot.xreplace(used)))).xreplace(back)
 
 
+def covariance_factor(units: Units, lead: int, a: str, b: str) -> sp.Expr:
+    """The factor that takes the eta^lead coefficient of Cov[Delta a, Delta b] (regime units) to the
+    covariance per unit time in user units: eta^(lead - dt) (the power kept in front of the noise) times
+    eta^(dt - clock) (regime time to user time) over eta^(r_a + r_b) (each state's rescaling relative to
+    its user units)."""
+    reg = units.regime
+    relative = sum(units.exponents[n] - units.user_exponents.get(n, 0) for n in (a, b))
+    return S.eta ** (lead - reg.dt) * S.eta ** (reg.dt - reg.clock) / S.eta**relative
+
+
 def map_back(lead: Leading) -> UserForm:
     """Stage 7: drift and diffusion in the user's units, each entry in its simplest exact form.
 
@@ -1229,7 +1239,7 @@ def map_back(lead: Leading) -> UserForm:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
     scale = [S.eta ** -relative[n] for n in exp.states]
     user_cov = sp.Matrix(
-        size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale)
+        size, size, lambda i, j: user(lead.cov[i, j], covariance_factor(units, lead.lead, exp.states[i], exp.states[j]))
     )
     positive = {v: c for c, v in back.items() if c.name.startswith("one_minus_") and isinstance(v, sp.Add)}
     positive = {next(iter(v.free_symbols)): 1 - c for v, c in positive.items()}
@@ -1368,6 +1378,30 @@ def _pipeline(
     return map_back(result), result  # stage 7
 
 
+def form_inputs(
+    spec: Optimizer, reg: Regime, form: str, states: tuple[str, ...]
+) -> tuple[frozenset[str], frozenset[str], list[str]]:
+    """What a form changes in the stage inputs for the SDE's ``states`` (the expansion's: fast states
+    eliminated): the momentum states whose same-step value the x drift reads (``Update.hold``), the
+    second-moment states whose covariance rows are dropped (``Averaging.dropped``), and the names of the
+    published simplifications that apply."""
+    simplifications = reg.published if form == "published" else ()
+    degrees = {n: spec.grad_degree(n) for n in states}
+    second_moment = frozenset(n for n in states[1:] if (degrees[n] or 0) >= 2)
+    momentum = frozenset(n for n in states[1:] if degrees[n] == 1)
+    read = frozenset(
+        n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n))
+    )  # x reads the new value
+    hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
+    applied = [
+        s
+        for s in simplifications
+        if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)
+    ]
+    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
+    return hold, dropped, applied
+
+
 def derive_sde(
     optimizer: str | Optimizer,
     noise: str | NoiseLaw = "gaussian",
@@ -1393,20 +1427,7 @@ def derive_sde(
         return _derive_order2(spec, law, reg, form, order)
     reg = clocked(spec, reg)
     exp = expansion(spec, reg)
-    simplifications = reg.published if form == "published" else ()
-    degrees = {n: spec.grad_degree(n) for n in exp.states}
-    second_moment = frozenset(n for n in exp.states[1:] if (degrees[n] or 0) >= 2)
-    momentum = frozenset(n for n in exp.states[1:] if degrees[n] == 1)
-    read = frozenset(
-        n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n))
-    )  # x reads the new value
-    hold = read if SAME_STEP_MOMENTUM in simplifications else frozenset()
-    applied = [
-        s
-        for s in simplifications
-        if (s == DROP_SECOND_MOMENT_NOISE and second_moment) or (s == SAME_STEP_MOMENTUM and hold)
-    ]
-    dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
+    hold, dropped, applied = form_inputs(spec, reg, form, exp.states)
 
     user, result = _pipeline(spec, law, reg, hold, dropped)
 

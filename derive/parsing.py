@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 
 import sympy as sp
 
+from .bivariate import Phi2
 from .errors import DeriveError
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -165,13 +166,15 @@ SDE_FUNCTIONS: dict[str, Callable[..., sp.Basic]] = {
 }
 SDE_FUNCTIONS["hvp"] = sp.Function("hvp")
 SDE_FUNCTIONS["gradf"] = sp.Function("gradf")
+SDE_FUNCTIONS["Phi2"] = Phi2  # the bivariate normal CDF of the pair covariances (derive sde --correlated)
 
 
 def sde_expression(text: str) -> sp.Expr:
     """An expression string of an SDE's JSON (``derive sde ... --format json``) read back: every
     name becomes an assumption-free symbol (x, m, v, g, sigma, eta, rho1, ...; ``pi`` and ``E``
-    the constants), the functions those strings use (:data:`SDE_FUNCTIONS`) their SymPy functions,
-    ``hvp`` and ``gradf`` undefined functions; conditions as in a printed Piecewise."""
+    the constants), the functions those strings use (:data:`SDE_FUNCTIONS`) their SymPy functions
+    (``Phi2`` the bivariate normal CDF :class:`derive.bivariate.Phi2`), ``hvp`` and ``gradf`` undefined
+    functions; conditions as in a printed Piecewise."""
     return parse_expression(
         text,
         names={**NUMBER_NAMES, "oo": sp.oo},

@@ -32,6 +32,9 @@ LAYERS = [
         "derive.resources",
         "derive.runtime",
         "derive.opaque",
+        "derive.bivariate",
+        "derive.correlation",
+        "derive.pairs",
         "derive.parsing",
         "derive.executor",
         "derive.points",
@@ -40,7 +43,7 @@ LAYERS = [
     },
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
-    {"derive.theory", "derive.validate"},
+    {"derive.theory", "derive.validate", "derive.linearised"},
     {"derive.report"},
     {"derive.cli", "derive.__main__", "derive.sweep"},
 ]

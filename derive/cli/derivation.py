@@ -7,12 +7,15 @@ import json
 import time
 from itertools import product
 
+import sympy as sp
+
 from ..engine import derive_sde
 from ..errors import DeriveError
 from ..noise import BUILTIN_LAWS
 from ..noise import NAMES as NOISE_NAMES
 from ..optimizers import ALL_BUILTINS, DERIVATION_ONLY
 from ..order2 import ORDERS, on_curvature, parse_curvature
+from ..pairs import derive_pairs
 from ..regimes import FORMS, REGIMES
 
 
@@ -29,13 +32,40 @@ def _cmd_sde(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.diffusion == "stationary":
         return _cmd_stationary_diffusion(args)
+    correlated = args.correlated or args.correlation is not None
+    if correlated and (args.order != 1 or args.curvature is not None):
+        raise DeriveError(
+            "--correlated derives the order-1 pair covariances; it is not combined with --order 2 or --curvature"
+        )
     sde = derive_sde(args.optimizer, args.noise, args.regime, args.form, nu=args.nu, order=args.order)
     if args.curvature is not None:
         sde = on_curvature(sde, parse_curvature(args.curvature))
-    print(sde.format(args.format))
+    if correlated:
+        pairs = derive_pairs(args.optimizer, args.noise, args.regime, args.form, nu=args.nu)
+        if args.correlation is not None:
+            pairs = pairs.at_correlation(args.correlation)
+        _print_correlated(sde, pairs, args.format)
+    else:
+        print(sde.format(args.format))
     if args.format == "text":
         print(f"  derived in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def _print_correlated(sde, pairs, fmt: str) -> None:
+    """The SDE followed by its pair covariances; in JSON the keys ``correlation`` (r's name, or the number
+    given) and ``pair_covariance``."""
+    if fmt == "json":
+        print(json.dumps({**sde.to_dict(), "correlation": str(pairs.r), "pair_covariance": pairs.to_dict()}, indent=2))
+    elif fmt == "latex":
+        rows = " \\\\\n".join(
+            f"\\operatorname{{Cov}}[d {a}_i, d {b}_j]/dt &= {sp.latex(pairs.entries[(a, b)])}"
+            for a in pairs.states
+            for b in pairs.states
+        )
+        print(sde.to_latex() + "\n\\begin{aligned}\n" + rows + "\n\\end{aligned}")
+    else:
+        print(sde.to_text() + "\n" + pairs.to_text())
 
 
 def _cmd_stationary_diffusion(args: argparse.Namespace) -> int:
@@ -109,6 +139,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["finite-horizon", "stationary"],
         help="with --order 2: the order-1 diffusion (finite-horizon, weak order 2) or the correction that "
         "makes the stationary law on the quadratic right to O(eta^2) (linear chains: sgd, heavy ball)",
+    )
+    p.add_argument(
+        "--correlated",
+        action="store_true",
+        help="also the pair covariances of two coordinates whose noise has correlation r (symbolic): "
+        "Cov[d a_i, d b_j]/dt for every ordered pair of states (JSON key pair_covariance)",
+    )
+    p.add_argument(
+        "--correlation",
+        default=None,
+        metavar="R",
+        help="the pair covariances (implies --correlated) at this noise correlation, a number in [-1, 1]",
     )
     p.set_defaults(func=_cmd_sde)
 
