@@ -146,6 +146,25 @@ def derived_sde(optimizer: str, form: str = "full"):
     return derive_sde(optimizer, "gaussian", "paper", form)
 
 
+def correlated_normals(kind: str, e: np.ndarray, g: np.ndarray, sigma: np.ndarray, sources: int, drift=None):
+    """The ``minibatch-full`` variant's increments per unit sqrt(h), [sources, ..., d], from Gaussian
+    draws ``e[..., d]`` of the noise (module docstring): ``linear``: zeta = e / sigma, then zeta and
+    (zeta^2 - 1)/sqrt(2); ``sign``: u = (-sign(g + e) - b) / sqrt(1 - b^2), b = ``drift`` (the
+    derived drift of x). Coordinates with sigma = 0 (or 1 - b^2 = 0) get 0."""
+    held = sigma <= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "linear":
+            zeta = np.where(held, 0.0, e / np.where(held, 1.0, sigma))
+            out = [zeta, (zeta**2 - 1.0) / math.sqrt(2.0)][:sources]
+        elif kind == "sign":
+            spread = np.sqrt(np.clip(1.0 - drift**2, 0.0, None))
+            ok = spread > 0
+            out = [np.where(ok, (-np.sign(g + e) - drift) / np.where(ok, spread, 1.0), 0.0)]
+        else:
+            raise ValidationInputError(f"no correlated increment of kind {kind!r}")
+    return np.stack(out)
+
+
 class MinibatchSDEPath:
     """One SDE variant on every seed, noise measured at its own current point (module docstring).
 
@@ -212,19 +231,10 @@ class MinibatchSDEPath:
         if self.variant == "minibatch-diag":
             return g, sigma, math.sqrt(h) * rng.standard_normal((K, d)), held
         e = noise.draw(rng)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            zeta = np.where(held, 0.0, e / np.where(held, 1.0, sigma))
-        dW = np.empty((K, d))
-        if self.sde.full_noise == "linear":
-            dW[0] = zeta
-            if K > 1:
-                dW[1] = (zeta**2 - 1.0) / math.sqrt(2.0)
-        else:  # sign: the moment-matched increment, b the derived drift (= -E sign(g + e))
-            b, _ = self.sde.coefficients(self.state[:, s], g, t, sigma)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                spread = np.sqrt(np.clip(1.0 - b[0] ** 2, 0.0, None))
-                u = np.where(spread > 0, (-np.sign(g + e) - b[0]) / np.where(spread > 0, spread, 1.0), 0.0)
-            dW[0] = u
+        drift = None
+        if self.sde.full_noise == "sign":
+            drift = self.sde.coefficients(self.state[:, s], g, t, sigma)[0][0]
+        dW = correlated_normals(self.sde.full_noise, e, g, sigma, K, drift)
         return g, sigma, math.sqrt(h) * dW, held
 
     def advance(self, k: int) -> None:
