@@ -41,7 +41,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise ValidationInputError("give --out DIR for the JSON and PNG files, or --format json to print the JSON")
     if args.gradients == "minibatch":
         return _cmd_validate_minibatch(args)
-    for flag, value in (("--batch", args.batch), ("--variants", args.variants)):
+    for flag, value in (("--batch", args.batch), ("--variants", args.variants), ("--svag", args.svag)):
         if value is not None:
             raise ValidationInputError(f"{flag} is for --gradients minibatch (the default, injected, uses --sigma)")
     if args.sampling != "replacement":
@@ -125,6 +125,7 @@ def _cmd_validate_minibatch(args: argparse.Namespace) -> int:
             form=args.form,
             substeps=args.substeps,
             variants=variants,
+            svag=[int(v) for v in _floats(args.svag, "svag")] if args.svag else (),
             out=args.out,
             progress=not args.quiet,
             tag=tag,
@@ -262,6 +263,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--variants",
         default=None,
         help="--gradients minibatch: a comma-separated subset of minibatch-full,minibatch-diag,isotropic (default all)",
+    )
+    p.add_argument(
+        "--svag",
+        default=None,
+        help="--gradients minibatch, sgd: SVAG runs with these l (e.g. 4,16), compared with minibatch-full",
     )
     p.add_argument(
         "--form",

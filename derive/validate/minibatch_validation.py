@@ -35,7 +35,7 @@ import numpy as np
 from . import ValidationInputError, require_torch
 from .fidelity import Difference, Fidelity, difference, fidelity
 from .minibatch import check_batch, check_sampling, torch_threads
-from .minibatch_runs import MINIBATCH_STREAM, MinibatchOptimizerPath, record_path, record_steps
+from .minibatch_runs import MINIBATCH_STREAM, MinibatchOptimizerPath, SVAGPath, record_path, record_steps
 from .minibatch_sde import VARIANTS, MinibatchSDEPath, NumericSDE, derived_sde
 from .torch_adapter import Problem, torch_optimizer
 
@@ -74,6 +74,9 @@ class MinibatchResult:
     notes: list[str] = field(default_factory=list)
     diverged: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
+    #: SVAG against minibatch-full at the last recorded step (independent runs): dicts with a, b,
+    #: observable, difference, se, resolved
+    cross_check: list[dict] = field(default_factory=list)
 
     def mean(self, label: str, observable: str) -> np.ndarray:
         with np.errstate(invalid="ignore"):
@@ -115,6 +118,17 @@ class MinibatchResult:
                     f"| {d.a} - {d.b} | {obs} | {d.value:+.4f} +- {d.se:.4f} | {ci} | "
                     f"{'resolved' if d.resolved else 'not resolved'} |"
                 )
+        if self.cross_check:
+            lines += [
+                "",
+                "| cross-check at the last step (independent runs) | observable | difference +- SE | resolved |",
+            ]
+            lines.append("|---|---|---|---|")
+            for c in self.cross_check:
+                lines.append(
+                    f"| {c['a']} - {c['b']} | {c['observable']} | {c['difference']:+.4g} +- {c['se']:.2g} | "
+                    f"{'resolved' if c['resolved'] else 'not resolved'} |"
+                )
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -151,6 +165,7 @@ class MinibatchResult:
                 d.to_json() | {"observable": obs} for obs in OBSERVABLES for d in self.differences.get(obs, [])
             ],
             "runs": runs,
+            "cross_check": self.cross_check,
             "notes": self.notes,
             "seconds": round(self.seconds, 2),
         }
@@ -221,6 +236,7 @@ def validate_minibatch(
     init_seed: int = 0,
     n_boot: int = 1000,
     threads: int | None = 1,
+    svag=(),
     progress: Callable[[int, int], None] | None = None,
 ) -> MinibatchResult:
     """The real ``optimizer`` on minibatches of ``batch`` against its SDE ``variants`` (module
@@ -228,7 +244,9 @@ def validate_minibatch(
     ``x0`` (default: the problem's parameters) for ``steps`` steps of ``eta`` on every seed.
     ``form``: the derived SDE's form (full or published); ``substeps``: SDE steps of eta/substeps per
     optimizer step (the noise re-measured at each); ``record``: the steps recorded (default all);
-    ``threads``: torch threads; ``progress(done, total)`` after every step of every run."""
+    ``threads``: torch threads; ``svag``: SVAG parameters l (SGD only) whose runs (labelled ``svag-l``,
+    an independent route to the same SDE) are added and compared with ``minibatch-full`` at the last
+    step; ``progress(done, total)`` after every step of every run."""
     from ..simulate import SimulationInputError, hyperparameters
 
     optimizer = optimizer.lower()
@@ -241,6 +259,11 @@ def validate_minibatch(
         values = hyperparameters(optimizer, eta, 1.0, hyper)  # sigma: unused, the noise is measured
     except SimulationInputError as exc:
         raise ValidationInputError(str(exc)) from None
+    svag = [svag] if isinstance(svag, (int, np.integer)) else list(svag)
+    if svag and optimizer != "sgd":
+        raise ValidationInputError(f"SVAG is defined for sgd here, got {optimizer!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in svag):
+        raise ValidationInputError(f"SVAG's l must be integers >= 1, got {svag!r}")
     numeric = NumericSDE(derived_sde(optimizer, form), values)
     if "minibatch-full" in variants and numeric.full_noise is None:
         raise ValidationInputError(numeric.refusal)
@@ -250,6 +273,7 @@ def validate_minibatch(
     plans = [("optimizer", f"torch {optimizer}, minibatches of {batch} ({sampling})")]
     if replicate:
         plans.append(("optimizer replicate", "the same, independent batches (Monte Carlo floor)"))
+    plans += [(f"svag-{v}", f"SGD by SVAG, l = {v} (step eta/{v}, two batches)") for v in svag]
     descriptions = dict(plans)
     descriptions |= {
         "minibatch-full": "SDE, sigma_i(x) and correlations from Sigma(x)/B",
@@ -274,6 +298,8 @@ def validate_minibatch(
                     return MinibatchOptimizerPath(
                         problem, optimizer, values, x0, seeds, batch, sampling, MINIBATCH_STREAM
                     )
+                if label.startswith("svag-"):
+                    return SVAGPath(problem, values, x0, seeds, batch, int(label[5:]), sampling)
                 if label == "optimizer replicate":
                     return MinibatchOptimizerPath(
                         problem, optimizer, values, x0, seeds, batch, sampling, REPLICATE_MINIBATCH_STREAM
@@ -314,10 +340,30 @@ def _compare(result: MinibatchResult, variants, n_boot: int, seed: int) -> None:
         ref = result.observables["optimizer"][obs]
         result.fidelity[obs] = {
             label: fidelity(ref, result.observables[label][obs], n_boot=n_boot, seed=seed)
-            for label in [*variants, "optimizer replicate"]
-            if label in result.observables
+            for label in [*variants, *[k for k in result.observables if k not in variants and k != "optimizer"]]
         }
         result.differences[obs] = [
             difference(ref, result.observables[a][obs], result.observables[b][obs], a, b, n_boot=n_boot, seed=seed)
             for a, b in itertools.combinations(variants, 2)
         ]
+    if "minibatch-full" not in result.observables:
+        return
+    n = len(result.seeds)
+    for label in [k for k in result.observables if k.startswith("svag-")]:
+        for obs in OBSERVABLES:
+            a, b = result.observables[label][obs][:, -1], result.observables["minibatch-full"][obs][:, -1]
+            if n < 2:
+                continue
+            value = float(a.mean() - b.mean())
+            se = math.hypot(a.std(ddof=1), b.std(ddof=1)) / math.sqrt(n)
+            resolved = bool(math.isfinite(se) and abs(value) > 1.96 * se)
+            result.cross_check.append(
+                {
+                    "a": label,
+                    "b": "minibatch-full",
+                    "observable": obs,
+                    "difference": value,
+                    "se": se,
+                    "resolved": resolved,
+                }
+            )

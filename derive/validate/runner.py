@@ -115,6 +115,7 @@ def run_minibatch_validation(
     form: str = "full",
     substeps: int = 1,
     variants=None,
+    svag=(),
     out: str | Path | None = None,
     progress: bool = True,
     tag: str | None = None,
@@ -139,6 +140,7 @@ def run_minibatch_validation(
             form=form,
             substeps=substeps,
             variants=variants or VARIANTS,
+            svag=svag,
             progress=bar,
         )
     finally:
