@@ -77,6 +77,7 @@ class MinibatchResult:
     #: SVAG against minibatch-full at the last recorded step (independent runs): dicts with a, b,
     #: observable, difference, se, resolved
     cross_check: list[dict] = field(default_factory=list)
+    run_seconds: dict[str, float] = field(default_factory=dict)  #: wall time of each run (all seeds)
 
     def mean(self, label: str, observable: str) -> np.ndarray:
         with np.errstate(invalid="ignore"):
@@ -138,7 +139,11 @@ class MinibatchResult:
         n = len(self.seeds)
         runs = {}
         for label, obs in self.observables.items():
-            runs[label] = {"description": self.descriptions[label], "diverged": self.diverged.get(label)}
+            runs[label] = {
+                "description": self.descriptions[label],
+                "diverged": self.diverged.get(label),
+                "seconds": round(self.run_seconds.get(label, 0.0), 3),
+            }
             for name, values in obs.items():
                 with np.errstate(invalid="ignore"):
                     se = values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(values.shape[1])
@@ -288,7 +293,7 @@ def validate_minibatch(
         if progress is not None:
             progress(done[0], total)
 
-    observables, diverged = {}, {}
+    observables, diverged, seconds = {}, {}, {}
     with torch_threads(threads):
         try:
             reference = full_batch_reference(problem, optimizer, values, x0, int(rec[-1]))[rec]
@@ -310,6 +315,7 @@ def validate_minibatch(
                 run = record_path(make(label), label, descriptions[label], steps, seeds, rec, tick)
                 distance = np.square(run.params - reference[None]).sum(axis=2)
                 observables[label] = {"loss": run.trajectory.loss, "distance": distance}
+                seconds[label] = run.trajectory.seconds
                 if run.trajectory.diverged is not None:
                     diverged[label] = run.trajectory.diverged
         finally:
@@ -318,6 +324,7 @@ def validate_minibatch(
         problem.name, optimizer, batch, sampling, float(eta), int(steps), seeds, dict(values), problem.dim,
         form, int(substeps), rec, observables, {k: descriptions[k] for k in observables}, diverged=diverged,
     )  # fmt: skip
+    result.run_seconds = seconds
     result.notes.append(INDEPENDENT_NOTE)
     needs = {"adam": "V drift and noise", "adamw": "V drift and noise", "signsgd": "drift and diffusion"}
     needs |= {"rmsprop": "V drift and noise, x diffusion", "rmspropw": "V drift and noise, x diffusion"}
