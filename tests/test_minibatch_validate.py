@@ -26,8 +26,6 @@ def _values(optimizer, eta=0.1):
 
 
 def test_numeric_sde_is_the_derived_sde_with_per_coordinate_sigma():
-    import sympy as sp
-
     from derive import symbols as S
 
     values = _values("adam", 0.01)
@@ -50,7 +48,6 @@ def test_numeric_sde_is_the_derived_sde_with_per_coordinate_sigma():
         assert b[0][i] != pytest.approx(float(published.explicit(published.drift[0]).subs(point)), rel=1e-6)
     assert numeric.full_noise == "linear"
     assert NumericSDE(derived_sde("signsgd"), _values("signsgd")).full_noise == "sign"
-    assert sp.Symbol("sigma", positive=True) == S.sigma
 
 
 def test_euler_scheme_second_moment_is_the_chain_at_the_optimizers_step():
@@ -206,6 +203,7 @@ def test_bad_input_is_one_line(capsys):
         (["--gradients", "minibatch"], "needs --batch"),
         (["--gradients", "minibatch", "--batch", "8", "--sigma", "0.1"], "takes no --sigma"),
         (["--batch", "8"], "is for --gradients minibatch"),
+        (["--form", "published"], "is for --gradients minibatch"),
         (["--gradients", "minibatch", "--batch", "8", "--variants", "full"], "unknown SDE variant"),
     ]
     for extra, message in cases:

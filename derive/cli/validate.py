@@ -44,8 +44,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for flag, value in (("--batch", args.batch), ("--variants", args.variants), ("--svag", args.svag)):
         if value is not None:
             raise ValidationInputError(f"{flag} is for --gradients minibatch (the default, injected, uses --sigma)")
-    if args.sampling != "replacement":
-        raise ValidationInputError("--sampling is for --gradients minibatch (the default, injected, uses --sigma)")
+    if args.sampling != "replacement" or args.form != "full":
+        flag = "--sampling" if args.sampling != "replacement" else "--form"
+        raise ValidationInputError(f"{flag} is for --gradients minibatch (the default, injected, uses --compare)")
     sigmas = _floats(args.sigma or "0.01", "sigma")
     etas = _floats(args.eta, "eta")
     seeds = _seeds(args.seeds)
