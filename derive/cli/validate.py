@@ -39,7 +39,15 @@ def _seeds(text: str) -> list[int]:
 def _cmd_validate(args: argparse.Namespace) -> int:
     if args.out is None and args.format == "text":
         raise ValidationInputError("give --out DIR for the JSON and PNG files, or --format json to print the JSON")
-    sigmas = _floats(args.sigma, "sigma")
+    if args.gradients == "minibatch":
+        return _cmd_validate_minibatch(args)
+    for flag, value in (("--batch", args.batch), ("--variants", args.variants), ("--svag", args.svag)):
+        if value is not None:
+            raise ValidationInputError(f"{flag} is for --gradients minibatch (the default, injected, uses --sigma)")
+    if args.sampling != "replacement" or args.form != "full":
+        flag = "--sampling" if args.sampling != "replacement" else "--form"
+        raise ValidationInputError(f"{flag} is for --gradients minibatch (the default, injected, uses --compare)")
+    sigmas = _floats(args.sigma or "0.01", "sigma")
     etas = _floats(args.eta, "eta")
     seeds = _seeds(args.seeds)
     compare = args.compare.split(",") if args.compare else None
@@ -80,6 +88,64 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 print(f"note: {note}")
             for f in files:
                 print(f"wrote {f}")
+    if args.format == "json":
+        print(json.dumps({"results": results}, indent=1))
+    return 0
+
+
+def _cmd_validate_minibatch(args: argparse.Namespace) -> int:
+    """`validate --gradients minibatch`: the real optimizer on minibatches against the SDE variants."""
+    from ..validate import require_torch
+    from ..validate.runner import run_minibatch_validation
+
+    require_torch()  # a one-line error when PyTorch is missing
+    if args.batch is None:
+        raise ValidationInputError("--gradients minibatch needs --batch B (the minibatch size, 1 <= B <= N)")
+    refused = [
+        (args.sigma is not None, "--sigma (the noise is measured from the minibatches)"),
+        (args.compare is not None, "--compare (the SDEs are the variants: use --variants)"),
+        (args.scheme != "euler", "--scheme weak2 (split-step Euler only)"),
+        (args.independent, "--independent (minibatch runs are always independent)"),
+        (args.noise != "gaussian" or args.nu is not None, "--noise/--nu (the Gaussian closure is the model)"),
+    ]
+    for given, what in refused:
+        if given:
+            raise ValidationInputError(f"--gradients minibatch takes no {what}")
+    variants = args.variants.split(",") if args.variants else None
+    results = []
+    for eta in _floats(args.eta, "eta"):
+        tag = None if "," not in args.eta else f"{args.model}_{args.optimizer}_minibatch_B{args.batch}_eta{eta:g}"
+        result, files = run_minibatch_validation(
+            args.model,
+            args.optimizer,
+            batch=args.batch,
+            sampling=args.sampling,
+            eta=eta,
+            steps=args.steps,
+            seeds=_seeds(args.seeds),
+            form=args.form,
+            substeps=args.substeps,
+            variants=variants,
+            svag=[int(v) for v in _floats(args.svag, "svag")] if args.svag else (),
+            out=args.out,
+            progress=not args.quiet,
+            tag=tag,
+        )
+        results.append(result.to_json())
+        if args.format == "json":
+            for f in files:
+                print(f"wrote {f}", file=sys.stderr)
+            continue
+        print(
+            f"{result.model} / {result.optimizer} | minibatch gradients, B = {result.batch} ({result.sampling}) | "
+            f"eta {eta:g} | {result.steps} steps | {len(result.seeds)} seeds | {result.dim} parameters | "
+            f"{result.seconds:.1f} s"
+        )
+        print(result.table())
+        for note in result.notes:
+            print(f"note: {note}")
+        for f in files:
+            print(f"wrote {f}")
     if args.format == "json":
         print(json.dumps({"results": results}, indent=1))
     return 0
@@ -157,9 +223,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--noise", default="gaussian", help="gaussian (default), student-t (with --nu), cauchy, laplace, uniform"
     )
     p.add_argument("--nu", default=None, help="Student-t degrees of freedom")
-    p.add_argument("--sigma", default="0.01", help="noise scale, or a comma-separated list (default 0.01)")
+    p.add_argument("--sigma", default=None, help="noise scale, or a comma-separated list (default 0.01)")
     p.add_argument("--eta", default="0.01", help="learning rate, or a comma-separated list (default 0.01)")
-    p.add_argument("--steps", type=int, default=None, help="steps (default 300 on networks, 1000 on the quadratic)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps (default 300 on networks, 1000 on the quadratic, 100 with --gradients minibatch)",
+    )
     p.add_argument(
         "--seeds",
         default="3",
@@ -174,6 +245,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--independent",
         action="store_true",
         help="drive the SDEs by independent noise (default: coupled with the optimizer's noise)",
+    )
+    p.add_argument(
+        "--gradients",
+        default="injected",
+        choices=("injected", "minibatch"),
+        help="injected (default): full-batch gradient + sigma zeta; minibatch: the real optimizer on minibatches "
+        "against SDEs whose noise is measured at their own point (variants minibatch-full, minibatch-diag, isotropic)",
+    )
+    p.add_argument("--batch", type=int, default=None, help="--gradients minibatch: the batch size B (1 <= B <= N)")
+    p.add_argument(
+        "--sampling",
+        default="replacement",
+        choices=("replacement", "epoch"),
+        help="--gradients minibatch: B indices with replacement (default, the SDE's assumption) or shuffled epochs",
+    )
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="--gradients minibatch: a comma-separated subset of minibatch-full,minibatch-diag,isotropic (default all)",
+    )
+    p.add_argument(
+        "--svag",
+        default=None,
+        help="--gradients minibatch, sgd: SVAG runs with these l (e.g. 4,16), compared with minibatch-full",
+    )
+    p.add_argument(
+        "--form",
+        default="full",
+        choices=("full", "published"),
+        help="--gradients minibatch: the derived SDE's form (default full)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", default=None, help="folder for the JSON and PNG (required with --format text)")

@@ -221,3 +221,40 @@ def sgd_chain_distance(
             total += np.square(x - x_star).sum(axis=1)
     per_path = total / steps
     return float(per_path.mean()), float(per_path.std(ddof=1) / np.sqrt(paths))
+
+
+def scheme_second_moment(ls: LeastSquares, eta: float, batch: int, h: float, variant: str) -> np.ndarray:
+    """The stationary E[(x - x*)(x - x*)^T] = C of a minibatch SDE variant integrated by Euler with
+    step h, the noise measured at the current point (as :mod:`derive.validate.minibatch_sde` does).
+
+    With A (the drift's coefficient times H) and the diffusion per unit variance q(eta) read off the
+    engine's SGD SDE (:func:`sgd_linearisation`), the Euler chain X' = (I + h A) X + sqrt(h q / B)
+    M(Sigma(X))^(1/2) xi has C = (I + h A) C (I + h A)^T + (h q / B) E M(Sigma(X)), where, exactly for
+    least squares (rho_n = rho_n* + a_n . delta, g = H delta, E delta = 0),
+    E Sigma(X) = Sigma* + (1/N) sum_n a_n a_n^T (a_n^T C a_n) - H C H; M is the identity
+    (``minibatch-full``) or the diagonal part (``minibatch-diag``); ``isotropic`` has the constant
+    (tr Sigma* / d) I instead. At h = eta the ``minibatch-full`` equation is the SGD chain's
+    (:func:`discrete_second_moment`): Euler at the optimizer's step has the chain's second moments;
+    as h -> 0 it tends to the SDE's own, which differs from :func:`control_closed_forms`' C (Sigma
+    frozen at Sigma*) by O(eta)."""
+    from .. import symbols as S
+
+    if variant not in ("minibatch-full", "minibatch-diag", "isotropic"):
+        raise ValidationInputError(f"unknown variant {variant!r}")
+    coefficient, per_variance = sgd_linearisation()
+    q = float(per_variance.subs(S.eta, eta)) / batch
+    H, d, a = ls.hessian, ls.dim, ls.a
+    sigma = ls.sigma(ls.minimum)
+    step = np.eye(d) + h * coefficient * H
+    op = np.eye(d * d) - np.kron(step, step)
+    if variant == "isotropic":
+        rhs = h * q * np.trace(sigma) / d * np.eye(d).reshape(-1)
+    else:
+        fourth = np.einsum("ni,nj,nk,nl->ijkl", a, a, a, a).reshape(d * d, d * d) / ls.n
+        moment = fourth - np.kron(H, H)  # vec C -> vec of E Sigma(X) - Sigma*
+        rhs = h * q * sigma.reshape(-1)
+        if variant == "minibatch-diag":
+            keep = np.eye(d).reshape(-1)  # 1 at the diagonal entries of vec C
+            moment, rhs = moment * keep[:, None], rhs * keep
+        op = op - h * q * moment
+    return np.linalg.solve(op, rhs).reshape(d, d)

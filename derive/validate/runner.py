@@ -101,3 +101,56 @@ class _Bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def run_minibatch_validation(
+    model: str,
+    optimizer: str,
+    *,
+    batch: int,
+    sampling: str = "replacement",
+    eta: float = 0.01,
+    steps: int | None = None,
+    seeds=(0, 1, 2),
+    form: str = "full",
+    substeps: int = 1,
+    variants=None,
+    svag=(),
+    out: str | Path | None = None,
+    progress: bool = True,
+    tag: str | None = None,
+):
+    """One minibatch validation (:func:`derive.validate.minibatch_validation.validate_minibatch`) on
+    a built-in network, optionally written to ``out`` as JSON."""
+    from .minibatch_validation import VARIANTS, validate_minibatch
+    from .models import MODELS
+
+    if model not in MODELS:
+        raise UnknownNameError("model with a dataset (for --gradients minibatch)", model, MODELS)
+    bar = progress_bar(f"{model}/{optimizer} B={batch}") if progress else None
+    try:
+        result = validate_minibatch(
+            model,
+            optimizer,
+            batch=batch,
+            sampling=sampling,
+            eta=eta,
+            steps=steps or 100,
+            seeds=seeds,
+            form=form,
+            substeps=substeps,
+            variants=variants or VARIANTS,
+            svag=svag,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    files = []
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{tag or f'{model}_{optimizer}_minibatch_B{batch}_{sampling}'}.json"
+        atomic_write_text(path, json.dumps(result.to_json(), indent=1))
+        files = [path]
+    return result, files
