@@ -164,13 +164,14 @@ SDE_FUNCTIONS: dict[str, Callable[..., sp.Basic]] = {
     )
 }
 SDE_FUNCTIONS["hvp"] = sp.Function("hvp")
+SDE_FUNCTIONS["gradf"] = sp.Function("gradf")
 
 
 def sde_expression(text: str) -> sp.Expr:
     """An expression string of an SDE's JSON (``derive sde ... --format json``) read back: every
     name becomes an assumption-free symbol (x, m, v, g, sigma, eta, rho1, ...; ``pi`` and ``E``
     the constants), the functions those strings use (:data:`SDE_FUNCTIONS`) their SymPy functions,
-    ``hvp`` an undefined function; conditions as in a printed Piecewise."""
+    ``hvp`` and ``gradf`` undefined functions; conditions as in a printed Piecewise."""
     return parse_expression(
         text,
         names={**NUMBER_NAMES, "oo": sp.oo},

@@ -9,11 +9,12 @@ import pytest
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr
 
-from derive import BUILTINS, derive_sde, get_noise, load_spec
+from derive import derive_sde, get_noise, load_spec
 from derive.cli import main
 from derive.errors import DeriveError, SpecError
+from derive.optimizers import ALL_BUILTINS as BUILTINS
 from derive.parsing import ExpressionError, parse_expression, parse_number, sde_expression
-from derive.spec import _DRAW, Optimizer
+from derive.spec import _DRAW, _GRADS, Optimizer, gradient_at
 
 Y = sp.Symbol("y")
 NAMES, FUNCTIONS = {"y": Y, "pi": sp.pi}, {"exp": sp.exp, "atan": sp.atan}
@@ -139,14 +140,24 @@ def test_an_injection_in_an_update_rule_is_refused_and_runs_nothing(tmp_path, mo
         Optimizer(name="bad", hyper={"eta": "lr"}, update=[("x", "x - eta*grad.system('touch F')")])
 
 
+class _SymbolAndFunction(sp.Symbol):
+    """``grad`` (a symbol) that is also the function ``grad(P)``, for SymPy's parser in the reference."""
+
+    def __call__(self, *args):
+        return gradient_at(self.name)(*args)
+
+
 def _reference_parse(spec: Optimizer) -> list[tuple[str, sp.Expr]]:
-    """The update rule as SymPy's own parser read it before (trusted strings only)."""
+    """The update rule as SymPy's own parser read it before (trusted strings only; ``grad(P)`` as
+    the engine's gradient at P, the bare ``grad`` the draw at x)."""
     known, out = set(spec.state_names), []
     for target, text in spec.update:
         ns = spec._namespace()
         ns.update({n: sp.Symbol(n, real=True) for n in known if n not in ns})
         ns.update({name: sp.Symbol(name, real=True) for name in _DRAW.findall(text)})
-        out.append((target, parse_expr(text, local_dict=ns, evaluate=True)))
+        both = {n: _SymbolAndFunction(n, **ns[n].assumptions0) for n in _GRADS.findall(text) if n in ns}
+        expr = parse_expr(text, local_dict={**ns, **both}, evaluate=True)
+        out.append((target, expr.xreplace({both[n]: ns[n] for n in both})))
         known.add(target)
     return out
 
