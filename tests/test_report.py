@@ -114,3 +114,24 @@ def test_check_gives_the_same_rows_on_a_cluster(cluster, capsys):
     assert "derive check: dask" in captured.err
     with pytest.raises(SystemExit):  # argparse: one of --scheduler, --workers, --serial
         main([*args, "--workers", "2", "--serial"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "--quick", "--scheduler", "no-such-file"], "--scheduler 'no-such-file' is neither"),
+        (["check", "--only", "sgd", "--workers", "0"], "--workers must be >= 1, got 0"),
+        (["report", "--quick", "--serial", "--workers", "2"], None),  # argparse: not both
+    ],
+)
+def test_where_the_tasks_run_is_checked_in_one_line(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if message is None:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        return
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "report").exists()

@@ -182,7 +182,7 @@ def run(executor: Executor, tasks: Sequence[ReportTask], progress=sys.stderr, wa
     submitted = [Task(t.key, measured, (t.function, t.args, dict(t.kwargs))) for t in order]
     for outcome in executor.map(submitted, label="report", progress=show):
         results.outcomes[outcome.key] = outcome
-        status = f"{outcome.seconds:.1f} s" if outcome.ok else f"FAILED: {outcome.error}"
+        status = f"{outcome.seconds:.1f} s (CPU {_cpu_of(outcome):.1f} s)" if outcome.ok else f"FAILED: {outcome.error}"
         _log(progress, f"{outcome.key}: {status}")
     return results
 
