@@ -44,7 +44,10 @@ def _file(folder: Path, text: str, name: str = "sweep.toml") -> Path:
     "text, needle",
     [
         ('command = "simulate"', "command 'simulate' has no --format json"),
-        ('command = "nosuch"', "unknown command 'nosuch'; a sweep runs one of check, noise, phases, scaling, sde, stationary, validate, weak-order"),
+        (
+            'command = "nosuch"',
+            "unknown command 'nosuch'; a sweep runs one of check, noise, phases, scaling, sde, stationary, validate, weak-order",
+        ),
         ("command = \"__import__('os').system('touch F')\"", "unknown command"),
         ('command = "weak-order"\n[grid]\noptimizer = ["sgd"]\nspeed = [1]', "unknown option 'speed' for weak-order"),
         ('command = "weak-order"\n[fixed]\noptimizer = "examples/heavy_ball.py:heavy_ball"', "add --allow-code"),
