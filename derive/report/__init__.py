@@ -90,7 +90,7 @@ def _header(setting: Setting, executor: Executor) -> list[str]:
         "# derive report",
         "",
         f"derive {__version__}, Python {platform.python_version()}, {torch_line}; size: {setting.name} "
-        f"(`derive report --quick | --full`; README, 'The report'); ran on: {executor.describe()}.",
+        f"(`derive report --quick | --full`; README, 'Validation on networks, and the report'); ran on: {executor.describe()}.",
         "",
     ]
 
