@@ -13,8 +13,8 @@ import pytest
 from derive.cli import main
 from derive.combination import Combination
 from derive.theory.cases import Law, Mutant, Prediction, StationaryCase
-from derive.theory.check_table import SGD, SIGMA_DOUBLED, TABLE
-from derive.theory.checks import CHECKS, Row, Sim, check_tasks, registry, run_checks, table
+from derive.theory.check_table import MUTANT_PATHS, SGD, SIGMA_DOUBLED, TABLE
+from derive.theory.checks import CHECKS, Row, Sim, Task, check_tasks, registry, run_checks, run_task, table
 from derive.theory.checks_scaling import check_scaling
 from derive.theory.plots import draw
 
@@ -117,3 +117,21 @@ def test_adding_a_check_is_adding_a_table_entry():
         assert all(p.mutants for p in case.predictions if p.expect is True), case.label
     with pytest.raises(ValueError, match="distinct quantities"):
         replace(laplace, predictions=laplace.predictions * 2)
+
+
+def test_entries_with_close_mutants_run_enough_paths_to_reject_them():
+    """At the report's check size (400 paths, burn-in and window 3) six entries did not reject their
+    closest mutant (1.9 to 3.6 SE); they run at least MUTANT_PATHS paths, and every mutant fails."""
+    sized = [e for e in TABLE if getattr(e, "min_paths", 0) == MUTANT_PATHS]
+    labels = sorted(f"{e.check}: {e.label}" for e in sized)
+    assert len(sized) == 6 and {e.check for e in sized} == {
+        "signsgd",
+        "sgd-cauchy",
+        "heavy-tails",
+        "lion",
+        "signsgd_workers",
+    }, labels
+    rows = [row for e in sized for row in run_task(Task(e.check, e, Sim(paths=400, burn=3.0, window=3.0)))]
+    missed = [(r.name, m, r.gap_in_se) for r in rows for m in r.mutants if not r.mutant_detected(m)]
+    assert all(r.ok for r in rows) and not missed, table(rows)
+    assert sum(len(r.mutants) for r in rows) >= 6

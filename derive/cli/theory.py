@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..regimes import FORMS, REGIMES
 from ..theory.evaluate import ValueInputError, parameter_values, parse_curvatures, parse_hyper
 from ..theory.phases import signsgd_phases
 from ..theory.scaling import CRITERIA, scaling_rule
 from ..theory.stationary import sgd_full_matrix, stationary
+from .where import add_where_options, wants_serial
 
 FORMATS = ("text", "json")
 
@@ -68,7 +70,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
         from ..errors import UnknownNameError
 
         raise UnknownNameError("check", ",".join(unknown), list(CHECKS))
-    rows = run_checks(names, Sim(paths=args.paths, seed=args.seed))
+    sim = Sim(paths=args.paths, seed=args.seed)
+    if wants_serial(args):
+        rows = run_checks(names, sim)
+    else:
+        from ..executor import open_executor
+
+        with open_executor(args.scheduler, args.workers) as executor:
+            print(f"derive check: {executor.describe()}", file=sys.stderr)
+            rows = run_checks(names, sim, map_tasks=in_order(executor))
     paths = []
     if args.plots:
         from ..theory.plots import draw
@@ -82,6 +92,30 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         print(summary(rows))
     return 1 if any(not r.ok for r in rows) else 0
+
+
+def in_order(executor):
+    """``map_tasks`` for :func:`derive.theory.checks.run_checks` on ``executor``: each task's rows in
+    the order of the tasks, as soon as they and every earlier task's are done; a task that failed
+    stops the run with its message (and, for a bug, its traceback on stderr)."""
+    from ..errors import DeriveError
+    from ..executor import Task
+
+    def map_tasks(function, tasks):
+        outcomes, done = {}, 0
+        submitted = [Task(f"{i:04d}/{t.check}", function, (t,)) for i, t in enumerate(tasks)]
+        for outcome in executor.map(submitted, label="checks"):
+            outcomes[int(outcome.key.partition("/")[0])] = outcome
+            while done in outcomes:
+                o = outcomes.pop(done)
+                if not o.ok:
+                    if o.traceback:
+                        print(o.traceback, file=sys.stderr)
+                    raise DeriveError(f"check {tasks[done].check} ({tasks[done].label}) failed: {o.error}")
+                yield o.value
+                done += 1
+
+    return map_tasks
 
 
 def _number(text: str) -> float:
@@ -136,6 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paths", type=int, default=4000, help="Monte Carlo paths per run (default 4000)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--format", default="text", choices=list(FORMATS))
+    add_where_options(p, "serial")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("phases", help="the phases of the SignSGD SDE, thresholds from the law's own s(y)")

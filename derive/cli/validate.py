@@ -9,6 +9,10 @@ import sys
 
 from ..validate import ValidationInputError
 from ..validate.runner import MODEL_CHOICES, run_validation
+from .where import add_where_options
+
+#: where `derive report` runs its tasks without --scheduler, --workers or --serial
+REPORT_WHERE = "local"
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -208,8 +212,13 @@ def _integrator_flags(p: argparse.ArgumentParser, scheme: str, substeps) -> None
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .. import report
+    from ..executor import open_executor
+    from .where import wants_serial
 
-    path = report.build(args.out, quick=args.quick, progress=sys.stderr)
+    setting = report.QUICK if args.quick else report.FULL if args.full else report.DEFAULT
+    serial = wants_serial(args)
+    with open_executor(args.scheduler, args.workers, serial) as executor:
+        path = report.build(args.out, setting=setting, progress=sys.stderr, executor=executor)
     print(f"wrote {path}")
     return 0
 
@@ -335,5 +344,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("report", help="derivations, checks and validations in one report (report/REPORT.md)")
     p.add_argument("--out", default="report", help="folder of REPORT.md and its figures (default report)")
-    p.add_argument("--quick", action="store_true", help="a reduced setting (small sizes; for tests and a first look)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the tests' size: a few rows per section, small sizes")
+    size.add_argument("--full", action="store_true", help="every row at the larger sizes (several times longer)")
+    add_where_options(p, REPORT_WHERE)
     p.set_defaults(func=_cmd_report)

@@ -299,9 +299,10 @@ class SdeGapCase:
       the step ratio) beside the resolution 4 SE; its mutant: the SDE simulated with sigma
       ``mutant_sigma`` times too large (one more SDE run at the smaller step, on the same seed).
 
-    Seeds sim.seed + ``seed`` + the step's index; burn-in ``burn`` as in :class:`StationaryCase`
-    (``sim`` or a number). ``sde_sigma_scale`` != 1 simulates a deliberately wrong SDE (mutation
-    tests). A user optimizer whose file is not installed gives one row without a verdict.
+    Seeds sim.seed + ``seed`` + the step's index; paths max(sim.paths, ``min_paths``); burn-in
+    ``burn`` as in :class:`StationaryCase` (``sim`` or a number). ``sde_sigma_scale`` != 1 simulates
+    a deliberately wrong SDE (mutation tests). A user optimizer whose file is not installed gives
+    one row without a verdict.
     """
 
     check: str
@@ -316,6 +317,7 @@ class SdeGapCase:
     burn: str | float = "sim"
     mutant_sigma: float = 1.1
     sde_sigma_scale: float = 1.0
+    min_paths: int = 0
 
     def hyper_at(self, eta: float) -> dict[str, float]:
         """The hyperparameters at step ``eta``: beta = 1 - eta rho for each rate, the rest fixed."""
@@ -337,6 +339,7 @@ class SdeGapCase:
                 )
             ]
         burn, lam = _burn(self.burn, sim, _no_relaxation), list(self.lam)
+        sim = replace(sim, paths=max(sim.paths, self.min_paths))
         measured = []
         for i, eta in enumerate(self.etas):
             (opt, opt_se), (sde, sde_se) = stationary_pair(
@@ -427,14 +430,16 @@ def _no_relaxation() -> float:
 
 @dataclass(frozen=True)
 class OneOff:
-    """A check that does not fit a case (its rows built by hand): ``function(sim) -> list[Row]``."""
+    """A check that does not fit a case (its rows built by hand): ``function(sim) -> list[Row]``,
+    given at least ``min_paths`` paths."""
 
     check: str
     function: Callable[[Sim], list[Row]]
+    min_paths: int = 0
 
     @property
     def label(self) -> str:
         return self.check
 
     def rows(self, sim: Sim) -> list[Row]:
-        return self.function(sim)
+        return self.function(replace(sim, paths=max(sim.paths, self.min_paths)))
