@@ -12,6 +12,12 @@ Part 3 derives the order-2 SDE (paper regime, full form) of every built-in under
 optimizer in a fresh process, its first law (gaussian) with cold caches; the order-1 derivation is
 timed after it in the same process (it then reuses the law's caches). Target: every combination that
 admits order 2 in under 5 s.
+Part 4 (issue 19) derives every law x regime x form of each optimizer of everyday training
+(sgd_momentum, nesterov, adam_fixed, usam, schedulefree_sgd, adagrad), each in a fresh process with
+cold caches (its first row, gaussian paper full, is the cold one), beside adam and rmsprop run the
+same way as the baseline measured in the same run. Target: every derivation under 2 s.
+
+    python bench/bench_derive.py --only-new   # Part 4 alone (about a minute)
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sympy as sp
 
 from derive import BUILTINS, FORMS, REGIMES, DeriveError, derive_sde, get_noise
 from derive.noise import BUILTIN_LAWS as LAWS
+from derive.optimizers import DERIVATION_ONLY
 
 #: all built-ins together, cold (issue 11)
 TOTAL_TARGET = 15.0
@@ -107,12 +114,64 @@ def order2_rows() -> list[tuple[str, str, float, str]]:
     return rows
 
 
+#: the baseline of Part 4: existing built-ins derived the same way (cold, in a fresh process)
+PART4_BASELINE = ("adam", "rmsprop")
+
+
+def _all_cold(opt: str, queue: mp.Queue) -> None:
+    """In a fresh process: every law x regime x form of ``opt`` (gaussian paper full first, cold)."""
+    out = []
+    for law, regime, form in product(LAWS, REGIMES, FORMS):
+        start = time.perf_counter()
+        try:
+            derive_sde(opt, law, regime, form)
+            status = "ok"
+        except DeriveError as exc:
+            status = type(exc).__name__
+        out.append((law, regime, form, time.perf_counter() - start, status))
+    queue.put(out)
+
+
+def part4() -> bool:
+    """Part 4: the optimizers of everyday training beside adam and rmsprop; True if every one is < 2 s."""
+    print(
+        "\nPart 4: the optimizers of everyday training (issue 19), every law x regime x form, each optimizer in a "
+        "fresh process (first row gaussian paper full, cold), beside existing built-ins derived the same way"
+    )
+    ctx = mp.get_context("spawn")
+    times = {}
+    for opt in (*PART4_BASELINE, *DERIVATION_ONLY):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_all_cold, args=(opt, queue))
+        proc.start()
+        times[opt] = queue.get()
+        proc.join()
+    reference = max(times[o][0][3] for o in PART4_BASELINE)
+    print(f"  {'optimizer':17s} {'cold first':>10s} {'vs base':>8s} {'slowest':>8s} {'all':>7s}  derived/refused")
+    met = True
+    for opt, rows in times.items():
+        slowest = max(rows, key=lambda r: r[3])
+        derived = sum(r[4] == "ok" for r in rows)
+        print(
+            f"  {opt:17s} {rows[0][3]:9.2f}s {rows[0][3] / reference:7.2f}x {slowest[3]:7.2f}s "
+            f"{sum(r[3] for r in rows):6.2f}s  {derived}/{len(rows) - derived}"
+            + ("  (baseline)" if opt in PART4_BASELINE else f"  slowest: {' '.join(slowest[:3])}")
+        )
+        if opt in DERIVATION_ONLY:
+            met = met and slowest[3] < 2
+    print(f"  target: every derivation of the six under 2 s: {'met' if met else 'MISSED'}")
+    return met
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--baseline-limit", type=float, default=30.0, help="seconds allowed per sympy.stats expectation"
     )
+    parser.add_argument("--only-new", action="store_true", help="run Part 4 only (issue 19's built-ins)")
     args = parser.parse_args()
+    if args.only_new:
+        return 0 if part4() else 1
 
     start = time.perf_counter()
     rows = derive_all()
@@ -163,7 +222,8 @@ def main() -> int:
         f"  {len(admitted)} of {len(rows2)} admit order 2; slowest {slowest2[2]:.2f} s = {slowest2[0]} {slowest2[1]} "
         f"(target < 5 s: {'met' if slowest2[2] < 5 else 'MISSED'})"
     )
-    return 0 if total < TOTAL_TARGET and slowest[4] < 2 and slowest2[2] < 5 else 1
+    new_met = part4()
+    return 0 if total < TOTAL_TARGET and slowest[4] < 2 and slowest2[2] < 5 and new_met else 1
 
 
 if __name__ == "__main__":

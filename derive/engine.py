@@ -6,10 +6,16 @@ alone); :func:`derive_sde` calls them in order:
 
 1. :func:`one_step`      ``Update -> OneStep``: compose the update rule into the new value S' of
                          each state;
+   :func:`at_points`     ``OneStep -> OneStep``: each gradient at another point, grad(P), written
+                         about x (:mod:`derive.points`): grad + hvp(P - x) where P - x is small,
+                         grad - g + gradf(P) where P is an O(1) different point free of the noise;
 2. :func:`substitute`    ``OneStep -> Substituted``: put in the regime's scalings (beta = 1 -
                          eta^a rho_0, g~ = g + sigma_0 zeta / eta^b, rescaled states, k = t/dt),
                          turning beta^k into 1 - gamma with gamma = 1 - exp(lim k log beta), and
                          form Delta = eta^r (S' - S);
+   :func:`eliminate_fast` ``Substituted -> Substituted``: each fast state (contracted by a factor
+                         held fixed, PyTorch's momentum) eliminated by the change of variables
+                         s - c m of reference section 11 (:mod:`derive.fast`);
 3. :func:`isolate_signs` ``Substituted -> Isolated``: rewrite every sign, Abs, Min, Max and
                          Heaviside of an affine function a + b d of a noise draw d into indicators
                          H = 1[d > -a/b] (module :mod:`derive.expectation`); a threshold that
@@ -29,7 +35,11 @@ alone); :func:`derive_sde` calls them in order:
                          the covariance.
 
 Stages 1 to 4 do not depend on the noise law and are cached per (optimizer, regime, held states)
-by :func:`expansion`. The published forms' simplifications act through stage inputs: the
+by :func:`expansion`. Before them :func:`clocked` puts the regime on the clock the update rule
+needs (t = k eta^2 for AdaGrad's accumulator, reference section 12); stage 2 writes a step-count
+coefficient such as 1/(k + 1) as a function of t = k dt; stage 5 splits off the noise through the
+Hessian (USAM's r H sigma dW), whose loading on the diffusion's columns stage 7 reads from the
+Cholesky factor of the covariance augmented with the draws H acts on (:class:`derive.sde.HessianNoise`). The published forms' simplifications act through stage inputs: the
 second-moment rows are left out of the covariance (``Averaging.dropped``), and the same-step
 momentum is kept in the x drift by a second pass with the momentum held (``Update.hold``).
 """
@@ -43,13 +53,16 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from . import symbols as S
+from .descriptors import described
 from .errors import InfiniteMomentError, NoLimitError, UnknownNameError, UnsupportedUpdateError
 from .expectation import Indicator, abs_moment_order, expect, is_random, isolate, moment_order, partial_order
+from .fast import Elimination, NonlinearFastError, check_linear, contraction, eliminate, leading_order
 from .noise import NoiseLaw, get_noise
 from .opaque import Opaque, expand_outside
 from .optimizers import get_optimizer
-from .regimes import DROP_SECOND_MOMENT_NOISE, FORMS, SAME_STEP_MOMENTUM, Regime, get_regime
-from .sde import SDE
+from .points import draw_at_x, grad_at, gradf, hvp, innermost, linear_hvp, random_hvps, refuse_norm
+from .regimes import DROP_SECOND_MOMENT_NOISE, FORMS, PAPER, SAME_STEP_MOMENTUM, Regime, get_regime
+from .sde import SDE, HessianNoise, brownian, clock_text
 from .spec import Optimizer, X, next_symbol
 
 
@@ -88,6 +101,12 @@ class Units:
     exponents: Mapping[str, int]
     to_user: Mapping[sp.Symbol, sp.Expr]
     gammas: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    #: exponents of the states in the user's units (an accumulator on its clock: V = eta^b_user s)
+    user_exponents: Mapping[str, int] = field(default_factory=dict)
+    #: fast states eliminated (derive.fast), in the order they were
+    eliminated: tuple[Elimination, ...] = ()
+    #: step-count coefficients (1/(k + 1), ...) written as functions of t
+    step_counts: tuple[sp.Expr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,19 @@ class Averaging:
 
 
 @dataclass(frozen=True)
+class HessianPart:
+    """The noise through the Hessian at the leading random order eta^p, p = lead/2 (USAM's
+    -eta r sigma hvp(zeta)): per state its part of Delta over eta^p, a sum of c hvp(u) with u linear
+    in the draws ``draws`` (regime units); ``augmented`` is Cov[Delta] at order eta^lead with one
+    more row and column per draw d (as the increment eta^p d), whose Cholesky factor gives each
+    draw's loading on the diffusion's columns."""
+
+    terms: Mapping[str, sp.Expr]
+    draws: tuple[sp.Symbol, ...]
+    augmented: sp.ImmutableMatrix
+
+
+@dataclass(frozen=True)
 class Averaged:
     """E[Delta] by power of eta (through eta^dt); Cov[Delta] at its lowest power ``lead``
     (cov None: not computed, because not wanted or the mean already diverges (lead None too),
@@ -163,6 +195,7 @@ class Averaged:
     lead: int | None
     conditions: frozenset[str] = frozenset()
     held_next: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    hessian: HessianPart | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +208,7 @@ class Leading:
     cov: sp.ImmutableMatrix | None
     lead: int | None
     conditions: frozenset[str] = frozenset()
+    hessian: HessianPart | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +218,8 @@ class UserForm:
 
     drift: tuple[sp.Expr, ...]
     diffusion: sp.ImmutableMatrix
+    #: noise through the Hessian (USAM's sqrt(eta) r H sigma dW), None when there is none
+    hessian: HessianNoise | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,6 +252,66 @@ def one_step(update: Update) -> OneStep:
         _running_extremum(spec, name, value)
     held = {h: spec.step_map()[h] for h in sorted(update.hold)}
     return OneStep(spec, update.regime, new, held, update.order)
+
+
+def at_points(step: OneStep) -> OneStep:
+    """Stage 1b: every gradient at another point, grad(P) or grad_i(P), written about x
+    (:mod:`derive.points`): with delta = P - x of order eta^a in the regime (``radius``
+    hyperparameters as sqrt(dt)), a > 0 gives grad + hvp(delta) (the same draw), provided that the
+    O(|delta|^2) remainder is beyond the order of the SDE; a <= 0 gives the gradient field there,
+    grad - g + gradf(P), provided that delta is free of the noise. norm(...) is refused."""
+    spec, regime = step.spec, step.regime
+    for name, value in step.new.items():
+        found = refuse_norm(value)
+        if found is not None:
+            raise UnsupportedUpdateError(
+                f"{_where(spec, regime, name)}: {found} is the Euclidean norm over all coordinates (as normalised "
+                "SAM's r*grad/norm(grad)); it couples every coordinate, and the engine derives coordinate-wise "
+                "SDEs, so it is not supported (USAM, x - eta*grad(x + r*grad), is)"
+            )
+    if not any(v.has(grad_at) for v in (*step.new.values(), *step.held.values())):
+        return step
+    size = _sizer(spec, regime, step.new)
+    exponents, _ = _exponents(spec, regime, step.new)
+    need = regime.dt + 1
+
+    def resolve(expr: sp.Expr, name: str) -> sp.Expr:
+        while expr.has(grad_at):
+            for atom in innermost(expr):
+                expr = expr.xreplace({atom: _point(expr, atom, name)})
+        return expr
+
+    def _point(expr: sp.Expr, atom: grad_at, name: str) -> sp.Expr:
+        where = f"{_where(spec, regime, name)}: {atom}"
+        delta = sp.expand(atom.point - X)
+        if delta == 0:
+            return draw_at_x(atom)
+        order = size(delta)
+        random = bool(delta.free_symbols & {S.grad_draw(i) for i in range(10)} or S.draws_in(delta))
+        if order is None:
+            raise UnsupportedUpdateError(f"{where}: the size in eta of P - x = {delta} is not decided")
+        if order > 0:
+            placeholder = sp.Dummy("G")
+            coefficient = sp.diff(expr.xreplace({atom: placeholder}), placeholder)
+            weight = size(coefficient)
+            if weight is not None and weight + exponents.get(name, 0) + 2 * order < need:
+                raise UnsupportedUpdateError(
+                    f"{where}: P - x = {delta} is of order eta^{order}, so the second-order term of the gradient's "
+                    f"expansion about x, of order eta^{weight + exponents.get(name, 0) + 2 * order} in Delta {name}, is "
+                    f"within the order of the SDE (eta^{regime.dt}); it needs the third derivative of f: not supported"
+                )
+            return draw_at_x(atom) + hvp(delta)
+        if random:
+            raise UnsupportedUpdateError(
+                f"{where}: P - x = {delta} is of order eta^{order} and depends on the noise; the gradient at a random "
+                "point that does not approach x has no expansion about x, so there is no SDE (a hyperparameter that "
+                "scales the distance, as SAM's r, takes the role 'radius': r = r0*sqrt(eta))"
+            )
+        return draw_at_x(atom) - S.g + gradf(atom.point)
+
+    new = {name: resolve(value, name) for name, value in step.new.items()}
+    held = {name: resolve(value, name) for name, value in step.held.items()}
+    return replace(step, new=new, held=held)
 
 
 def _regime_symbols(spec: Optimizer, regime: Regime):
@@ -251,9 +347,61 @@ def _regime_symbols(spec: Optimizer, regime: Regime):
             to_user[tau0] = sym * eta**regime.noise
     sigma0 = regime.scaled(S.sigma, regime.noise)
     to_user[sigma0] = S.sigma * eta**regime.noise
-    t0 = regime.scaled(S.t, regime.dt - 1)
-    to_user[t0] = S.t * eta ** (regime.dt - 1)
+    t0 = regime.scaled(S.t, regime.dt - regime.clock)
+    to_user[t0] = S.t * eta ** (regime.dt - regime.clock)
     return subs, to_user, sigma0, t0
+
+
+def _exponents(spec: Optimizer, regime: Regime, new: Mapping[str, sp.Expr]) -> tuple[dict[str, int], dict[str, int]]:
+    """r(s) of every state in the regime (s = s_0 / eta^r) and in the user's units (nonzero only for
+    an accumulator on its clock: V = eta^b_user s)."""
+    exponents, user = {}, {}
+    for name in new:
+        acc = regime.accumulator(name)
+        if acc is not None:
+            exponents[name], user[name] = acc
+        else:
+            exponents[name] = 0 if name == "x" else regime.state_exponent(_grad_degree(new[name]))
+    return exponents, user
+
+
+def _state_symbol(spec: Optimizer, name: str, r: int) -> sp.Symbol:
+    """The regime symbol of a state: itself, or ``<name>_0`` when it is rescaled (r != 0)."""
+    sym = dict(zip(spec.state_names, spec.state_symbols, strict=True))[name]
+    return sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
+
+
+def _sizer(spec: Optimizer, regime: Regime, new: Mapping[str, sp.Expr]):
+    """size(expr): the order in eta (a half-integer) of an expression of the update rule in the
+    regime, noise draws, g and the states counted O(1), a ``radius`` hyperparameter as
+    r0 * eta^(dt/2) (SAM's r = r0 sqrt(eta) in the paper regime), H as O(1); None if undecided."""
+    hyper_subs, _, sigma0, t0 = _regime_symbols(spec, regime)
+    h = sp.Symbol("_h", positive=True)  # eta = h^2
+    exponents, _ = _exponents(spec, regime, new)
+    subs = dict(hyper_subs)
+    for name, role in spec.hyper.items():
+        if role == "radius":
+            subs[spec.hyper_symbols()[name]] = spec.hyper_symbols()[name] * h**regime.dt
+    for name, sym in zip(spec.state_names, spec.state_symbols, strict=True):
+        if name in exponents:
+            subs[sym] = _state_symbol(spec, name, exponents[name]) / S.eta ** exponents[name]
+    for i in range(0, 10):
+        subs[S.grad_draw(i)] = S.g + sigma0 * S.law_draw(i) / S.eta**regime.noise
+    subs[S.k] = t0 / S.eta**regime.dt
+    opaque = sp.Dummy("f", positive=True)
+
+    def size(expr: sp.Expr) -> sp.Rational | None:
+        expr = expr.replace(lambda e: isinstance(e, hvp), lambda e: e.args[0])
+        expr = expr.replace(lambda e: isinstance(e, gradf), lambda e: opaque)
+        expr = sp.powsimp(expr.xreplace(subs).xreplace({S.eta: h**2}))
+        if expr == 0:
+            return sp.oo
+        try:
+            return sp.Rational(expr.leadterm(h)[1], 2)
+        except (ValueError, NotImplementedError, TypeError):
+            return None
+
+    return size
 
 
 def _bias_powers(
@@ -265,6 +413,7 @@ def _bias_powers(
     to_user: dict,
     where: str,
     exact: bool = False,
+    counts: list | None = None,
 ) -> sp.Expr:
     """Replace beta^k by its limit exp(lim_{eta->0} k log beta) =: 1 - gamma, k = t/dt.
 
@@ -280,8 +429,13 @@ def _bias_powers(
             raise UnsupportedUpdateError(
                 f"{where}: the step count k appears in the base of {p}; only powers beta**(expression in k) are supported"
             )
-        log_power = p.exp.subs(S.k, k_of_t) * sp.log(p.base.xreplace(hyper_subs))
-        log_rate = sp.limit(log_power, S.eta, 0)
+        base = p.base.xreplace(hyper_subs)
+        log_power = p.exp.subs(S.k, k_of_t) * sp.log(base)
+        if not base.has(S.eta) and S.sign_in_unit_interval(sp.log(base)) == -1:
+            # a factor held fixed in (0, 1) (beta1 with role fixed_decay): beta^k -> 0 after O(1) steps
+            log_rate = -sp.oo if sp.limit(p.exp.subs(S.k, k_of_t), S.eta, 0) == sp.oo else sp.limit(log_power, S.eta, 0)
+        else:
+            log_rate = sp.limit(log_power, S.eta, 0)
         next_order = sp.Integer(1)
         if exact and log_rate != -sp.oo:
             next_order = 1 + S.eta * sp.limit((log_power - log_rate) / S.eta, S.eta, 0)
@@ -300,10 +454,27 @@ def _bias_powers(
             )
     out = expr.xreplace(replace_)
     if out.has(S.k):
-        raise UnsupportedUpdateError(
-            f"{where}: the step count k appears outside a power beta**k in {out}; "
-            "only bias corrections of the form beta**k are supported"
-        )
+        if exact:
+            raise UnsupportedUpdateError(
+                f"{where}: the step count k appears outside a power beta**k in {out}; the order-2 SDE supports "
+                "only bias corrections of the form beta**k"
+            )
+        found = sorted({p for p in out.atoms(sp.Pow) if p.has(S.k)} or {S.k}, key=sp.default_sort_key)
+        for c in found:  # a step-count coefficient such as 1/(k + 1) = eta^dt/(t + eta^dt): a function of t
+            power = sp.Integer(0)
+            try:
+                power = c.xreplace({S.k: k_of_t}).xreplace(hyper_subs).leadterm(S.eta)[1]
+            except (ValueError, NotImplementedError, TypeError):
+                pass
+            if not power.is_integer:
+                raise UnsupportedUpdateError(
+                    f"{where}: the step count k appears outside a power beta**k in {c}, which becomes "
+                    f"{c.xreplace({S.k: k_of_t.xreplace(to_user)})} in t: a fractional power of eta, which the "
+                    "expansion does not support (coefficients such as 1/(k + 1) = eta/(t + eta) are)"
+                )
+        if counts is not None:
+            counts += found
+        out = out.xreplace({S.k: k_of_t})
     return out
 
 
@@ -323,35 +494,108 @@ def substitute(step: OneStep) -> Substituted:
     """Stage 2: the regime's scalings put into Delta = eta^r (S' - S) of every state."""
     spec, regime, eta = step.spec, step.regime, S.eta
     hyper_subs, to_user, sigma0, t0 = _regime_symbols(spec, regime)
-    exponents = {
-        name: (0 if name == "x" else regime.state_exponent(_grad_degree(step.new[name]))) for name in spec.state_names
-    }
+    exponents, user_exponents = _exponents(spec, regime, step.new)
     state_subs = {}
     for name, sym in zip(spec.state_names, spec.state_symbols, strict=False):
         r = exponents[name]
-        scaled = sym if r == 0 else sp.Symbol(f"{name}_0", positive=bool(sym.is_positive), real=True)
+        scaled = _state_symbol(spec, name, r)
         state_subs[sym] = scaled / eta**r
         if r:
-            to_user[scaled] = sym * eta**r
+            to_user[scaled] = sym * eta ** (r - user_exponents.get(name, 0))
     grads = {
         S.grad_draw(i): S.g + sigma0 * S.law_draw(i) / eta**regime.noise
         for i in sorted({S.draw_index(s, "grad") for e in step.new.values() for s in e.free_symbols} - {None})
     }
     subs = {**hyper_subs, S.grad: S.g + sigma0 * S.zeta / eta**regime.noise, **grads, **state_subs}
+    local = {*state_subs.values(), S.g}
+
+    def regime_units(expr: sp.Expr) -> sp.Expr:
+        expr = expr.xreplace(subs)
+        return linear_hvp(expr, {*local, *S.draws_in(expr)}) if expr.has(hvp) else expr
+
     gammas: dict[sp.Symbol, sp.Expr] = {}
+    counts: list[sp.Expr] = []
     delta = {}
     for name, sym in zip(spec.state_names, spec.state_symbols, strict=False):
         new = _bias_powers(
-            step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name), step.order >= 2
+            step.new[name], hyper_subs, t0, regime, gammas, to_user, _where(spec, regime, name), step.order >= 2, counts
         )
-        delta[name] = sp.powsimp(eta ** exponents[name] * (new.xreplace(subs) - sym.xreplace(subs)))
+        delta[name] = sp.powsimp(eta ** exponents[name] * (regime_units(new) - sym.xreplace(subs)))
     held_next = {}
     for h, new in step.held.items():
         where = f"optimizer {spec.name!r}, same-step value of {h}"
-        held_next[next_symbol(h)] = _bias_powers(
-            new, hyper_subs, t0, regime, gammas, to_user, where, step.order >= 2
-        ).xreplace(subs)
-    return Substituted(spec, Units(regime, exponents, to_user, gammas), delta, held_next)
+        held_next[next_symbol(h)] = regime_units(
+            _bias_powers(new, hyper_subs, t0, regime, gammas, to_user, where, step.order >= 2, counts)
+        )
+    units = Units(regime, exponents, to_user, gammas, user_exponents, step_counts=tuple(dict.fromkeys(counts)))
+    return Substituted(spec, units, delta, held_next)
+
+
+def eliminate_fast(sub: Substituted) -> Substituted:
+    """Stage 2b: every fast state (a state contracted by a factor held fixed, :mod:`derive.fast`)
+    eliminated by the change of variables u_s = s - c_s m of reference section 11; the result has
+    the slow states only (``units.eliminated`` records each elimination)."""
+    spec, regime = sub.spec, sub.units.regime
+    symbols = {n: _state_symbol(spec, n, sub.units.exponents[n]) for n in sub.delta}
+    delta, held = dict(sub.delta), dict(sub.held_next)
+    done: list[Elimination] = []
+    while True:
+        fast = [
+            (n, a0)
+            for n in delta
+            if n != "x"
+            and (a0 := contraction(delta[n], symbols[n], _coefficients, _where(spec, regime, n))) is not None
+        ]
+        if not fast:
+            break
+        name, a0 = fast[0]
+        try:
+            for other, _ in fast:
+                check_linear(delta, symbols, other)
+            delta, record = eliminate(
+                delta, symbols, name, a0, _coefficients, regime.dt, lambda s: _where(spec, regime, s)
+            )
+        except NonlinearFastError as exc:
+            raise UnsupportedUpdateError(_nonlinear_fast_message(spec, regime, exc)) from None
+        held = {k: v.xreplace({symbols[name]: 0}) for k, v in held.items()}
+        done.append(record)
+    if not done:
+        return sub
+    return replace(sub, delta=delta, held_next=held, units=replace(sub.units, eliminated=tuple(done)))
+
+
+def _nonlinear_fast_message(spec: Optimizer, regime: Regime, exc: NonlinearFastError) -> str:
+    """One line naming the construct of the update rule that applies a nonlinear function to a fast state."""
+    construct = _user_construct(spec, exc.fast) or str(exc.atom)
+    fixed = [n for n, r in spec.hyper.items() if r == "fixed_decay"]
+    return (
+        f"optimizer {spec.name!r} ({regime.name} regime): {construct} is a nonlinear function of the fast state "
+        f"{exc.fast} ({exc.fast} is contracted by a factor held fixed"
+        + (f", {' or '.join(fixed)} with role fixed_decay" if fixed else "")
+        + f", so it relaxes in O(1) steps); its SDE would need the summed autocorrelation of {construct} along the "
+        f"path of {exc.fast}, which has no closed form, so it is not supported (with a factor 1 - eta*rho, role "
+        f"'decay', {exc.fast} is slow and the SDE keeps it as a state)"
+    )
+
+
+def _user_construct(spec: Optimizer, name: str) -> str | None:
+    """The first function application of the update rule, as written, whose argument depends on
+    state ``name`` (directly or through temporaries)."""
+    sym = dict(zip(spec.state_names, spec.state_symbols, strict=True))[name]
+    depends = {sym}
+    for target, expr in spec.parsed():
+        found = [
+            node
+            for node in sp.preorder_traversal(expr)
+            if (isinstance(node, sp.Function) or (node.is_Pow and not (node.exp.is_Integer and node.exp > 0)))
+            and node.free_symbols & depends
+            and not isinstance(node, (hvp, grad_at))
+        ]
+        if found:
+            return str(min(found, key=sp.count_ops))  # the innermost: sqrt(v), not 1/(eps + sqrt(v))
+        if expr.free_symbols & depends:
+            depends.add(sp.Symbol(target, real=True))
+    return None
 
 
 def isolate_signs(sub: Substituted) -> Isolated:
@@ -418,21 +662,85 @@ def _coefficients(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
     return {n: c for n, c in out.items() if c != 0}
 
 
+def _taylor(expr: sp.Expr, order: int, where: str) -> dict[int, sp.Expr]:
+    """Taylor coefficients of ``expr`` in eta through eta**order by derivatives at eta = 0 (several
+    times faster than the series of the nested square roots a change of variables leaves); the
+    series of :func:`_coefficients` where a derivative is not finite at 0 (a Laurent term)."""
+    if not expr.has(S.eta):
+        return {0: expr} if expr != 0 else {}
+    low = leading_order(expr)  # expr = eta^low * f(eta), f(0) finite: fewer derivatives
+    if low is None:
+        return {}
+    low = int(low) if low.is_integer and low > 0 else 0
+    out, f = {}, sp.powsimp(sp.expand_power_base(expr / S.eta**low, force=False))
+    if f.subs(S.eta, 0).has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        f = sp.together(f)  # eps_0/eta + sqrt(v_0/eta**2) in one fraction: finite at eta = 0
+    for n in range(order + 1 - low):
+        value = f.subs(S.eta, 0)
+        if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            return _coefficients(expr, order, where)
+        if value != 0:
+            out[n + low] = sp.expand(value / sp.factorial(n))
+        f = sp.diff(f, S.eta)
+    return out
+
+
 def expand(iso: Isolated, one_fraction: bool = True) -> Expansion:
     """Stage 4: each Delta as its Taylor coefficients in eta through eta^(dt + 1) (``one_fraction``:
     Delta put over one denominator first, faster for the order-1 rules, slower for order 2's)."""
     order = iso.units.regime.dt + 1
+    shifted = {name for record in iso.units.eliminated for name in record.shifts}
+    if iso.units.regime.accumulators:  # on an accumulator's clock (a new path): Taylor coefficients, faster
+        series = {
+            name: _taylor(sp.together(d), order, _where(iso.spec, iso.units.regime, name))
+            for name, d in iso.delta.items()
+        }
+        return Expansion(iso.spec, iso.units, _within_radius(series, iso), iso.indicators, iso.held_next)
     series = {
         name: _coefficients(sp.together(d) if one_fraction else d, order, _where(iso.spec, iso.units.regime, name))
         for name, d in iso.delta.items()
+        if name not in shifted
     }
-    return Expansion(iso.spec, iso.units, series, iso.indicators, iso.held_next)
+    for name in shifted:  # u = s - c m: term by term (one fraction would multiply the denominators), then
+        where = _where(iso.spec, iso.units.regime, name)  # the terms that cancel (c R against the rule's) cancel
+        total: dict[int, sp.Expr] = {}
+        for term in sp.Add.make_args(iso.delta[name]):
+            for n, c in _taylor(term, order, where).items():
+                total[n] = total.get(n, 0) + c
+        series[name] = {
+            n: (_canonical(c) if n <= iso.units.regime.dt and not c.has(*iso.indicators) else c)
+            for n, c in total.items()
+        }
+    series = {name: series[name] for name in iso.delta}
+    return Expansion(iso.spec, iso.units, _within_radius(series, iso), iso.indicators, iso.held_next)
+
+
+def _within_radius(series: dict[str, dict[int, sp.Expr]], iso: Isolated) -> dict[str, dict[int, sp.Expr]]:
+    """The coefficients without their terms of order dt + 1 or more once each ``radius``
+    hyperparameter counts as r0*eta^(dt/2) (r**2 eta: nested gradients at nearby points); the
+    others, as r*eta, are kept with r as written (section 12: r H sigma stays in the diffusion).
+    Identity for an optimizer without a radius."""
+    radii = [iso.spec.hyper_symbols()[n] for n in iso.spec.hypers_with_role("radius")]
+    if not radii:
+        return series
+    dt = iso.units.regime.dt
+    out = {}
+    for name, coefficients in series.items():
+        out[name] = {}
+        for n, c in coefficients.items():
+            terms = sp.Add.make_args(expand_outside(c))
+            power = [sum(t.as_powers_dict().get(r, 0) for r in radii) for t in terms]
+            kept = [t for t, k in zip(terms, power, strict=True) if n + sp.Rational(dt, 2) * k < dt + 1]
+            if kept:
+                out[name][n] = sp.Add(*kept)
+    return out
 
 
 @cache
 def expansion(spec: Optimizer, regime: Regime, hold: frozenset[str] = frozenset(), order: int = 1) -> Expansion:
     """Stages 1-4 (law-independent), cached per optimizer, regime, set of held states and order."""
-    return expand(isolate_signs(substitute(one_step(Update(spec, regime, hold, order)))), one_fraction=order == 1)
+    step = at_points(one_step(Update(spec, regime, hold, order)))
+    return expand(isolate_signs(eliminate_fast(substitute(step))), one_fraction=order == 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,10 +974,73 @@ def average(job: Averaging) -> Averaged:
     for sym, value in exp.held_next.items():
         what = f"same-step value {sym} for {exp.spec.name} under {law.label}"
         held[sym] = sp.expand(_fill_law(expect(value, exp.indicators, what), law, exp, what, conditions))
-    cov, lead = None, None
+    cov, lead, hessian = None, None, None
     if job.covariance and not _diverges(mean, exp.regime.dt):  # a divergent drift is reported first (leading)
-        cov, lead = _leading_covariance(exp, law, conditions, job.dropped)
-    return Averaged(exp, law, mean, cov, lead, frozenset(conditions), held)
+        plain, terms = _without_hessian_noise(exp)
+        cov, lead = _leading_covariance(plain, law, conditions, job.dropped)
+        if terms and cov is not None:
+            hessian = _hessian_part(plain, terms, law, conditions, job.dropped, lead)
+    return Averaged(exp, law, mean, cov, lead, frozenset(conditions), held, hessian)
+
+
+def _without_hessian_noise(exp: Expansion) -> tuple[Expansion, dict[str, dict[int, sp.Expr]]]:
+    """The expansion without its terms c hvp(u) with u random (the Hessian times the noise), and
+    those terms by state and power of eta (empty for every optimizer without a gradient at a nearby
+    random point)."""
+    terms: dict[str, dict[int, sp.Expr]] = {}
+    series = {}
+    for name, coefficients in exp.series.items():
+        series[name] = {}
+        for n, c in coefficients.items():
+            if random_hvps(c):
+                noisy = sp.Add(*[t for t in sp.Add.make_args(expand_outside(c)) if random_hvps(t)])
+                terms.setdefault(name, {})[n] = noisy
+                c = expand_outside(c) - noisy
+            series[name][n] = c
+    return (replace(exp, series=series) if terms else exp), terms
+
+
+def _hessian_part(
+    plain: Expansion,
+    terms: Mapping[str, Mapping[int, sp.Expr]],
+    law: NoiseLaw,
+    conditions: set[str],
+    dropped: frozenset[str],
+    lead: int,
+) -> HessianPart | None:
+    """The Hessian noise at the leading random order (None when it is of higher order: beyond the
+    SDE, dropped like any higher-order noise), with the covariance augmented by its draws."""
+    low = min(n for series in terms.values() for n in series)
+    where = f"optimizer {plain.spec.name!r}: the noise through the Hessian"
+    if 2 * low > lead:
+        return None
+    if 2 * low < lead:
+        raise UnsupportedUpdateError(
+            f"{where} is of order eta^{low}, below the rest of the noise (eta^{lead / 2}); not supported"
+        )
+    kept = {name: series.get(low, sp.Integer(0)) for name, series in terms.items()}
+    draws = sorted(
+        {d for e in kept.values() for a in random_hvps(e) for d in S.draws_in(a.args[0])}, key=lambda d: d.name
+    )
+    for name, e in kept.items():
+        for t in sp.Add.make_args(e):
+            (atom,) = random_hvps(t) or (None,)
+            u = atom.args[0] if atom is not None else t
+            if (
+                atom is None
+                or is_random(t / atom, plain.indicators)
+                or any(sp.diff(u, d, 2) != 0 for d in draws)
+                or u.has(*plain.indicators)
+            ):
+                raise UnsupportedUpdateError(
+                    f"{where}, in the update of {name}, is {t}; only a coefficient free of the noise times H applied "
+                    "to a vector linear in the noise draws is supported"
+                )
+    if any(name in dropped for name in kept):
+        kept = {name: e for name, e in kept.items() if name not in dropped}
+    series = {**plain.series, **{f"_{d.name}": {low: d} for d in draws}}
+    augmented = _covariance_series(replace(plain, series=series), law, range(lead, lead + 1), conditions, dropped)
+    return HessianPart(kept, tuple(draws), augmented[lead])
 
 
 def _leading_covariance(
@@ -719,7 +1090,7 @@ def leading(avg: Averaged) -> Leading:
             f"optimizer {exp.spec.name!r} has no SDE limit in the {exp.regime.name} regime: "
             f"Cov[Delta]/dt is of order eta^{avg.lead - dt}"
         )
-    return Leading(exp, drift, avg.cov, avg.lead, avg.conditions)
+    return Leading(exp, drift, avg.cov, avg.lead, avg.conditions, avg.hessian)
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
@@ -765,23 +1136,28 @@ def _simplest(expr: sp.Expr) -> sp.Expr:
     return min(candidates, key=sp.count_ops)
 
 
-def _cholesky(cov: sp.Matrix) -> sp.Matrix:
+def _cholesky(
+    cov: sp.Matrix, last: frozenset[int] = frozenset(), positive: Mapping[sp.Symbol, sp.Expr] | None = None
+) -> sp.Matrix:
     """G with G G^T = cov for a symbolic positive semi-definite cov; zero rows and pivots dropped.
 
     Pivots whose variance involves no function application (a polynomial in the states, such as
     rho^2 sigma^2) come first, in state order: a variance built from a CDF, such as 1 - s(y)^2, can
     vanish in floating point far in a tail, and dividing another row by its root would turn 0/0
-    into NaN in a simulator."""
+    into NaN in a simulator. Rows in ``last`` are pivoted after all others (the noise draws that a
+    Hessian-noise term needs, which must not change the states' columns). ``positive`` maps a symbol
+    to a positive expression for it (a fixed EMA factor beta = 1 - c, c > 0) used to take roots, so
+    that sqrt((1 - beta)**2) is 1 - beta."""
     n = cov.shape[0]
     active = [i for i in range(n) if any(cov[i, j] != 0 for j in range(n))]
-    active.sort(key=lambda i: (bool(cov[i, i].atoms(sp.Dummy)) or cov[i, i].has(sp.Function), i))
+    active.sort(key=lambda i: (i in last, bool(cov[i, i].atoms(sp.Dummy)) or cov[i, i].has(sp.Function), i))
     columns: list[list[sp.Expr]] = []
     residual = sp.Matrix(cov)
     for p in active:
         pivot = _simplest(residual[p, p])
         if pivot == 0:
             continue
-        root = sp.sqrt(sp.factor_terms(pivot))
+        root = _root(pivot, positive or {})
         col = [sp.Integer(0)] * n
         for i in active:
             if i == p:
@@ -797,6 +1173,19 @@ def _cholesky(cov: sp.Matrix) -> sp.Matrix:
     return sp.Matrix([[c[i] for c in columns] for i in range(n)])
 
 
+def _root(pivot: sp.Expr, positive: Mapping[sp.Symbol, sp.Expr]) -> sp.Expr:
+    """sqrt(pivot), with the symbols of ``positive`` written through their positive forms while the
+    root is taken (and written back after)."""
+    used = {s: v for s, v in positive.items() if pivot.has(s)}
+    if not used:
+        return sp.sqrt(sp.factor_terms(pivot))
+    back = {}
+    for sym, value in used.items():
+        (c,) = value.free_symbols
+        back[c] = sp.solve(sp.Eq(sym, value), c)[0]
+    return sp.sqrt(sp.factor_terms(sp.factor(pivot.xreplace(used)))).xreplace(back)
+
+
 def map_back(lead: Leading) -> UserForm:
     """Stage 7: drift and diffusion in the user's units, each entry in its simplest exact form.
 
@@ -809,7 +1198,7 @@ def map_back(lead: Leading) -> UserForm:
     exp, units = lead.expansion, lead.expansion.units
     reg = units.regime
     back = dict(units.to_user)
-    time_scale = S.eta ** (reg.dt - 1)
+    time_scale = S.eta ** (reg.dt - reg.clock)
     opaque = Opaque()
     variables = [
         S.g,
@@ -833,15 +1222,135 @@ def map_back(lead: Leading) -> UserForm:
         e = opaque.show(e)
         return e.xreplace({y: explicit(y).xreplace(back) for y in e.free_symbols if explicit(y) is not y})
 
-    drift = tuple(written_out(user(lead.drift[n], time_scale / S.eta ** units.exponents[n])) for n in exp.states)
+    relative = {n: units.exponents[n] - units.user_exponents.get(n, 0) for n in exp.states}
+    drift = tuple(written_out(user(lead.drift[n], time_scale / S.eta ** relative[n])) for n in exp.states)
     size = len(exp.states)
     if lead.cov is None:
         return UserForm(drift, sp.ImmutableMatrix(sp.zeros(size, 0)))
-    scale = [S.eta ** -units.exponents[n] for n in exp.states]
+    scale = [S.eta ** -relative[n] for n in exp.states]
     user_cov = sp.Matrix(
         size, size, lambda i, j: user(lead.cov[i, j], scale[i] * scale[j] * S.eta ** (lead.lead - reg.dt) * time_scale)
     )
-    return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov).applyfunc(written_out)))
+    positive = {v: c for c, v in back.items() if c.name.startswith("one_minus_") and isinstance(v, sp.Add)}
+    positive = {next(iter(v.free_symbols)): 1 - c for v, c in positive.items()}
+    if lead.hessian is None:
+        return UserForm(drift, sp.ImmutableMatrix(_cholesky(user_cov, positive=positive).applyfunc(written_out)))
+    part, n = lead.hessian, size
+    rows = len(part.draws)
+    factor = S.eta ** (lead.lead - reg.dt) * time_scale
+    augmented = sp.Matrix(
+        n + rows,
+        n + rows,
+        lambda i, j: (
+            user_cov[i, j]
+            if i < n and j < n
+            else user(part.augmented[i, j], (scale[i] if i < n else 1) * (scale[j] if j < n else 1) * factor)
+        ),
+    )
+    G = _cholesky(augmented, last=frozenset(range(n, n + rows)), positive=positive).applyfunc(written_out)
+    increments = [brownian(c + 1) for c in range(G.shape[1])]
+    loading = {
+        d: sum((G[n + k, c] * increments[c] for c in range(G.shape[1])), sp.Integer(0))
+        for k, d in enumerate(part.draws)
+    }
+    coefficients, vector = _hessian_noise(exp.states, part.terms, exp.spec.name)
+    vector = sp.factor_terms(vector.xreplace(back).xreplace(loading))
+    local = {*exp.spec.state_symbols, S.g, *increments}
+    kappa, vector = vector.as_independent(*local, as_Add=False) if vector.is_Mul else (sp.Integer(1), vector)
+    hessian = HessianNoise(
+        tuple(
+            written_out(_simplest(opaque.hide(c.xreplace(back) * scale[i] * kappa))) for i, c in enumerate(coefficients)
+        ),
+        vector,
+    )
+    return UserForm(drift, sp.ImmutableMatrix(G[:n, :]), hessian)
+
+
+def _hessian_noise(
+    states: tuple[str, ...], terms: Mapping[str, sp.Expr], optimizer: str
+) -> tuple[list[sp.Expr], sp.Expr]:
+    """(c_s per state, u): each state's Hessian noise as c_s hvp(u) with one vector u for all
+    states (one Hessian-vector product per step); refused when the states' terms need two."""
+    atoms = sorted({a for e in terms.values() for a in random_hvps(e)}, key=sp.default_sort_key)
+    rows = {n: [sp.expand(terms.get(n, sp.Integer(0))).coeff(a) for a in atoms] for n in states}
+    reference = next(row for row in rows.values() if any(c != 0 for c in row))
+    k0 = next(k for k, c in enumerate(reference) if c != 0)
+    alpha = [sp.cancel(c / reference[k0]) for c in reference]
+    coefficients = []
+    for name in states:
+        c = rows[name][k0]
+        if any(sp.cancel(rows[name][k] - c * alpha[k]) != 0 for k in range(len(atoms))):
+            raise UnsupportedUpdateError(
+                f"optimizer {optimizer!r}: the noise through the Hessian needs two different Hessian-vector products "
+                "of the noise per step (the states apply H to different combinations of the draws); not supported"
+            )
+        coefficients.append(c)
+    vector = sp.Add(*[a * atom.args[0] for a, atom in zip(alpha, atoms, strict=True)])
+    return coefficients, vector
+
+
+#: clock exponents tried above the regime's dt when a state accumulates (reference section 12)
+_CLOCKS = 6
+
+
+@lru_cache(maxsize=64)
+def clocked(spec: Optimizer, regime: Regime) -> Regime:
+    """``regime`` on the clock the update rule needs (see :mod:`derive.regimes`): itself unless a
+    state accumulates without decay, i.e. s' - s is free of s and of an order in eta below dt (AdaGrad's
+    s = s + grad**2). Then dt = eta^a with s = s_0/eta^b, b = a - (the order of E[s' - s]), eps =
+    eps_0/eta^(b/2), for the smallest a > dt at which the parameter's mean increment is of order
+    eta^a exactly (law-independent: the law's moments as symbols); user units are those of the paper
+    regime's clock."""
+    new = spec.step_map()
+    size = _sizer(spec, regime, new)
+    symbols = dict(zip(spec.state_names, spec.state_symbols, strict=True))
+    accumulating = []
+    for name in spec.state_names[1:]:
+        increment = new[name] - symbols[name]
+        if increment.has(grad_at) or sp.diff(increment, symbols[name]) != 0 or increment == 0:
+            continue
+        order = size(increment)
+        if order is not None and order < regime.dt:
+            accumulating.append(name)
+    if not accumulating:
+        return regime
+    user = clocked(spec, PAPER) if regime != PAPER else None
+    flat = replace(regime, accumulators=tuple((n, 0, 0) for n in accumulating))
+    iso = isolate_signs(substitute(at_points(one_step(Update(spec, flat)))))  # the accumulators' rows only:
+    rows = {n: _coefficients(sp.together(iso.delta[n]), flat.dt + 1, _where(spec, flat, n)) for n in accumulating}
+    exp0 = Expansion(spec, iso.units, rows, iso.indicators)
+    mean_order = {n: _mean_order(exp0, n) for n in accumulating}
+    for a in range(regime.dt + 1, regime.dt + _CLOCKS + 1):
+        b = {n: a - mean_order[n] for n in accumulating}
+        if any(v % 2 for v in b.values()):
+            continue
+        accumulators = tuple(
+            (n, b[n], (user.accumulator(n) or (b[n], b[n]))[1] if user else b[n]) for n in accumulating
+        )
+        candidate = replace(
+            regime, dt=a, eps=max(b.values()) // 2, accumulators=accumulators, clock=user.clock if user else a
+        )
+        try:
+            exp = expansion(spec, candidate)
+        except UnsupportedUpdateError:
+            continue
+        if _mean_order(exp, "x") == a:
+            return candidate
+    raise NoLimitError(
+        f"optimizer {spec.name!r} has no SDE limit in the {regime.name} regime: {', '.join(accumulating)} accumulates "
+        f"without decay, and no clock t = k*eta**a (a = {regime.dt + 1} ... {regime.dt + _CLOCKS}) balances it with the "
+        "parameter's increment"
+    )
+
+
+def _mean_order(exp: Expansion, name: str) -> int | None:
+    """The lowest power of eta of E[Delta name] with the law's moments as symbols (None if it vanishes
+    through the expansion's order)."""
+    for n, c in sorted(exp.series[name].items()):
+        mean = expect(c, exp.indicators, f"the mean increment of {name}")
+        if mean != 0 and sp.expand(mean) != 0 and leading_order(mean) is not None:  # read at random points
+            return n
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -882,10 +1391,12 @@ def derive_sde(
         raise UnknownNameError("form", form, FORMS)
     if order != 1:
         return _derive_order2(spec, law, reg, form, order)
+    reg = clocked(spec, reg)
+    exp = expansion(spec, reg)
     simplifications = reg.published if form == "published" else ()
-    degrees = {n: spec.grad_degree(n) for n in spec.state_names}
-    second_moment = frozenset(n for n in spec.state_names[1:] if (degrees[n] or 0) >= 2)
-    momentum = frozenset(n for n in spec.state_names[1:] if degrees[n] == 1)
+    degrees = {n: spec.grad_degree(n) for n in exp.states}
+    second_moment = frozenset(n for n in exp.states[1:] if (degrees[n] or 0) >= 2)
+    momentum = frozenset(n for n in exp.states[1:] if degrees[n] == 1)
     read = frozenset(
         n for n in momentum if spec.step_map(frozenset({n}))["x"].has(next_symbol(n))
     )  # x reads the new value
@@ -897,7 +1408,6 @@ def derive_sde(
     ]
     dropped = second_moment if DROP_SECOND_MOMENT_NOISE in applied else frozenset()
 
-    exp = expansion(spec, reg)
     user, result = _pipeline(spec, law, reg, hold, dropped)
 
     provenance = [
@@ -922,20 +1432,23 @@ def derive_sde(
         provenance.append("published simplifications: " + "; ".join(applied))
     elif form == "published":
         provenance.append("published form: no simplification applies to this optimizer in this regime")
-    return SDE(
+    symbols = dict(zip(spec.state_names, spec.state_symbols, strict=True))
+    sde = SDE(
         optimizer=spec.name,
         noise=law.label,
         regime=reg.name,
         form=form,
-        state=spec.state_symbols,
+        state=tuple(symbols[n] for n in exp.states),
         drift=user.drift,
         diffusion=user.diffusion,
         time_functions=dict(sorted(exp.units.gammas.items(), key=lambda item: item[0].name)),
-        initial={s.name: s.init for s in spec.state},
+        initial={s.name: s.init for s in spec.state if s.name in exp.states},
         conditions=tuple(sorted(result.conditions)),
         provenance=tuple(provenance),
         same_step=tuple(sorted(hold)),
+        hessian_noise=user.hessian,
     )
+    return described(sde, spec, reg, exp.units.to_user, exp.units.eliminated, exp.units.step_counts)
 
 
 def _derive_order2(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, order: int) -> SDE:
@@ -945,6 +1458,22 @@ def _derive_order2(spec: Optimizer, law: NoiseLaw, reg: Regime, form: str, order
 
     order2.check_request(spec, law, reg, form, order)
     first = derive_sde(spec, law, reg, "full")
+    beyond = [
+        what
+        for what, present in (
+            ("a fast state eliminated", first.eliminated),
+            ("noise through the Hessian", first.hessian_noise is not None),
+            (f"the clock t = {clock_text(first.clock)}", not first.default_clock),
+            ("a step-count coefficient", first.defined_for or first.start.reason),
+            ("a gradient at another point", any(e.has(hvp) or e.has(gradf) for e in first.drift)),
+        )
+        if present
+    ]
+    if beyond:
+        raise order2.NoOrder2Error(
+            f"no order-2 SDE for {spec.name} under {law.label}: its order-1 SDE has {', '.join(beyond)}, which the "
+            "order-2 expansion (reference section 8) does not cover; use order 1"
+        )
     exp = expansion(spec, reg, order=2)
     averaged_with = order2.differentiable_law(spec, law, bool(exp.indicators))
     avg = average(Averaging(exp, averaged_with, covariance=False, order=2))

@@ -39,6 +39,7 @@ import sympy as sp
 from . import symbols as S
 from .errors import UnsupportedUpdateError
 from .opaque import expand_outside
+from .points import hvp
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,17 @@ def expect(expr: sp.Expr, indicators: dict[sp.Symbol, Indicator], context: str, 
     total = []
     for term in sp.Add.make_args(expr):
         powers = term.as_powers_dict()
+        hessian = [b for b in powers if isinstance(b, hvp) and is_random(b, indicators)]
+        if hessian:  # E[c H u] = c H E[u] (coordinate by coordinate); H u times other noise needs diag(H)
+            others = [b for b in powers if b not in hessian and is_random(b, indicators)]
+            if len(hessian) > 1 or powers[hessian[0]] != 1 or others:
+                raise UnsupportedUpdateError(
+                    f"{context}: the term {shown(term, indicators)} multiplies the Hessian times the noise, "
+                    f"{hessian[0]}, by other noise; its mean needs the Hessian's diagonal, which a coordinate-wise "
+                    "SDE does not have"
+                )
+            total.append(term / hessian[0] * hvp(expect(hessian[0].args[0], indicators, context, sources)))
+            continue
         per_draw: dict[sp.Symbol, list] = {}
         rest = sp.Integer(1)
         for base, e in powers.items():

@@ -30,6 +30,7 @@ import sympy as sp
 
 from . import symbols as S
 from .errors import DeriveError, UnknownNameError
+from .parsing import NUMBER_NAMES, ExpressionError, parse_expression, parse_number
 
 _y = sp.Symbol("y", real=True)
 _u = sp.Symbol("u", positive=True)
@@ -375,8 +376,10 @@ def _parse_nu(nu: object) -> sp.Expr:
     if nu is None or (isinstance(nu, str) and nu.strip() == "nu"):
         return S.nu
     try:
-        value = sp.nsimplify(sp.sympify(nu), rational=True)
-    except (sp.SympifyError, TypeError, ValueError):
+        value = sp.nsimplify(parse_number(nu, "nu"), rational=True)
+    except ExpressionError as exc:
+        raise DeriveError(f"nu must be a positive finite number or 'nu' (symbolic), got {nu!r}: {exc.reason}") from None
+    except (TypeError, ValueError):
         value = None
     if value is None or not value.is_number or not value.is_real or value <= 0 or not value.is_finite:
         raise DeriveError(f"nu must be a positive finite number or 'nu' (symbolic), got {nu!r}")
@@ -393,12 +396,29 @@ def _student_t(nu: object) -> StudentT:
     return StudentT("student-t", density, params={"nu": value}, nu=value)
 
 
+#: functions a CDF given as text may use (with the names y, pi and E)
+CDF_FUNCTIONS = {
+    f.__name__: f
+    for f in (sp.sqrt, sp.exp, sp.log, sp.erf, sp.erfc, sp.atan, sp.tanh, sp.sinh, sp.cosh, sp.asinh, sp.Abs, sp.sign)
+} | {"Min": sp.Min, "Max": sp.Max}
+
+
 def cdf_law(cdf: str | sp.Expr, name: str | None = None) -> CdfLaw:
     """A symmetric law from its CDF, an expression in ``y``; checked to be a symmetric CDF."""
     text = str(cdf)
     try:
-        expr = sp.sympify(cdf, locals={"y": _y, "pi": sp.pi, "E": sp.E}) if isinstance(cdf, str) else sp.sympify(cdf)
-    except (sp.SympifyError, TypeError) as exc:
+        expr = (
+            parse_expression(  # other names become symbols, refused below by name
+                cdf,
+                names={"y": _y, **NUMBER_NAMES},
+                functions=CDF_FUNCTIONS,
+                where=f"the CDF {text!r}",
+                new_symbol=sp.Symbol,
+            )
+            if isinstance(cdf, str)
+            else sp.sympify(cdf, strict=True)
+        )
+    except sp.SympifyError as exc:
         raise DeriveError(f"cannot parse the CDF {text!r}: {exc}") from None
     extra = sorted(s.name for s in expr.free_symbols if s.name != "y")
     if extra:

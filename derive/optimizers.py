@@ -8,6 +8,17 @@ Lion (Chen et al. 2023, the lion-pytorch update): the sign of an interpolation w
 beta1, decoupled weight decay, and an EMA with beta2 = 1 - eta rho2. Signum (Bernstein et al.
 2018): the sign of an EMA momentum. ClipSGD: SGD with each gradient coordinate clipped to
 [-c, c]. SGDM: SGD with EMA heavy-ball momentum m <- beta m + (1 - beta) grad.
+
+The optimizers people train with (reference sections 11 and 12), with PyTorch's semantics and
+defaults: ``sgd_momentum`` (torch.optim.SGD with momentum beta held fixed and dampening tau),
+``nesterov`` (nesterov=True, dampening 0), ``adam_fixed`` (torch.optim.Adam with beta1 held fixed
+and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta)),
+``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1)) and ``adagrad``
+(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0). Their SDEs derive
+(:data:`DERIVATION_ONLY`); their simulators are not generated yet, so they are not in
+:data:`BUILTINS`, the set that generated/ covers. PyTorch initialises the momentum buffer to the
+first gradient (m_1 = grad); the rule's m_1 = (1 - tau) grad differs only with dampening, on the
+first step, which moves x by O(eta): beyond the order-1 SDE.
 """
 
 from __future__ import annotations
@@ -137,12 +148,83 @@ BUILTINS: dict[str, Optimizer] = {
 }
 
 
+SGD_MOMENTUM = Optimizer(
+    name="sgd_momentum",
+    doc="PyTorch SGD with momentum beta held fixed and dampening tau (heavy ball)",
+    hyper={"eta": "lr", "beta": "fixed_decay", "tau": "const"},
+    state=[State("m")],
+    update=[("m", "beta*m + (1 - tau)*grad"), ("x", "x - eta*m")],
+    defaults=dict(eta=0.01, beta=0.9, tau=0.0),
+)
+
+NESTEROV = Optimizer(
+    name="nesterov",
+    doc="PyTorch SGD with Nesterov momentum beta held fixed",
+    hyper={"eta": "lr", "beta": "fixed_decay"},
+    state=[State("m")],
+    update=[("m", "beta*m + grad"), ("x", "x - eta*(grad + beta*m)")],
+    defaults=dict(eta=0.01, beta=0.9),
+)
+
+ADAM_FIXED = Optimizer(
+    name="adam_fixed",
+    doc="PyTorch Adam with beta1 held fixed and beta2 = 1 - eta rho2, bias-corrected",
+    hyper={"eta": "lr", "beta1": "fixed_decay", "beta2": "decay", "eps": "eps"},
+    state=[State("m"), State("v", positive=True)],
+    update=[
+        ("m", "beta1*m + (1 - beta1)*grad"),
+        ("v", "beta2*v + (1 - beta2)*grad**2"),
+        ("mhat", "m/(1 - beta1**k)"),
+        ("vhat", "v/(1 - beta2**k)"),
+        ("x", "x - eta*mhat/(sqrt(vhat) + eps)"),
+    ],
+    defaults=_defaults("eta", "beta1", "beta2", "eps"),
+)
+
+USAM = Optimizer(
+    name="usam",
+    doc="unnormalised SAM: the gradient at x + r*grad (one minibatch), radius r = r0 sqrt(eta)",
+    hyper={"eta": "lr", "r": "radius"},
+    update=[("x", "x - eta*grad(x + r*grad)")],
+    defaults=dict(eta=0.01, r=0.05),
+)
+
+SCHEDULEFREE_SGD = Optimizer(
+    name="schedulefree_sgd",
+    doc="schedule-free SGD: the gradient at y = (1 - beta) z + beta x, x the running average of z",
+    hyper={"eta": "lr", "beta": "const"},
+    state=[State("z", init="x")],
+    update=[
+        ("y", "(1 - beta)*z + beta*x"),
+        ("z", "z - eta*grad(y)"),
+        ("x", "(1 - 1/(k + 1))*x + z/(k + 1)"),
+    ],
+    defaults=dict(eta=0.01, beta=0.9),
+)
+
+ADAGRAD = Optimizer(
+    name="adagrad",
+    doc="PyTorch Adagrad: the sum of squared gradients, no decay (initial_accumulator_value 0)",
+    hyper={"eta": "lr", "eps": "eps"},
+    state=[State("s", positive=True)],
+    update=[("s", "s + grad**2"), ("x", "x - eta*grad/(sqrt(s) + eps)")],
+    defaults=dict(eta=0.01, eps=1e-10),
+)
+
+#: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
+DERIVATION_ONLY: dict[str, Optimizer] = {
+    o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, USAM, SCHEDULEFREE_SGD, ADAGRAD)
+}
+#: every built-in: derive sde, list and catalog take these
+ALL_BUILTINS: dict[str, Optimizer] = {**BUILTINS, **DERIVATION_ONLY}
+
+
 def get_optimizer(ref: str | Optimizer) -> Optimizer:
     """A built-in optimizer by name, a user spec ``path/to/file.py:NAME``, or a spec itself."""
     if isinstance(ref, Optimizer):
         return ref
-    if isinstance(ref, str) and ref.lower() in BUILTINS:
-        return BUILTINS[ref.lower()]
+    if isinstance(ref, str) and ref.lower() in ALL_BUILTINS:
+        return ALL_BUILTINS[ref.lower()]
     if isinstance(ref, str) and ".py:" in ref:
         return load_spec(ref)
-    raise UnknownNameError("optimizer", ref, list(BUILTINS) + ["path/to/file.py:NAME"])
+    raise UnknownNameError("optimizer", ref, list(ALL_BUILTINS) + ["path/to/file.py:NAME"])

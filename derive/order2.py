@@ -43,8 +43,10 @@ import sympy as sp
 from . import symbols as S
 from .errors import DeriveError
 from .noise import NoiseLaw
+from .parsing import ExpressionError, parse_number
+from .points import gradf, hvp
 from .regimes import Regime
-from .sde import SDE
+from .sde import SDE, brownian
 from .spec import Optimizer
 
 ORDERS = (1, 2)
@@ -59,22 +61,6 @@ _PRODUCT = sp.Symbol("hvp_b0x")  # stands for hvp(b0_x) while b1 is assembled
 class NoOrder2Error(DeriveError, ValueError):
     """The combination has no order-2 SDE (published form, noise-dominated regime, a law whose
     s(y) is not smooth, a drift that is not differentiable)."""
-
-
-class hvp(sp.Function):  # noqa: N801 - printed as hvp(EXPR), the name of the JSON contract
-    """hvp(u): coordinate i of the Hessian H of f times the vector whose coordinates are u
-    (u written in the symbols of coordinate i: x, m, v, g, ...). Numeric factors come out."""
-
-    nargs = 1
-
-    @classmethod
-    def eval(cls, u):
-        coeff, rest = sp.factor_terms(u).as_coeff_Mul()
-        if coeff == 0:
-            return sp.Integer(0)
-        if coeff != 1:
-            return coeff * cls(rest)
-        return None
 
 
 def _refuse(spec: Optimizer, law: NoiseLaw, reason: str) -> NoOrder2Error:
@@ -291,8 +277,12 @@ def parse_curvature(text: object) -> sp.Expr:
     if isinstance(text, str) and text.strip() == "lambda":
         return CURVATURE
     try:
-        value = sp.nsimplify(sp.sympify(text), rational=True)
-    except (sp.SympifyError, TypeError, ValueError):
+        value = sp.nsimplify(parse_number(text, "curvature"), rational=True)
+    except ExpressionError as exc:
+        raise DeriveError(
+            f"curvature must be a real number or 'lambda' (symbolic), got {text!r}: {exc.reason}"
+        ) from None
+    except (TypeError, ValueError):
         value = None
     if value is None or not value.is_number or not value.is_real or not value.is_finite:
         raise DeriveError(f"curvature must be a real number or 'lambda' (symbolic), got {text!r}")
@@ -300,19 +290,29 @@ def parse_curvature(text: object) -> sp.Expr:
 
 
 def on_curvature(sde: SDE, lam: sp.Expr = CURVATURE) -> SDE:
-    """``sde`` on the diagonal quadratic f = sum lam x_i^2/2: g = lam x and hvp(u) = lam u."""
+    """``sde`` on the diagonal quadratic f = sum lam x_i^2/2: g = lam x, hvp(u) = lam u and
+    gradf(P) = lam P; the noise through the Hessian, c hvp(sum_j a_j dW_j), joins the diffusion
+    as c lam a_j in column j."""
     x = sde.state[0]
 
     def put(expr: sp.Expr) -> sp.Expr:
         expr = sp.sympify(expr).replace(lambda e: isinstance(e, hvp), lambda e: lam * e.args[0])
+        expr = expr.replace(lambda e: isinstance(e, gradf), lambda e: lam * e.args[0])
         return sp.factor_terms(sp.expand(expr.xreplace({S.g: lam * x})))
 
+    diffusion = sp.Matrix(sde.diffusion)
+    if sde.hessian_noise is not None:
+        noise = sde.hessian_noise
+        for i, c in enumerate(noise.coefficients):
+            for j in range(diffusion.shape[1]):
+                diffusion[i, j] += c * lam * sp.diff(noise.vector, brownian(j + 1))
     note = f"on the diagonal quadratic f = {lam}*x**2/2 per coordinate: g = {lam}*x, hvp(u) = {lam}*u"
     return replace(
         sde,
         drift=tuple(put(b) for b in sde.drift),
-        diffusion=sp.ImmutableMatrix(sde.diffusion.applyfunc(put)),
+        diffusion=sp.ImmutableMatrix(diffusion.applyfunc(put)),
         correction=tuple(put(b) for b in sde.correction),
         provenance=(*sde.provenance, note),
         curvature=lam,
+        hessian_noise=None,
     )

@@ -9,6 +9,9 @@ Names an expression may use:
 * ``grad``, the stochastic gradient coordinate g~ = g + sigma*zeta of this step;
 * ``grad_1``, ``grad_2``, ...: further stochastic gradients of the same step, independent draws of
   the same law at the same point, g + sigma*zeta_i (e.g. n workers: ``grad_1 ... grad_n``);
+* ``grad(P)``, ``grad_i(P)``: the stochastic gradient at the point P (the same draw as ``grad``,
+  resp. ``grad_i``: one minibatch at both points), as in SAM, ``x - eta*grad(x + r*grad)``, or
+  schedule-free SGD (see :mod:`derive.points`);
 * ``xi``, ``xi_1``, ...: injected standard Gaussian draws, independent of everything else, scaled
   by a hyperparameter of the user's choice (role ``noise_scale`` for a scale that grows with the
   gradient noise in the noise-dominated regime, ``const`` for a fixed one);
@@ -16,13 +19,16 @@ Names an expression may use:
 * the hyperparameters, each with a role that tells a scaling regime how it scales with eta:
   ``lr`` (the step size, exactly one), ``decay`` (an EMA factor beta in (0, 1) with
   1 - beta = eta^a rho), ``fixed_decay`` (an EMA factor in (0, 1) held fixed as eta -> 0, as
-  Lion's beta1), ``eps``, ``weight_decay``, ``noise_scale`` (scales like sigma), ``const``
+  Lion's beta1 or PyTorch's momentum), ``eps``, ``weight_decay``, ``noise_scale`` (scales like
+  sigma), ``radius`` (a distance that scales like sqrt(eta), SAM's r = r0 sqrt(eta)), ``const``
   (held fixed) and ``positive`` (held fixed and > 0, e.g. a clipping threshold);
 * temporaries assigned earlier in the list (``mhat``, ...), and the functions
-  ``sqrt, exp, log, sign, Abs, Min, Max, Heaviside`` and ``clip(a, lo, hi) = Min(Max(a, lo), hi)``.
+  ``sqrt, exp, log, sign, Abs, Min, Max, Heaviside``, ``clip(a, lo, hi) = Min(Max(a, lo), hi)`` and
+  ``norm`` (the Euclidean norm over all coordinates; parsed so that the engine can refuse it by
+  name: it couples every coordinate, as normalised SAM's ``r*grad/norm(grad)``).
 
-Not expressible, and refused with one line naming the construct: the gradient at another point
-than x (``grad(x + r*grad)``, as in SAM or schedule-free methods).
+A state starts at ``State.init``: a number, or ``"x"`` for the parameter's initial value
+(schedule-free SGD's z).
 
 The spec knows nothing about noise laws or SDEs: :mod:`derive.engine` consumes it.
 """
@@ -37,12 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy as sp
-from sympy.parsing.sympy_parser import parse_expr
 
 from . import symbols as S
 from .errors import SpecError
+from .parsing import ExpressionError, parse_expression
+from .points import grad_at, norm
 
-ROLES = ("lr", "decay", "fixed_decay", "eps", "weight_decay", "noise_scale", "const", "positive")
+ROLES = ("lr", "decay", "fixed_decay", "eps", "weight_decay", "noise_scale", "radius", "const", "positive")
 
 
 def clip(a: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
@@ -53,9 +60,22 @@ def clip(a: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
 FUNCTIONS = {f.__name__: f for f in (sp.sqrt, sp.exp, sp.log, sp.sign, sp.Abs, sp.Min, sp.Max, sp.Heaviside)}
 FUNCTIONS["abs"] = sp.Abs
 FUNCTIONS["clip"] = clip
-RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu", "xi"}
+FUNCTIONS["norm"] = norm
+RESERVED = {"x", "grad", "k", "g", "t", "zeta", "sigma", "nu", "xi", "gradf", "hvp"}
 _DRAW = re.compile(r"\b(grad_[1-9][0-9]*|xi(?:_[1-9][0-9]*)?)\b")
-_CALL = re.compile(r"\b(grad(?:_[0-9]+)?)\s*\(")
+_GRADS = re.compile(r"\b(grad(?:_[1-9][0-9]*)?)\b")
+
+
+def gradient_at(name: str):
+    """The function ``grad(P)`` (``grad_i(P)``) of update rules: the stochastic gradient of that draw at P."""
+    index = S.draw_index(sp.Symbol(name), "grad")
+
+    def at(*args: sp.Expr) -> sp.Expr:
+        if len(args) != 1:
+            raise SpecError(f"{name}(...) takes one argument, the point P, got {len(args)}")
+        return grad_at(sp.sympify(args[0]), index)
+
+    return at
 
 
 def check_name(optimizer: str, kind: str, name: str) -> None:
@@ -82,12 +102,13 @@ _BUILTIN_NAMES = frozenset(dir(builtins))
 class State:
     """An auxiliary state variable (the parameter ``x`` is implicit).
 
-    ``init`` is its value before the first step; ``positive`` declares that it stays positive
+    ``init`` is its value before the first step: a number, or ``"x"`` for the parameter's initial
+    value (schedule-free SGD's z starts at x); ``positive`` declares that it stays positive
     (a second-moment estimate), which lets the engine simplify sqrt(v).
     """
 
     name: str
-    init: float = 0.0
+    init: float | str = 0.0
     positive: bool = False
 
     @property
@@ -151,21 +172,19 @@ class Optimizer:
         where = f"optimizer {self.name!r}, assignment {target} <- {text!r}"
         if not isinstance(text, str):
             raise SpecError(f"{where}: the expression must be a string, got {type(text).__name__}")
-        call = _CALL.search(text)
-        if call:
-            raise SpecError(
-                f"{where}: {call.group(1)}(...) asks for the gradient at another point than x (as in SAM or "
-                "schedule-free methods); the engine expands every update about the current x, where grad is "
-                "taken, so this is not supported"
-            )
         ns = self._namespace()
         temps = {n: sp.Symbol(n, real=True) for n in known if n not in ns}
         ns.update(temps)
         ns.update({name: sp.Symbol(name, real=True) for name in _DRAW.findall(text)})
-        try:
-            expr = parse_expr(text, local_dict=ns, evaluate=True)
-        except Exception as exc:  # noqa: BLE001 - parse errors come in many types
-            raise SpecError(f"{where}: cannot parse the expression ({exc})") from None
+        names = {n: v for n, v in ns.items() if n not in FUNCTIONS}
+        functions = dict(FUNCTIONS)
+        functions.update({n: gradient_at(n) for n in set(_GRADS.findall(text))})  # grad(P), grad_i(P)
+        try:  # unknown names become symbols here, listed together below
+            expr = parse_expression(text, names=names, functions=functions, where=where, new_symbol=sp.Symbol)
+        except ExpressionError as exc:
+            raise SpecError(str(exc)) from None
+        except SpecError as exc:  # grad(P) with a wrong number of arguments
+            raise SpecError(f"{where}: {exc}") from None
         if not isinstance(expr, sp.Expr):
             raise SpecError(f"{where}: the expression is not a scalar expression")
         allowed = known | set(self.hyper) | {"grad", "k"} | set(_DRAW.findall(text))
@@ -201,6 +220,11 @@ class Optimizer:
             )
         for s in self.state:
             check_name(self.name, "state", s.name)
+            if s.init != "x" and (isinstance(s.init, (bool, str)) or not isinstance(s.init, (int, float))):
+                raise SpecError(
+                    f"optimizer {self.name!r}: state {s.name!r} has init {s.init!r}; allowed: a number, or 'x' "
+                    "(the parameter's initial value)"
+                )
             if s.name in RESERVED or s.name in self.hyper or _DRAW.fullmatch(s.name):
                 raise SpecError(
                     f"optimizer {self.name!r}: state name {s.name!r} clashes with a reserved or hyperparameter name"
@@ -276,6 +300,7 @@ class Optimizer:
         names = set()
         for _, expr in self.parsed():
             names |= {s for s in expr.free_symbols if s == S.grad or S.draw_index(s, "grad") or S.is_gaussian_draw(s)}
+            names |= {S.grad_draw(a.draw) for a in expr.atoms(grad_at)}  # grad_i(P) draws grad_i
         return tuple(sorted(names, key=lambda s: s.name))
 
     def describe(self) -> str:

@@ -23,6 +23,7 @@ _BY_ROLE = {
     "fixed_decay": dict(positive=True),
     "noise_scale": dict(positive=True),
     "positive": dict(positive=True),
+    "radius": dict(positive=True),
     "eps": dict(nonnegative=True),
     "weight_decay": dict(nonnegative=True),
     "const": dict(real=True),

@@ -7,31 +7,40 @@ reject, so that none passes vacuously.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from derive.cli import main
 from derive.combination import Combination
-from derive.theory.checks import Sim
-from derive.theory.checks_optimizers import LAM, NEW_CHECKS, _rate, compare, stationary_pair
+from derive.theory.checks import CHECKS, Sim
+from derive.theory.montecarlo import stationary_pair
+
+LAM = [1.0, 4.0]
+
+
+@pytest.fixture(scope="module")
+def lion_rows():
+    return CHECKS["lion"](Sim())
 
 
 @pytest.mark.parametrize("name", ["sgdm", "signum", "lion"])
-def test_new_checks_pass(name):
-    rows = NEW_CHECKS[name](Sim())
+def test_new_checks_pass(name, lion_rows):
+    rows = lion_rows if name == "lion" else CHECKS[name](Sim())
     assert [r.expect_equal for r in rows] == [None, True]
     assert all(r.ok for r in rows), [(r.name, r.gap_in_se, r.note) for r in rows]
 
 
-def test_lion_gap_is_resolved_and_shrinks_like_eta():
+def test_lion_gap_is_resolved_and_shrinks_like_eta(lion_rows):
     """Lion's O(eta) bias is resolved at eta = 0.04; the row then tests its scaling, not a bare 4 SE."""
-    rows = NEW_CHECKS["lion"](Sim())
+    rows = lion_rows
     assert rows[0].gap_in_se > 4 and "shrinks like eta" in rows[1].name and rows[1].ok
 
 
 def test_check_rejects_a_wrong_sde():
     """SGDM with the SDE's sigma 5% too large (stationary loss about 10% too large): the verdict row fails."""
-    rows = compare("SGDM mutated", Combination("sgdm"), 1.0, Sim(), burn=6.0, hyper_at=_rate(5.0), sde_sigma_scale=1.05)
+    (sgdm,) = CHECKS["sgdm"].entries
+    rows = replace(sgdm, label="SGDM mutated", sde_sigma_scale=1.05).rows(Sim())
     assert not rows[1].ok, (rows[1].gap_in_se, rows[1].note)
 
 

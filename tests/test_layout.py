@@ -32,12 +32,17 @@ LAYERS = [
         "derive.resources",
         "derive.runtime",
         "derive.opaque",
+        "derive.parsing",
+        "derive.executor",
+        "derive.points",
+        "derive.fast",
+        "derive.descriptors",
     },
     {"derive.codegen"},
     {"derive.simulate", "derive.plots"},
     {"derive.theory", "derive.validate"},
     {"derive.report"},
-    {"derive.cli", "derive.__main__"},
+    {"derive.cli", "derive.__main__", "derive.sweep"},
 ]
 
 

@@ -207,10 +207,9 @@ def test_order2_stationary_check_rows():
     """The `derive check` rows: the simulated chain matches the chain's formula and the corrected
     SDE and rejects order 1 and order 2 (4 SE is about 2.4 per cent of the variance at these sizes,
     against gaps of 5 and 9.5 per cent)."""
-    from derive.theory.checks import Sim
-    from derive.theory.checks_order2 import ORDER2_CHECKS
+    from derive.theory.checks import CHECKS, Sim
 
-    rows = ORDER2_CHECKS["order2-stationary"](Sim(paths=8000))
+    rows = CHECKS["order2-stationary"](Sim(paths=8000))
     assert len(rows) == 4 and all(r.ok for r in rows), [(r.name, r.gap_in_se) for r in rows]
     assert [r.expect_equal for r in rows] == [True, False, False, True]
 

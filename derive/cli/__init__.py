@@ -11,21 +11,14 @@ import argparse
 import os
 import sys
 
-from .. import __version__
 from ..errors import DeriveError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import codegen, derivation, simulate, theory, validate
+    from .commands import command_parser
+    from .sweep import register
 
-    parser = argparse.ArgumentParser(
-        prog="derive", description="SDEs of stochastic optimizers, derived from their update rules."
-    )
-    parser.add_argument("--version", action="version", version=f"derive {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for module in (derivation, codegen, simulate, theory, validate):
-        module.register(sub)
-    return parser
+    return command_parser(extra=(register,))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,10 +37,13 @@ def _seeds(text: str) -> list[int]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    if args.out is None and args.format == "text":
+        raise ValidationInputError("give --out DIR for the JSON and PNG files, or --format json to print the JSON")
     sigmas = _floats(args.sigma, "sigma")
     etas = _floats(args.eta, "eta")
     seeds = _seeds(args.seeds)
     compare = args.compare.split(",") if args.compare else None
+    results = []
     for sigma in sigmas:
         for eta in etas:
             tag = None if len(etas) == 1 else f"{args.model}_{args.optimizer}_sigma{sigma:g}_eta{eta:g}"
@@ -62,6 +65,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 substeps=args.substeps,
                 coupled=not args.independent,
             )
+            results.append(result.to_json())
+            if args.format == "json":
+                for f in files:
+                    print(f"wrote {f}", file=sys.stderr)
+                continue
             print(
                 f"{result.model} / {result.optimizer} | noise {result.noise} | eta {eta:g} | sigma {sigma:g} | "
                 f"{result.steps} steps | {len(result.seeds) if result.unit == 'seeds' else args.paths} {result.unit} | "
@@ -72,6 +80,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 print(f"note: {note}")
             for f in files:
                 print(f"wrote {f}")
+    if args.format == "json":
+        print(json.dumps({"results": results}, indent=1))
     return 0
 
 
@@ -166,7 +176,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="drive the SDEs by independent noise (default: coupled with the optimizer's noise)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="folder for the JSON and PNG")
+    p.add_argument("--out", default=None, help="folder for the JSON and PNG (required with --format text)")
+    p.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "json"),
+        help="text: tables (and files in --out); json: print {'results': [one object per sigma and eta]}, "
+        "the objects the JSON files hold",
+    )
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("weak-order", help="weak error of the SDEs against the optimizer as eta varies (coupled runs)")

@@ -1,4 +1,5 @@
-"""Checks under heavy-tailed noise: SGD under Cauchy by quantiles, SignSGD against SGD under Student-t.
+"""SGD under Cauchy noise by quantiles: the one-off check ``sgd-cauchy`` (SignSGD against SGD
+under Student-t noise is a set of cases of :mod:`derive.theory.check_table`, ``heavy-tails``).
 
 Under infinite variance a sample mean with a standard error tests nothing, so the Cauchy check
 compares quantiles. The SE of an empirical q-quantile is taken from the order statistics, free of
@@ -19,12 +20,8 @@ from .. import symbols as S
 from ..combination import Combination
 from ..simulate import module_dir_for, quadratic, random_start, run
 from .heavy_tails import abs_quantile, sgd_cauchy_scale
-from .montecarlo import burn_in, linearised_loss, stationary_loss
-from .quadratic import NoStationaryLawError, curvature
+from .quadratic import curvature
 from .rows import Row, Sim
-from .stationary import stationary
-
-LAM = [1.0, 4.0]
 
 
 def quantile_with_se(samples: np.ndarray, q: float) -> tuple[float, float]:
@@ -82,96 +79,6 @@ def check_sgd_cauchy(sim: Sim) -> list[Row]:
                 series="SGD cauchy",
                 x=q,
                 mutants={"sigma doubled": 2 * predicted, "order-1 Gaussian SDE with sigma as the noise sd": gaussian},
-            )
-        )
-    return rows
-
-
-def check_heavy_tails(sim: Sim) -> list[Row]:
-    """SignSGD against SGD under Student-t noise, nu in 1, 1.5, 2, 3, 5, and Gaussian.
-
-    SignSGD's prediction is its linear-phase stationary loss (from the noise-dominated SDE, whose
-    drift is -2 p(0) g/sigma for every law); SGD's is eta sigma^2 E[zeta^2]/4 per coordinate,
-    infinite for nu <= 2 (the sample mean is shown without a verdict: check sgd-cauchy tests the
-    Cauchy case by quantiles), and for nu <= 4 the loss has infinite variance, so its SE means
-    nothing either (shown, no verdict).
-    """
-    rows, eta, sigma = [], 0.002, 1.0
-    gaussian_sign = stationary("signsgd", "gaussian", regime="noise-dominated")
-    gaussian_sgd = stationary("sgd")
-    for noise, nu in [
-        ("student-t", 1),
-        ("student-t", 1.5),
-        ("student-t", 2),
-        ("student-t", 3),
-        ("student-t", 5),
-        ("gaussian", None),
-    ]:
-        x = float(nu) if nu is not None else math.inf
-        label = f"nu={nu}" if nu is not None else "gaussian"
-        t0 = time.perf_counter()
-        sign = stationary("signsgd", noise, nu=nu, regime="noise-dominated")
-        est, se = stationary_loss(
-            "signsgd", LAM, eta, sigma, sim, noise=noise, nu=nu, burn=burn_in(sign, LAM, sim, eta=eta, sigma=sigma)
-        )
-        predicted_sign = linearised_loss(sign, LAM, eta=eta, sigma=sigma)
-        mutants = (
-            {"sigma doubled": linearised_loss(sign, LAM, eta=eta, sigma=2 * sigma)}
-            if nu is None
-            else {"sigma 20% too large": linearised_loss(sign, LAM, eta=eta, sigma=1.2 * sigma)}
-        )
-        gaussian_p0 = linearised_loss(gaussian_sign, LAM, eta=eta, sigma=sigma)
-        if nu is not None and abs(gaussian_p0 / predicted_sign - 1) > 0.05:  # nu = 5: 3.3%, below the resolution
-            mutants["the Gaussian law's p(0)"] = gaussian_p0
-        rows.append(
-            Row(
-                f"SignSGD stationary loss, {label} (linear phase)",
-                str(sign.expected_loss),
-                predicted_sign,
-                est,
-                se,
-                time.perf_counter() - t0,
-                series="heavy-tails SignSGD",
-                x=x,
-                mutants=mutants,
-            )
-        )
-        t0 = time.perf_counter()
-        try:
-            predicted = linearised_loss(stationary("sgd", noise, nu=nu), LAM, eta=eta, sigma=sigma)
-        except NoStationaryLawError:
-            predicted = math.inf
-        est, se = stationary_loss("sgd", LAM, eta, sigma, sim, noise=noise, nu=nu)
-        verdict = True if nu is None or nu > 4 else None  # nu <= 4: the loss has no finite variance, so no SE
-        mutants = {}
-        if verdict:
-            mutants = (
-                {"sigma doubled": linearised_loss(gaussian_sgd, LAM, eta=eta, sigma=2 * sigma)}
-                if nu is None
-                else {"E[zeta^2] = 1 (the Gaussian variance)": linearised_loss(gaussian_sgd, LAM, eta=eta, sigma=sigma)}
-            )
-        rows.append(
-            Row(
-                f"SGD stationary loss, {label}",
-                "eta*sigma**2*E[zeta^2]/4 per coordinate",
-                predicted,
-                est,
-                se,
-                time.perf_counter() - t0,
-                ""
-                if verdict
-                else (
-                    f"SGD, {label}: "
-                    + (
-                        "no finite mean (shown, no verdict)"
-                        if not math.isfinite(predicted)
-                        else "infinite loss variance: no verdict"
-                    )
-                ),
-                expect_equal=verdict,
-                series="heavy-tails SGD",
-                x=x,
-                mutants=mutants,
             )
         )
     return rows

@@ -1,4 +1,5 @@
-"""Checks of SignSGD: stationary loss per law, the laws beyond the linear phase, linear-phase speed.
+"""One-off checks of SignSGD: the laws beyond the linear phase, and the linear-phase speed (the
+stationary loss per law is a set of cases of :mod:`derive.theory.check_table`).
 
 ``signsgd-exact`` compares, at eta lambda/sigma = 0.5 where the expansions differ by several per
 cent, the linearised law, the consistent second-order expansion (reference 5b), the exact law of
@@ -15,59 +16,14 @@ import time
 from dataclasses import replace
 
 from ..combination import Combination
-from ..simulate import module_dir_for, quadratic, random_start, run
+from ..simulate import quadratic, random_start, run
+from .cases import exact_loss
 from .evaluate import substitute
 from .fine_step import euler_bias, simulate_second_moment
-from .montecarlo import burn_in, exact_loss, linearised_loss, record_steps, stationary_loss
+from .montecarlo import mean_and_se, stationary_run
 from .quadratic import curvature
 from .rows import Row, Sim
 from .stationary import stationary
-
-LAM = [1.0, 4.0]
-LAWS = (("gaussian", None), ("student-t", 3), ("laplace", None), ("cauchy", None))
-
-
-def check_signsgd(sim: Sim) -> list[Row]:
-    """Stationary loss at small eta (eta lambda/sigma <= 0.016): the exact law of the SDE, per law."""
-    rows = []
-    gaussian = stationary("signsgd")
-    sgd = stationary("sgd")
-    for noise, nu in LAWS:
-        result = stationary("signsgd", noise, nu=nu)
-        for i, sigma in enumerate((0.5, 1.0, 2.0) if noise == "gaussian" else (1.0,)):
-            t0, eta = time.perf_counter(), 0.002
-            est, se = stationary_loss(
-                "signsgd",
-                LAM,
-                eta,
-                sigma,
-                replace(sim, seed=sim.seed + i),
-                noise=noise,
-                nu=nu,
-                burn=burn_in(result, LAM, sim, eta=eta, sigma=sigma),
-            )
-            if noise == "gaussian":
-                mutants = {
-                    "sigma doubled": exact_loss(result, LAM, eta=eta, sigma=2 * sigma),
-                    "SGD's law (quadratic in sigma)": linearised_loss(sgd, LAM, eta=eta, sigma=sigma),
-                }
-            else:
-                mutants = {"the Gaussian law's p(0)": linearised_loss(gaussian, LAM, eta=eta, sigma=sigma)}
-            rows.append(
-                Row(
-                    f"SignSGD stationary loss, {result.sde.noise}, sigma={sigma}",
-                    "exact law of the SDE (quadrature)",
-                    exact_loss(result, LAM, eta=eta, sigma=sigma),
-                    est,
-                    se,
-                    time.perf_counter() - t0,
-                    f"eta*lambda_max/sigma={eta * max(LAM) / sigma:.3g}",
-                    series=f"SignSGD {result.sde.noise}",
-                    x=sigma,
-                    mutants=mutants,
-                )
-            )
-    return rows
 
 
 def _optimizer_second_moment(
@@ -75,23 +31,18 @@ def _optimizer_second_moment(
 ) -> tuple[float, float]:
     """E x^2 of the discrete SignSGD chain on lam x^2/2 (one coordinate), averaged over time and paths."""
     combo = Combination("signsgd", noise, nu=nu)
-    start = int(math.ceil(burn / eta))
-    steps = start + int(math.ceil(window / eta))
-    x0 = random_start(sim.paths, 1, seed, scale=0.05)
-    r = run(
+    r = stationary_run(
         "optimizer",
         combo,
-        x0,
-        eta=eta,
-        sigma=sigma,
-        steps=steps,
-        seed=seed,
-        landscape=quadratic([lam]),
-        record=record_steps(start, steps, 200),
-        module_dir=module_dir_for(combo),
+        quadratic([lam]),
+        eta,
+        sigma,
+        replace(sim, seed=seed, window=window),
+        burn,
+        records=200,
+        x0_scale=0.05,
     )
-    per_path = (2.0 / lam) * r.loss.mean(axis=0)
-    return float(per_path.mean()), float(per_path.std(ddof=1) / math.sqrt(per_path.size))
+    return mean_and_se((2.0 / lam) * r.loss.mean(axis=0))
 
 
 def check_signsgd_exact(sim: Sim) -> list[Row]:

@@ -15,6 +15,7 @@ import sympy as sp
 from .. import symbols as S
 from ..errors import DeriveError
 from ..optimizers import get_optimizer
+from ..parsing import parse_number
 
 
 class ValueInputError(DeriveError, ValueError):
@@ -23,7 +24,7 @@ class ValueInputError(DeriveError, ValueError):
 
 def _number(name: str, value: object) -> float:
     try:
-        number = float(sp.sympify(value)) if isinstance(value, str) else float(value)
+        number = float(parse_number(value, name)) if isinstance(value, str) else float(value)
     except (sp.SympifyError, TypeError, ValueError):
         raise ValueInputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number):
@@ -49,7 +50,7 @@ def parse_curvatures(text: str | None) -> list[sp.Expr] | None:
     values = []
     for part in str(text).split(","):
         try:
-            value = sp.nsimplify(sp.sympify(part.strip()), rational=True)
+            value = sp.nsimplify(parse_number(part.strip(), "--curvature"), rational=True)
         except (sp.SympifyError, TypeError, ValueError):
             value = None
         if value is None or not value.is_number or not value.is_real:

@@ -1,8 +1,10 @@
-"""Monte Carlo estimates for `derive check`: stationary losses of the discrete optimizers.
+"""Monte Carlo estimates for `derive check`: stationary averages of the discrete optimizers and SDEs.
 
-Stationary estimates average each path's loss over recorded steps after a burn-in, then over
-independent paths: SE = sd(path averages) / sqrt(N). The burn-in is at least six relaxation
-times of the linearised SDE, so the start is forgotten.
+A stationary run starts every path near the minimum, takes ceil(burn/eta) steps of burn-in (at
+least six relaxation times of the linearised SDE, so the start is forgotten; the caller says how
+long) and then ceil(window/eta) more, recording the loss at ``records`` evenly spaced steps of
+that window. A stationary estimate averages each path's recorded losses over time, then over the
+independent paths: SE = sd(path averages) / sqrt(N).
 """
 
 from __future__ import annotations
@@ -10,18 +12,53 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy as sp
 
 from ..combination import Combination
-from ..simulate import module_dir_for, quadratic, random_start, run
-from .evaluate import substitute
-from .exact import exact_stationary
-from .quadratic import curvature
+from ..simulate import Landscape, Run, module_dir_for, quadratic, random_start, run
 from .rows import Sim
 
 
 def record_steps(start: int, steps: int, count: int = 12) -> np.ndarray:
     return np.unique(np.linspace(start, steps, count).round().astype(np.int64))
+
+
+def stationary_run(
+    kind: str,
+    combo: Combination,
+    landscape: Landscape,
+    eta: float,
+    sigma: float,
+    sim: Sim,
+    burn: float,
+    hyper: dict | None = None,
+    records: int = 12,
+    x0_scale: float = 0.1,
+    keep: bool = False,
+) -> Run:
+    """``kind`` ('optimizer' or 'sde') of ``combo`` on ``landscape``: sim.paths paths from
+    random_start(scale ``x0_scale``, seed sim.seed), a burn-in of ``burn`` and a window of
+    sim.window in SDE time, the loss recorded at ``records`` steps of the window."""
+    start = int(math.ceil(burn / eta))
+    steps = start + int(math.ceil(sim.window / eta))
+    return run(
+        kind,
+        combo,
+        random_start(sim.paths, landscape.dim, sim.seed, scale=x0_scale),
+        eta=eta,
+        sigma=sigma,
+        steps=steps,
+        seed=sim.seed,
+        landscape=landscape,
+        hyper=hyper,
+        record=record_steps(start, steps, records),
+        keep=keep,
+        module_dir=module_dir_for(combo),
+    )
+
+
+def mean_and_se(per_path: np.ndarray) -> tuple[float, float]:
+    """The mean over independent paths and its standard error sd / sqrt(N)."""
+    return float(per_path.mean()), float(per_path.std(ddof=1) / math.sqrt(per_path.size))
 
 
 def stationary_loss(
@@ -36,52 +73,43 @@ def stationary_loss(
     burn: float | None = None,
     window: float | None = None,
 ) -> tuple[float, float]:
-    """Mean stationary loss of the discrete optimizer on sum lam x^2/2, and its standard error."""
-    combo = Combination(optimizer, noise, nu=nu)
-    start = int(math.ceil((burn if burn is not None else sim.burn) / eta))
-    steps = start + int(math.ceil((window if window is not None else sim.window) / eta))
-    x0 = random_start(sim.paths, len(lam), sim.seed, scale=0.1)
-    r = run(
+    """Mean stationary loss of the discrete optimizer on sum lam x^2/2, and its standard error
+    (burn-in and window default to sim.burn and sim.window)."""
+    sized = sim if window is None else Sim(sim.paths, sim.burn, window, sim.seed)
+    r = stationary_run(
         "optimizer",
-        combo,
-        x0,
-        eta=eta,
-        sigma=sigma,
-        steps=steps,
-        seed=sim.seed,
-        landscape=quadratic(lam),
-        hyper=hyper,
-        record=record_steps(start, steps),
-        module_dir=module_dir_for(combo),
+        Combination(optimizer, noise, nu=nu),
+        quadratic(lam),
+        eta,
+        sigma,
+        sized,
+        burn if burn is not None else sim.burn,
+        hyper,
     )
-    per_path = r.loss.mean(axis=0)
-    return float(per_path.mean()), float(per_path.std(ddof=1) / math.sqrt(per_path.size))
+    return mean_and_se(r.loss.mean(axis=0))
 
 
-def relaxation_time(result, lam: list[float], **numbers: float) -> float:
-    """1 / the slowest decay rate of the linearised drift A over the coordinates (SDE time)."""
-    slowest = math.inf
-    for lam_j in lam:
-        A = np.array(substitute(result.model.A.xreplace({curvature: lam_j}), numbers).evalf(), dtype=float)
-        slowest = min(slowest, float(np.min(-np.linalg.eigvals(A).real)))
-    return 1.0 / slowest
+def stationary_pair(
+    combo: Combination,
+    lam: list[float],
+    eta: float,
+    sigma: float,
+    sim: Sim,
+    burn: float,
+    hyper: dict | None = None,
+    sde_sigma_scale: float = 1.0,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((mean, SE) of the optimizer's stationary loss, (mean, SE) of its SDE's), from the same
+    start and seed. ``sde_sigma_scale`` != 1 simulates a deliberately wrong SDE (mutation tests)."""
+    out = []
+    for kind, scale in (("optimizer", 1.0), ("sde", sde_sigma_scale)):
+        r = stationary_run(kind, combo, quadratic(lam), eta, sigma * scale, sim, burn, hyper)
+        out.append(mean_and_se(r.loss.mean(axis=0)))
+    return out[0], out[1]
 
 
-def burn_in(result, lam: list[float], sim: Sim, **numbers: float) -> float:
-    """Burn-in long enough to forget the start: at least sim.burn and 6 relaxation times."""
-    return max(sim.burn, 6.0 * relaxation_time(result, lam, **numbers))
-
-
-def linearised_loss(result, lam: list[float], **numbers: float) -> float:
-    """Sum over coordinates of E f_j of the linearised SDE (Lyapunov equation)."""
-    return sum(float(substitute(result.expected_loss.xreplace({curvature: sp.Float(lj)}), numbers)) for lj in lam)
-
-
-def law_loss(var_x: sp.Expr, lam: list[float], **numbers: float) -> float:
-    """Sum over coordinates of lam_j Var x_j / 2 for a stationary Var x expression."""
-    return sum(lj / 2 * float(substitute(var_x.xreplace({curvature: sp.Float(lj)}), numbers)) for lj in lam)
-
-
-def exact_loss(result, lam: list[float], **numbers: float) -> float:
-    """Sum over coordinates of E f_j of the exact stationary density of a one-state SDE."""
-    return sum(exact_stationary(result.sde, lj, numbers).expected_loss for lj in lam)
+def sde_loss(
+    combo: Combination, lam: list[float], eta: float, sigma: float, sim: Sim, burn: float, hyper: dict | None
+) -> float:
+    """Mean stationary loss of the SDE alone, as in :func:`stationary_pair` (a mutant's prediction)."""
+    return float(stationary_run("sde", combo, quadratic(lam), eta, sigma, sim, burn, hyper).loss.mean(axis=0).mean())

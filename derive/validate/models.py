@@ -116,19 +116,20 @@ def build(name: str, seed: int = 0, n_data: int | None = None) -> tuple[object, 
     return module.to(torch.float64), data
 
 
-def loss_function(module, data: Dataset):
-    """The full-batch mean cross-entropy of ``module`` on ``data`` (a callable of no arguments)."""
+def batch_loss(data: Dataset):
+    """The mean cross-entropy of a batch, ``(outputs, targets) -> loss``, for ``data``'s task.
+
+    A next-token batch is a mean over its sequences and their (equally many) tokens, so the
+    full-batch loss is the mean of the per-sequence losses: f = (1/N) sum_n f_n either way.
+    """
     torch = require_torch()
     F = torch.nn.functional
-
     if data.task == "next_token":
+        return lambda logits, targets: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    return F.cross_entropy
 
-        def loss():
-            logits = module(data.inputs)
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), data.targets.reshape(-1))
-    else:
 
-        def loss():
-            return F.cross_entropy(module(data.inputs), data.targets)
-
-    return loss
+def loss_function(module, data: Dataset):
+    """The full-batch mean cross-entropy of ``module`` on ``data`` (a callable of no arguments)."""
+    mean_loss = batch_loss(data)
+    return lambda: mean_loss(module(data.inputs), data.targets)

@@ -19,17 +19,42 @@ class Problem:
     parameters the experiment re-points at each trajectory's values). Use :meth:`from_data` for a
     module, input and target tensors and a loss function (cross-entropy by default), or
     :meth:`builtin` for the four built-in models.
+
+    Minibatch work (per-sample gradients, minibatch training; :mod:`derive.validate.minibatch`)
+    needs the dataset: ``data = (inputs, targets)`` (first dimension N, the samples) and
+    ``batch_loss(outputs, targets)``, the mean loss of a batch, so that the full-batch loss is the
+    finite sum f = (1/N) sum_n f_n with f_n = ``batch_loss`` on the batch of sample n alone
+    (:meth:`from_data` and :meth:`builtin` give both; ``loss`` may then be None).
     """
 
-    def __init__(self, module, loss: Callable[[], object], name: str = "user"):
+    def __init__(
+        self,
+        module,
+        loss: Callable[[], object] | None,
+        name: str = "user",
+        *,
+        data: tuple | None = None,
+        batch_loss: Callable[[object, object], object] | None = None,
+    ):
         torch = require_torch()
         if not isinstance(module, torch.nn.Module):
             raise ValidationInputError(f"the model must be a torch.nn.Module, got {type(module).__name__}")
+        if (data is None) != (batch_loss is None):
+            raise ValidationInputError("give both the dataset (inputs, targets) and its batch_loss, or neither")
+        if data is not None:
+            inputs, targets = data
+            if not (torch.is_tensor(inputs) and torch.is_tensor(targets)) or len(inputs) != len(targets):
+                raise ValidationInputError(
+                    "data must be (inputs, targets), two tensors with the same first dimension (the samples)"
+                )
+            if loss is None:
+                loss = lambda: batch_loss(module(inputs), targets)  # noqa: E731
         if not callable(loss):
             raise ValidationInputError(
                 f"the loss must be a callable returning the full-batch loss, got {type(loss).__name__}"
             )
         self.module, self.loss, self.name = module, loss, name
+        self.data, self.batch_loss = data, batch_loss
         for pname, p in module.named_parameters():
             if not p.is_floating_point():
                 raise ValidationInputError(
@@ -42,6 +67,7 @@ class Problem:
         if any(p.dtype != torch.float64 for p in self.params):
             module.to(torch.float64)  # in place: the loss callable keeps using this module
             self.params = [p for p in module.parameters() if p.requires_grad]
+        self.names = [n for n, p in module.named_parameters() if p.requires_grad]  #: as functional_call names them
         self.sizes = [p.numel() for p in self.params]
         self.shapes = [p.shape for p in self.params]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
@@ -49,22 +75,61 @@ class Problem:
 
     @classmethod
     def from_data(cls, module, inputs, targets, loss_fn=None, name: str = "user") -> Problem:
-        """Full-batch ``loss_fn(module(inputs), targets)`` (default: cross-entropy); float inputs
-        are cast to float64 like the module."""
+        """Full-batch ``loss_fn(module(inputs), targets)`` (default: cross-entropy, a mean over the
+        batch); float inputs are cast to float64 like the module. Tensors with one first dimension
+        (the samples) are kept as the dataset, so that minibatches can be drawn: ``loss_fn`` must
+        then be the mean of per-sample losses."""
         torch = require_torch()
         loss_fn = loss_fn or torch.nn.functional.cross_entropy
         if torch.is_tensor(inputs) and inputs.is_floating_point():
             inputs = inputs.to(torch.float64)
         if torch.is_tensor(targets) and targets.is_floating_point():
             targets = targets.to(torch.float64)
+        if torch.is_tensor(inputs) and torch.is_tensor(targets) and inputs.ndim and len(inputs) == len(targets):
+            return cls(module, None, name, data=(inputs, targets), batch_loss=loss_fn)
         return cls(module, lambda: loss_fn(module(inputs), targets), name)
 
     @classmethod
     def builtin(cls, name: str, seed: int = 0, n_data: int | None = None) -> Problem:
-        from .models import build, loss_function
+        from .models import batch_loss, build, loss_function
 
         module, data = build(name, seed, n_data)
-        return cls(module, loss_function(module, data), name)
+        return cls(
+            module, loss_function(module, data), name, data=(data.inputs, data.targets), batch_loss=batch_loss(data)
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """N, the number of samples of the dataset (an error if the problem has none)."""
+        return len(self.require_data()[0])
+
+    def require_data(self) -> tuple:
+        """``(inputs, targets)``, or a one-line error saying how to give them."""
+        if self.data is None:
+            raise ValidationInputError(
+                f"model {self.name}: minibatch gradients need the dataset; build the problem with "
+                "Problem.from_data(module, inputs, targets) or Problem(module, None, data=(inputs, targets), "
+                "batch_loss=...)"
+            )
+        return self.data
+
+    def minibatch_loss_grad(self, flat, index, gout) -> float:
+        """Mean loss of the samples ``index`` (an integer array; repeats count twice) at ``flat``; its
+        gradient is written into ``gout``."""
+        torch = require_torch()
+        inputs, targets = self.require_data()
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        self.bind(flat)
+        loss = self.batch_loss(self.module(inputs[idx]), targets[idx])
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(grads, self.params, strict=False)
+            ],
+            out=gout,
+        )
+        return float(loss.detach())
 
     def initial(self) -> np.ndarray:
         """The module's current parameters, flattened (float64)."""

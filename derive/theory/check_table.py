@@ -1,0 +1,388 @@
+"""`derive check`'s table: every check, in the order of its rows.
+
+Each entry is a case (:mod:`derive.theory.cases`: the combination simulated, eta, sigma, the
+curvatures, the hyperparameters by their PyTorch names, the seed offset and sizes, and the rows it
+feeds: each a derived prediction with its expected verdict and its mutants) or, for the checks
+that do not fit one (full H, quantiles under Cauchy noise, the fine-step SDE of ``signsgd-exact``,
+the linear-phase speed, the scaling rules), a :class:`OneOff` function ``fn(sim) -> list[Row]``.
+An entry belongs to the check named by its ``check`` field; the checks keep the order of their
+first entries. Adding a check is adding an entry; e.g. SGD's stationary loss under Laplace noise
+at sigma = 1, which must reject the Gaussian law's prediction and sigma doubled::
+
+    StationaryCase(
+        "sgd-laplace",                      # the check's name (`derive check --only sgd-laplace`)
+        Combination("sgd", "laplace"),      # the discrete optimizer simulated
+        (
+            Prediction(
+                "SGD stationary loss, laplace",
+                Law(Combination("sgd", "laplace")),   # E f of the linearised SDE, derived
+                mutants=(SIGMA_DOUBLED, Mutant("the Gaussian law", law=Law(SGD))),
+            ),
+        ),
+        eta=0.002,
+        sigma=1.0,
+        seed=90,                            # sim.seed + 90, an offset no other entry uses
+    )
+
+The seed offsets are part of an entry (a case's numbers never depend on which checks run, or in
+which order). Every row with a verdict needs a mutant it rejects (tests/test_checks.py).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..combination import Combination
+from .cases import Law, Mutant, OneOff, Outcome, Prediction, SdeGapCase, StationaryCase, comparison
+from .checks_heavy import check_sgd_cauchy
+from .checks_scaling import check_scaling
+from .checks_signsgd import check_signsgd_exact, check_signsgd_speed
+from .checks_stationary import check_sgd_full_matrix
+
+LAM = (1.0, 4.0)
+#: the step of the small-step stationary cases (eta lambda_max = 0.008)
+ETA = 0.002
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SGD, SIGNSGD, ADAM, ADAMW = (Combination(o) for o in ("sgd", "signsgd", "adam", "adamw"))
+SIGMA_DOUBLED = Mutant("sigma doubled", times={"sigma": 2.0})
+
+
+def _sigma_off(factor: float) -> Mutant:
+    return Mutant(f"sigma {100 * (factor - 1):.0f}% too large", times={"sigma": factor})
+
+
+# ---- notes that quote derived or simulated numbers ----------------------------------------
+def _adamw_note(o: Outcome) -> str:
+    laws = o.case.predictions[0].law.result().momentum
+    factor = laws.full_over_lemma
+    theta = {s: o.numbers["theta"] for s in factor.free_symbols if s.name == "theta"}
+    return f"full / lemma = {factor} = {float(factor.subs({laws.rate: o.numbers['rho1'], **theta})):.3g}"
+
+
+def _adam_full_note(o: Outcome) -> str:
+    beta1, eta, full = o.case.hyper["beta1"], o.case.eta, o.predicted
+    return (
+        f"Adam beta1={beta1}, eta*lambda_max={eta * max(o.case.lam):.3g}: the optimizer's O(eta lambda) "
+        f"bias against the order-1 SDE is part of the gap ({100 * (o.estimate / full - 1):+.2f}%, resolution "
+        f"{400 * o.se / full:.2f}%)"
+    )
+
+
+def _adam_published_note(o: Outcome) -> str:
+    return (
+        f"published / full = {o.values['published'] / o.values['full']:.3f} (beta1^2 P/(P + eta lambda)); the "
+        "same-step term without its noise is an inconsistent O(eta) correction: rejected"
+    )
+
+
+def _order2_note(o: Outcome) -> str:
+    name = o.quantity.partition(":")[2]
+    law = next(p.law for p in o.case.predictions if p.law.quantity == o.quantity)
+    error = "" if name == "chain" else f"; relative error {comparison(law.combination).relative_error(name)}"
+    return f"eta*lambda={o.case.eta * o.case.lam[0]:g}{error}"
+
+
+# ---- the table ------------------------------------------------------------------------------
+def _sgd() -> list:
+    """SGD's stationary loss against eta sigma^2/4 per coordinate; independent noise per sigma
+    (the same draws would scale exactly)."""
+    return [
+        StationaryCase(
+            "sgd",
+            SGD,
+            (
+                Prediction(
+                    f"SGD stationary loss, sigma={sigma}",
+                    Law(SGD),
+                    mutants=(SIGMA_DOUBLED, _sigma_off(1.1)),
+                    symbolic="{coordinates} x {formula}",
+                    note=f"eta*lambda_max={ETA * max(LAM):.3g}",
+                    series="SGD",
+                    x=sigma,
+                ),
+            ),
+            eta=ETA,
+            sigma=sigma,
+            seed=i,
+        )
+        for i, sigma in enumerate((0.5, 1.0, 2.0))
+    ]
+
+
+#: (noise, nu, the law's name in the SDE) of the SignSGD rows
+SIGNSGD_LAWS = (
+    ("gaussian", None, "gaussian"),
+    ("student-t", 3, "student-t(nu=3)"),
+    ("laplace", None, "laplace"),
+    ("cauchy", None, "cauchy"),
+)
+
+
+def _signsgd() -> list:
+    """SignSGD at small eta (eta lambda/sigma <= 0.016) against the exact law of its SDE, per law."""
+    cases = []
+    for noise, nu, name in SIGNSGD_LAWS:
+        combo = Combination("signsgd", noise, nu=nu)
+        if noise == "gaussian":
+            mutants = (SIGMA_DOUBLED, Mutant("SGD's law (quadratic in sigma)", law=Law(SGD)))
+        else:
+            mutants = (Mutant("the Gaussian law's p(0)", law=Law(SIGNSGD)),)
+        for i, sigma in enumerate((0.5, 1.0, 2.0) if noise == "gaussian" else (1.0,)):
+            row = Prediction(
+                f"SignSGD stationary loss, {name}, sigma={sigma}",
+                Law(combo, "exact"),
+                mutants=mutants,
+                note=f"eta*lambda_max/sigma={ETA * max(LAM) / sigma:.3g}",
+                series=f"SignSGD {name}",
+                x=sigma,
+            )
+            cases.append(StationaryCase("signsgd", combo, (row,), eta=ETA, sigma=sigma, seed=i))
+    return cases
+
+
+def _rmspropw() -> list:
+    cases = []
+    settings = [(1.0, 0.5, 0.0)] + [(sigma, 0.0, theta) for theta in (0.0, 0.5) for sigma in (1.0, 4.0, 16.0)]
+    for i, (sigma, eps, theta) in enumerate(settings):
+        combo = Combination("rmspropw")
+        mutants = [SIGMA_DOUBLED]
+        if theta:
+            mutants.append(Mutant("theta dropped", values={"theta": 0.0}))
+        if eps:
+            mutants.append(Mutant("eps dropped", values={"eps": 0.0}))
+        row = Prediction(
+            f"RMSpropW stationary loss, sigma={sigma}, eps={eps}, theta={theta}",
+            Law(combo),
+            mutants=tuple(mutants),
+            note="bounded in sigma when theta > 0" if theta else "",
+            series=f"RMSpropW theta={theta}" if eps == 0 else "",
+            x=sigma,
+        )
+        cases.append(
+            StationaryCase(
+                "rmspropw", combo, (row,), eta=ETA, sigma=sigma, hyper=dict(beta=0.998, eps=eps, theta=theta), seed=i
+            )
+        )
+    return cases
+
+
+def _adamw() -> list:
+    """AdamW with rho1 = theta = 1: the momentum factor rho1/(rho1 + theta) = 1/2 is resolved; Adam at eps = 0."""
+    return [
+        StationaryCase(
+            "adamw",
+            ADAMW,
+            (
+                Prediction(
+                    "AdamW stationary loss, momentum kept (rho1=1, theta=1)",
+                    Law(ADAMW, "full"),
+                    mutants=(Mutant("momentum factor dropped (lemma form)", law=Law(ADAMW, "lemma")), SIGMA_DOUBLED),
+                    symbolic="{expected_loss}",
+                    note=_adamw_note,
+                ),
+                Prediction(
+                    "AdamW stationary loss vs the lemma form (rho1 -> oo, momentum eliminated)",
+                    Law(ADAMW, "lemma"),
+                    expect=False,
+                    note="the simulation must reject it",
+                ),
+            ),
+            eta=ETA,
+            hyper=dict(beta1=0.998, beta2=0.998, eps=0.0, theta=1.0),
+        ),
+        StationaryCase(
+            "adamw",
+            ADAM,
+            (Prediction("Adam stationary loss (eps=0)", Law(ADAM), mutants=(SIGMA_DOUBLED,)),),
+            eta=ETA,
+            hyper=dict(beta1=0.98, beta2=0.998, eps=0.0),
+        ),
+    ]
+
+
+def _adam_laws() -> list:
+    """Which of the three Adam laws the discrete optimizer follows, at beta1 = 0.9 and 0.8.
+
+    eta = 0.005, sigma = 1, eps = 0, beta2 = 0.999, curvatures 1 and 4. The published SDE's law is
+    smaller by beta1^2 P/(P + eta lambda) (about -19% and -37%) and must be rejected; the full law
+    (momentum kept; at theta = 0 it equals the lemma form) must agree.
+    """
+    return [
+        StationaryCase(
+            "adam-laws",
+            ADAM,
+            (
+                Prediction(
+                    f"Adam beta1={beta1}: optimizer vs the full law (momentum kept)",
+                    Law(ADAM, "full"),
+                    mutants=(Mutant("published SDE's law", law=Law(ADAM, "published")), SIGMA_DOUBLED),
+                    note=_adam_full_note,
+                ),
+                Prediction(
+                    f"Adam beta1={beta1}: optimizer vs the published SDE's law",
+                    Law(ADAM, "published"),
+                    expect=False,
+                    note=_adam_published_note,
+                ),
+            ),
+            eta=0.005,
+            hyper=dict(beta1=beta1, beta2=0.999, eps=0.0),
+            seed=40 + i,
+        )
+        for i, beta1 in enumerate((0.9, 0.8))
+    ]
+
+
+def _heavy_tails() -> list:
+    """SignSGD against SGD under Student-t noise, nu in 1, 1.5, 2, 3, 5, and Gaussian.
+
+    SignSGD's prediction is its linear-phase stationary loss (from the noise-dominated SDE, whose
+    drift is -2 p(0) g/sigma for every law); SGD's is eta sigma^2 E[zeta^2]/4 per coordinate,
+    infinite for nu <= 2 (the sample mean is shown without a verdict: check sgd-cauchy tests the
+    Cauchy case by quantiles), and for nu <= 4 the loss has infinite variance, so its SE means
+    nothing either (shown, no verdict). The Gaussian law's p(0) is a mutant where it differs from
+    the law's by more than 5% (nu = 5: 3.3%, below the resolution).
+    """
+    gaussian_sign = Law(Combination("signsgd", regime="noise-dominated"))
+    cases = []
+    for noise, nu in [
+        ("student-t", 1),
+        ("student-t", 1.5),
+        ("student-t", 2),
+        ("student-t", 3),
+        ("student-t", 5),
+        ("gaussian", None),
+    ]:
+        label, x = (f"nu={nu}", float(nu)) if nu is not None else ("gaussian", math.inf)
+        if nu is None:
+            sign_mutants = (SIGMA_DOUBLED,)
+        else:
+            sign_mutants = (_sigma_off(1.2),) + (
+                (Mutant("the Gaussian law's p(0)", law=gaussian_sign),) if nu < 5 else ()
+            )
+        sign = Combination("signsgd", noise, nu=nu)
+        cases.append(
+            StationaryCase(
+                "heavy-tails",
+                sign,
+                (
+                    Prediction(
+                        f"SignSGD stationary loss, {label} (linear phase)",
+                        Law(Combination("signsgd", noise, nu=nu, regime="noise-dominated")),
+                        mutants=sign_mutants,
+                        series="heavy-tails SignSGD",
+                        x=x,
+                    ),
+                ),
+                eta=ETA,
+            )
+        )
+        verdict = True if nu is None or nu > 4 else None  # nu <= 4: the loss has no finite variance, so no SE
+        if nu is None:
+            sgd_mutants, note = (SIGMA_DOUBLED,), ""
+        elif verdict:
+            sgd_mutants, note = (Mutant("E[zeta^2] = 1 (the Gaussian variance)", law=Law(SGD)),), ""
+        else:
+            sgd_mutants = ()
+            note = f"SGD, {label}: " + (
+                "no finite mean (shown, no verdict)" if nu <= 2 else "infinite loss variance: no verdict"
+            )
+        sgd = Combination("sgd", noise, nu=nu)
+        cases.append(
+            StationaryCase(
+                "heavy-tails",
+                sgd,
+                (
+                    Prediction(
+                        f"SGD stationary loss, {label}",
+                        Law(sgd, absent_is_infinite=True),
+                        expect=verdict,
+                        mutants=sgd_mutants,
+                        symbolic="eta*sigma**2*E[zeta^2]/4 per coordinate",
+                        note=note,
+                        series="heavy-tails SGD",
+                        x=x,
+                    ),
+                ),
+                eta=ETA,
+                burn="sim",
+            )
+        )
+    return cases
+
+
+def _new_optimizers() -> list:
+    """The SDE of each newer built-in against its optimizer at two steps (:class:`SdeGapCase`)."""
+    return [
+        # Lion, beta1 = 0.9 fixed, rho2 = 1, theta = 0.01
+        SdeGapCase(
+            "lion", "Lion", Combination("lion"), hyper={"beta1": 0.9, "theta": 0.01}, rates={"beta2": 1.0}, burn=6.0
+        ),
+        # Signum, rho = 5: the SDE dx = -sign(m) dt, dm = rho (g - m) dt + sqrt(eta) rho sigma dW
+        SdeGapCase("signum", "Signum", Combination("signum"), rates={"beta": 5.0}),
+        # coordinate-wise clipped SGD, c = 1, under Gaussian and Cauchy noise
+        *(
+            SdeGapCase("clipsgd", f"ClipSGD ({noise})", Combination("clipsgd", noise), hyper={"c": 1.0})
+            for noise in ("gaussian", "cauchy")
+        ),
+        # SGD with EMA heavy-ball momentum, rho = 5
+        SdeGapCase("sgdm", "SGDM", Combination("sgdm"), rates={"beta": 5.0}),
+        # SignSGD with sign compression over 4 workers (examples/distributed_signsgd.py), Student-t nu = 3
+        SdeGapCase(
+            "signsgd_workers",
+            "Distributed SignSGD, 4 workers, Student-t nu=3",
+            Combination(f"{EXAMPLES / 'distributed_signsgd.py'}:signsgd_4workers", "student-t", nu=3),
+        ),
+    ]
+
+
+#: which order-2 laws the simulated chain must match (True) or must be resolved away from (False),
+#: and the mutant of each that must agree: the nearest wrong law of the same comparison
+ORDER2 = {
+    "chain": (True, "order 1"),
+    "order 1": (False, None),
+    "order 2 (order-1 diffusion)": (False, None),
+    "order 2 + stationary diffusion": (True, "order 2 (order-1 diffusion)"),
+}
+
+
+def _order2() -> list:
+    """SGD's stationary loss lambda Var x / 2 at eta lambda = 0.1 against the four variances of
+    :func:`derive.theory.stationary_order2.stationary_comparison` (reference section 8): the chain's
+    (discrete Lyapunov equation), the order-1 SDE's (relative error -eta lambda/2), the order-2 SDE's
+    with the order-1 diffusion (-eta lambda: the order-2 drift does not improve the stationary law)
+    and with the stationary diffusion correction D = eta sigma^2 (1 + eta lambda) (right to relative
+    O(eta^2)). At eta lambda = 0.1 the order-1 and order-2 errors (5 and 9.5 per cent) are many
+    standard errors and the corrected one (0.5 per cent) is not."""
+    rows = tuple(
+        Prediction(
+            f"SGD stationary loss, {name}",
+            Law(SGD, f"order2:{name}"),
+            expect=expect,
+            mutants=(Mutant(f"the {wrong} law", law=Law(SGD, f"order2:{wrong}")),) if wrong else (),
+            symbolic="lambda/2 * {formula}",
+            note=_order2_note,
+            series="order 2 stationary",
+            x=0.1 * 1.0,
+        )
+        for name, (expect, wrong) in ORDER2.items()
+    )
+    return [StationaryCase("order2-stationary", SGD, rows, eta=0.1, lam=(1.0,), burn="sim", min_paths=8000)]
+
+
+TABLE: list[StationaryCase | SdeGapCase | OneOff] = [
+    *_sgd(),
+    OneOff("sgd-full-h", check_sgd_full_matrix),
+    *_signsgd(),
+    OneOff("signsgd-exact", check_signsgd_exact),
+    OneOff("sgd-cauchy", check_sgd_cauchy),
+    OneOff("signsgd-speed", check_signsgd_speed),
+    *_rmspropw(),
+    *_adamw(),
+    *_adam_laws(),
+    OneOff("scaling", check_scaling),
+    *_heavy_tails(),
+    *_new_optimizers(),
+    *_order2(),
+]
