@@ -349,7 +349,9 @@ def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.
     return start
 
 
-def _summary(label: str, rec, eta: float, out: PathOutput, keep: bool, scheme: Scheme | None, substeps: int, first: int) -> Run:
+def _summary(
+    label: str, rec, eta: float, out: PathOutput, keep: bool, scheme: Scheme | None, substeps: int, first: int
+) -> Run:
     """A :class:`Run` from the outputs of one call, its runs starting at ``first``: one run (the
     optimizer, ``scheme`` None, or an euler SDE) or the scheme's runs combined (weak2: 2 fine - coarse)."""
     runs = list(range(first, first + (scheme.runs if scheme else 1)))
@@ -361,7 +363,9 @@ def _summary(label: str, rec, eta: float, out: PathOutput, keep: bool, scheme: S
     var = np.maximum(m2 - n * mean**2, 0.0) / max(n - 1, 1)
     path = out.xs[runs[0]] if keep else None
     coarse = out.xs[runs[1]] if keep and len(runs) == 2 else None
-    return Run(label, rec, float(eta), lo, mean, var, path, coarse, scheme.name if scheme else "optimizer", int(substeps))
+    return Run(
+        label, rec, float(eta), lo, mean, var, path, coarse, scheme.name if scheme else "optimizer", int(substeps)
+    )
 
 
 def _sde_label(combo: Combination) -> str:
@@ -509,7 +513,9 @@ def run(
     S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
     chosen = SCHEMES[scheme]
     out = m.run_paths(
-        setup.paths(sde_start=S0, sde_params=setup.sde_params(), record=rec, keep=keep, scheme=chosen, substeps=substeps)
+        setup.paths(
+            sde_start=S0, sde_params=setup.sde_params(), record=rec, keep=keep, scheme=chosen, substeps=substeps
+        )
     )
     _raise_divergence(_sde_label(combo), out.diverged)
     return _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)

@@ -116,9 +116,3 @@ def split_euler(
         if bound is not None and states[0].is_positive:
             x = bound(x)
     return SplitStep(states, tuple(new[1:]), x, fresh)
-
-
-def extrapolate(fine, coarse):
-    """Talay-Tubaro: the weak order-2 estimate 2 fine - coarse of an expectation (or of per-path
-    values of phi, or of moments) from runs with steps h/2 and h."""
-    return 2 * fine - coarse

@@ -26,7 +26,6 @@ sizes is a result too).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -140,7 +139,9 @@ def _runs(combo: Combination, hyper=None, dtype32=True, coupled=True, users=True
         lambda: summary(sim.run("sde", combo, x0[:20], **_common(scheme="weak2", substeps=2, keep=True, **kw)), True)
     )
     out["sde_floor"] = guarded(lambda: summary(sim.run("sde", combo, x0, **_common(boundary="floor", **kw))))
-    out["optimizer_keep"] = guarded(lambda: summary(sim.run("optimizer", combo, x0[:20], **_common(keep=True, **kw)), True))
+    out["optimizer_keep"] = guarded(
+        lambda: summary(sim.run("optimizer", combo, x0[:20], **_common(keep=True, **kw)), True)
+    )
     if dtype32:
         x32 = _x0(np.float32)
         out["sde_float32"] = guarded(lambda: summary(sim.run("sde", combo, x32, **_common(**kw))))
@@ -155,12 +156,19 @@ def _runs(combo: Combination, hyper=None, dtype32=True, coupled=True, users=True
     if users:
         land = _user_quadratic(combo.order == 2)
         out["sde_user"] = guarded(lambda: summary(sim.run("sde", combo, x0, **_common(landscape=land, **kw))))
-        out["optimizer_user"] = guarded(lambda: summary(sim.run("optimizer", combo, x0, **_common(landscape=land, **kw))))
+        out["optimizer_user"] = guarded(
+            lambda: summary(sim.run("optimizer", combo, x0, **_common(landscape=land, **kw)))
+        )
     if coupled:
         base = Combination(combo.optimizer, combo.noise, nu=combo.nu)
         start = guarded(
-            lambda: {"states": _floats(sim.burn_in(base, x0, eta=ETA, sigma=SIGMA, steps=25, seed=SEED + 1,
-                                                   landscape=sim.quadratic(LAM), **kw))}
+            lambda: {
+                "states": _floats(
+                    sim.burn_in(
+                        base, x0, eta=ETA, sigma=SIGMA, steps=25, seed=SEED + 1, landscape=sim.quadratic(LAM), **kw
+                    )
+                )
+            }
         )
         out["burn_in"] = start
         state = np.asarray(start["states"]) if "states" in start else None
@@ -168,9 +176,17 @@ def _runs(combo: Combination, hyper=None, dtype32=True, coupled=True, users=True
 
         def coupled_run(scheme: str, substeps: int, landscape=None, keep=False):
             chain, sde = sim.run_coupled(
-                combo, x0[: 20 if keep else PATHS],
-                **_common(scheme=scheme, substeps=substeps, start=None if state is None else state[:, : 20 if keep else PATHS],
-                          k0=k0, keep=keep, **({"landscape": landscape} if landscape else {}), **kw),
+                combo,
+                x0[: 20 if keep else PATHS],
+                **_common(
+                    scheme=scheme,
+                    substeps=substeps,
+                    start=None if state is None else state[:, : 20 if keep else PATHS],
+                    k0=k0,
+                    keep=keep,
+                    **({"landscape": landscape} if landscape else {}),
+                    **kw,
+                ),
             )
             return {"optimizer": summary(chain, keep), "sde": summary(sde, keep)}
 
@@ -210,10 +226,12 @@ def _kernels(combo: Combination, hyper=None) -> dict:
         out["diffusion"] = _floats(module.diffusion(*args))
         out["stream_normals"] = _floats(module.stream_normals(SEED, module.SDE_STREAM, 3, 7))
         x0 = _x0(paths=6)
-        out["simulate_sde"] = [_floats(a) for a in module.simulate_sde(x0, p, LAM, 6, np.array([0, 3, 6]), SEED, 4, True)]
+        out["simulate_sde"] = [
+            _floats(a) for a in module.simulate_sde(x0, p, LAM, 6, np.array([0, 3, 6]), SEED, 4, True)
+        ]
     po = np.array([values[name] for name in module.OPT_PARAMS])
-    O = len(module.OPT_STATE)
-    state = rng.standard_normal((O, n, d))
+    n_opt = len(module.OPT_STATE)
+    state = rng.standard_normal((n_opt, n, d))
     state[1:] = np.abs(state[1:]) + 0.1
     g = rng.standard_normal((n, d))
     draws = len(getattr(module, "OPT_DRAWS", ("zeta",)))
@@ -221,7 +239,9 @@ def _kernels(combo: Combination, hyper=None) -> dict:
     module.optimizer_step(state, g, zeta, 4, po)
     out["optimizer_step"] = _floats(state)
     out["stream_zetas"] = _floats(module.stream_zetas(SEED, 3, 7))
-    out["simulate_optimizer"] = [_floats(a) for a in module.simulate_optimizer(_x0(paths=6), po, LAM, 6, np.array([0, 3, 6]), SEED, 4, True)]
+    out["simulate_optimizer"] = [
+        _floats(a) for a in module.simulate_optimizer(_x0(paths=6), po, LAM, 6, np.array([0, 3, 6]), SEED, 4, True)
+    ]
     return out
 
 
@@ -282,8 +302,16 @@ def weak_order_case(optimizer: str) -> Callable[[], dict]:
         # `derive weak-order OPT --etas 0.16,0.08 --paths 400 --format json`, every other flag at the
         # values written here
         study = weak_order(
-            optimizer, etas=(0.16, 0.08), paths=400, scheme="weak2", substeps=None, seed=0, boundary="reflect",
-            burn=True, order=1, landscape="quadratic",
+            optimizer,
+            etas=(0.16, 0.08),
+            paths=400,
+            scheme="weak2",
+            substeps=None,
+            seed=0,
+            boundary="reflect",
+            burn=True,
+            order=1,
+            landscape="quadratic",
         )
         return _strip(json.loads(json.dumps(study.to_json())))
 
