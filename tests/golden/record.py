@@ -2,6 +2,7 @@
 sizes that depend on no default of the CLI or the report.
 
     python tests/golden/record.py [GROUP ...]     (groups: simulate, variants, weak_order, check)
+    python tests/golden/record.py GROUP --only NAME,...   (recompute some cases, keep the others)
 
 writes ``tests/golden/<group>.json``; ``tests/test_golden.py`` recomputes every case and compares.
 Each case is a function of nothing (fixed seeds, sizes, hyperparameters) returning JSON-able data:
@@ -365,10 +366,24 @@ def load(group: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    for group in argv or GROUPS:
-        data = compute(group)
-        path_of(group).write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
-        print(f"wrote {path_of(group)} ({len(data)} cases)")
+    """``GROUP ...`` records whole groups; ``GROUP --only NAME,...`` recomputes those cases of one
+    group and keeps the others (after a deliberate change of some numbers)."""
+    if "--only" in argv:
+        i = argv.index("--only")
+        (group,), names = argv[:i], argv[i + 1].split(",")
+        data = load(group)
+        unknown = [n for n in names if n not in cases(group)]
+        if unknown:
+            raise SystemExit(f"unknown {group} case(s) {', '.join(unknown)}")
+        data.update(compute(group, names))
+    else:
+        for group in argv or GROUPS:
+            data = compute(group)
+            path_of(group).write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
+            print(f"wrote {path_of(group)} ({len(data)} cases)")
+        return 0
+    path_of(group).write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
+    print(f"wrote {path_of(group)} ({', '.join(names)} recomputed)")
     return 0
 
 
