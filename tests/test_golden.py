@@ -4,7 +4,10 @@ them gave when it was recorded, recomputed and compared exactly.
 Exact, not approximate: the kernels are compiled without fast-math, the chunk sums are reduced in a
 fixed order and every path has its own random stream, so a refactoring of the code generator, the
 templates or the path loops that changes no arithmetic reproduces every bit; a change of numbers must
-be deliberate and recorded again (``python tests/golden/record.py GROUP``, in a commit that says why).
+be deliberate and recorded again (``python tests/golden/record.py GROUP [--only NAME,...]``, in a
+commit that says why). History: recorded at 7cc3b05, before the issue-16 refactor, which reproduced
+every number; then the order-1 split step's x diffusion moved to the noise-free predictor (the
+commit "Order-1 split step: ..." lists the cases it re-recorded).
 
 The default run recomputes a representative cheap subset (one module's runs, the kernels the
 network validation calls, the coupled weak2 path of the weak-order study); everything else, which
