@@ -10,6 +10,13 @@ same optimizer, same run, on the diagonal and the rotated (full H) quadratic.
 
     python bench/bench_simulate.py [--quick]
     python bench/bench_simulate.py --order2 [--quick]   (the order-2 rows only)
+    python bench/bench_simulate.py --baseline 7976f53 [--steady 673492a] [--quick]
+
+``--baseline REV`` (issue 16) times the cold compile of the SignSGD SDE simulator (load, compile
+float64 and float32, first run; fresh NUMBA_CACHE_DIR and DERIVE_CACHE_DIR, fresh process) in this
+tree and in a copy of revision REV (``git archive``, in a temporary folder), alternately, and prints
+the ratio; ``--steady REV`` adds the steady state (ns per path-step-dimension, both dtypes, 1 and 2
+threads) of this tree against REV's kernels, measured in the same run.
 """
 
 from __future__ import annotations
@@ -161,11 +168,8 @@ def best_ns(run, per, reps=3):
     return min(times) / per * 1e9
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="N=200, d=50, T=200")
-    a = ap.parse_args()
-    n, d, steps = (200, 50, 200) if a.quick else (1000, 100, 1000)
+def main(quick: bool) -> None:
+    n, d, steps = (200, 50, 200) if quick else (1000, 100, 1000)
     eta, sigma = 0.01, 1.0
     path = os.path.join(ROOT, "generated", "signsgd_gaussian_paper_full.py")
 
@@ -370,9 +374,90 @@ def order2_rows(n: int, d: int, steps: int) -> None:
                 print(f"{opt:10s}{land_name:12s}{scheme:8s}{ns[0]:10.2f}{ns[1]:10.2f}{ns[1] / ns[0]:8.2f}")
 
 
+# ---- against other revisions (issue 16): fresh processes in each tree --------------------------
+#: fresh process in a tree: ns per path-step-dimension of the SignSGD SDE, best of 3, per dtype and
+#: thread count, after one compiling call (the cache is warm from the cold run)
+STEADY = (
+    "import json, numba, numpy as np; from derive.simulate import load_module; "
+    "from derive.combination import Combination; import time; "
+    "m = load_module(Combination('signsgd')); n, d, T = {n}, {d}, {steps}; "
+    "x0 = np.random.default_rng(1).standard_normal((n, d)); lam = np.ones(d); out = {{}}\n"
+    "for f in (np.float64, np.float32):\n"
+    " p = np.array([0.01, 1.0], f); x = x0.astype(f)\n"
+    " for th in (1, 2):\n"
+    "  numba.set_num_threads(min(th, numba.config.NUMBA_NUM_THREADS))\n"
+    "  m.simulate_sde(x[:2].copy(), p, lam, 1, np.array([1]), 0, 16, False); best = 1e9\n"
+    "  for _ in range(3):\n"
+    "   t = time.perf_counter(); m.simulate_sde(x, p, lam, T, np.array([T]), 0, 16, False)\n"
+    "   best = min(best, time.perf_counter() - t)\n"
+    "  out[f.__name__ + '/' + str(th)] = best / (n * d * T) * 1e9\n"
+    "print(json.dumps(out))"
+)
+
+
+def _in_tree(tree: str, code: str, env: dict) -> str:
+    env = dict(env, PYTHONPATH=tree)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tree)
+    if out.returncode:
+        raise RuntimeError(f"in {tree}:\n{out.stderr}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _archive(rev: str, folder: str) -> str:
+    """A copy of revision ``rev``'s files (generated/ included) in ``folder``."""
+    tree = os.path.join(folder, rev)
+    os.makedirs(tree)
+    data = subprocess.run(["git", "-C", ROOT, "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=data, check=True)
+    return tree
+
+
+def against(baseline: str, steady: str | None, quick: bool, reps: int = 2) -> None:
+    """Cold compile here against ``baseline``, and (``steady``) steady state here against ``steady``."""
+    n, d, steps = (200, 50, 200) if quick else (1000, 100, 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"this tree": ROOT, baseline: _archive(baseline, tmp)}
+        cold: dict[str, list[float]] = {k: [] for k in trees}
+        for r in range(reps):  # alternately, so that load on a shared machine falls on both
+            for label, tree in trees.items():
+                cache = os.path.join(tmp, f"cache-{r}-{len(cold[label])}-{abs(hash(label))}")
+                env = dict(os.environ, NUMBA_CACHE_DIR=cache + "/numba", DERIVE_CACHE_DIR=cache + "/derive")
+                total, after = (float(v) for v in _in_tree(tree, LOAD, env).split())
+                cold[label].append(after)
+        here, base = min(cold["this tree"]), min(cold[baseline])
+        print("cold compile of the SignSGD SDE simulator (load, compile float64 + float32, first run; fresh caches,")
+        print(f"fresh process, seconds after importing derive.simulate, best of {reps}):")
+        print(f"  this tree {here:7.2f} s   {baseline} {base:7.2f} s   ratio {here / base:.3f} (target <= 0.5)")
+        if steady is None:
+            return
+        trees = {"this tree": ROOT, steady: _archive(steady, tmp)}
+        cache = os.path.join(tmp, "steady")
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache + "/numba", DERIVE_CACHE_DIR=cache + "/derive")
+        code = STEADY.format(n=n, d=d, steps=steps)
+        import json
+
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(reps):
+            for label, tree in trees.items():
+                got = json.loads(_in_tree(tree, code, env))
+                best[label] = {k: min(v, best.get(label, {}).get(k, v)) for k, v in got.items()}
+        print(f"steady state, SignSGD SDE, N={n} d={d} T={steps}, ns per path-step-dimension (best of 3 x {reps}):")
+        print(f"  {'dtype/threads':16s}{'this tree':>11s}{steady:>11s}{'ratio':>8s}")
+        for key, ns in best["this tree"].items():
+            print(f"  {key:16s}{ns:11.3f}{best[steady][key]:11.3f}{ns / best[steady][key]:8.3f}")
+
+
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    if "--order2" not in sys.argv:
-        main()
-        integrator_rows(*((200, 50, 200) if quick else (1000, 20, 1000)))
-    order2_rows(*((200, 20, 200) if quick else (1000, 20, 1000)))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (N=200, d=50, T=200)")
+    ap.add_argument("--order2", action="store_true", help="the order-2 rows only")
+    ap.add_argument("--baseline", metavar="REV", help="cold compile against revision REV (e.g. 7976f53)")
+    ap.add_argument("--steady", metavar="REV", help="with --baseline: steady state against revision REV")
+    args = ap.parse_args()
+    if args.baseline:
+        against(args.baseline, args.steady, args.quick)
+    else:
+        if not args.order2:
+            main(args.quick)
+            integrator_rows(*((200, 50, 200) if args.quick else (1000, 20, 1000)))
+        order2_rows(*((200, 20, 200) if args.quick else (1000, 20, 1000)))

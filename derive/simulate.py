@@ -27,7 +27,8 @@ import numpy as np
 from .combination import Combination
 from .errors import DeriveError
 from .resources import GENERATED, user_cache_dir
-from .runtime.schemes import BOUNDARIES, SCHEMES
+from .runtime.paths import PathOutput, PathRun
+from .runtime.schemes import BOUNDARIES, SCHEMES, Scheme
 
 CHUNK = 16  #: paths per parallel work item (results do not depend on it)
 
@@ -160,7 +161,7 @@ class Run:
         if self.path is None:
             raise SimulationInputError("per-path values need the states: run with keep=True")
         out = fn(self.path)
-        return out if self.path_coarse is None else 2 * out - fn(self.path_coarse)
+        return out if self.path_coarse is None else SCHEMES[self.scheme].combine(out, fn(self.path_coarse))
 
     @property
     def integrator(self) -> str:
@@ -349,36 +350,119 @@ def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.
 
 
 def _summary(
-    label: str, rec, eta: float, loss, s1, s2, xs, keep: bool, scheme: str, substeps: int, runs: tuple[int, ...]
+    label: str, rec, eta: float, out: PathOutput, keep: bool, scheme: Scheme | None, substeps: int, first: int
 ) -> Run:
-    """A :class:`Run` from kernel outputs; two runs (fine, coarse) are extrapolated (weak2)."""
-    n = loss.shape[2]
-    total1, total2 = s1[list(runs)].sum(axis=1), s2[list(runs)].sum(axis=1)
-    if len(runs) == 2:
-        lo, m1, m2 = 2 * loss[runs[0]] - loss[runs[1]], 2 * total1[0] - total1[1], 2 * total2[0] - total2[1]
-    else:
-        lo, m1, m2 = loss[runs[0]], total1[0], total2[0]
+    """A :class:`Run` from the outputs of one call, its runs starting at ``first``: one run (the
+    optimizer, ``scheme`` None, or an euler SDE) or the scheme's runs combined (weak2: 2 fine - coarse)."""
+    runs = list(range(first, first + (scheme.runs if scheme else 1)))
+    n = out.loss.shape[2]
+    combine = scheme.combine if scheme else (lambda value: value)
+    total1, total2 = out.s1[runs].sum(axis=1), out.s2[runs].sum(axis=1)
+    lo, m1, m2 = combine(*out.loss[runs]), combine(*total1), combine(*total2)
     mean = m1 / n
     var = np.maximum(m2 - n * mean**2, 0.0) / max(n - 1, 1)
-    path = xs[runs[0]] if keep else None
-    coarse = xs[runs[1]] if keep and len(runs) == 2 else None
-    return Run(label, rec, float(eta), lo, mean, var, path, coarse, scheme, int(substeps))
+    path = out.xs[runs[0]] if keep else None
+    coarse = out.xs[runs[1]] if keep and len(runs) == 2 else None
+    return Run(
+        label, rec, float(eta), lo, mean, var, path, coarse, scheme.name if scheme else "optimizer", int(substeps)
+    )
 
 
-def _call(module, landscape: Landscape, kind: str, *args):
-    """simulate_<kind> on a built-in landscape (its code after the landscape parameters) or _user."""
-    if landscape.grad_fn is None:
-        at = 3 if kind == "chain" else 5
-        return getattr(module, f"simulate_{kind}")(*args[:at], landscape.code, *args[at:])
-    if kind == "chain" or not getattr(module, "HVP", False):
-        return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn)
-    if landscape.hvp_fn is None:
-        raise SimulationInputError(
-            f"the order-2 SDE of {module.COMBINATION['optimizer']} needs the Hessian-vector "
-            f"product of the user landscape {landscape.name}: pass hvp_fn(x, u, params, out) "
-            "to user_landscape"
+def _sde_label(combo: Combination) -> str:
+    """'SDE paper/full', with ' order 2' for the order-2 SDE."""
+    return f"SDE {combo.regime}/{combo.form}" + (f" order {combo.order}" if combo.order != 1 else "")
+
+
+def _check_seed(seed, k0) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise SimulationInputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    if isinstance(k0, bool) or not isinstance(k0, (int, np.integer)) or k0 < 0:
+        raise SimulationInputError(f"k0 (steps already taken) must be an integer >= 0, got {k0!r}")
+
+
+def _raise_divergence(label: str, diverged: np.ndarray) -> None:
+    bad = diverged[diverged >= 0]
+    if bad.size:
+        raise DivergenceError(label, int(bad.min()), int(bad.size), diverged.size)
+
+
+@dataclass
+class _Setup:
+    """What run, run_coupled and burn_in share: the checked inputs, the module and the values."""
+
+    combo: Combination
+    module: ModuleType
+    x0: np.ndarray
+    values: dict[str, float]
+    landscape: Landscape
+    steps: int
+    seed: int
+    k0: int
+
+    def sde_params(self, sde_values: dict | None = None) -> np.ndarray:
+        m = self.module
+        unknown = sorted(set(sde_values or {}) - set(m.SDE_PARAMS))
+        if unknown:
+            raise SimulationInputError(
+                f"sde_values names {', '.join(unknown)}, not parameters of the SDE ({', '.join(m.SDE_PARAMS)})"
+            )
+        return np.array([{**self.values, **(sde_values or {})}[n] for n in m.SDE_PARAMS], dtype=self.x0.dtype)
+
+    def opt_params(self) -> np.ndarray:
+        return np.array([self.values[n] for n in self.module.OPT_PARAMS], dtype=self.x0.dtype)
+
+    def require_sde(self) -> None:
+        reason = getattr(self.module, "SDE_UNAVAILABLE", None)
+        if reason:
+            raise SimulationInputError(f"{self.combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
+        if self.landscape.grad_fn is not None and self.module.HVP and self.landscape.hvp_fn is None:
+            raise SimulationInputError(
+                f"the order-2 SDE of {self.module.COMBINATION['optimizer']} needs the Hessian-vector "
+                f"product of the user landscape {self.landscape.name}: pass hvp_fn(x, u, params, out) "
+                "to user_landscape"
+            )
+
+    def paths(self, *, sde_start=None, opt_start=None, sde_params=None, record, keep=False, scheme=None,
+              substeps=1, freeze=False) -> PathRun:  # fmt: skip
+        """The call of the module's path simulators (:class:`derive.runtime.paths.PathRun`)."""
+        land = self.landscape
+        user = land.grad_fn is not None
+        return PathRun(
+            sde_start=sde_start,
+            opt_start=opt_start,
+            sde_params=sde_params,
+            opt_params=self.opt_params() if opt_start is not None else None,
+            land_params=land.params,
+            steps=self.steps,
+            record=record,
+            seed=self.seed,
+            land_code=0 if user else land.code,
+            grad_fn=land.grad_fn,
+            loss_fn=land.loss_fn,
+            hvp_fn=land.hvp_fn if user and sde_start is not None and self.module.HVP else None,
+            step_time=float(sde_params[list(self.module.SDE_PARAMS).index("eta")]) if sde_start is not None else 0.0,
+            scheme=scheme,
+            substeps=int(substeps),
+            k0=self.k0,
+            keep=bool(keep),
+            freeze=freeze,
+            chunk=CHUNK,
         )
-    return getattr(module, f"simulate_{kind}_user")(*args, landscape.grad_fn, landscape.loss_fn, landscape.hvp_fn)
+
+
+def _setup(
+    combo, x0, *, eta, sigma, steps, seed, landscape, hyper, module_dir, k0=0, scheme="euler", substeps=1,
+    boundary="reflect",
+) -> _Setup:  # fmt: skip
+    """Check the inputs of a run, load the module, complete the hyperparameters."""
+    _check_counts(steps=steps)
+    _check_integrator(scheme, substeps, boundary)
+    _check_seed(seed, k0)
+    x0 = _check_start(x0, landscape)
+    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
+    values["_boundary"] = BOUNDARIES[boundary]
+    module = load_module(combo, module_dir)
+    return _Setup(combo, module, x0, values, landscape, int(steps), int(seed), int(k0))
 
 
 def run(
@@ -414,92 +498,27 @@ def run(
     """
     if kind not in ("optimizer", "sde"):
         raise SimulationInputError(f"kind must be 'optimizer' or 'sde', got {kind!r}")
-    _check_counts(steps=steps)
-    _check_integrator(scheme, substeps, boundary)
-    _check_seed(seed, k0)
-    x0 = _check_start(x0, landscape)
-    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
-    values["_boundary"] = BOUNDARIES[boundary]
+    setup = _setup(
+        combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
+        module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary,
+    )  # fmt: skip
     rec = _record_steps(record, steps)
-    module = load_module(combo, module_dir)
-    reason = getattr(module, "SDE_UNAVAILABLE", None)
-    if kind == "sde" and reason:
-        raise SimulationInputError(f"{combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
+    m = setup.module
     if kind == "optimizer":
-        O0 = _states(start, x0, module.OPT_STATE, module.OPT_INITIAL, "optimizer")
-        po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
-        loss, s1, s2, xs, diverged, _ = _call(
-            module,
-            landscape,
-            "chain",
-            O0,
-            po,
-            landscape.params,
-            int(steps),
-            rec,
-            int(seed),
-            CHUNK,
-            bool(keep),
-            int(k0),
-            False,
+        O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
+        out = m.run_paths(setup.paths(opt_start=O0, record=rec, keep=keep))
+        _raise_divergence("optimizer", out.diverged)
+        return _summary("optimizer", rec, eta, out, keep, None, 1, 0)
+    setup.require_sde()
+    S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
+    chosen = SCHEMES[scheme]
+    out = m.run_paths(
+        setup.paths(
+            sde_start=S0, sde_params=setup.sde_params(), record=rec, keep=keep, scheme=chosen, substeps=substeps
         )
-        runs, label = (0,), "optimizer"
-    else:
-        S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
-        p = np.array([values[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
-        weak2 = scheme == "weak2"
-        loss, s1, s2, xs, diverged = _call(
-            module,
-            landscape,
-            "paths",
-            S0,
-            S0,
-            p,
-            p[:0],
-            landscape.params,
-            int(steps),
-            rec,
-            int(seed),
-            CHUNK,
-            bool(keep),
-            int(substeps),
-            weak2,
-            False,
-            int(k0),
-        )
-        runs, label = ((0, 1) if weak2 else (0,)), _sde_label(combo)
-    _raise_divergence(label, diverged)
-    return _summary(
-        label,
-        rec,
-        eta,
-        loss,
-        s1,
-        s2,
-        xs,
-        keep,
-        scheme if kind == "sde" else "optimizer",
-        substeps if kind == "sde" else 1,
-        runs,
     )
-
-
-def _sde_label(combo: Combination) -> str:
-    """'SDE paper/full', with ' order 2' for the order-2 SDE."""
-    return f"SDE {combo.regime}/{combo.form}" + (f" order {combo.order}" if combo.order != 1 else "")
-
-
-def _check_seed(seed, k0) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise SimulationInputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
-    if isinstance(k0, bool) or not isinstance(k0, (int, np.integer)) or k0 < 0:
-        raise SimulationInputError(f"k0 (steps already taken) must be an integer >= 0, got {k0!r}")
-
-
-def _raise_divergence(label: str, diverged: np.ndarray) -> None:
-    bad = diverged[diverged >= 0]
-    if bad.size:
-        raise DivergenceError(label, int(bad.min()), int(bad.size), diverged.size)
+    _raise_divergence(_sde_label(combo), out.diverged)
+    return _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)
 
 
 def run_coupled(
@@ -531,60 +550,35 @@ def run_coupled(
     :func:`run`; ``start`` is the start of every state (the optimizer's and the SDE's states must
     be the same); ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
     a deliberately wrong SDE for a mutation test, or another setting of a scaling rule)."""
-    _check_counts(steps=steps)
-    _check_integrator(scheme, substeps, boundary)
-    _check_seed(seed, k0)
-    x0 = _check_start(x0, landscape)
-    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
-    values["_boundary"] = BOUNDARIES[boundary]
+    setup = _setup(
+        combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
+        module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary,
+    )  # fmt: skip
     rec = _record_steps(record, steps)
-    module = load_module(combo, module_dir)
-    reason = getattr(module, "SDE_UNAVAILABLE", None)
-    if reason:
-        raise SimulationInputError(f"{combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
-    if module.COUPLING is None or tuple(module.STATE) != tuple(module.OPT_STATE):
+    m = setup.module
+    setup.require_sde()
+    if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE):
         raise SimulationInputError(
             f"{combo.module_name}: no coupled run (the optimizer's states "
-            f"{module.OPT_STATE} are not the SDE's {module.STATE}, or its first Brownian "
+            f"{m.OPT_STATE} are not the SDE's {m.STATE}, or its first Brownian "
             "motion drives no state)"
         )
-    if not module.COUPLABLE_LAW:
+    if not m.COUPLABLE_LAW:
         raise SimulationInputError(
             f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
             "for the quantile coupling, is not compiled; Student-t needs an integer nu)"
         )
-    S0 = _states(start, x0, module.STATE, module.SDE_INITIAL, "SDE")
-    unknown = sorted(set(sde_values or {}) - set(module.SDE_PARAMS))
-    if unknown:
-        raise SimulationInputError(
-            f"sde_values names {', '.join(unknown)}, not parameters of the SDE ({', '.join(module.SDE_PARAMS)})"
+    S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
+    chosen = SCHEMES[scheme]
+    out = m.run_paths(
+        setup.paths(
+            sde_start=S0, opt_start=S0, sde_params=setup.sde_params(sde_values), record=rec, keep=keep,
+            scheme=chosen, substeps=substeps,
         )
-    p = np.array([{**values, **(sde_values or {})}[n] for n in module.SDE_PARAMS], dtype=x0.dtype)
-    po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
-    weak2 = scheme == "weak2"
-    loss, s1, s2, xs, diverged = _call(
-        module,
-        landscape,
-        "paths",
-        S0,
-        S0,
-        p,
-        po,
-        landscape.params,
-        int(steps),
-        rec,
-        int(seed),
-        CHUNK,
-        bool(keep),
-        int(substeps),
-        weak2,
-        True,
-        int(k0),
-    )
-    _raise_divergence(f"optimizer or {_sde_label(combo)} (coupled)", diverged)
-    last = loss.shape[0] - 1
-    chain = _summary("optimizer", rec, eta, loss, s1, s2, xs, keep, "optimizer", 1, (last,))
-    sde = _summary(_sde_label(combo), rec, eta, loss, s1, s2, xs, keep, scheme, substeps, (0, 1) if weak2 else (0,))
+    )  # fmt: skip
+    _raise_divergence(f"optimizer or {_sde_label(combo)} (coupled)", out.diverged)
+    chain = _summary("optimizer", rec, eta, out, keep, None, 1, chosen.runs)
+    sde = _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)
     return chain, sde
 
 
@@ -604,30 +598,15 @@ def burn_in(
     auxiliary states with x held at x0: auxiliary states (m, v) burned in at the start, so that a
     run from them has no initial layer (bias-corrected first steps from m = v = 0, which no SDE
     reproduces). Draws from stream (seed, OPT_STREAM, i): use another seed than the run's."""
-    _check_counts(steps=steps)
-    _check_seed(seed, 0)
-    x0 = _check_start(x0, landscape)
-    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
-    module = load_module(combo, module_dir)
-    O0 = _states(None, x0, module.OPT_STATE, module.OPT_INITIAL, "optimizer")
-    po = np.array([values[n] for n in module.OPT_PARAMS], dtype=x0.dtype)
-    *_, diverged, end = _call(
-        module,
-        landscape,
-        "chain",
-        O0,
-        po,
-        landscape.params,
-        int(steps),
-        np.array([steps]),
-        int(seed),
-        CHUNK,
-        False,
-        0,
-        True,
-    )
-    _raise_divergence("optimizer (burn-in)", diverged)
-    return end
+    setup = _setup(
+        combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
+        module_dir=module_dir,
+    )  # fmt: skip
+    m = setup.module
+    O0 = _states(None, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
+    out = m.run_paths(setup.paths(opt_start=O0, record=np.array([steps], dtype=np.int64), freeze=True))
+    _raise_divergence("optimizer (burn-in)", out.diverged)
+    return out.end
 
 
 def gap_in_se(run, reference) -> float:

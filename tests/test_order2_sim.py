@@ -8,6 +8,8 @@ from numba import njit
 
 from derive.cli import main
 from derive.combination import Combination
+from derive.runtime.paths import PathRun
+from derive.runtime.schemes import SCHEMES
 from derive.simulate import (
     SimulationInputError,
     double_well,
@@ -40,12 +42,14 @@ def test_sgd_order2_kernel_is_li_tai_e_on_a_rotated_quadratic():
     normals = np.stack([mod.stream_normals(seed, mod.SDE_STREAM, i, steps * d) for i in range(n)]).reshape(n, steps, d)
     p = np.array([hyperparameters("sgd", eta, sigma)[k] for k in mod.SDE_PARAMS])
     S0 = x0[None].copy()
-    _, _, _, xs, div = mod.simulate_paths(
-        S0, S0, p, p[:0], land.params, land.code, steps, np.array([steps]), seed, 2, True, 1, False, False, 0
-    )
-    assert (div == -1).all()
+    run_ = PathRun(
+        sde_start=S0, opt_start=None, sde_params=p, opt_params=None, land_params=land.params, land_code=land.code,
+        steps=steps, record=np.array([steps]), seed=seed, chunk=2, keep=True, step_time=eta, scheme=SCHEMES["euler"],
+    )  # fmt: skip
+    out = mod.run_paths(run_)
+    assert (out.diverged == -1).all()
     ref = _reference_sgd2(x0, H, eta, sigma, normals, steps)
-    np.testing.assert_allclose(xs[0, 0], ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.xs[0, 0], ref, rtol=1e-12, atol=1e-12)
     # a diag(H) product (the mistake of a per-coordinate Hessian) is visibly different
     assert np.abs(_reference_sgd2(x0, np.diag(np.diag(H)), eta, sigma, normals, steps) - ref).max() > 1e-3
     # the two-phase interface: u = hvp_vector(...), hv = H u by the caller, then sde_step(..., hv)

@@ -117,7 +117,7 @@ def test_a_changed_runtime_is_never_run_from_a_stale_module_or_cache(tmp_path, m
     def simulate(module):
         p = np.array([0.01, 1.0])
         module.simulate_optimizer(x0, p, np.ones(2), 5, np.array([5]), 0, 4, False)
-        return module._opt_paths.stats
+        return module._SIMULATORS._cached["_opt_chunks"].stats  # the optimizer's path loop (derive.runtime.paths)
 
     user_dir = tmp_path / "user"
     before = load_module(combo, user_dir)

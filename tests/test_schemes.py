@@ -22,7 +22,8 @@ import scipy.integrate
 import scipy.linalg
 import sympy as sp
 
-from derive.codegen.schemes import extrapolate, split_euler
+from derive.codegen.schemes import split_euler
+from derive.runtime.schemes import SCHEMES
 
 t, h = sp.symbols("t h", positive=True)
 STEPS = (8, 16, 32, 64, 128)
@@ -181,8 +182,11 @@ def test_euler_is_weak_order_1_and_weak2_order_2_against_exact_moments(sde):
     assert e2[-1] < e1[-1] / 20  # and the extrapolation is far better at the finest step
 
 
-def test_the_scheme_matches_extrapolate():
-    assert extrapolate(np.array([3.0]), np.array([5.0]))[0] == 1.0
+def test_the_scheme_objects_combine_their_runs():
+    """weak2 is Talay-Tubaro's 2 fine - coarse on a fine run of twice the substeps; euler one run."""
+    weak2, euler = SCHEMES["weak2"], SCHEMES["euler"]
+    assert weak2.combine(np.array([3.0]), np.array([5.0]))[0] == 1.0 and weak2.substeps(3) == (6, 3)
+    assert euler.combine(np.array([3.0]))[0] == 3.0 and euler.substeps(3) == (3,) and euler.runs == 1
 
 
 @pytest.mark.parametrize("sde", SDES[:3], ids=[s.name for s in SDES[:3]])

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from .. import __version__
 from .codegen import register as _codegen
+from .compile import register as _compile
 from .derivation import register as _derivation
 from .noise import register as _noise
 from .simulate import register as _simulate
@@ -24,6 +25,6 @@ def command_parser(extra: tuple[Registrar, ...] = ()) -> argparse.ArgumentParser
     )
     parser.add_argument("--version", action="version", version=f"derive {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for register in (_derivation, _codegen, _simulate, _theory, _validate, _noise, *extra):
+    for register in (_derivation, _codegen, _compile, _simulate, _theory, _validate, _noise, *extra):
         register(sub)
     return parser

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numba
 import sympy as sp
@@ -102,7 +103,6 @@ def _sde_context(sde, spec: Optimizer) -> dict:
         sqdt=sqdt,
         same_step=sde.same_step,
         bound=lambda e: bounded(e, boundary),
-        noise_at="predictor" if sde.order == 2 else "new",
     )
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
     exprs = [step.x, *step.aux] + ([u] if u is not None else [])
@@ -318,17 +318,28 @@ def spec_fingerprint(spec: Optimizer) -> str:
     )
 
 
-def templates_hash() -> str:
-    """SHA-256 (hex, first 16 digits) of every template."""
+def _files_hash(paths) -> str:
     digest = hashlib.sha256()
-    for path in sorted(TEMPLATES.glob("*.j2")):
+    for path in sorted(paths):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
+def templates_hash() -> str:
+    """SHA-256 (hex, first 16 digits) of every template."""
+    return _files_hash(TEMPLATES.glob("*.j2"))
+
+
+def codegen_hash() -> str:
+    """SHA-256 (hex, first 16 digits) of the code generator (derive/codegen/*.py: the printer, this
+    file, the integration scheme), so that a changed scheme regenerates the user modules too."""
+    return _files_hash(Path(__file__).resolve().parent.glob("*.py"))
+
+
 def module_key(combo: Combination, spec: Optimizer | None = None) -> str:
     """SHA-256 of what a generated module depends on: spec, law, nu, regime, form, the templates,
-    the runtime and the derive, SymPy and Numba versions. Written into every module (``KEY``)."""
+    the code generator, the runtime and the derive, SymPy and Numba versions. Written into every
+    module (``KEY``)."""
     spec = spec or get_optimizer(combo.optimizer)
     payload = {
         "spec": spec_fingerprint(spec),
@@ -337,6 +348,7 @@ def module_key(combo: Combination, spec: Optimizer | None = None) -> str:
         "regime": combo.regime,
         "form": combo.form,
         "templates": templates_hash(),
+        "codegen": codegen_hash(),
         "runtime": runtime_hash(),
         "derive": __version__,
         "sympy": sp.__version__,

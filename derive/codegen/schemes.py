@@ -7,13 +7,18 @@ coordinate (G has K columns, which need not commute) and g = d_i f(x) the true g
 ``euler`` -- split-step Euler-Maruyama, weak order 1. One step of length h from t to t + h:
 
     a' = a + b_a(S, g, t + h) h + G_a(S, g, t + h) sqrt(h) xi,
-    x' = x + b_x(x, a', g, t + h) h + G_x(x, a', g, t + h) sqrt(h) xi,
+    x' = x + b_x(x, a', g, t + h) h + G_x(x, a + b_a h, g, t + h) sqrt(h) xi,
 
-xi ~ N(0, I_K) per coordinate. The auxiliary states move first and x reads their new values, as
-the optimizer's update reads the new m and v; states in ``same_step`` (whose same-step value the x
-drift already contains, the published Adam form) are read old. The time functions gamma_j(t) are
-evaluated at the end of the step (never at t = 0, where Adam's drift is 0/0). Reading a' instead of
-a changes the one-step mean and covariance by O(h^2), so the split step has the weak order of
+xi ~ N(0, I_K) per coordinate. The auxiliary states move first and x's drift reads their new values,
+as the optimizer's update reads the new m and v; x's diffusion reads them at the noise-free
+predictor a + b_a h. States in ``same_step`` (whose same-step value the x drift already contains,
+the published Adam form) are read old. The time functions gamma_j(t) are evaluated at the end of
+the step (never at t = 0, where Adam's drift is 0/0). Reading a' in the drift changes the one-step
+mean and covariance by O(h^2) (E b_x(a') = b_x(a) + O(h)); reading the predictor in the diffusion
+changes the covariance by O(h^2) and the mean not at all. Reading a' there instead would not do:
+where x and a share a Brownian motion (RMSprop(W), Adam(W): W1 drives x and v), E[G_x(a') sqrt(h)
+xi] = (d G_x / d a) G_a h + O(h^2), a drift of order eta that the SDE does not have and that does not
+shrink with h (tests/test_split_predictor.py). So the split step has the weak order of
 Euler-Maruyama, 1: E phi(X_T^h) = E phi(X_T) + C(T) h + O(h^2) for smooth coefficients
 (Talay and Tubaro 1990; the expansion holds for any one-step scheme whose one-step moments have
 expansions in h, which this one has).
@@ -79,17 +84,17 @@ def split_euler(
     same_step: Sequence[str] = (),
     bound: Callable[[sp.Expr], sp.Expr] | None = None,
     fresh_prefix: str = "_n_",
-    noise_at: str = "new",
+    noise_at: str = "predictor",
 ) -> SplitStep:
     """The split-step Euler-Maruyama update of one coordinate (see the module docstring).
 
-    ``noise_at``: where x's diffusion reads the auxiliary states it reads new. ``"new"`` (the
-    order-1 modules): at their new values a', which carry the step's noise G_a sqrt(h) xi; when x
-    and a share a Brownian motion (RMSprop: W1 drives x and v), E[G_x(a') sqrt(h) xi] =
-    (d G_x/d a) G_a h is a drift the SDE does not have. Both G are O(sqrt(eta)), so it is O(eta),
-    does not shrink with h, and is invisible at weak order 1 but spoils order 2. ``"predictor"``
-    (the order-2 modules): at the noise-free predictor a + b_a h, so the step's mean is the SDE's
-    to O(h^2) and weak2 keeps order 2 (the drift still reads a': E b_x(a') = b_x(a) + O(h)).
+    ``noise_at``: where x's diffusion reads the auxiliary states it reads new. ``"predictor"``
+    (every generated module): at the noise-free predictor a + b_a h, so the step's mean is the SDE's
+    to O(h^2) (the drift still reads a': E b_x(a') = b_x(a) + O(h)). ``"new"``: at their new values
+    a', which carry the step's noise G_a sqrt(h) xi; when x and a share a Brownian motion (RMSprop:
+    W1 drives x and v), E[G_x(a') sqrt(h) xi] = (d G_x/d a) G_a h is a drift the SDE does not have.
+    Both G are O(sqrt(eta)), so it is O(eta) and does not shrink with h (kept to show that drift in
+    tests; the order-1 modules used it before issue 16).
     ``drift`` and ``diffusion`` are evaluated wherever the caller put the time (the generated code
     evaluates gamma_j at the end of the step); ``bound`` is applied to the new value of every state
     declared positive (``Symbol(..., positive=True)``); None leaves it unbounded."""
@@ -116,9 +121,3 @@ def split_euler(
         if bound is not None and states[0].is_positive:
             x = bound(x)
     return SplitStep(states, tuple(new[1:]), x, fresh)
-
-
-def extrapolate(fine, coarse):
-    """Talay-Tubaro: the weak order-2 estimate 2 fine - coarse of an expectation (or of per-path
-    values of phi, or of moments) from runs with steps h/2 and h."""
-    return 2 * fine - coarse

@@ -13,10 +13,25 @@ float32). ``erf`` picks erf32 or erf64 by the argument's type (a Numba overload)
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numba import njit, types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
+
+# Numba's typed inliner (the overload below is inline="always") reconstructs SSA over erf64/erf32's
+# inlined IR, and its pedantic scope check (numba/core/ssa.py) then names a phi variable of their
+# ``a if c else b`` selects "not in scope": the inliner renames the callee's variables with its own
+# prefix, and the check does not know that prefix's scope. A bookkeeping check, not a wrong IR: the
+# compiled erf matches erf64/erf32 called directly (within 1 ulp of the exact erf, tests/test_special.py)
+# and every golden number of the kernels that inline it is reproduced bit for bit
+# (tests/test_golden.py). Only that message about this overload's variables is silenced.
+warnings.filterwarnings(
+    "ignore",
+    message=r"variable '_erf_overload__locals___lambda__\S*' is not in scope",
+    category=NumbaIRAssumptionWarning,
+)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from ..runtime.schemes import SCHEMES
 from . import require_torch
 from .samplers import Sampler, coupled_normal
 from .torch_adapter import Problem, torch_optimizer, torch_states
@@ -117,10 +118,12 @@ class SDEPath:
     ):
         torch = require_torch()
         self.problem, self.module, self.seeds = problem, module, list(seeds)
-        self.eta, self.sub, self.weak2, self.k0 = float(values["eta"]), int(substeps), scheme == "weak2", int(k0)
+        self.eta, self.sub, self.k0 = float(values["eta"]), int(substeps), int(k0)
+        self.scheme = SCHEMES[scheme]
+        self.weak2 = self.scheme.coarse
         self.p = np.array([values[n] for n in module.SDE_PARAMS], dtype=np.float64)
         S, d = len(self.seeds), problem.dim
-        runs = 2 if self.weak2 else 1
+        runs = self.scheme.runs
         self.state = np.zeros((runs, len(module.STATE), S, d))
         self.state[:, 0] = x0[None, :]
         for j, init in enumerate(module.SDE_INITIAL):
@@ -143,11 +146,11 @@ class SDEPath:
 
     def evaluate(self) -> np.ndarray:
         losses = [_losses(self.problem, rows, self._grad_t[r]) for r, rows in enumerate(self.rows)]
-        return 2 * losses[0] - losses[1] if self.weak2 else losses[0]
+        return self.scheme.combine(*losses)
 
     def _normals(self) -> np.ndarray:
         """xi[K, M, S, d] for the M substeps of the fine (or only) run; source 1 bridged if coupled."""
-        K, M, d = self.module.NOISE_SOURCES, self.sub * (2 if self.weak2 else 1), self.problem.dim
+        K, M, d = self.module.NOISE_SOURCES, self.scheme.substeps(self.sub)[0], self.problem.dim
         xi = np.stack([rng.standard_normal((K, M, d)) for rng in self.rngs], axis=2)
         if self.coupled:
             n = np.stack([self.normal_of(self.sample(rng, d)) for rng in self.zetas])  # [S, d]
