@@ -3,9 +3,10 @@ per model, sigma and optimizer), and the real minibatch noise of one of them (:m
 
 from __future__ import annotations
 
-from . import real_noise
 from .common import FIDELITY_HEAD, fidelity_row, integrator, value_or_error, verdicts
 from .quadratic import sde_kernels
+from .real_noise import render as render_real_noise
+from .real_noise import tasks as real_noise_tasks
 from .setting import Setting
 from .tasks import ReportTask, Results
 
@@ -68,7 +69,7 @@ def tasks(setting: Setting) -> list[ReportTask]:
             )
             weight = 0.02 * MODEL_COST.get(model, 4.0) * steps * len(setting.seeds) * substeps * (len(kernels) + 2)
             out.append(ReportTask(_key(model, opt, sigma), validation, (model, opt), kwargs, kernels, weight))
-    return out + real_noise.tasks(setting)
+    return out + real_noise_tasks(setting)
 
 
 def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
@@ -118,4 +119,4 @@ def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
     found = verdicts(done)
     if found:
         lines += ["### Ours against the noise-dominated SDEs (networks)", ""] + found + [""]
-    return lines + real_noise.render(setting, results, out, raw)
+    return lines + render_real_noise(setting, results, out, raw)
