@@ -112,8 +112,8 @@ def _timings(results: Results, sections: dict, wall: float, cpu_here: float, exe
 
 
 def time_line(timings: dict) -> str:
-    """'Total time ... (section s, ...)': wall time, CPU time, and each section's task time."""
-    parts = [f"{name} {t['seconds']:.0f} s" for name, t in timings["sections"].items()]
+    """'Total time ... (section s, ...)': wall time, CPU time, and each section's task wall and CPU time."""
+    parts = [f"{name} {t['seconds']:.0f} s (CPU {t['cpu_seconds']:.0f} s)" for name, t in timings["sections"].items()]
     warm = timings["warm_up"]
     if warm["kernels"]:
         parts.insert(0, f"compiling {warm['kernels']} kernels {warm['seconds']:.0f} s")
