@@ -76,7 +76,37 @@ def _pair_sign_covariance(a_i, a_j, r):
     return 4 * (phi2 - scipy.stats.norm.cdf(-a_i) * scipy.stats.norm.cdf(-a_j))
 
 
+def _engine_sign_pair():
+    """The engine's SignSGD pair covariance Cov[dx_i, dx_j]/dt (derive.pairs, section 9) as a numeric
+    function of (eta, g_i, g_j, sigma_i, sigma_j, r)."""
+    import sympy as sp
+
+    from derive.bivariate import lambdify_modules
+    from derive.pairs import derive_pairs
+
+    pairs = derive_pairs("signsgd")
+    entry = pairs.entries[("x", "x")]
+    names = ("eta", "g_i", "g_j", "sigma_i", "sigma_j")
+    symbols = {s.name: s for s in entry.free_symbols}
+    assert set(symbols) == {*names, pairs.r.name}, symbols
+    return sp.lambdify([*(symbols[n] for n in names), pairs.r], entry, modules=lambdify_modules())
+
+
+def test_engine_sign_pair_covariance_is_the_bivariate_normal_one():
+    """Two routes to the covariance the SignSGD increments must carry: the engine's derived pair
+    covariance (derive.pairs) over eta against 4 [Phi2 - Phi Phi] by scipy's bivariate normal CDF,
+    across r from -0.9 to 0.95; the mutant r = 0 (the diagonal model) differs by > 1e-2, 10^4 tolerances."""
+    pair = _engine_sign_pair()
+    for g_i, g_j, s_i, s_j in [(0.3, -0.8, 1.0, 0.5), (-1.2, 0.4, 0.6, 2.0), (0.0, 0.05, 0.2, 0.1)]:
+        for r in (-0.9, -0.3, 0.0, 0.5, 0.95):
+            want = _pair_sign_covariance(g_i / s_i, g_j / s_j, r)
+            assert abs(pair(0.1, g_i, g_j, s_i, s_j, r) / 0.1 - want) < 1e-6, (g_i, g_j, r)
+            if abs(r) >= 0.5:
+                assert abs(pair(0.1, g_i, g_j, s_i, s_j, 0.0) / 0.1 - want) > 1e-2
+
+
 def test_signsgd_moment_matched_increments_have_the_sign_covariance():
+    pair = _engine_sign_pair()
     noise = _noise_at_a_point()
     g, var = noise.gradient, noise.variances
     sigma = np.sqrt(var)
@@ -96,6 +126,10 @@ def test_signsgd_moment_matched_increments_have_the_sign_covariance():
             spread = math.sqrt((1 - b[0][i] ** 2) * (1 - b[0][j] ** 2))
             want = 1.0 if i == j else _pair_sign_covariance(g[i] / sigma[i], g[j] / sigma[j], r[i, j]) / spread
             assert abs(prod.mean() - want) < 4 * se, (i, j, prod.mean(), want)
+            # the same through the engine's derived pair covariance: Cov[G_i u_i, G_j u_j] = Cov[dx_i, dx_j]
+            scaled = G[0][0][i] * G[0][0][j] * prod
+            engine = pair(0.1, g[i], g[j], sigma[i], sigma[j], r[i, j]) if i != j else 0.1 * (1 - b[0][i] ** 2)
+            assert abs(scaled.mean() - engine) < 4 * scaled.std() / math.sqrt(M), (i, j, scaled.mean(), engine)
             if i != j:  # mutant: independent normals (the diagonal model) miss the pair covariance
                 assert abs(want) > 8 * se
     # the increments' scale is the derived diffusion: G_1 u has variance eta (1 - b^2) per coordinate
