@@ -15,7 +15,7 @@ from derive.validate.least_squares import (  # noqa: E402
     rotated_least_squares,
     scheme_second_moment,
 )
-from derive.validate.minibatch import MeasuredNoise  # noqa: E402
+from derive.validate.minibatch import GradientSample, MeasuredNoise  # noqa: E402
 from derive.validate.minibatch_sde import MinibatchSDEPath, NumericSDE, correlated_normals, derived_sde  # noqa: E402
 
 
@@ -76,7 +76,37 @@ def _pair_sign_covariance(a_i, a_j, r):
     return 4 * (phi2 - scipy.stats.norm.cdf(-a_i) * scipy.stats.norm.cdf(-a_j))
 
 
+def _engine_sign_pair():
+    """The engine's SignSGD pair covariance Cov[dx_i, dx_j]/dt (derive.pairs, section 9) as a numeric
+    function of (eta, g_i, g_j, sigma_i, sigma_j, r)."""
+    import sympy as sp
+
+    from derive.bivariate import lambdify_modules
+    from derive.pairs import derive_pairs
+
+    pairs = derive_pairs("signsgd")
+    entry = pairs.entries[("x", "x")]
+    names = ("eta", "g_i", "g_j", "sigma_i", "sigma_j")
+    symbols = {s.name: s for s in entry.free_symbols}
+    assert set(symbols) == {*names, pairs.r.name}, symbols
+    return sp.lambdify([*(symbols[n] for n in names), pairs.r], entry, modules=lambdify_modules())
+
+
+def test_engine_sign_pair_covariance_is_the_bivariate_normal_one():
+    """Two routes to the covariance the SignSGD increments must carry: the engine's derived pair
+    covariance (derive.pairs) over eta against 4 [Phi2 - Phi Phi] by scipy's bivariate normal CDF,
+    across r from -0.9 to 0.95; the mutant r = 0 (the diagonal model) differs by > 1e-2, 10^4 tolerances."""
+    pair = _engine_sign_pair()
+    for g_i, g_j, s_i, s_j in [(0.3, -0.8, 1.0, 0.5), (-1.2, 0.4, 0.6, 2.0), (0.0, 0.05, 0.2, 0.1)]:
+        for r in (-0.9, -0.3, 0.0, 0.5, 0.95):
+            want = _pair_sign_covariance(g_i / s_i, g_j / s_j, r)
+            assert abs(pair(0.1, g_i, g_j, s_i, s_j, r) / 0.1 - want) < 1e-6, (g_i, g_j, r)
+            if abs(r) >= 0.5:
+                assert abs(pair(0.1, g_i, g_j, s_i, s_j, 0.0) / 0.1 - want) > 1e-2
+
+
 def test_signsgd_moment_matched_increments_have_the_sign_covariance():
+    pair = _engine_sign_pair()
     noise = _noise_at_a_point()
     g, var = noise.gradient, noise.variances
     sigma = np.sqrt(var)
@@ -96,6 +126,10 @@ def test_signsgd_moment_matched_increments_have_the_sign_covariance():
             spread = math.sqrt((1 - b[0][i] ** 2) * (1 - b[0][j] ** 2))
             want = 1.0 if i == j else _pair_sign_covariance(g[i] / sigma[i], g[j] / sigma[j], r[i, j]) / spread
             assert abs(prod.mean() - want) < 4 * se, (i, j, prod.mean(), want)
+            # the same through the engine's derived pair covariance: Cov[G_i u_i, G_j u_j] = Cov[dx_i, dx_j]
+            scaled = G[0][0][i] * G[0][0][j] * prod
+            engine = pair(0.1, g[i], g[j], sigma[i], sigma[j], r[i, j]) if i != j else 0.1 * (1 - b[0][i] ** 2)
+            assert abs(scaled.mean() - engine) < 4 * scaled.std() / math.sqrt(M), (i, j, scaled.mean(), engine)
             if i != j:  # mutant: independent normals (the diagonal model) miss the pair covariance
                 assert abs(want) > 8 * se
     # the increments' scale is the derived diffusion: G_1 u has variance eta (1 - b^2) per coordinate
@@ -175,12 +209,46 @@ def test_mlp_minibatch_validation_names_variants_and_is_reproducible_per_seed():
             assert np.array_equal(obs[name][1], alone.observables[label][name][0]), (label, name)
     data = both.to_json()
     assert data["variants"] == list(VARIANTS)
-    assert set(data["fidelity"]) == {"loss", "distance"}
+    observables = {"loss", "distance", "distance_top", "distance_rest"}
+    assert set(data["fidelity"]) == observables
     assert set(data["fidelity"]["loss"]) == {*VARIANTS, "optimizer replicate"}
-    assert {d["observable"] for d in data["differences"]} == {"loss", "distance"}
+    assert {d["observable"] for d in data["differences"]} == observables
+    assert data["projection"]["ranks"] == [10] * 4
+    for obs in both.observables.values():
+        parts = obs["distance_top"] + obs["distance_rest"]
+        assert np.allclose(parts, obs["distance"], rtol=1e-12, atol=0)
+        assert obs["distance_top"].min() >= 0 and obs["distance_rest"].min() >= -1e-12 * obs["distance"].max()
+    assert "distance_top" in both.table() and "distance_rest" in both.table()
     assert all("resolved" in d for d in data["differences"])
     assert any("no exact coupling" in n for n in data["notes"])
     assert both.observables["minibatch-full"]["distance"][:, 1:].min() > 0
+
+
+def test_distance_projections_use_the_top_eigenvectors_of_sigma():
+    """U from the N x N Gram matrix spans the top eigenvectors of Sigma = Gc^T Gc / N (explicit d x d
+    eigh); the projected distances are those of the explicit projector. Mutant: G not centred."""
+    from derive.validate.minibatch_validation import projected_distances
+
+    rng = np.random.default_rng(5)
+    n, d, k = 12, 30, 4
+    grads = rng.standard_normal((n, d)) * rng.uniform(0.2, 3.0, size=d) + rng.standard_normal(d)
+    sample = GradientSample(np.zeros(d), torch.from_numpy(grads))
+    u = sample.top_directions(k)
+    centred = grads - grads.mean(axis=0)
+    lam, v = np.linalg.eigh(centred.T @ centred / n)
+    v = v[:, np.argsort(lam)[::-1][:k]]
+    assert np.allclose(u.T @ u, np.eye(k), rtol=0, atol=1e-12)
+    assert np.allclose(u @ u.T, v @ v.T, rtol=0, atol=1e-10)
+    assert sample.top_directions(50).shape == (d, n - 1)  # at most the rank N - 1
+    lam_raw, v_raw = np.linalg.eigh(grads.T @ grads / n)  # mutant: Sigma without g g^T subtracted
+    v_raw = v_raw[:, np.argsort(lam_raw)[::-1][:k]]
+    assert np.abs(u @ u.T - v_raw @ v_raw.T).max() > 1e-2
+    params, reference = rng.standard_normal((3, 2, d)), rng.standard_normal((2, d))
+    top, rest = projected_distances(params, reference, [u, u[:, :2]])
+    for j, basis in enumerate([v, v[:, :2]]):
+        diff = params[:, j] - reference[j]
+        assert np.allclose(top[:, j], np.square(diff @ basis @ basis.T).sum(axis=1), rtol=1e-12, atol=0)
+        assert np.allclose(rest[:, j], np.square(diff - diff @ basis @ basis.T).sum(axis=1), rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize(("model", "optimizer"), [("cnn", "signsgd"), ("mlp", "adam")])
@@ -205,6 +273,8 @@ def test_bad_input_is_one_line(capsys):
         (["--batch", "8"], "is for --gradients minibatch"),
         (["--form", "published"], "is for --gradients minibatch"),
         (["--gradients", "minibatch", "--batch", "8", "--variants", "full"], "unknown SDE variant"),
+        (["--gradients", "minibatch", "--batch", "8", "--top", "-1"], "top must be an integer >= 0"),
+        (["--top", "3"], "is for --gradients minibatch"),
     ]
     for extra, message in cases:
         assert main(base + extra) == 2

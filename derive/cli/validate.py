@@ -45,7 +45,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise ValidationInputError("give --out DIR for the JSON and PNG files, or --format json to print the JSON")
     if args.gradients == "minibatch":
         return _cmd_validate_minibatch(args)
-    for flag, value in (("--batch", args.batch), ("--variants", args.variants), ("--svag", args.svag)):
+    for flag, value in (
+        ("--batch", args.batch),
+        ("--variants", args.variants),
+        ("--svag", args.svag),
+        ("--top", args.top),
+    ):
         if value is not None:
             raise ValidationInputError(f"{flag} is for --gradients minibatch (the default, injected, uses --sigma)")
     if args.sampling != "replacement" or args.form != "full":
@@ -131,6 +136,7 @@ def _cmd_validate_minibatch(args: argparse.Namespace) -> int:
             substeps=args.substeps,
             variants=variants,
             svag=[int(v) for v in _floats(args.svag, "svag")] if args.svag else (),
+            top=10 if args.top is None else args.top,
             out=args.out,
             progress=not args.quiet,
             tag=tag,
@@ -278,6 +284,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--svag",
         default=None,
         help="--gradients minibatch, sgd: SVAG runs with these l (e.g. 4,16), compared with minibatch-full",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        help="--gradients minibatch: split the distance into its projection onto the top K eigenvectors of "
+        "Sigma(x_ref) and the rest (default 10; 0: no split)",
     )
     p.add_argument(
         "--form",

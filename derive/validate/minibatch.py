@@ -180,13 +180,29 @@ class GradientSample:
             )
         return (self.centred @ self.centred.T / self.n).numpy()
 
-    def eigenvalues(self) -> np.ndarray:
-        """The nonzero eigenvalues of Sigma(x), largest first: those of K above the numerical-rank
-        tolerance N eps lambda_max (at most N - 1: the rows of Gc sum to 0)."""
+    def _eigen(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lambda, W): the eigenpairs of K above the numerical-rank tolerance N eps lambda_max,
+        largest first (at most N - 1: the rows of Gc sum to 0)."""
         if self._eig is None:
-            lam = np.linalg.eigvalsh(self.gram())[::-1]
-            self._eig = lam[lam > self.n * np.finfo(float).eps * max(lam[0], 0.0)].copy() if lam.size else lam
+            lam, w = np.linalg.eigh(self.gram())
+            lam, w = lam[::-1], w[:, ::-1]
+            keep = lam > self.n * np.finfo(float).eps * max(lam[0], 0.0) if lam.size else np.zeros(0, dtype=bool)
+            self._eig = (lam[keep].copy(), w[:, keep].copy())
         return self._eig
+
+    def eigenvalues(self) -> np.ndarray:
+        """The nonzero eigenvalues of Sigma(x), largest first: those of K (:meth:`_eigen`)."""
+        return self._eigen()[0]
+
+    def top_directions(self, k: int) -> np.ndarray:
+        """U (d x k'), the unit eigenvectors of Sigma(x) of its k' = min(k, rank) largest eigenvalues:
+        K w = lambda w gives Sigma (Gc^T w) = lambda Gc^T w and |Gc^T w|^2 = N lambda, so
+        u = Gc^T w / sqrt(N lambda) (O(N d k), no d x d matrix)."""
+        torch = require_torch()
+        lam, w = self._eigen()
+        lam, w = lam[:k], w[:, :k]
+        u = self.centred.T @ torch.from_numpy(w / np.sqrt(self.n * lam))
+        return u.numpy()
 
     def effective_rank(self) -> float:
         """The participation ratio (tr Sigma)^2 / tr(Sigma^2) = (sum lambda)^2 / sum lambda^2.

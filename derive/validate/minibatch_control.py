@@ -161,6 +161,7 @@ def least_squares_control(
         replicate=False,
         x0=x_star,
         n_boot=n_boot,
+        top=0,  # the control's observable is |x - x*|^2 itself
         progress=progress,
     )
     closed = control_closed_forms(ls, eta, batch)

@@ -12,7 +12,13 @@ gives the Monte Carlo floor of the fidelity at this number of seeds.
 
 Observables, at every recorded step: the full-batch ``loss``, and the parameter ``distance``
 |x - x_ref|^2 with x_ref the full-batch (noise-free) run of the same optimizer from the same start
-(at a minimum x_ref = x*, so the distance is |x - x*|^2). For each, the fidelity of every variant
+(at a minimum x_ref = x*, so the distance is |x - x*|^2), and its projections (``top`` = k):
+``distance_top`` = |U^T (x - x_ref)|^2 with U the unit eigenvectors of the k largest eigenvalues of
+Sigma(x_ref) at that step (from the N x N Gram matrix, :meth:`GradientSample.top_directions`), and
+``distance_rest`` = the remainder, the part in the directions the minibatch noise hardly drives.
+Section 10: the stationary covariance solves H C + C H = (eta/B) Sigma, so the full model puts the
+parameter spread where Sigma is large, a trace-matched isotropic model (C proportional to H^-1) puts
+it in the flat directions; the split says where a variant's distance goes wrong. For each, the fidelity of every variant
 (mean relative gap of the mean, with a bootstrap interval over seeds: :func:`derive.validate.fidelity.fidelity`)
 and the paired differences of the variants' fidelities (they share the optimizer runs), resolved
 when the 95% interval excludes 0.
@@ -34,12 +40,13 @@ import numpy as np
 
 from . import ValidationInputError, require_torch
 from .fidelity import Difference, Fidelity, difference, fidelity
-from .minibatch import check_batch, check_sampling, torch_threads
+from .minibatch import GradientSample, check_batch, check_sampling, torch_threads
 from .minibatch_runs import MINIBATCH_STREAM, MinibatchOptimizerPath, SVAGPath, record_path, record_steps
 from .minibatch_sde import VARIANTS, MinibatchSDEPath, NumericSDE, derived_sde
 from .torch_adapter import Problem, torch_optimizer
 
 OBSERVABLES = ("loss", "distance")
+PROJECTIONS = ("distance_top", "distance_rest")
 REPLICATE_MINIBATCH_STREAM = 8
 INDEPENDENT_NOTE = (
     "independent runs: no exact coupling exists between a minibatch and a Gaussian increment, so the "
@@ -78,6 +85,13 @@ class MinibatchResult:
     #: observable, difference, se, resolved
     cross_check: list[dict] = field(default_factory=list)
     run_seconds: dict[str, float] = field(default_factory=dict)  #: wall time of each run (all seeds)
+    #: the distance's projections: top (k asked), ranks (k used at each recorded step), basis
+    projection: dict = field(default_factory=dict)
+
+    @property
+    def observable_names(self) -> list[str]:
+        """The observables measured: loss, distance, and the projections when ``top`` > 0."""
+        return [o for o in (*OBSERVABLES, *PROJECTIONS) if o in self.observables["optimizer"]]
 
     def mean(self, label: str, observable: str) -> np.ndarray:
         with np.errstate(invalid="ignore"):
@@ -97,19 +111,31 @@ class MinibatchResult:
             f"{_fmt(self.mean('optimizer', 'loss')[-1])} | {_fmt(self.mean('optimizer', 'distance')[-1])} |"
         )
         for label in self.fidelity["loss"]:
-            cells = []
-            for obs in OBSERVABLES:
-                f = self.fidelity[obs][label]
-                cells += [
-                    "n/a" if not math.isfinite(f.value) else f"{f.value:.4f} +- {f.se:.4f}",
-                    "n/a" if not math.isfinite(f.low) else f"[{f.low:.4f}, {f.high:.4f}]",
-                ]
+            cells = [_cells(self.fidelity[obs][label]) for obs in OBSERVABLES]
             flag = " DIVERGED" if label in self.diverged else ""
             lines.append(
                 f"| {label}{flag} | {' | '.join(cells)} | {_fmt(self.mean(label, 'loss')[-1])} | "
                 f"{_fmt(self.mean(label, 'distance')[-1])} |"
             )
-        rows = [(obs, d) for obs in OBSERVABLES for d in self.differences.get(obs, [])]
+        if self.projection:
+            lines += [
+                "",
+                f"distance = distance_top + distance_rest: the part in the top {self.projection['top']} eigenvectors "
+                "of Sigma(x_ref) at each step, and the rest",
+                "",
+                "| compared with the optimizer | top fidelity | top 95% | rest fidelity | rest 95% | final top | "
+                "final rest |",
+                "|---|---|---|---|---|---|---|",
+                f"| optimizer | - | - | - | - | {_fmt(self.mean('optimizer', 'distance_top')[-1])} | "
+                f"{_fmt(self.mean('optimizer', 'distance_rest')[-1])} |",
+            ]
+            for label in self.fidelity["distance_top"]:
+                cells = [_cells(self.fidelity[obs][label]) for obs in PROJECTIONS]
+                lines.append(
+                    f"| {label} | {' | '.join(cells)} | {_fmt(self.mean(label, 'distance_top')[-1])} | "
+                    f"{_fmt(self.mean(label, 'distance_rest')[-1])} |"
+                )
+        rows = [(obs, d) for obs in self.observable_names for d in self.differences.get(obs, [])]
         if rows:
             lines += ["", "| difference of fidelities | observable | value +- SE | 95% interval | resolved |"]
             lines.append("|---|---|---|---|---|")
@@ -167,8 +193,11 @@ class MinibatchResult:
             "variants": [label for label in self.observables if label in VARIANTS],
             "fidelity": {obs: {k: v.to_json() for k, v in f.items()} for obs, f in self.fidelity.items()},
             "differences": [
-                d.to_json() | {"observable": obs} for obs in OBSERVABLES for d in self.differences.get(obs, [])
+                d.to_json() | {"observable": obs}
+                for obs in self.observable_names
+                for d in self.differences.get(obs, [])
             ],
+            "projection": self.projection,
             "runs": runs,
             "cross_check": self.cross_check,
             "notes": self.notes,
@@ -178,6 +207,27 @@ class MinibatchResult:
 
 def _fmt(v: float) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+
+
+def _cells(f: Fidelity) -> str:
+    value = "n/a" if not math.isfinite(f.value) else f"{f.value:.4f} +- {f.se:.4f}"
+    return value + " | " + ("n/a" if not math.isfinite(f.low) else f"[{f.low:.4f}, {f.high:.4f}]")
+
+
+def noise_bases(problem: Problem, points: np.ndarray, top: int) -> list[np.ndarray]:
+    """U_j (d x k_j) for each row x_j of ``points``: the unit eigenvectors of the k_j = min(top, rank,
+    d - 1) largest eigenvalues of Sigma(x_j) (d - 1 at most, so that a remainder is left)."""
+    k = min(int(top), problem.dim - 1)
+    return [GradientSample.at(problem, x).top_directions(k) for x in points]
+
+
+def projected_distances(params: np.ndarray, reference: np.ndarray, bases: list[np.ndarray]):
+    """(top, rest) [runs, recorded steps] from ``params[run, j, d]``, ``reference[j, d]`` and the
+    bases U_j: top = |U_j^T (x - x_ref)|^2, rest = |x - x_ref|^2 - top."""
+    top = np.empty(params.shape[:2])
+    for j, basis in enumerate(bases):
+        top[:, j] = np.square((params[:, j] - reference[j]) @ basis).sum(axis=1)
+    return top, np.square(params - reference[None]).sum(axis=2) - top
 
 
 def full_batch_reference(problem: Problem, optimizer: str, values: dict, x0: np.ndarray, steps: int) -> np.ndarray:
@@ -242,6 +292,7 @@ def validate_minibatch(
     n_boot: int = 1000,
     threads: int | None = 1,
     svag=(),
+    top: int = 10,
     progress: Callable[[int, int], None] | None = None,
 ) -> MinibatchResult:
     """The real ``optimizer`` on minibatches of ``batch`` against its SDE ``variants`` (module
@@ -251,7 +302,8 @@ def validate_minibatch(
     optimizer step (the noise re-measured at each); ``record``: the steps recorded (default all);
     ``threads``: torch threads; ``svag``: SVAG parameters l (SGD only) whose runs (labelled ``svag-l``,
     an independent route to the same SDE) are added and compared with ``minibatch-full`` at the last
-    step; ``progress(done, total)`` after every step of every run."""
+    step; ``top``: the distance's projections onto the top ``top`` eigenvectors of Sigma(x_ref) and
+    the rest (0: none; module docstring); ``progress(done, total)`` after every step of every run."""
     from ..simulate import SimulationInputError, hyperparameters
 
     optimizer = optimizer.lower()
@@ -264,6 +316,8 @@ def validate_minibatch(
         values = hyperparameters(optimizer, eta, 1.0, hyper)  # sigma: unused, the noise is measured
     except SimulationInputError as exc:
         raise ValidationInputError(str(exc)) from None
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
+        raise ValidationInputError(f"top must be an integer >= 0 (eigenvectors of Sigma(x_ref)), got {top!r}")
     svag = [svag] if isinstance(svag, (int, np.integer)) else list(svag)
     if svag and optimizer != "sgd":
         raise ValidationInputError(f"SVAG is defined for sgd here, got {optimizer!r}")
@@ -285,7 +339,7 @@ def validate_minibatch(
         "minibatch-diag": "SDE, sigma_i(x)^2 = Sigma_ii(x)/B, independent coordinates",
         "isotropic": "SDE, one sigma^2 = tr Sigma(x0)/(B d)",
     }
-    total = (len(plans) + len(variants)) * int(rec[-1])
+    total = (len(plans) + len(variants)) * int(rec[-1]) + (rec.size if top else 0)
     done = [0]
 
     def tick(k: int) -> None:
@@ -297,6 +351,8 @@ def validate_minibatch(
     with torch_threads(threads):
         try:
             reference = full_batch_reference(problem, optimizer, values, x0, int(rec[-1]))[rec]
+            bases = noise_bases(problem, reference, top) if top else []
+            tick(len(bases))
 
             def make(label):
                 if label == "optimizer":
@@ -315,6 +371,10 @@ def validate_minibatch(
                 run = record_path(make(label), label, descriptions[label], steps, seeds, rec, tick)
                 distance = np.square(run.params - reference[None]).sum(axis=2)
                 observables[label] = {"loss": run.trajectory.loss, "distance": distance}
+                if bases:
+                    observables[label] |= dict(
+                        zip(PROJECTIONS, projected_distances(run.params, reference, bases), strict=True)
+                    )
                 seconds[label] = run.trajectory.seconds
                 if run.trajectory.diverged is not None:
                     diverged[label] = run.trajectory.diverged
@@ -325,6 +385,13 @@ def validate_minibatch(
         form, int(substeps), rec, observables, {k: descriptions[k] for k in observables}, diverged=diverged,
     )  # fmt: skip
     result.run_seconds = seconds
+    if bases:
+        result.projection = {
+            "top": int(top),
+            "ranks": [int(b.shape[1]) for b in bases],
+            "basis": "unit eigenvectors of the largest eigenvalues of Sigma(x_ref) at each recorded step "
+            "(Gram matrix of the per-sample gradients at the noise-free run's point)",
+        }
     result.notes.append(INDEPENDENT_NOTE)
     needs = {"adam": "V drift and noise", "adamw": "V drift and noise", "signsgd": "drift and diffusion"}
     needs |= {"rmsprop": "V drift and noise, x diffusion", "rmspropw": "V drift and noise, x diffusion"}
@@ -343,7 +410,7 @@ def validate_minibatch(
 
 
 def _compare(result: MinibatchResult, variants, n_boot: int, seed: int) -> None:
-    for obs in OBSERVABLES:
+    for obs in result.observable_names:
         ref = result.observables["optimizer"][obs]
         result.fidelity[obs] = {
             label: fidelity(ref, result.observables[label][obs], n_boot=n_boot, seed=seed)

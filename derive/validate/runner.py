@@ -116,6 +116,7 @@ def run_minibatch_validation(
     substeps: int = 1,
     variants=None,
     svag=(),
+    top: int = 10,
     out: str | Path | None = None,
     progress: bool = True,
     tag: str | None = None,
@@ -141,6 +142,7 @@ def run_minibatch_validation(
             substeps=substeps,
             variants=variants or VARIANTS,
             svag=svag,
+            top=top,
             progress=bar,
         )
     finally:
