@@ -10,7 +10,7 @@ same optimizer, same run, on the diagonal and the rotated (full H) quadratic.
 
     python bench/bench_simulate.py [--quick]
     python bench/bench_simulate.py --order2 [--quick]   (the order-2 rows only)
-    python bench/bench_simulate.py --baseline 7976f53 [--steady 673492a] [--quick]
+    python bench/bench_simulate.py --baseline 7976f53 [--steady 673492a] [--quick] [--rounds N]
 
 ``--baseline REV`` (issue 16) times the cold compile of the SignSGD SDE simulator (load, compile
 float64 and float32, first run; fresh NUMBA_CACHE_DIR and DERIVE_CACHE_DIR, fresh process) in this
@@ -453,9 +453,10 @@ if __name__ == "__main__":
     ap.add_argument("--order2", action="store_true", help="the order-2 rows only")
     ap.add_argument("--baseline", metavar="REV", help="cold compile against revision REV (e.g. 7976f53)")
     ap.add_argument("--steady", metavar="REV", help="with --baseline: steady state against revision REV")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating rounds (default 2)")
     args = ap.parse_args()
     if args.baseline:
-        against(args.baseline, args.steady, args.quick)
+        against(args.baseline, args.steady, args.quick, args.rounds)
     else:
         if not args.order2:
             main(args.quick)

@@ -27,7 +27,7 @@ def _pair(combo, paths, seed, eta=0.01, sigma=1.0, x0=None, **kw):
     ids=lambda c: c.module_name,
 )
 def test_sde_mean_loss_matches_optimizer_within_4_se(combo):
-    opt, sde = _pair(combo, paths=4000, seed=17)
+    opt, sde = _pair(combo, paths=6000, seed=17)  # 4000 left RMSprop at 0.16 loss per SE after the predictor fix
     se = np.sqrt(opt.loss_se**2 + sde.loss_se**2)
     gap = np.abs(opt.loss_mean - sde.loss_mean)
     assert np.all(gap < 4 * se), f"gap {gap} vs 4 SE {4 * se}"

@@ -396,6 +396,10 @@ def bind(namespace: dict, cache: bool = True) -> dict:
         raise NameError(f"a generated module must define {', '.join(missing)} for derive.runtime.paths")
     merged = dict(globals())
     merged.update({n: namespace[n] for n in MODULE_NAMES})
+    # the module's own import name: Numba mangles it into the compiled symbols and their environments,
+    # so loops of two modules loaded from caches compiled in different processes never collide (with
+    # this file's name they did: 'NRT_adapt_ndarray_to_python: descr is NULL' on the second module)
+    merged["__name__"] = namespace["__name__"]
     filename = namespace["__file__"]
     for name, options in _LOOPS.items():
         merged[name] = njit(cache=cache, **options)(_rehome(globals()[name], merged, filename))
