@@ -18,12 +18,42 @@ from derive.theory.checks import CHECKS, Row, Sim, Task, check_tasks, registry, 
 from derive.theory.checks_scaling import check_scaling
 from derive.theory.plots import draw
 
+#: the default run's checks: one per kind of row (stationary laws, a quantile, published-law
+#: rejections), a few modules to compile; every check runs under ``-m slow``
+FEW = ["sgd", "signsgd", "adam-laws", "sgd-cauchy"]
+
 
 @pytest.fixture(scope="module")
 def rows() -> list[Row]:
     return run_checks(None, Sim(paths=1000), progress=None)
 
 
+@pytest.fixture(scope="module")
+def few_rows() -> list[Row]:
+    return run_checks(FEW, Sim(paths=1000), progress=None)
+
+
+def _statistical_rows_detect_their_mutants(rows: list[Row]) -> list[Row]:
+    statistical = [r for r in rows if r.expect_equal is True and "scaling" not in r.name]
+    without = [r.name for r in statistical if not r.mutants]
+    assert not without, f"rows without a mutation test: {without}"
+    missed = [
+        (r.name, m, r.mutants[m], r.estimate, r.se) for r in statistical for m in r.mutants if not r.mutant_detected(m)
+    ]
+    assert not missed, missed
+    return statistical
+
+
+def test_a_few_checks_pass_and_detect_their_mutants(few_rows):
+    """The default run's share of the two slow tests below: every row holds, every statistical row
+    rejects its mutants, the published SDE's law is rejected where it is wrong (Adam)."""
+    assert {r.name.split(":")[0] for r in few_rows} and all(r.ok for r in few_rows), table(few_rows)
+    assert len(_statistical_rows_detect_their_mutants(few_rows)) >= 10
+    rejected = [r for r in few_rows if r.expect_equal is False]
+    assert rejected and all(r.gap_in_se > 4 for r in rejected)
+
+
+@pytest.mark.slow
 def test_every_check_passes_at_a_reduced_size(rows):
     assert {r.name.split(":")[0] for r in rows} and all(r.ok for r in rows), table(rows)
     rejected = [r for r in rows if r.expect_equal is False]
@@ -32,16 +62,10 @@ def test_every_check_passes_at_a_reduced_size(rows):
     assert "published SDE's law" in names and "lemma form" in names and "linearised law" in names
 
 
+@pytest.mark.slow
 def test_every_statistical_row_detects_its_mutants(rows):
     """Mutation test of every statistical check (scaling rows: see the next test)."""
-    statistical = [r for r in rows if r.expect_equal is True and "scaling" not in r.name]
-    without = [r.name for r in statistical if not r.mutants]
-    assert not without, f"rows without a mutation test: {without}"
-    missed = [
-        (r.name, m, r.mutants[m], r.estimate, r.se) for r in statistical for m in r.mutants if not r.mutant_detected(m)
-    ]
-    assert not missed, missed
-    assert len(statistical) >= 30
+    assert len(_statistical_rows_detect_their_mutants(rows)) >= 30
 
 
 def test_scaling_check_fails_with_a_wrong_rule():
@@ -60,8 +84,8 @@ def test_resolution_is_printed_and_a_wrong_prediction_fails():
     assert "res. %" in text and "4.00" in text
 
 
-def test_plots_are_written(tmp_path, rows):
-    paths = draw(rows, tmp_path)
+def test_plots_are_written(tmp_path, few_rows):
+    paths = draw(few_rows, tmp_path)
     assert len(paths) == 3 and all(p.is_file() and p.stat().st_size > 1000 for p in paths)
 
 
@@ -85,12 +109,12 @@ def _backwards_through_pickle(fn, tasks):
     return [fn(pickle.loads(pickle.dumps(task))) for task in reversed(tasks)][::-1]
 
 
-def test_tasks_do_not_depend_on_their_order_or_process(rows):
+def test_tasks_do_not_depend_on_their_order_or_process(few_rows):
     """Each task's seed comes from its case: SGD's and Adam's tasks run backwards, each through
     pickle (as an executor sends it to another process), give the numbers of the fixture's run."""
     names = ("sgd", "adam-laws")
     mine = run_checks(list(names), Sim(paths=1000), progress=None, map_tasks=_backwards_through_pickle)
-    assert _numbers(mine) == _numbers([r for r in rows if r.name in {m.name for m in mine}])
+    assert _numbers(mine) == _numbers([r for r in few_rows if r.name in {m.name for m in mine}])
     assert len(mine) == sum(len(CHECKS[n].entries) for n in names) + 2  # adam-laws: two rows per case
     assert all(repr(pickle.loads(pickle.dumps(t))) == repr(t) for t in check_tasks(None, Sim(paths=1000)))
 

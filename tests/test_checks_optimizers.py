@@ -44,6 +44,7 @@ def test_check_rejects_a_wrong_sde():
     assert not rows[1].ok, (rows[1].gap_in_se, rows[1].note)
 
 
+@pytest.mark.slow
 def test_signsgd_real_nu_stationary_loss_matches_optimizer():
     """SignSGD under Student-t nu = 2.5 (SDE kernels through the Numba incomplete beta function): the
     SDE's stationary loss within 4 SE of the optimizer's at a small step; sigma 10% off is rejected."""

@@ -77,6 +77,7 @@ def test_cli_errors_are_one_line(args, needle, capsys):
     assert needle in err and "Traceback" not in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_catalog_derives_or_refuses_every_builtin(capsys):
     assert main(["catalog"]) == 0
     out = capsys.readouterr().out

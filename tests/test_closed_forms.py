@@ -52,6 +52,7 @@ def test_exact_law_agrees_with_an_independent_grid_computation(noise, nu):
     assert exact.second_moment == pytest.approx(_second_moment_by_grid(noise, nu, 0.05, 10.0), rel=2e-4)
 
 
+@pytest.mark.slow
 def test_exact_law_reproduces_the_measured_gaussian_value_and_the_uniform_closed_form():
     sde = stationary("signsgd").sde
     assert exact_stationary(sde, 10.0, {"eta": 0.05, "sigma": 1.0}).second_moment == pytest.approx(2.967e-3, abs=5e-7)

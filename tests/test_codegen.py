@@ -74,6 +74,7 @@ def test_every_module_has_provenance_and_regenerates_byte_identically():
     assert stale_files(GENERATED, combos) == []
 
 
+@pytest.mark.slow
 def test_generate_check_names_stale_files(tmp_path):
     out = tmp_path / "gen"
     shutil.copytree(GENERATED, out, ignore=shutil.ignore_patterns("__pycache__"))

@@ -11,7 +11,9 @@ commit "Order-1 split step: ..." lists the cases it re-recorded).
 
 The default run recomputes a representative cheap subset (one module's runs, the kernels the
 network validation calls, the coupled weak2 path of the weak-order study); everything else, which
-compiles every built-in module, is marked ``slow`` (``pytest -m slow``).
+compiles every built-in module and takes tens of minutes on 2 cores, is marked ``golden`` and runs
+on demand (``python -m pytest -m golden``), before and after any change to the code generator, the
+templates or the runtime; neither README's command nor ``.ci/run`` runs it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _cases():
         if not record.path_of(group).is_file():
             continue
         for name in record.load(group):
-            marks = () if (group, name) in CHEAP else (pytest.mark.slow,)
+            marks = () if (group, name) in CHEAP else (pytest.mark.golden,)
             yield pytest.param(group, name, id=f"{group}/{name}", marks=marks)
 
 

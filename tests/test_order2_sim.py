@@ -82,6 +82,7 @@ def _dw_hvp(x, u, lp, out):
         out[j] = lp[0] * (3.0 * x[j] * x[j] - 1.0) * u[j]  # lp[0] = 1: the Hessian; 0.5: a halved one
 
 
+@pytest.mark.slow
 def test_user_hvp_function_reproduces_the_built_in_double_well():
     combo = Combination("sgd", order=2)  # its user kernel is the one the mutation test below compiles too
     x0 = np.random.default_rng(2).standard_normal((64, 3))

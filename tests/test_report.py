@@ -82,6 +82,7 @@ def _numbers(folder) -> dict:
     return drop_wall_times(data)
 
 
+@pytest.mark.slow
 def test_serial_and_dask_reports_have_the_same_numbers(tmp_path, cluster):
     """Every task's seeds come from the task: the JSON is the same in this process and on two
     workers (with the kernels compiled first, one task each)."""

@@ -176,6 +176,7 @@ def _kill_a_busy_worker(executor: DaskExecutor, stop: threading.Event, killed: l
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_weak_order_on_two_workers_equals_serial_even_when_a_worker_dies(serial_weak, cluster, tmp_path):
     """The issue's done-when check, with one worker process killed mid-task: the task reruns
     elsewhere; one ok row per task; the result column equals the serial run's."""

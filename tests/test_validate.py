@@ -35,6 +35,7 @@ def test_difference_of_fidelities_is_resolved_only_when_it_is_there():
     assert not same.resolved  # mutation: no difference, none claimed
 
 
+@pytest.mark.slow
 def test_quadratic_validation_is_coupled_and_resolves():
     """Coupling shrinks the fidelity's standard error far below the uncoupled replicate's; with
     coupling off (the mutation) it does not."""
