@@ -143,6 +143,7 @@ def test_adding_a_check_is_adding_a_table_entry():
         replace(laplace, predictions=laplace.predictions * 2)
 
 
+@pytest.mark.slow
 def test_entries_with_close_mutants_run_enough_paths_to_reject_them():
     """At the report's check size (400 paths, burn-in and window 3) six entries did not reject their
     closest mutant (1.9 to 3.6 SE); they run at least MUTANT_PATHS paths, and every mutant fails."""
