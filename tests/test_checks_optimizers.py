@@ -24,7 +24,7 @@ def lion_rows():
     return CHECKS["lion"](Sim())
 
 
-@pytest.mark.parametrize("name", ["sgdm", "signum", "lion"])
+@pytest.mark.parametrize("name", [pytest.param("sgdm", marks=pytest.mark.slow), "signum", "lion"])
 def test_new_checks_pass(name, lion_rows):
     rows = lion_rows if name == "lion" else CHECKS[name](Sim())
     assert [r.expect_equal for r in rows] == [None, True]
@@ -57,6 +57,7 @@ def test_signsgd_real_nu_stationary_loss_matches_optimizer():
     assert abs(opt_m - sde_m) > 4 * math.hypot(opt_se_m, sde_se_m)
 
 
+@pytest.mark.slow
 def test_simulate_cli_real_nu(capsys):
     args = [
         "simulate",

@@ -6,11 +6,13 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+import pytest
 
 from derive.combination import Combination
 from derive.simulate import load_module
 
 
+@pytest.mark.slow
 def test_distributed_signsgd_and_injected_noise_kernels(tmp_path):
     spec = tmp_path / "drawspecs.py"
     spec.write_text(

@@ -101,6 +101,7 @@ def test_order1_modules_have_no_hvp():
     assert not mod.HVP and not hasattr(mod, "hvp_vector")
 
 
+@pytest.mark.slow
 def test_cli_simulate_order2_and_its_refusals(capsys):
     assert (
         main(

@@ -103,6 +103,7 @@ def _tables_without_times(path) -> list[str]:
     return [line.rsplit("|", 2)[0] for line in path.read_text().splitlines() if line.startswith("| ")]
 
 
+@pytest.mark.slow
 def test_check_gives_the_same_rows_on_a_cluster(cluster, capsys):
     """`derive check --scheduler ADDRESS` runs the tasks on the cluster, rows in the table's order,
     with the numbers of `--serial`."""

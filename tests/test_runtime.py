@@ -43,6 +43,7 @@ def _spec_file(tmp_path, name, text):
     return f"{path}:spec"
 
 
+@pytest.mark.slow
 def test_names_of_generated_code_cannot_be_captured(tmp_path):
     """A spec named like the generator's own variables simulates exactly as one with plain names
     (before the underscore prefix, c0 = p[1] was overwritten by c0 = -eta: wrong results)."""

@@ -206,6 +206,7 @@ def test_a_sigma_error_of_ten_percent_is_resolved(sgd_study):
         assert abs(e2 - e1) > 4 * math.hypot(s1, s2), (e1, e2, s1, s2)
 
 
+@pytest.mark.slow
 def test_a_drift_error_flattens_the_slope():
     """Mutation: Adam's noise-dominated SDE (a different limit: no g^2 in the V drift) does not
     converge to the optimizer in the paper regime: its errors are resolved and its slope is about 0,
