@@ -24,7 +24,9 @@ def lion_rows():
     return CHECKS["lion"](Sim())
 
 
-@pytest.mark.parametrize("name", [pytest.param("sgdm", marks=pytest.mark.slow), "signum", "lion"])
+@pytest.mark.parametrize(
+    "name", [pytest.param("sgdm", marks=pytest.mark.slow), pytest.param("signum", marks=pytest.mark.slow), "lion"]
+)
 def test_new_checks_pass(name, lion_rows):
     rows = lion_rows if name == "lion" else CHECKS[name](Sim())
     assert [r.expect_equal for r in rows] == [None, True]

@@ -199,11 +199,12 @@ CASES = [
     ("signsgd", "student-t"),
     ("signsgd", "cauchy"),
     ("rmsprop", "gaussian"),
-    ("rmspropw", "gaussian"),
     ("adam", "gaussian"),
-    ("adamw", "gaussian"),
-    ("adamw", "student-t"),
-    ("adam", "laplace"),
+    # the default run keeps one module per kind of update; these run under -m slow
+    *(
+        pytest.param(name, law, marks=pytest.mark.slow)
+        for name, law in [("rmspropw", "gaussian"), ("adamw", "gaussian"), ("adamw", "student-t"), ("adam", "laplace")]
+    ),
 ]
 
 
