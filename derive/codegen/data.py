@@ -1,7 +1,7 @@
 """The typed data a module template renders (built by :mod:`derive.codegen.model`).
 
 Every field holds source text already printed by :class:`~derive.codegen.printer.KernelPrinter`
-or a plain value written into the module; the templates (templates/*.j2) only arrange it. All
+or a plain value written into the module; the templates (``templates/*.j2``) only arrange it. All
 classes are frozen: a rendering cannot change what the generator computed.
 """
 
