@@ -15,7 +15,7 @@ import sympy as sp
 
 from derive import symbols as S
 from derive.codegen.catalog import builtin_combinations
-from derive.codegen.printer import CodegenError, code
+from derive.codegen.printer import CodegenError, KernelPrinter, code
 from derive.codegen.render import GENERATED, render, stale_files
 from derive.combination import Combination
 from derive.engine import derive_sde
@@ -61,7 +61,25 @@ def test_printer_refuses_functions_without_a_translation():
     for expr in (sp.besselj(0, x), sp.Function("hvp")(x)):
         with pytest.raises(CodegenError, match="no Numba translation"):
             code(expr)
-    assert code(sp.erf(x)) == "_erf(x)"  # the runtime's erf (user_functions)
+    assert code(sp.erf(x)) == "_erf(x)"  # the runtime's erf (printer.RUNTIME_FUNCTIONS)
+
+
+def test_printer_records_the_runtime_functions_and_student_t_tails_it_printed():
+    """The record a module's imports come from: what was printed and nothing else; a Student-t tail
+    function carries its fit (a = nu/2 as a number), not a name to parse back."""
+    g = sp.Symbol("g", real=True)
+    printer = KernelPrinter()
+    printer.code(sp.sqrt(g**2 + 1) + sp.exp(g) + sp.erfc(g))
+    assert printer.runtime_calls == set() and printer.student_t_tails == {}
+    printer.code(sp.erf(g))
+    assert printer.runtime_calls == {"_erf"}
+    nu = sp.Rational(5, 2)
+    printer.code(sp.betainc_regularized(nu / 2, sp.Rational(1, 2), 0, nu / (nu + g**2)))
+    assert printer.runtime_calls == {"_erf", "_exp_neg", "_log_unit"}
+    ((name, fit),) = printer.student_t_tails.items()
+    assert name == "_student_t_tail_1p25" and fit.a == 1.25
+    printer.code(sp.betainc_regularized(20, sp.Rational(1, 2), 0, 40 / (40 + g**2)))
+    assert printer.runtime_calls == {"_erf", "_exp_neg", "_log_unit", "_betainc_reg"}
 
 
 def test_every_module_has_provenance_and_regenerates_byte_identically():
@@ -218,3 +236,23 @@ def test_ziggurat_normals_are_standard_normal():
     se = 1 / np.sqrt(z.size)
     assert abs(z.mean()) < 4 * se and abs(z.var() - 1) < 4 * np.sqrt(2) * se
     assert scipy.stats.kstest(z, "norm").pvalue > 1e-3
+
+
+def test_module_imports_come_from_the_printers_record(monkeypatch):
+    """SignSGD under Student-t nu = 2.5 calls one straight-line tail function (and, through it,
+    exp_neg and log_unit); an SDE the printer refuses halfway leaves nothing in the imports."""
+    import derive.codegen.model as model
+
+    data = model.module_data(Combination("signsgd", "student-t", "paper", "full", nu=2.5))
+    assert data.imports.runtime == (("derive.runtime.student_t", "exp_neg"), ("derive.runtime.student_t", "log_unit"))
+    (tail,) = data.imports.student_t_tails
+    assert "def _student_t_tail_1p25(x, xc):" in tail and "_student_t_tail_1p25(" in data.sde.drift.values[0]
+
+    def refused_halfway(sde, spec, printer):
+        printer.code(sp.erf(S.g))
+        raise CodegenError("refused after printing erf")
+
+    monkeypatch.setattr(model, "_sde_kernel", refused_halfway)
+    data = model.module_data(Combination("sgd"))
+    assert data.sde is None and "refused after printing erf" in data.sde_unavailable
+    assert data.imports.runtime == () and data.imports.student_t_tails == ()

@@ -1,5 +1,10 @@
 """The data a module template needs: printed kernels of one (optimizer, noise, regime, form).
 
+:func:`module_data` returns a :class:`ModuleData` (frozen dataclasses throughout): the
+:class:`SdeKernel`, the :class:`OptimizerKernel`, the :class:`NoiseSampler` and the
+:class:`ModuleImports`, the runtime functions and Student-t tail functions that the printer
+recorded while printing the kernels (:class:`~derive.codegen.printer.KernelPrinter`).
+
 The SDE dS = b dt + G dW is integrated by a split-step Euler-Maruyama scheme, not plain
 Euler-Maruyama. Step k advances from t_{k-1} to t_k = k*dt and evaluates the state-dependent
 coefficients at the old state S_{k-1}, but the bias-correction factors gamma_j at t_k (never at
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import numba
@@ -47,9 +51,22 @@ from ..resources import TEMPLATES
 from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
 from ..spec import Optimizer
-from .printer import CodegenError, code, cse_lines, hoist
+from .data import (
+    Assignment,
+    Coefficients,
+    Draw,
+    HvpVector,
+    ModuleData,
+    ModuleImports,
+    NoiseSampler,
+    OptimizerKernel,
+    Reads,
+    SdeKernel,
+    UpdateLine,
+)
+from .printer import RUNTIME_FUNCTIONS, CodegenError, KernelPrinter, hoist
 from .schemes import bounded, split_euler
-from .student_t_fit import half_beta_fit, kernel_source
+from .student_t_fit import kernel_source
 
 #: Noise laws with an exact sampler in the runtime; any other law is sampled by CDF inversion.
 SAMPLERS = LAWS
@@ -73,17 +90,27 @@ def _finish(consts: list[tuple[sp.Symbol, sp.Expr]], exprs: list[sp.Expr], eleme
     return consts + extra, [e.xreplace(sub) for e in exprs]
 
 
-def _used(exprs, params: list[str], time_functions: dict) -> dict:
+def _reads(exprs, params: list[str], time_functions: dict, printer: KernelPrinter) -> Reads:
     """The parameters (in ``params`` order) and time functions gamma_j that ``exprs`` use, directly
     or through gamma_j: a kernel unpacks only these."""
     syms = set().union(set(), *(sp.sympify(e).free_symbols for e in exprs))
     gammas = [(g, v) for g, v in time_functions.items() if g in syms]
     syms = syms.union(*(v.free_symbols for _, v in gammas))
     names = {s.name for s in syms}
-    return dict(params=[n for n in params if n in names], gammas=[(g.name, code(v)) for g, v in gammas])
+    return Reads(
+        params=tuple(n for n in params if n in names),
+        gammas=tuple(Assignment(g.name, printer.code(v)) for g, v in gammas),
+    )
 
 
-def _sde_context(sde, spec: Optimizer) -> dict:
+def _coefficients(exprs, params: list[str], time_functions: dict, printer: KernelPrinter) -> Coefficients:
+    """A coefficient function's body (drift or diffusion entries), printed by ``printer``."""
+    lines, values = printer.cse_lines(list(exprs), "_e")
+    return Coefficients(_reads(exprs, params, time_functions, printer), tuple(lines), tuple(values))
+
+
+def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
+    """The SDE's kernels, printed by ``printer``."""
     states = list(sde.state)
     K = sde.noise_sources
     dt, sqdt = sp.Symbol("_dt", positive=True), sp.Symbol("_sqdt", positive=True)
@@ -109,40 +136,30 @@ def _sde_context(sde, spec: Optimizer) -> dict:
     consts, rewritten = hoist(exprs, element | set(fresh.values()), "_c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
     n = len(states)
-    aux_lines, aux_out = cse_lines(rewritten[1:n], "_a")
-    x_lines, (x_out,) = cse_lines(rewritten[:1], "_e")
-    body = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out, strict=False)] + x_lines
-    results = [x_out] + [fresh[s].name for s in states[1:]]
-    hvp_lines, hvp_out = cse_lines(rewritten[n:], "_e") if u is not None else ([], [])
+    aux_lines, aux_out = printer.cse_lines(rewritten[1:n], "_a")
+    x_lines, (x_out,) = printer.cse_lines(rewritten[:1], "_e")
+    step = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out, strict=False)] + x_lines
+    hvp = None
+    if u is not None:
+        hvp_lines, (hvp_out,) = printer.cse_lines(rewritten[n:], "_e")
+        hvp = HvpVector(text=str(sde.explicit(u)), lines=tuple(hvp_lines), value=hvp_out)
     params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
-    drift_lines, drift_out = cse_lines(list(drift), "_e")
-    diff_lines, diff_out = cse_lines(list(sde.diffusion), "_e")
-    return dict(
-        states=[s.name for s in states],
-        params=params,
-        sources=K,
-        xis=[x.name for x in xis],
-        consts=[(c.name, code(e)) for c, e in consts],
-        body=body,
-        results=results,
-        drift_lines=drift_lines,
-        drift_out=drift_out,
-        diff_lines=diff_lines,
-        diff_out=diff_out,
-        uses=dict(
-            drift=_used(drift, params, sde.time_functions),
-            diffusion=_used(sde.diffusion, params, sde.time_functions),
-            consts=_used([e for _, e in consts], params, sde.time_functions),
-        ),
-        initial=[float(sde.initial.get(s.name, 0.0)) for s in states[1:]],
-        rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
+    return SdeKernel(
         text=sde.to_text(),
+        states=tuple(s.name for s in states),
+        params=tuple(params),
+        sources=K,
+        xis=tuple(x.name for x in xis),
+        initial=tuple(float(sde.initial.get(s.name, 0.0)) for s in states[1:]),
+        rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
         coupling=_coupling(sde, spec),
-        hvp=None
-        if u is None
-        else dict(
-            lines=hvp_lines, out=hvp_out[0], text=str(sde.explicit(u)), uses=_used([u], params, sde.time_functions)
-        ),
+        drift=_coefficients(drift, params, sde.time_functions, printer),
+        diffusion=_coefficients(sde.diffusion, params, sde.time_functions, printer),
+        consts=tuple(Assignment(c.name, printer.code(e)) for c, e in consts),
+        consts_reads=_reads([e for _, e in consts], params, sde.time_functions, printer),
+        step=tuple(step),
+        results=(x_out, *(fresh[s].name for s in states[1:])),
+        hvp=hvp,
     )
 
 
@@ -225,22 +242,23 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     return dict(state=name, sign=1.0 if sign > 0 else -1.0)
 
 
-def _opt_draws(spec: Optimizer) -> tuple[list[dict], list[tuple[str, sp.Expr]]]:
+def _opt_draws(spec: Optimizer) -> tuple[list[Draw], list[tuple[str, sp.Expr]]]:
     """The noise draws of one optimizer step, in the order they are drawn (zeta first, then the
     further law draws zeta_i of grad_i, then the injected Gaussians xi, xi_i), and the lines that
     form the stochastic gradients from them."""
     grads = sorted({i for i in (S.draw_index(d, "grad") for d in spec.draws) if i})
     gaussians = [d for d in spec.draws if S.is_gaussian_draw(d)]
-    draws = [dict(name="zeta", kind="law")] + [dict(name=S.law_draw(i).name, kind="law") for i in grads]
-    draws += [dict(name=d.name, kind="gaussian") for d in gaussians]
+    draws = [Draw("zeta", "law")] + [Draw(S.law_draw(i).name, "law") for i in grads]
+    draws += [Draw(d.name, "gaussian") for d in gaussians]
     lines = [("grad", S.g + S.sigma * S.zeta)] + [(S.grad_draw(i).name, S.g + S.sigma * S.law_draw(i)) for i in grads]
     return draws, lines
 
 
-def _opt_context(spec: Optimizer) -> dict:
+def _optimizer_kernel(spec: Optimizer, printer: KernelPrinter) -> OptimizerKernel:
+    """The update rule's kernels, printed by ``printer``."""
     by_name = dict(zip(spec.state_names, spec.state_symbols, strict=False))
     draws, grad_lines = _opt_draws(spec)
-    element = set(by_name.values()) | {S.g} | {sp.Symbol(d["name"], real=True) for d in draws}
+    element = set(by_name.values()) | {S.g} | {sp.Symbol(d.name, real=True) for d in draws}
     consts: list[tuple[sp.Symbol, sp.Expr]] = []
     lines: list[tuple[str, sp.Expr]] = []
     for target, expr in (*grad_lines, *spec.parsed()):
@@ -251,58 +269,62 @@ def _opt_context(spec: Optimizer) -> dict:
     consts, finished = _finish(consts, [e for _, e in lines], element)
     body = []
     for i, ((target, _), e) in enumerate(zip(lines, finished, strict=False)):
-        pre, (out,) = cse_lines([e], f"_e{i}_")
-        body.append((pre, target, out))
+        pre, (out,) = printer.cse_lines([e], f"_e{i}_")
+        body.append(UpdateLine(tuple(pre), target, out))
     params = list(spec.hyper) + ["sigma"]
-    return dict(
-        states=list(spec.state_names),
-        params=params,
-        consts=[(c.name, code(e)) for c, e in consts],
-        body=body,
-        draws=draws,
-        uses=_used([e for _, e in consts], params + ["k"], {}),
-        initial=[float(s.init) for s in spec.state],
+    return OptimizerKernel(
+        states=tuple(spec.state_names),
+        params=tuple(params),
+        initial=tuple(float(s.init) for s in spec.state),
+        draws=tuple(draws),
+        consts=tuple(Assignment(c.name, printer.code(e)) for c, e in consts),
+        consts_reads=_reads([e for _, e in consts], params + ["k"], {}, printer),
+        body=tuple(body),
     )
 
 
-def _noise_context(noise: str, nu: object) -> dict:
+def _noise_sampler(noise: str, nu: object, printer: KernelPrinter) -> NoiseSampler:
+    """The law's sampler; its CDF printed by ``printer``."""
     law = get_noise(noise, nu=nu)
     z = sp.Symbol("_z", real=True)
     if law.name == "student-t":
         if not (law.nu.is_number and law.nu.is_positive and law.nu.is_finite):
             raise CodegenError(f"student-t needs a numeric nu > 0 for code generation, got nu={law.nu}")
-        out = dict(kind="student-t", nu=float(law.nu), label=law.label)  # Bailey's method: any nu > 0
+        kind, nu_value = "student-t", float(law.nu)  # Bailey's method: any nu > 0
     elif law.name in SAMPLERS:
-        out = dict(kind=law.name, nu=None, label=law.label)
+        kind, nu_value = law.name, None
     else:
         cdf = getattr(law, "cdf", None)
         if cdf is None:
             raise CodegenError(f"noise law {law.label} has neither a built-in sampler nor a CDF to invert")
         (ysym,) = cdf.free_symbols
-        return dict(kind="cdf", nu=None, label=law.label, cdf=code(cdf.xreplace({ysym: z})))
-    out["cdf"] = None if law.name == "gaussian" else _printable_cdf(law, z)
-    return out
+        return NoiseSampler("cdf", None, law.label, printer.code(cdf.xreplace({ysym: z})))
+    cdf_code = None if law.name == "gaussian" else _printable_cdf(law, z, printer)
+    return NoiseSampler(kind, nu_value, law.label, cdf_code)
 
 
-def _printable_cdf(law, z: sp.Symbol) -> str | None:
+def _printable_cdf(law, z: sp.Symbol, printer: KernelPrinter) -> str | None:
     """F(z) = (1 + s(z))/2 as kernel code, for the quantile coupling; None where it needs a
-    function the printer does not compile (Student-t with a non-integer nu: betainc)."""
+    function the printer does not compile (Student-t with a non-integer nu: betainc). Printed by
+    a scratch printer whose record ``printer`` takes only if the CDF is kept."""
     cdf = sp.simplify((1 + law.s(z)) / 2)
     if cdf.has(sp.betainc_regularized):
         return None
+    scratch = KernelPrinter()
     try:
-        return code(cdf)
+        text = scratch.code(cdf)
     except CodegenError:
         return None
+    printer.absorb(scratch)
+    return text
 
 
-def _student_t_kernels(text: str) -> list[str]:
-    """Sources of the Student-t tail functions that the printed kernels in ``text`` call."""
-    out = []
-    for nu_text in sorted(set(re.findall(r"_student_t_tail_(\w+?)\(", text))):
-        fit = half_beta_fit(float(nu_text.replace("p", ".").replace("m", "-")))
-        out.append(kernel_source(fit))
-    return out
+def _imports(printer: KernelPrinter) -> ModuleImports:
+    """The module's imports and Student-t tail functions, from what ``printer`` recorded."""
+    return ModuleImports(
+        runtime=tuple(where for name, where in RUNTIME_FUNCTIONS.items() if name in printer.runtime_calls),
+        student_t_tails=tuple(kernel_source(fit) for _, fit in sorted(printer.student_t_tails.items())),
+    )
 
 
 def spec_fingerprint(spec: Optimizer) -> str:
@@ -358,39 +380,38 @@ def module_key(combo: Combination, spec: Optimizer | None = None) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def context(combo: Combination) -> dict:
+def module_data(combo: Combination) -> ModuleData:
     """Everything the module template renders, for one combination (deterministic)."""
     spec = get_optimizer(combo.optimizer)
-    noise = _noise_context(combo.noise, combo.nu)
-    opt = _opt_context(spec)
+    printer = KernelPrinter()  # records what the kept kernels call: the module's imports
+    noise = _noise_sampler(combo.noise, combo.nu, printer)
+    opt = _optimizer_kernel(spec, printer)
+    sde_printer = KernelPrinter()  # its record is kept only if the whole SDE prints
     try:
         sde = derive_sde(spec, combo.noise, combo.regime, combo.form, nu=combo.nu, order=combo.order)
-        sde_ctx, unavailable = _sde_context(sde, spec), None
+        sde_kernel, unavailable = _sde_kernel(sde, spec, sde_printer), None
+        printer.absorb(sde_printer)
     except DeriveError as exc:  # no SDE (infinite moment, no limit) or none the printer can compile
-        sde_ctx, unavailable = None, f"{type(exc).__name__}: {exc}"
-    return dict(
+        sde_kernel, unavailable = None, f"{type(exc).__name__}: {exc}"
+    return ModuleData(
         version=__version__,
         sympy_version=sp.__version__,
         numba_version=numba.__version__,
-        module=combo.module_name,
         key=module_key(combo, spec),
         runtime_hash=runtime_hash(),
         scheme_text=SCHEME_TEXT,
-        order=combo.order,
+        spec_text=spec.describe(),
         combination=dict(
             optimizer=spec.name,
-            noise=noise["label"],
+            noise=noise.label,
             regime=combo.regime,
             form=combo.form,
             **({"order": combo.order} if combo.order != 1 else {}),
         ),
-        spec_text=spec.describe(),
-        sde=sde_ctx,
+        order=combo.order,
+        sde=sde_kernel,
         sde_unavailable=unavailable,
         opt=opt,
         noise=noise,
-        uses_erf="_erf(" in repr((sde_ctx, opt, noise)),  # import the vectorizable erf only where it is called
-        uses_betainc_reg="_betainc_reg(" in repr((sde_ctx, opt)),  # the Student-t CDF of a real nu
-        student_t_kernels=_student_t_kernels(repr((sde_ctx, opt))),  # its straight-line form, per nu
-        uses_betainc="_betainc(" in repr((sde_ctx, opt)),
+        imports=_imports(printer),
     )

@@ -11,6 +11,11 @@ clipped: a negative second moment is a genuine failure of the scheme, reported a
 :func:`hoist` splits an expression into per-step constants (subexpressions free of the
 per-element symbols) and the per-element remainder; :func:`cse_lines` runs SymPy's common
 subexpression elimination and returns assignment lines.
+
+A printer records what the code it printed calls beyond Python and ``math`` (as SymPy's printers
+record module imports in ``module_imports``): ``runtime_calls``, the printed names of the runtime
+functions (keys of :data:`RUNTIME_FUNCTIONS`), and ``student_t_tails``, the straight-line Student-t
+CDF functions by name. A generated module imports and defines exactly these.
 """
 
 from __future__ import annotations
@@ -23,7 +28,17 @@ from sympy.logic.boolalg import Boolean
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import DeriveError
-from .student_t_fit import half_beta_fit
+from .student_t_fit import HalfBetaFit, half_beta_fit
+
+#: the runtime functions a kernel may call: printed name -> (module, function), in the order a
+#: generated module imports them
+RUNTIME_FUNCTIONS = {
+    "_erf": ("derive.runtime.special", "erf"),
+    "_exp_neg": ("derive.runtime.student_t", "exp_neg"),
+    "_log_unit": ("derive.runtime.student_t", "log_unit"),
+    "_betainc_reg": ("derive.runtime.student_t", "betainc_reg"),
+    "_betainc": ("derive.runtime.student_t", "betainc"),
+}
 
 
 class CodegenError(DeriveError, ValueError):
@@ -63,16 +78,53 @@ def with_complements(expr: sp.Expr) -> sp.Expr:
 class KernelPrinter(PythonCodePrinter):
     """Print scalar expressions for Numba kernels with a float type named ``_T`` in scope.
 
-    Function names come from two tables: ``_kf`` (SymPy's own table of Python's math functions,
-    renamed to the generated module's ``_math`` import) and the ``user_functions`` setting (erf is
-    the runtime's branch-free ``_erf``, which LLVM vectorizes inside the update loops; math.erf
-    would be a library call per element). Any other function is refused (:class:`CodegenError`).
+    Function names come from SymPy's own table of Python's math functions, ``_kf``, renamed to the
+    generated module's ``_math`` import, and from the runtime (:data:`RUNTIME_FUNCTIONS`: erf is the
+    runtime's branch-free ``_erf``, which LLVM vectorizes inside the update loops; math.erf would be
+    a library call per element). Any other function is refused (:class:`CodegenError`).
+
+    ``runtime_calls`` (printed names of the runtime functions called) and ``student_t_tails``
+    (function name -> :class:`~derive.codegen.student_t_fit.HalfBetaFit`) record what the printed
+    code calls, for the module's imports and definitions.
     """
 
     _kf = {name: "_" + fn if fn.startswith("math.") else fn for name, fn in PythonCodePrinter._kf.items()}
 
     def __init__(self) -> None:
-        super().__init__({"fully_qualified_modules": True, "standard": "python3", "user_functions": {"erf": "_erf"}})
+        super().__init__({"fully_qualified_modules": True, "standard": "python3"})
+        self.runtime_calls: set[str] = set()
+        self.student_t_tails: dict[str, HalfBetaFit] = {}
+
+    def absorb(self, other: KernelPrinter) -> None:
+        """Add the record of ``other`` (code printed by it that is kept) to this printer's."""
+        self.runtime_calls |= other.runtime_calls
+        self.student_t_tails.update(other.student_t_tails)
+
+    def code(self, expr: sp.Expr) -> str:
+        """Python source of one scalar expression, recorded (see the class docstring)."""
+        expr = sp.sympify(expr)
+        if (
+            any(i.free_symbols for i in expr.atoms(sp.Integral))
+            or expr.has(sp.Sum, sp.Limit, sp.Derivative)
+            or expr.has(sp.zoo, sp.nan)
+        ):
+            raise CodegenError(f"expression cannot be compiled to a kernel: {expr}")
+        return self.doprint(expr)
+
+    def cse_lines(self, exprs: Sequence[sp.Expr], prefix: str = "_e") -> tuple[list[str], list[str]]:
+        """Common subexpression elimination: (assignment lines, printed reduced expressions)."""
+        reps, reduced = sp.cse(
+            [with_complements(e) for e in exprs],
+            symbols=sp.numbered_symbols(prefix),
+            optimizations="basic",
+            order="canonical",
+        )
+        return [f"{s} = {self.code(e)}" for s, e in reps], [self.code(e) for e in reduced]
+
+    def _runtime_call(self, name: str, args: Iterable[sp.Expr]) -> str:
+        """``name(args)`` for a key of :data:`RUNTIME_FUNCTIONS`, recorded."""
+        self.runtime_calls.add(name)
+        return f"{name}(" + ", ".join(self._print(a) for a in args) + ")"
 
     # -- numbers: always of the kernel's float type -----------------------------------------
     def _print_Integer(self, expr: sp.Integer) -> str:
@@ -132,6 +184,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Max(self, expr: sp.Expr) -> str:
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
+    def _print_erf(self, expr: sp.Expr) -> str:
+        return self._runtime_call("_erf", expr.args)
+
     def _print_BetaRegX(self, expr: sp.Expr) -> str:
         """I_x(a, b): for b = 1/2 (the Student-t CDF terms, a = nu/2) the generated module's own
         straight-line function (derive.codegen.student_t_fit); else, or for a large nu, the
@@ -139,12 +194,14 @@ class KernelPrinter(PythonCodePrinter):
         a, b, x, xc = expr.args
         fit = half_beta_fit(float(a)) if b == sp.Rational(1, 2) else None
         if fit is None:
-            return "_T(_betainc_reg(" + ", ".join(self._print(e) for e in expr.args) + "))"
+            return f"_T({self._runtime_call('_betainc_reg', expr.args)})"
+        self.student_t_tails[fit.name] = fit
+        self.runtime_calls |= {"_exp_neg", "_log_unit"}  # what the fit's function calls
         return f"_T({fit.name}({self._print(x)}, {self._print(xc)}))"
 
     def _print_BetaX(self, expr: sp.Expr) -> str:
         """B(x; a, b) = B(a, b) I_x(a, b): derive.runtime.student_t.betainc (partial moments K_n)."""
-        return "_T(_betainc(" + ", ".join(self._print(e) for e in expr.args) + "))"
+        return f"_T({self._runtime_call('_betainc', expr.args)})"
 
     def _print_betainc_regularized(self, expr: sp.Expr) -> str:
         return self._print(with_complements(expr))
@@ -181,19 +238,9 @@ class KernelPrinter(PythonCodePrinter):
         return super()._print_Function(expr)
 
 
-_PRINTER = KernelPrinter()
-
-
 def code(expr: sp.Expr) -> str:
-    """Python source of one scalar expression (see :class:`KernelPrinter`)."""
-    expr = sp.sympify(expr)
-    if (
-        any(i.free_symbols for i in expr.atoms(sp.Integral))
-        or expr.has(sp.Sum, sp.Limit, sp.Derivative)
-        or expr.has(sp.zoo, sp.nan)
-    ):
-        raise CodegenError(f"expression cannot be compiled to a kernel: {expr}")
-    return _PRINTER.doprint(expr)
+    """Python source of one scalar expression, by a fresh :class:`KernelPrinter` (no record kept)."""
+    return KernelPrinter().code(expr)
 
 
 def hoist(
@@ -230,11 +277,5 @@ def hoist(
 
 
 def cse_lines(exprs: Sequence[sp.Expr], prefix: str = "_e") -> tuple[list[str], list[str]]:
-    """Common subexpression elimination: (assignment lines, printed reduced expressions)."""
-    reps, reduced = sp.cse(
-        [with_complements(e) for e in exprs],
-        symbols=sp.numbered_symbols(prefix),
-        optimizations="basic",
-        order="canonical",
-    )
-    return [f"{s} = {code(e)}" for s, e in reps], [code(e) for e in reduced]
+    """:meth:`KernelPrinter.cse_lines` by a fresh printer (no record kept)."""
+    return KernelPrinter().cse_lines(exprs, prefix)

@@ -14,7 +14,7 @@ import jinja2
 from ..combination import Combination
 from ..io import atomic_write_text
 from ..resources import GENERATED, TEMPLATES
-from .model import context
+from .model import module_data
 from .printer import CodegenError
 
 __all__ = ["GENERATED", "TEMPLATES", "environment", "render", "write", "stale_files"]
@@ -51,7 +51,7 @@ def tuple_display(items) -> str:
 
 def render(combo: Combination) -> str:
     """The source of the module of one combination."""
-    return environment().get_template("module.py.j2").render(**context(combo))
+    return environment().get_template("module.py.j2").render(**module_data(combo).template_names())
 
 
 def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
@@ -61,11 +61,12 @@ def write(combo: Combination, out: Path, require_sde: bool = False) -> Path:
     ``SDE_UNAVAILABLE`` says why), unless ``require_sde``: then that reason is raised as
     :class:`~derive.codegen.printer.CodegenError` and nothing is written.
     """
-    ctx = context(combo)
-    if require_sde and ctx["sde_unavailable"]:
-        raise CodegenError(ctx["sde_unavailable"])
+    data = module_data(combo)
+    if require_sde and data.sde_unavailable:
+        raise CodegenError(data.sde_unavailable)
     return atomic_write_text(
-        Path(out) / f"{combo.module_name}.py", environment().get_template("module.py.j2").render(**ctx)
+        Path(out) / f"{combo.module_name}.py",
+        environment().get_template("module.py.j2").render(**data.template_names()),
     )
 
 
