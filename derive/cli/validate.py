@@ -40,6 +40,21 @@ def _seeds(text: str) -> list[int]:
     return list(range(n))
 
 
+def _show(result, files, fmt: str, header: str) -> None:
+    """One validation's output: with ``--format json`` only the files written (on stderr; the JSON
+    is printed once at the end), else the header line, the table, its notes and the files."""
+    if fmt == "json":
+        for f in files:
+            print(f"wrote {f}", file=sys.stderr)
+        return
+    print(header)
+    print(result.table())
+    for note in result.notes:
+        print(f"note: {note}")
+    for f in files:
+        print(f"wrote {f}")
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     if args.out is None and args.format == "text":
         raise ValidationInputError("give --out DIR for the JSON and PNG files, or --format json to print the JSON")
@@ -83,20 +98,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 coupled=not args.independent,
             )
             results.append(result.to_json())
-            if args.format == "json":
-                for f in files:
-                    print(f"wrote {f}", file=sys.stderr)
-                continue
-            print(
+            _show(
+                result,
+                files,
+                args.format,
                 f"{result.model} / {result.optimizer} | noise {result.noise} | eta {eta:g} | sigma {sigma:g} | "
                 f"{result.steps} steps | {len(result.seeds) if result.unit == 'seeds' else args.paths} {result.unit} | "
-                f"{result.dim} parameters | {result.seconds:.1f} s"
+                f"{result.dim} parameters | {result.seconds:.1f} s",
             )
-            print(result.table())
-            for note in result.notes:
-                print(f"note: {note}")
-            for f in files:
-                print(f"wrote {f}")
     if args.format == "json":
         print(json.dumps({"results": results}, indent=1))
     return 0
@@ -142,20 +151,14 @@ def _cmd_validate_minibatch(args: argparse.Namespace) -> int:
             tag=tag,
         )
         results.append(result.to_json())
-        if args.format == "json":
-            for f in files:
-                print(f"wrote {f}", file=sys.stderr)
-            continue
-        print(
+        _show(
+            result,
+            files,
+            args.format,
             f"{result.model} / {result.optimizer} | minibatch gradients, B = {result.batch} ({result.sampling}) | "
             f"eta {eta:g} | {result.steps} steps | {len(result.seeds)} seeds | {result.dim} parameters | "
-            f"{result.seconds:.1f} s"
+            f"{result.seconds:.1f} s",
         )
-        print(result.table())
-        for note in result.notes:
-            print(f"note: {note}")
-        for f in files:
-            print(f"wrote {f}")
     if args.format == "json":
         print(json.dumps({"results": results}, indent=1))
     return 0
