@@ -143,3 +143,30 @@ def test_rmsprop_linearised_x_block():
     assert np.allclose(B[:2, :2], 0.01 * D @ model.covariance @ D)
     C = system.stationary_covariance()
     assert np.allclose(A @ C + C @ A.T + B, 0, atol=1e-15)
+
+
+# ---- the command-line options ------------------------------------------------------------------
+def test_noise_options_build_the_model_and_refuse_bad_input(tmp_path):
+    import argparse
+
+    from derive.cli.noise_options import add_noise_options, noise_model
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--noise", default="gaussian")
+    parser.add_argument("--nu", default=None)
+    add_noise_options(parser)
+    assert noise_model(parser.parse_args([]), 3, None) is None
+    model = noise_model(parser.parse_args(["--correlation", "0.5"]), 3, 2.0)
+    assert np.allclose(model.covariance, 4.0 * (0.5 * np.eye(3) + 0.5))
+    with pytest.raises(NoiseModelError, match=r"-1/\(d - 1\) = -0.5 <= r <= 1"):
+        noise_model(parser.parse_args(["--correlation", "-0.6"]), 3, None)
+    path = tmp_path / "cov.npy"
+    np.save(path, np.array([[2.0, 0.5], [0.5, 1.0]]))
+    model = noise_model(parser.parse_args(["--noise-cov", str(path)]), 2, None, curvatures=[1.0, 3.0])
+    assert np.allclose(model.scales, [np.sqrt(2.0), 1.0])
+    with pytest.raises(NoiseModelError, match="drop --sigma"):
+        noise_model(parser.parse_args(["--noise-cov", str(path)]), 2, 1.0)
+    with pytest.raises(NoiseModelError, match="but 3 curvatures were given"):
+        noise_model(parser.parse_args(["--noise-cov", str(path)]), 2, None, curvatures=[1.0, 2.0, 3.0])
+    with pytest.raises(SystemExit):  # argparse: not both
+        parser.parse_args(["--correlation", "0.1", "--noise-cov", str(path)])
