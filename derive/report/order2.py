@@ -10,7 +10,7 @@ from .networks import has_torch, validation
 from .quadratic import sde_kernels
 from .setting import Setting
 from .tasks import ReportTask, Results
-from .weak_order import study_kernels
+from .weak_order import paths_text, study_kernels
 
 NAME = "order 2"
 LABELS = ["full", "order2"]
@@ -53,13 +53,13 @@ def tasks(setting: Setting) -> list[ReportTask]:
             dict(
                 landscape=land,
                 etas=setting.order2_etas,
-                paths=setting.order2_paths,
+                paths=setting.order2_paths_of(opt, land),
                 order=2,
                 dt_max=setting.order2_dt_max,
                 refine=False,
             ),
             study_kernels(opt, LABELS),
-            2e-6 * steps * setting.order2_paths * 2,
+            2e-6 * steps * setting.order2_paths_of(opt, land) * 2,
         )
         for opt, land in setting.order2_studies
     ]
@@ -89,7 +89,7 @@ def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
         "## 6. Order-2 SDEs",
         "",
         "The order-2 SDE (`derive sde OPT --order 2`, run `order2`) beside the full order-1 SDE: weak error against "
-        f"the optimizer as in section 5, {setting.order2_paths} coupled paths, etas {list(setting.order2_etas)}, "
+        f"the optimizer as in section 5, {paths_text(setting.order2_paths, setting.order2_paths_by_study)}, etas {list(setting.order2_etas)}, "
         f"weak2 with dt <= {setting.order2_dt_max:g} (`derive weak-order OPT --order 2`). Stationary laws are not "
         "improved by order 2 (`derive check`, row set order2-stationary).",
         "",
@@ -100,7 +100,8 @@ def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
             lines += [f"### {opt} on {land}", "", f"failed: {error}", ""]
             continue
         raw[f"order2_{opt}_{land}"] = study.to_json()
-        lines += [f"### {opt} on {land} ({study.seconds:.0f} s)", ""] + study.table() + [""]
+        paths = study.held_fixed["paths"]
+        lines += [f"### {opt} on {land} ({paths} paths, {study.seconds:.0f} s)", ""] + study.table() + [""]
     if setting.order2_networks and has_torch() is not None:
         return lines + ["Network rows skipped: they need the `nn` extra (PyTorch, scikit-learn).", ""]
     for model, opt in setting.order2_networks:

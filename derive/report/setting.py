@@ -56,6 +56,8 @@ class Setting:
     ) + tuple((o, land) for land in ("double-well", "rotated") for o in ("sgd", "signsgd", "rmsprop", "adam"))
     weak_etas: tuple = (0.16, 0.08, 0.04, 0.02)
     weak_paths: int = 10000
+    #: (optimizer, landscape) -> paths, where a study needs other than weak_paths
+    weak_paths_by_study: dict = field(default_factory=dict)
     weak_dt_max: float = 0.01
     #: (model, optimizer) of the network weak-order rows (PyTorch), over weak_net_seeds
     weak_networks: tuple = (("mlp", "sgd"), ("mlp", "adam"))
@@ -71,23 +73,43 @@ class Setting:
     )
     order2_etas: tuple = (0.08, 0.04, 0.02, 0.01)
     order2_paths: int = 20000
+    #: (optimizer, landscape) -> paths, where an order-2 study needs other than order2_paths
+    order2_paths_by_study: dict = field(default_factory=dict)
     order2_dt_max: float = 0.005
     order2_networks: tuple = (("mlp", "adam"),)
     order2_net_etas: tuple = (0.01, 0.05)
+
+    def weak_paths_of(self, optimizer: str, landscape: str) -> int:
+        """The coupled paths of one weak-order study."""
+        return self.weak_paths_by_study.get((optimizer, landscape), self.weak_paths)
+
+    def order2_paths_of(self, optimizer: str, landscape: str) -> int:
+        """The coupled paths of one order-2 study."""
+        return self.order2_paths_by_study.get((optimizer, landscape), self.order2_paths)
 
 
 #: the sizes the report had before its time budget (``derive report --full``)
 FULL = Setting()
 
 #: the default, sized for about 5 minutes on 2 cores from empty caches (compiling included): every row
-#: of FULL but the networks', at FULL's sizes where a claim needs them (the checks' mutants, the
-#: weak-order etas resolved); the networks (413 s of FULL's compute) on the MLP (every optimizer,
-#: both sigmas) and the CNN at half the steps or fewer, the ResNet and the Transformer left to --full
+#: of FULL but the networks', at FULL's sizes where a claim needs them (the checks' mutants), the networks
+#: (413 s of FULL's compute) on the MLP (every optimizer, both sigmas) and the CNN at half the steps or
+#: fewer, the ResNet and the Transformer left to --full. The weak-order and order-2 studies run fewer paths
+#: where FULL resolves every eta by a wide margin: at FULL's sizes (report of 2026-12-06, bench_report.py)
+#: the smallest error of any resolved point was 18 SE in the weak-order studies other than SignSGD's and
+#: 16 SE in the order-2 studies other than adam/quadratic and adamw/rotated; an error's SE grows like
+#: 1/sqrt(paths), so at 0.4x the paths those points stay above 10 SE against the 3 SE needed. The studies
+#: whose smallest resolved point was within 10 SE (SignSGD's: 5.5 to 9.7 SE; order-2 adam/quadratic 7.7,
+#: adamw/rotated 4.9) keep FULL's paths.
 DEFAULT = replace(
     FULL,
     name="default",
     models=("mlp", "cnn"),
     net_steps={"mlp": 150, "cnn": 100},
+    weak_paths=4000,
+    weak_paths_by_study={("signsgd", land): FULL.weak_paths for land in ("quadratic", "double-well", "rotated")},
+    order2_paths=8000,
+    order2_paths_by_study={study: FULL.order2_paths for study in (("adam", "quadratic"), ("adamw", "rotated"))},
 )
 
 #: the tests' size (``derive report --quick``)

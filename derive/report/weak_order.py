@@ -42,9 +42,14 @@ def tasks(setting: Setting) -> list[ReportTask]:
             _key(opt, land),
             weak_order,
             (opt,),
-            dict(landscape=land, etas=setting.weak_etas, paths=setting.weak_paths, dt_max=setting.weak_dt_max),
+            dict(
+                landscape=land,
+                etas=setting.weak_etas,
+                paths=setting.weak_paths_of(opt, land),
+                dt_max=setting.weak_dt_max,
+            ),
             study_kernels(opt),
-            2e-6 * steps * setting.weak_paths * 3 * len(study_kernels(opt)),
+            2e-6 * steps * setting.weak_paths_of(opt, land) * 3 * len(study_kernels(opt)),
         )
         for opt, land in setting.weak_studies
     ]
@@ -80,8 +85,8 @@ def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
         f"cells 'error (SE) [SE independent / SE coupled]'; a point counts only at >= {RESOLVED_AT:g} SE, the slope "
         f"is fitted through resolved points only. SDEs integrated by weak2 with dt <= {setting.weak_dt_max:g}; "
         "halving dt changes the estimates by the amounts listed (in SE). Sizes: "
-        f"{setting.weak_paths} paths, etas {list(setting.weak_etas)} (the `derive weak-order` defaults are "
-        "larger).",
+        f"{paths_text(setting.weak_paths, setting.weak_paths_by_study)}, etas {list(setting.weak_etas)} (the "
+        "`derive weak-order` defaults are larger).",
         "",
     ]
     for opt, land in setting.weak_studies:
@@ -92,7 +97,8 @@ def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
         raw[f"weak_order_{opt}_{land}"] = study.to_json()
         name = f"weak_order_{opt}_{land}.png"
         figure(study, out / "weak_order" / name)
-        lines += [f"### {opt} on {land} ({study.seconds:.0f} s)", ""] + study.table() + [""]
+        paths = study.held_fixed["paths"]
+        lines += [f"### {opt} on {land} ({paths} paths, {study.seconds:.0f} s)", ""] + study.table() + [""]
         for r in study.runs:
             if all(math.isfinite(c) for c in r.refined_change):
                 worst = max(c / s for c, s in zip(r.refined_change, r.se, strict=False))
@@ -106,6 +112,15 @@ def render(setting: Setting, results: Results, out, raw: dict) -> list[str]:
             )
         lines += ["", f"![weak order {opt} {land}](weak_order/{name})", ""]
     return lines + _render_networks(setting, results, raw)
+
+
+def paths_text(paths: int, by_study: dict) -> str:
+    """'N paths' and the studies that run another number: 'N paths (M: opt on land, ...)'."""
+    other: dict[int, list[str]] = {}
+    for (opt, land), n in by_study.items():
+        other.setdefault(n, []).append(f"{opt} on {land}")
+    more = "; ".join(f"{n}: {', '.join(names)}" for n, names in other.items() if n != paths)
+    return f"{paths} coupled paths" + (f" ({more})" if more else "")
 
 
 def _render_networks(setting: Setting, results: Results, raw: dict) -> list[str]:
