@@ -48,6 +48,23 @@ def test_signsgd_off_diagonal_follows_the_arcsine_law(capsys):
     assert out["expected_loss"] == pytest.approx((1.0 * cov[0, 0] + 3.0 * cov[1, 1]) / 2, rel=1e-12)
 
 
+def test_signsgd_arcsine_law_holds_for_an_elliptical_law(capsys):
+    """Student-t (nu = 5): A = -2 p(0) H / sigma with the law's p(0), and the pair covariance at the minimum is
+    still eta (2/pi) asin(r) (Sheppard's formula holds for every elliptical law)."""
+    from scipy import stats
+
+    argv = ["signsgd", "--correlation", "0.7", "--curvature", "1,3", "--eta", "0.01", "--noise", "student-t"]
+    cov = np.array(_json(capsys, *argv, "--nu", "5")["covariance"])
+    a = 2 * stats.t(5).pdf(0.0) * np.array([1.0, 3.0])
+    assert _agrees(
+        cov,
+        0.01
+        * np.array([[1.0, 2 / np.pi * np.arcsin(0.7)], [2 / np.pi * np.arcsin(0.7), 1.0]])
+        / (a[:, None] + a[None, :]),
+    )
+    assert not _agrees(cov[0, 1], 0.01 * 0.7 / (a[0] + a[1]))
+
+
 # ---- full H and a covariance file --------------------------------------------------------------
 H = np.array([[2.0, 0.8], [0.8, 1.0]])
 SIGMA = np.array([[1.0, -0.6], [-0.6, 2.25]])  # sigma = (1, 1.5), r = -0.4
@@ -148,6 +165,10 @@ def test_refusals_name_what_is_missing(capsys):
         capsys, "rmsprop", "--correlation", "0.5", "--curvature", "1,2", "--eta", "0.01", "--noise", "cauchy"
     )
     assert "needs E[zeta^2], which is infinite under the cauchy law" in err
+    err = _refused(
+        capsys, "signsgd", "--correlation", "0.5", "--curvature", "1,2", "--eta", "0.01", "--noise", "student-t"
+    )
+    assert "needs a number for nu (--nu)" in err
     err = _refused(capsys, "sgd", "--correlation", "-0.7", "--curvature", "1,2,3", "--eta", "0.01")
     assert "-1/(d - 1) = -0.5 <= r <= 1" in err
     assert "use one" in _refused(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sympy as sp
 
 from ..correlation import NoiseModel, NoiseModelError
 from ..linearised import LinearisedSystem, linearised
@@ -170,6 +171,11 @@ def correlated_stationary(
         raise NoiseModelError(
             f"the correlated stationary covariance is derived for {', '.join(OPTIMIZERS)}, not {name}: "
             "its linearisation about the minimum under correlated noise is not available"
+        )
+    nu = getattr(model.law, "nu", None)
+    if nu is not None and not sp.sympify(nu).is_number:
+        raise NoiseModelError(
+            f"the correlated stationary covariance is numeric: the {model.law.label} law needs a number for nu (--nu)"
         )
     H = check_hessian(hessian, hessian_origin, model.dim)
     system = linearised(name, model, H, dict(numbers), form)
