@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
+from ..correlation import NoiseModel
 from ..regimes import FORMS, REGIMES
 from ..theory.evaluate import ValueInputError, parameter_values, parse_curvatures, parse_hyper
 from ..theory.phases import signsgd_phases
 from ..theory.scaling import CRITERIA, scaling_rule
 from ..theory.stationary import sgd_full_matrix, stationary
+from .noise_options import add_noise_options, noise_model
 from .where import add_where_options, wants_serial
 
 FORMATS = ("text", "json")
@@ -21,6 +25,8 @@ def _print(text_or_dict, fmt: str) -> None:
 
 
 def _cmd_stationary(args: argparse.Namespace) -> int:
+    if args.correlation is not None or args.noise_cov is not None or args.hessian is not None:
+        return _cmd_stationary_correlated(args)
     result = stationary(args.optimizer, args.noise, args.form, nu=args.nu, regime=args.regime)
     hyper = parse_hyper(args.hyper)
     numbers = parameter_values(args.optimizer, args.eta, args.sigma, hyper)
@@ -44,6 +50,43 @@ def _cmd_stationary(args: argparse.Namespace) -> int:
         print(values.to_text())
     if args.full_matrix:
         print(full.to_text() if full is not None else "  (--full-matrix applies to sgd only)")
+    return 0
+
+
+def _cmd_stationary_correlated(args: argparse.Namespace) -> int:
+    """``--correlation R`` / ``--noise-cov FILE`` / ``--hessian FILE``: the linearised stationary covariance of
+    the d coordinates (reference section 9), numerically."""
+    from ..theory.correlated_stationary import correlated_stationary, load_hessian
+
+    if args.full_matrix:
+        raise ValueInputError(
+            "--full-matrix takes a symbolic Sigma; --correlation, --noise-cov and --hessian a numeric one: use one"
+        )
+    if args.regime != "paper":
+        raise ValueInputError(f"the correlated stationary covariance is derived in the paper regime, not {args.regime}")
+    curvatures = parse_curvatures(args.curvature)
+    if args.hessian is not None:
+        if curvatures is not None:
+            raise ValueInputError("--hessian FILE gives the curvatures (the full H): drop --curvature")
+        H = load_hessian(args.hessian)
+    elif curvatures is None:
+        raise ValueInputError("give --curvature (one value per coordinate, separated by commas) or --hessian FILE")
+    else:
+        bad = [c for c in curvatures if not c > 0]
+        if bad:
+            raise ValueInputError(f"curvature {bad[0]} is not positive: the quadratic model has no stationary law")
+        H = np.diag([float(c) for c in curvatures])
+    if args.eta is None:
+        raise ValueInputError("give --eta: the correlated stationary covariance is computed numerically")
+    sigma = None if args.sigma is None else parameter_values(args.optimizer, None, args.sigma)["sigma"]
+    # a --noise-cov file is checked against the curvatures here, against --hessian by the Hessian's own check
+    model = noise_model(args, None if args.noise_cov else H.shape[0], sigma, curvatures)
+    if model is None:  # --hessian alone: independent noise of scale --sigma
+        model = NoiseModel.correlated(0.0, H.shape[0], 1.0 if sigma is None else sigma, args.noise, args.nu)
+    numbers = parameter_values(args.optimizer, args.eta, None, parse_hyper(args.hyper))
+    origin = "the Hessian" if args.hessian is None else f"--hessian {args.hessian}"
+    result = correlated_stationary(args.optimizer, model, H, numbers, args.form, origin)
+    _print(result.to_dict() if args.format == "json" else result.to_text(), args.format)
     return 0
 
 
@@ -157,6 +200,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--full-matrix", type=int, default=0, metavar="D", help="sgd only: also full H and Sigma in D dimensions"
     )
+    p.add_argument(
+        "--hessian",
+        default=None,
+        metavar="FILE",
+        help="a .npy symmetric positive definite d x d H of f = x^T H x/2 (replaces --curvature)",
+    )
+    add_noise_options(p)
     p.set_defaults(func=_cmd_stationary)
 
     p = sub.add_parser("scaling", help="batch-size scaling rule solved from the SDE")

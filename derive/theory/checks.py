@@ -9,8 +9,9 @@ case), grouped by name into :data:`CHECKS`. The discrete optimizers differ from 
 O(eta): the stationary checks use steps small enough that this bias is below the printed
 resolution, ``signsgd-exact`` shows the bias at eta lambda / sigma = 0.5, 0.1, 0.02, the rows of
 the newer built-ins (``lion``, ``signum``, ``clipsgd``, ``sgdm``, ``signsgd_workers``) measure it
-at two step sizes, and ``order2-stationary`` compares SGD's stationary law with the order-1 and
-order-2 SDEs' and the chain's.
+at two step sizes, ``order2-stationary`` compares SGD's stationary law with the order-1 and
+order-2 SDEs' and the chain's, and ``correlated`` checks the stationary covariance under noise
+correlated across coordinates (:mod:`derive.theory.checks_correlated`).
 
 Running: :func:`check_tasks` turns the selected checks into independent :class:`Task` s (one per
 case or one-off function), :func:`run_task` runs one and returns its rows (a pure function of the
@@ -27,6 +28,7 @@ from dataclasses import dataclass, replace
 
 from .cases import OneOff, SdeGapCase, StationaryCase
 from .check_table import TABLE
+from .checks_correlated import CorrelatedCase
 from .montecarlo import stationary_loss  # re-exported: tests and callers import it from here
 from .rows import Row, Sim, summary, table, to_dict
 
@@ -46,7 +48,7 @@ __all__ = [
     "to_dict",
 ]
 
-Entry = StationaryCase | SdeGapCase | OneOff
+Entry = StationaryCase | SdeGapCase | OneOff | CorrelatedCase
 
 
 @dataclass(frozen=True)
