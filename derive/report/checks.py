@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..combination import Combination
 from ..theory.cases import OneOff, SdeGapCase, StationaryCase
+from ..theory.checks_correlated import CorrelatedCase
 from ..theory.checks import CHECKS, Sim, check_tasks, run_task, summary, table, to_dict
 from .setting import Setting
 from .tasks import Kernel, ReportTask, Results
@@ -22,10 +23,13 @@ def sim(setting: Setting) -> Sim:
     return Sim(paths=setting.check_paths, burn=setting.check_window, window=setting.check_window)
 
 
-def kernels(entry: StationaryCase | SdeGapCase | OneOff) -> tuple[Kernel, ...]:
-    """The kernels one entry of the check table compiles."""
+def kernels(entry: StationaryCase | SdeGapCase | CorrelatedCase | OneOff) -> tuple[Kernel, ...]:
+    """The kernels one entry of the check table compiles (a correlated-noise entry drives the optimizer's
+    one-step kernel from NumPy: no path loop to warm; the step compiles in the task, each entry its own)."""
     if isinstance(entry, OneOff):
         return ONE_OFF_KERNELS.get(entry.check, ())
+    if isinstance(entry, CorrelatedCase):
+        return ()
     c = entry.combination
     chain = Kernel("chain", Combination(c.optimizer, c.noise, nu=c.nu))
     return (chain, Kernel("paths", c)) if isinstance(entry, SdeGapCase) else (chain,)
