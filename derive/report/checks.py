@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..combination import Combination
 from ..theory.cases import OneOff, SdeGapCase, StationaryCase
-from ..theory.checks_correlated import CorrelatedCase
 from ..theory.checks import CHECKS, Sim, check_tasks, run_task, summary, table, to_dict
+from ..theory.checks_correlated import CorrelatedCase
 from .setting import Setting
 from .tasks import Kernel, ReportTask, Results
 
