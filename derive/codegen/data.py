@@ -49,6 +49,22 @@ class HvpVector:
     text: str
     lines: tuple[str, ...]
     value: str
+    #: True where u also carries the step's noise through the Hessian (USAM): u is then the whole
+    #: step's vector, drift vector times dt plus the Hessian noise's vector in the normals, and H u is
+    #: added to x as it is (``_sde_u`` and ``_sde_vector`` take the normals)
+    noise: bool = False
+
+
+@dataclass(frozen=True)
+class PointVector:
+    """The point P of a gradient at another point (reference section 12): ``text``, P in SymPy
+    notation; ``lines`` and ``value``, coordinate i of P as kernel code in the state, g (the
+    optimizer: and the step's draws) and the per-step constants. A step computes P for every
+    coordinate, evaluates the landscape's gradient there (one gradient evaluation), then updates."""
+
+    text: str
+    lines: tuple[str, ...]
+    value: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,8 @@ class SdeKernel:
     step: tuple[str, ...]
     results: tuple[str, ...]
     hvp: HvpVector | None
+    #: gradf(P) in the drift (schedule-free SGD): P, whose gradient the kernels read as ``_gf``
+    point: PointVector | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +136,8 @@ class OptimizerKernel:
     consts: tuple[Assignment, ...]
     consts_reads: Reads
     body: tuple[UpdateLine, ...]
+    #: grad(P) in the update rule (USAM, schedule-free SGD): P, whose true gradient the kernels read as ``_gp``
+    point: PointVector | None = None
 
 
 @dataclass(frozen=True)
