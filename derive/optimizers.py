@@ -213,7 +213,9 @@ BUILTINS: dict[str, Optimizer] = {
 }
 
 #: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
-DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, SCHEDULEFREE_SGD, ADAGRAD)}
+DERIVATION_ONLY: dict[str, Optimizer] = {
+    o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, SCHEDULEFREE_SGD, ADAGRAD)
+}
 #: the built-ins of issue 19, in the order listings show them (wherever their simulators stand)
 _ISSUE19 = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
 #: every built-in: derive sde, list and catalog take these

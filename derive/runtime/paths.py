@@ -305,7 +305,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                                     zc[q, i, j] = (z[q, 2 * i, j] + z[q, 2 * i + 1, j]) * rs2
                         for i in range(sub):
                             c = _sde_row(ctabc, (k - 1) * sub + i + 1)  # noqa: F821
-                            _substep(T, sc, xc, zc, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn)
+                            _substep(
+                                T, sc, xc, zc, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn
+                            )
                     bad = _bad(x)
                     if ctabc is not None:
                         bad += _bad(xc)
