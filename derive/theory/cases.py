@@ -59,7 +59,9 @@ class Law:
     * ``full``, ``lemma``, ``published``: lambda Var x / 2 of Adam(W)'s momentum laws;
     * ``order2:NAME``: lambda Var x / 2 with NAME one of the variances of
       :func:`derive.theory.stationary_order2.stationary_comparison` (``chain``, ``order 1``,
-      ``order 2 (order-1 diffusion)``, ``order 2 + stationary diffusion``).
+      ``order 2 (order-1 diffusion)``, ``order 2 + stationary diffusion``);
+    * ``without:hessian-noise``: E f of the linearised SDE with its noise through the Hessian dropped
+      (USAM's diffusion sqrt(eta) sigma instead of sqrt(eta) (I + r H) sigma: a mutant).
 
     ``absent_is_infinite``: where the derivation proves that no finite stationary mean exists
     (:class:`~derive.theory.quadratic.NoStationaryLawError`), predict +inf instead of raising.
@@ -81,6 +83,8 @@ class Law:
             variance = derived.variances[name]
             values = {s: numbers[s.name] for s in variance.free_symbols if s.name in numbers}
             return sum(float(lj / 2 * variance.xreplace({**values, derived.curvature: lj})) for lj in lam)
+        if kind == "without":
+            return law_loss(without_hessian_noise(self.result(), name), lam, **numbers)
         try:
             result = self.result()
             if kind == "linearised":
@@ -101,6 +105,8 @@ class Law:
         kind, _, name = self.quantity.partition(":")
         if kind == "order2":
             return {"formula": str(sp.factor(comparison(self.combination).variances[name]))}
+        if kind == "without":
+            return {"formula": f"lambda/2 * {sp.factor(without_hessian_noise(self.result(), name))}"}
         try:
             result = self.result()
         except NoStationaryLawError:
@@ -138,6 +144,17 @@ def linearised_loss(result: StationaryResult, lam, **numbers: float) -> float:
 def law_loss(var_x: sp.Expr, lam, **numbers: float) -> float:
     """Sum over coordinates of lam_j Var x_j / 2 for a stationary Var x expression."""
     return sum(lj / 2 * float(substitute(var_x.xreplace({curvature: sp.Float(lj)}), numbers)) for lj in lam)
+
+
+def without_hessian_noise(result: StationaryResult, what: str) -> sp.Expr:
+    """Var x of the linearised SDE of ``result`` with its noise through the Hessian dropped (``what``:
+    ``hessian-noise``, the only term this mutant removes), by the same Lyapunov equation."""
+    from .quadratic import linearize, lyapunov
+
+    if what != "hessian-noise" or result.sde.hessian_noise is None:
+        raise ValueError(f"without:{what}: only 'hessian-noise' of an SDE that has noise through the Hessian")
+    model = linearize(replace(result.sde, hessian_noise=None), curvature)
+    return sp.simplify(lyapunov(model.A, model.B)[0, 0])
 
 
 def exact_loss(result: StationaryResult, lam, **numbers: float) -> float:

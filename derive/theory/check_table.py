@@ -350,6 +350,45 @@ def _new_optimizers() -> list:
     ]
 
 
+def _usam_note(o: Outcome) -> str:
+    r, eta = o.case.hyper["r"], o.case.eta
+    return (
+        f"r = {r} = {r / math.sqrt(eta):g} sqrt(eta): drift -(g + r H g) and diffusion sqrt(eta) (I + r H) sigma, exact on "
+        f"the quadratic; the chain's O(eta) bias against the SDE is {100 * (o.estimate / o.predicted - 1):+.2f}% "
+        f"(resolution {400 * o.se / o.predicted:.2f}%); without r H in the diffusion the law is "
+        f"{100 * (Law(o.case.combination, 'without:hessian-noise').value(o.case.lam, o.numbers) / o.predicted - 1):+.0f}%"
+    )
+
+
+def _points() -> list:
+    """Gradients at another point (reference section 12): USAM's stationary loss on the quadratic,
+    where its drift -(g + r H g) and diffusion sqrt(eta) (I + r H) sigma are exact, at r = r0 sqrt(eta)
+    with r0 = 1; the mutant drops r H from the diffusion (its stationary loss is (1 + r lambda)^2
+    smaller: 21% at lambda = 1, r = 0.1). The chain's O(eta) bias (0.5% at eta lambda = 0.01, reference
+    section 12's 0.005530 against 0.005500) is below the resolution."""
+    usam = Combination("usam")
+    return [
+        StationaryCase(
+            "usam",
+            usam,
+            (
+                Prediction(
+                    "USAM stationary loss",
+                    Law(usam),
+                    mutants=(Mutant("without r H in the diffusion", law=Law(usam, "without:hessian-noise")),),
+                    symbolic="{expected_loss} per coordinate",
+                    note=_usam_note,
+                    series="USAM",
+                ),
+            ),
+            eta=0.01,
+            hyper={"r": 0.1},
+            lam=(1.0,),
+            seed=110,
+        ),
+    ]
+
+
 #: which order-2 laws the simulated chain must match (True) or must be resolved away from (False),
 #: and the mutant of each that must agree: the nearest wrong law of the same comparison
 ORDER2 = {
@@ -398,4 +437,5 @@ TABLE: list[StationaryCase | SdeGapCase | OneOff] = [
     *_heavy_tails(),
     *_new_optimizers(),
     *_order2(),
+    *_points(),
 ]

@@ -40,7 +40,14 @@ class LinearModel:
 
 
 def on_quadratic(sde: SDE, lam: sp.Expr = curvature, t_limit: bool = True) -> tuple[list[sp.Expr], sp.Matrix]:
-    """Drift and G G^T of ``sde`` on f = lam x^2/2 (g = lam x), with t -> oo if ``t_limit``."""
+    """Drift and G G^T of ``sde`` on f = lam x^2/2 (g = lam x), with t -> oo if ``t_limit``; the
+    Hessian and the gradient field of the quadratic where the SDE has them (hvp(u) = lam u,
+    gradf(P) = lam P, USAM's noise through the Hessian joined to the diffusion)."""
+    from ..order2 import on_curvature
+    from ..points import gradf, hvp
+
+    if sde.hessian_noise is not None or any(sp.sympify(b).has(hvp, gradf) for b in sde.drift):
+        sde = on_curvature(sde, lam)
     x = sde.state[0]
     times = {gamma: sp.limit(value, S.t, sp.oo) for gamma, value in sde.time_functions.items()} if t_limit else {}
     drift = [sp.sympify(b).xreplace(times).xreplace({S.g: lam * x}) for b in sde.drift]

@@ -1,0 +1,130 @@
+"""Generated simulators of the optimizers with gradients at another point, noise through the Hessian,
+step-count coefficients and other clocks (issue 19; reference section 12): usam, schedulefree_sgd,
+adagrad.
+
+The kernels are run through ``run_paths`` on the built-in landscapes and compared, path by path, with
+the reference's update and SDE written out here in NumPy from the same random numbers (the module's
+own streams): every quantity is exact in floating point, so the tolerances are rounding only, and a
+formula with one term wrong (the mutants) is visibly different.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from derive.combination import Combination
+from derive.runtime.paths import PathRun
+from derive.runtime.schemes import SCHEMES
+from derive.simulate import full_quadratic, hyperparameters, load_module, run_coupled
+from derive.theory.check_table import TABLE
+from derive.theory.checks import Sim
+
+RNG = np.random.default_rng(19)
+
+
+def _random_quadratic(d: int):
+    """A random symmetric positive definite H (not diagonal: H u mixes the coordinates)."""
+    A = RNG.standard_normal((d, d))
+    return full_quadratic(A @ A.T / d + np.eye(d))
+
+
+def _params(mod, names, optimizer: str, eta: float, sigma: float, hyper: dict, dtype):
+    values = hyperparameters(optimizer, eta, sigma, hyper)
+    return np.array([values[n] for n in names], dtype=dtype)
+
+
+def _one_run(mod, land, x0, p, steps, seed, kind: str):
+    """States of every path after ``steps`` steps (the SDE: euler, one substep of eta)."""
+    start = x0[None].copy()
+    sde = kind == "sde"
+    r = PathRun(
+        sde_start=start if sde else None, opt_start=None if sde else start, sde_params=p if sde else None,
+        opt_params=None if sde else p, land_params=land.params, land_code=land.code, steps=steps,
+        record=np.array([steps]), seed=seed, chunk=2, keep=True, step_time=float(p[0]), scheme=SCHEMES["euler"],
+    )  # fmt: skip
+    out = mod.run_paths(r)
+    assert (out.diverged == -1).all()
+    return out.xs[0, 0]
+
+
+# ---- usam ---------------------------------------------------------------------------------------
+def _usam_chain(x0, H, eta, r, sigma, zetas, steps):
+    """x <- x - eta (H (x + r (H x + sigma zeta)) + sigma zeta): the gradient at x + r*grad, one draw."""
+    x = x0.copy()
+    for k in range(steps):
+        zeta = zetas[:, k]
+        x = x - eta * ((x + r * (x @ H.T + sigma * zeta)) @ H.T + sigma * zeta)
+    return x
+
+
+def _usam_sde(x0, H, eta, r, sigma, normals, steps, hessian_noise=True):
+    """Euler with dt = eta of dx = -(g + r H g) dt + sqrt(eta) (I + r H) sigma dW (reference section 12);
+    ``hessian_noise`` False: the mutant without r H in the diffusion."""
+    x = x0.copy()
+    for k in range(steps):
+        g, dw = x @ H.T, np.sqrt(eta) * normals[:, k]
+        noise = np.sqrt(eta) * sigma * (dw + (r * dw @ H.T if hessian_noise else 0.0))
+        x = x - eta * (g + r * g @ H.T) + noise
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
+def test_usam_kernels_are_the_reference_update_and_sde(dtype):
+    """Optimizer and SDE of usam on a random full quadratic (H u mixes coordinates), 3 paths x 20 steps,
+    against section 12's formulas from the same draws; the SDE without r H in the diffusion is off."""
+    mod = load_module(Combination("usam"))
+    assert mod.OPT_POINT and mod.HESSIAN_NOISE and mod.HVP
+    n, d, steps, seed, eta, r, sigma = 3, 3, 20, 5, 0.05, 0.3, 0.8
+    land = _random_quadratic(d)
+    H = land.params.reshape(d, d)
+    x0 = RNG.standard_normal((n, d)).astype(dtype)
+    zetas = np.stack([mod.stream_zetas(seed, i, steps * d) for i in range(n)]).reshape(n, steps, d)
+    normals = np.stack([mod.stream_normals(seed, mod.SDE_STREAM, i, steps * d) for i in range(n)]).reshape(n, steps, d)
+    tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    po = _params(mod, mod.OPT_PARAMS, "usam", eta, sigma, {"r": r}, dtype)
+    chain = _one_run(mod, land, x0, po, steps, seed, "optimizer")
+    np.testing.assert_allclose(chain, _usam_chain(x0.astype(float), H, eta, r, sigma, zetas, steps), **tol)
+    ps = _params(mod, mod.SDE_PARAMS, "usam", eta, sigma, {"r": r}, dtype)
+    sde = _one_run(mod, land, x0, ps, steps, seed, "sde")
+    reference = _usam_sde(x0.astype(float), H, eta, r, sigma, normals, steps)
+    np.testing.assert_allclose(sde, reference, **tol)
+    mutant = _usam_sde(x0.astype(float), H, eta, r, sigma, normals, steps, hessian_noise=False)
+    assert np.abs(mutant - reference).max() > 1e-2
+
+
+@pytest.mark.slow
+def test_usam_coupled_sde_is_the_optimizer_on_the_quadratic():
+    """On a quadratic USAM's drift and diffusion are exact, so the coupled Euler run with one substep
+    of eta (dW = -sqrt(eta) zeta, COUPLING_SIGN) reproduces the optimizer path by path; sigma 10% off in
+    the SDE does not."""
+    land = _random_quadratic(2)
+    x0 = RNG.standard_normal((64, 2))
+    common = dict(eta=0.02, sigma=1.0, steps=50, seed=3, landscape=land, hyper={"r": 0.2}, keep=True)
+    chain, sde = run_coupled(Combination("usam"), x0, **common)
+    assert np.abs(chain.path - sde.path).max() < 1e-10
+    _, wrong = run_coupled(Combination("usam"), x0, sde_values={"sigma": 1.1}, **common)
+    assert np.abs(chain.path - wrong.path).max() > 1e-2
+
+
+def test_single_step_interfaces_refuse_a_gradient_at_another_point():
+    mod = load_module(Combination("usam"))
+    state, g = np.zeros((1, 2, 3)), np.zeros((2, 3))
+    p = np.array([0.01, 0.1, 1.0])
+    with pytest.raises(TypeError, match=r"gradient at grad\*r \+ x.*use run_paths"):
+        mod.optimizer_step(state, g, np.zeros((2, 3)), 1, p)
+    with pytest.raises(TypeError, match="noise through the Hessian"):
+        mod.sde_step(state, g, np.zeros((1, 2, 3)), 0.01, 0.01, p)
+
+
+def _entry(check: str):
+    return next(e for e in TABLE if e.check == check)
+
+
+def test_usam_check_row_passes_and_rejects_the_diffusion_without_r_h():
+    """`derive check`'s usam row at 1000 paths (about 3 s): the stationary loss of the chain agrees
+    with the SDE's law and rejects the law without r H in the diffusion."""
+    (row,) = _entry("usam").rows(Sim(paths=1000))
+    assert row.ok, row
+    (mutant,) = row.mutants
+    assert row.mutant_detected(mutant) and abs(row.mutants[mutant] - row.estimate) > 6 * row.se
