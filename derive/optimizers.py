@@ -15,7 +15,8 @@ defaults: ``sgd_momentum`` (torch.optim.SGD with momentum beta held fixed and da
 and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta); in
 :data:`BUILTINS`, its simulators take the gradient at x + r*grad and H times the noise vector),
 ``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1)) and ``adagrad``
-(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0). Their SDEs derive
+(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0; in :data:`BUILTINS`, its SDE on
+the clock t = k*eta**2 starts after the first step). Their SDEs derive
 (:data:`DERIVATION_ONLY`); their simulators are not generated yet, so they are not in
 :data:`BUILTINS`, the set that generated/ covers. PyTorch initialises the momentum buffer to the
 first gradient (m_1 = grad); the rule's m_1 = (1 - tau) grad differs only with dampening, on the
@@ -209,13 +210,12 @@ BUILTINS: dict[str, Optimizer] = {
         CLIPSGD,
         SGDM,
         USAM,
+        ADAGRAD,
     )
 }
 
 #: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
-DERIVATION_ONLY: dict[str, Optimizer] = {
-    o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, SCHEDULEFREE_SGD, ADAGRAD)
-}
+DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, SCHEDULEFREE_SGD)}
 #: the built-ins of issue 19, in the order listings show them (wherever their simulators stand)
 _ISSUE19 = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
 #: every built-in: derive sde, list and catalog take these

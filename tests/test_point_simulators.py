@@ -128,3 +128,71 @@ def test_usam_check_row_passes_and_rejects_the_diffusion_without_r_h():
     assert row.ok, row
     (mutant,) = row.mutants
     assert row.mutant_detected(mutant) and abs(row.mutants[mutant] - row.estimate) > 6 * row.se
+
+
+# ---- adagrad ------------------------------------------------------------------------------------
+def _adagrad_chain(x0, s0, lam, eta, eps, sigma, zetas, steps):
+    """s <- s + grad^2, x <- x - eta grad/(sqrt(s) + eps), grad = lam x + sigma zeta."""
+    x, s = x0.copy(), s0.copy()
+    for k in range(steps):
+        grad = lam * x + sigma * zetas[:, k]
+        s = s + grad**2
+        x = x - eta * grad / (np.sqrt(s) + eps)
+    return x, s
+
+
+def _adagrad_sde(x0, V0, lam, eta, eps, sigma, normals, steps, v_noise=True):
+    """Split Euler with dt = eta^2 (the clock t = k eta^2) of section 12's SDE, V = eta^2 s:
+    dV = (g^2 + sigma^2) dt - 2 eta g sigma dW1 + sqrt(2) eta sigma^2 dW2 (V reflected at 0),
+    dX = -g/(sqrt(V) + eta eps) dt + eta sigma/(sqrt(V) + eta eps) dW1, X's drift at the new V, its
+    noise at V's noise-free predictor. ``v_noise`` False: the mutant without V's noise."""
+    x, V, dt = x0.copy(), V0.copy(), eta**2
+    for k in range(steps):
+        g, w1, w2 = lam * x, np.sqrt(dt) * normals[:, k, 0], np.sqrt(dt) * normals[:, k, 1]
+        b = g**2 + sigma**2
+        new = np.abs(V + b * dt + v_noise * (-2 * eta * g * sigma * w1 + np.sqrt(2) * eta * sigma**2 * w2))
+        x = x - g / (np.sqrt(new) + eta * eps) * dt + eta * sigma / (np.sqrt(V + b * dt) + eta * eps) * w1
+        V = new
+    return x, V
+
+
+def test_adagrad_kernels_on_the_eta_squared_clock_from_its_first_step():
+    """AdaGrad's optimizer kernel is PyTorch's rule; its SDE runs on t = k eta^2 with V = eta^2 s and,
+    from s = 0, starts after the optimizer's first step (START_STEPS): its start is the optimizer's
+    state after one step, mapped (sde_state_from_optimizer), then steps - 1 steps of dt = eta^2 follow.
+    Both against the reference from the same draws; the SDE without V's noise is off."""
+    from derive.simulate import quadratic, run
+
+    combo = Combination("adagrad")
+    mod = load_module(combo)
+    assert mod.CLOCK == "k*eta**2" and mod.CLOCK_ETA_POWER == 2 and mod.START_STEPS == 1
+    n, steps, seed, eta, sigma, eps, lam = 4, 30, 7, 0.05, 0.9, 1e-10, 1.5
+    x0 = RNG.standard_normal((n, 1))
+    zetas = np.stack([mod.stream_zetas(seed, i, steps) for i in range(n)])
+    common = dict(eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=quadratic([lam]), keep=True)
+    chain = run("optimizer", combo, x0, record=[1, steps], **common)
+    x1, s1 = _adagrad_chain(x0[:, 0], np.zeros(n), lam, eta, eps, sigma, zetas, 1)
+    x_end, _ = _adagrad_chain(x0[:, 0], np.zeros(n), lam, eta, eps, sigma, zetas, steps)
+    np.testing.assert_allclose(chain.path[:, :, 0], [x1, x_end], rtol=1e-12, atol=1e-12)
+    sde = run("sde", combo, x0, record=[1, steps], **common)
+    assert list(sde.steps) == [1, steps] and sde.times[-1] == pytest.approx(steps * eta**2)
+    normals = np.stack([mod.stream_normals(seed, mod.SDE_STREAM, i, 2 * (steps - 1)) for i in range(n)])
+    normals = normals.reshape(n, steps - 1, 2)
+    reference, _ = _adagrad_sde(x1, eta**2 * s1, lam, eta, eps, sigma, normals, steps - 1)
+    np.testing.assert_allclose(sde.path[:, :, 0], [x1, reference], rtol=1e-11, atol=1e-12)
+    mutant, _ = _adagrad_sde(x1, eta**2 * s1, lam, eta, eps, sigma, normals, steps - 1, v_noise=False)
+    assert np.abs(mutant - reference).max() > 1e-3
+    with pytest.raises(Exception, match="record steps must be >= 1"):
+        run("sde", combo, x0, record=[0, steps], **common)
+    with pytest.raises(Exception, match="STATE_MAP"):
+        from derive.simulate import run_coupled
+
+        run_coupled(combo, x0, **common)
+
+
+def test_adagrad_check_row_passes_and_rejects_the_sde_without_v_noise():
+    """`derive check`'s adagrad row (Var x at t = 0.5 from V(0) = 0.5, 4000 paths, about 5 s warm)."""
+    (row,) = _entry("adagrad").rows(Sim(paths=1000))
+    assert row.ok, row
+    (mutant,) = row.mutants
+    assert row.mutant_detected(mutant)

@@ -6,7 +6,8 @@ radius r*grad is of order 1 there, a random O(1) point: see :data:`NO_NOISE_DOMI
 (nu = 3 and the real nu = 2.5), Cauchy, Laplace and uniform noise, and clipped SGD under Cauchy
 noise (the law clipping is for), in the paper regime, full form, and the order-2 SDE (paper regime,
 full form, Gaussian noise) of every built-in that has one (not Signum: its drift -sign(m) is not
-differentiable; not USAM: its order-1 SDE already has noise through the Hessian, see :data:`NO_ORDER2`). Other meaningful combinations
+differentiable; not USAM: its order-1 SDE already has noise through the Hessian; not AdaGrad: its clock is
+k*eta**2, see :data:`NO_ORDER2`). Other meaningful combinations
 (e.g. Adam under Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
 """
 
@@ -20,7 +21,7 @@ from ..regimes import FORMS, REGIMES
 #: usam: UnsupportedUpdateError, its gradient is taken at a random O(1) point)
 NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm", "usam")
 #: built-ins without an order-2 SDE under Gaussian noise (derive_sde(..., order=2) raises NoOrder2Error)
-NO_ORDER2 = ("signum", "usam")
+NO_ORDER2 = ("signum", "usam", "adagrad")
 
 
 def builtin_combinations() -> list[Combination]:

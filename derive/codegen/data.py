@@ -68,6 +68,18 @@ class PointVector:
 
 
 @dataclass(frozen=True)
+class StateMap:
+    """The SDE's states in the optimizer's (``SDE.state_map``, e.g. AdaGrad's s of the SDE = eta**2*s):
+    ``text`` (SDE state -> expression, where they differ), ``params`` (the OPT_PARAMS the expressions
+    read), ``lines`` and ``values`` (every SDE state of one coordinate as kernel code, STATE order)."""
+
+    text: dict[str, str]
+    params: tuple[str, ...]
+    lines: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SdeKernel:
     """The printed SDE dS = b dt + G dW of one combination (templates/sde_step.py.j2).
 
@@ -96,8 +108,16 @@ class SdeKernel:
     step: tuple[str, ...]
     results: tuple[str, ...]
     hvp: HvpVector | None
-    #: gradf(P) in the drift (schedule-free SGD): P, whose gradient the kernels read as ``_gf``
+    #: gradf(P) in the drift (schedule-free SGD): P, whose gradient the kernels read as ``_gp``
     point: PointVector | None = None
+    #: the clock: one optimizer step is dt = eta**clock_power of SDE time (``clock``: t after step k)
+    clock: str = "k*eta"
+    clock_power: int = 1
+    #: where a simulator starts the SDE: after this many optimizer steps (``SDE.start``), and why
+    start_steps: int = 0
+    start_reason: str = ""
+    #: the SDE's states in the optimizer's, where they differ (None: the same)
+    state_map: StateMap | None = None
 
 
 @dataclass(frozen=True)

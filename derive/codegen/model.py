@@ -51,6 +51,7 @@ from ..points import draw_at_x, grad_at
 from ..resources import TEMPLATES
 from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
+from ..sde import clock_text
 from ..spec import Optimizer
 from .data import (
     Assignment,
@@ -64,6 +65,7 @@ from .data import (
     PointVector,
     Reads,
     SdeKernel,
+    StateMap,
     UpdateLine,
 )
 from .printer import RUNTIME_FUNCTIONS, CodegenError, KernelPrinter, hoist
@@ -151,6 +153,9 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         noise = sde.hessian_noise is not None
         hvp = HvpVector(text=str(sde.explicit(w)), lines=tuple(hvp_lines), value=hvp_out, noise=noise)
     params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
+    base, power = (sde.clock / S.k).as_base_exp()
+    if base != S.eta or not power.is_Integer:
+        raise CodegenError(f"the clock t = {sde.clock} is not k*eta**p with an integer p")
     return SdeKernel(
         text=sde.to_text(),
         states=tuple(s.name for s in states),
@@ -167,6 +172,29 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         step=tuple(step),
         results=(x_out, *(fresh[s].name for s in states[1:])),
         hvp=hvp,
+        clock=clock_text(sde.clock),
+        clock_power=int(power),
+        start_steps=sde.start.steps,
+        start_reason=sde.start.reason,
+        state_map=_state_map(sde, spec, printer) if sde.state_map else None,
+    )
+
+
+def _state_map(sde, spec: Optimizer, printer: KernelPrinter) -> StateMap:
+    """The SDE's states of one coordinate in the optimizer's (``sde.state_map``; the others by name)."""
+    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=True))
+    missing = [n for n in sde.state_names if n not in sde.state_map and n not in by_name]
+    if missing:
+        raise CodegenError(f"the SDE's states {missing} are neither the optimizer's nor in its state_map")
+    exprs = [sp.sympify(sde.state_map.get(n, by_name.get(n))) for n in sde.state_names]
+    params = list(spec.hyper) + ["sigma"]
+    names = {s.name for e in exprs for s in e.free_symbols}
+    lines, values = printer.cse_lines(exprs, "_e")
+    return StateMap(
+        text={n: str(v) for n, v in sde.state_map.items()},
+        params=tuple(n for n in params if n in names),
+        lines=tuple(lines),
+        values=tuple(values),
     )
 
 

@@ -34,7 +34,17 @@ import math
 from pathlib import Path
 
 from ..combination import Combination
-from .cases import Law, Mutant, OneOff, Outcome, Prediction, SdeGapCase, StationaryCase, comparison
+from .cases import (
+    FiniteHorizonCase,
+    Law,
+    Mutant,
+    OneOff,
+    Outcome,
+    Prediction,
+    SdeGapCase,
+    StationaryCase,
+    comparison,
+)
 from .checks_heavy import check_sgd_cauchy
 from .checks_scaling import check_scaling
 from .checks_signsgd import check_signsgd_exact, check_signsgd_speed
@@ -361,7 +371,7 @@ def _usam_note(o: Outcome) -> str:
 
 
 def _points() -> list:
-    """Gradients at another point (reference section 12): USAM's stationary loss on the quadratic,
+    """Gradients at another point and other clocks (reference section 12): USAM's stationary loss on the quadratic,
     where its drift -(g + r H g) and diffusion sqrt(eta) (I + r H) sigma are exact, at r = r0 sqrt(eta)
     with r0 = 1; the mutant drops r H from the diffusion (its stationary loss is (1 + r lambda)^2
     smaller: 21% at lambda = 1, r = 0.1). The chain's O(eta) bias (0.5% at eta lambda = 0.01, reference
@@ -385,6 +395,21 @@ def _points() -> list:
             hyper={"r": 0.1},
             lam=(1.0,),
             seed=110,
+        ),
+        # AdaGrad on its clock t = k eta^2 from V(0) = 0.5 (the optimizer's s = V/eta^2): Var x at t = 0.5
+        FiniteHorizonCase(
+            "adagrad",
+            "AdaGrad from V(0) = 0.5",
+            Combination("adagrad"),
+            eta=0.01,
+            horizon=0.5,
+            start={"s": 0.5},
+            opt_start={"s": 0.5 / 0.01**2},
+            mutant=Combination("adagrad", form="published"),
+            mutant_label="V's noise dropped (the published form, simulated)",
+            seed=111,
+            min_paths=4000,
+            note="clock t = k*eta**2, V = eta**2 s",
         ),
     ]
 

@@ -49,8 +49,8 @@ RATES = {
 }
 #: radius hyperparameters (role ``radius``, SAM's r) scale like sqrt(eta): a study holds r0 = r/sqrt(eta)
 #: fixed (with r fixed the dropped (r^2/2) g'' (g^2 + sigma^2) of USAM's expansion is O(1), reference
-#: section 12); r0 = 1 unless given here
-RADII = {"usam": {"r": 1.0}}
+#: section 12); r0 = 1 unless given here (usam: 0.5, its default r = 0.05 at eta = 0.01)
+RADII = {"usam": {"r": 0.5}}
 LANDSCAPES = ("quadratic", "double-well", "rotated")
 ETAS = (0.16, 0.08, 0.04, 0.02, 0.01)
 #: the default etas of a study with the order-2 SDE: its O(eta^2) error is asymptotic, and at eta = 0.16
