@@ -14,7 +14,8 @@ defaults: ``sgd_momentum`` (torch.optim.SGD with momentum beta held fixed and da
 ``nesterov`` (nesterov=True, dampening 0), ``adam_fixed`` (torch.optim.Adam with beta1 held fixed
 and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta); in
 :data:`BUILTINS`, its simulators take the gradient at x + r*grad and H times the noise vector),
-``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1)) and ``adagrad``
+``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1); in :data:`BUILTINS`,
+its simulators take the gradient at y, and the SDE's 1/t at the end of each step from t = 0) and ``adagrad``
 (torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0; in :data:`BUILTINS`, its SDE on
 the clock t = k*eta**2 starts after the first step). Their SDEs derive
 (:data:`DERIVATION_ONLY`); their simulators are not generated yet, so they are not in
@@ -210,12 +211,13 @@ BUILTINS: dict[str, Optimizer] = {
         CLIPSGD,
         SGDM,
         USAM,
+        SCHEDULEFREE_SGD,
         ADAGRAD,
     )
 }
 
 #: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
-DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, SCHEDULEFREE_SGD)}
+DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED)}
 #: the built-ins of issue 19, in the order listings show them (wherever their simulators stand)
 _ISSUE19 = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
 #: every built-in: derive sde, list and catalog take these

@@ -337,7 +337,7 @@ def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.
         out = np.empty((1 + len(initial),) + x0.shape, x0.dtype)
         out[0] = x0
         for i, v in enumerate(initial):
-            out[1 + i] = v
+            out[1 + i] = x0 if v == "x" else v  # "x": a state that starts at x (schedule-free's z)
         return out
     start = np.ascontiguousarray(start, dtype=x0.dtype)
     if start.shape != (len(names),) + x0.shape or not np.array_equal(start[0], x0):

@@ -196,3 +196,65 @@ def test_adagrad_check_row_passes_and_rejects_the_sde_without_v_noise():
     assert row.ok, row
     (mutant,) = row.mutants
     assert row.mutant_detected(mutant)
+
+
+# ---- schedulefree_sgd ---------------------------------------------------------------------------
+def _schedulefree_chain(x0, H, eta, beta, sigma, zetas, steps):
+    """y = (1 - beta) z + beta x; z <- z - eta (H y + sigma zeta); x <- (1 - c) x + c z, c = 1/(k + 1)."""
+    x, z = x0.copy(), x0.copy()
+    for k in range(1, steps + 1):
+        y = (1 - beta) * z + beta * x
+        z = z - eta * (y @ H.T + sigma * zetas[:, k - 1])
+        x = (1 - 1 / (k + 1)) * x + z / (k + 1)
+    return x, z
+
+
+def _schedulefree_sde(x0, H, eta, beta, sigma, normals, steps, at_y=True):
+    """Split Euler with dt = eta of dZ = -grad f(Y) dt + sqrt(eta) sigma dW, dX = (Z - X)/t dt, from
+    X(0) = Z(0), 1/t at the end of each step (t_k = k eta), X reading the new Z; ``at_y`` False: the
+    mutant with the gradient at X."""
+    x, z = x0.copy(), x0.copy()
+    for k in range(1, steps + 1):
+        point = (1 - beta) * z + beta * x if at_y else x
+        z = z - eta * point @ H.T + np.sqrt(eta) * sigma * np.sqrt(eta) * normals[:, k - 1]
+        x = x + eta / (k * eta) * (z - x)
+    return x, z
+
+
+def test_schedulefree_kernels_take_the_gradient_at_y():
+    """Schedule-free SGD's optimizer and SDE kernels on a random full quadratic, z starting at x
+    (OPT_INITIAL, SDE_INITIAL 'x'), against the reference from the same draws; the gradient at x
+    instead of y is off."""
+    mod = load_module(Combination("schedulefree_sgd"))
+    assert mod.OPT_POINT and mod.SDE_POINT and mod.OPT_INITIAL == ("x",) and mod.SDE_INITIAL == ("x",)
+    n, d, steps, seed, eta, beta, sigma = 3, 2, 25, 9, 0.05, 0.8, 0.7
+    land = _random_quadratic(d)
+    H = land.params.reshape(d, d)
+    x0 = RNG.standard_normal((n, d))
+    zetas = np.stack([mod.stream_zetas(seed, i, steps * d) for i in range(n)]).reshape(n, steps, d)
+    normals = np.stack([mod.stream_normals(seed, mod.SDE_STREAM, i, steps * d) for i in range(n)]).reshape(n, steps, d)
+    start = np.stack([x0, x0])
+    out = {}
+    for kind, names in (("optimizer", mod.OPT_PARAMS), ("sde", mod.SDE_PARAMS)):
+        p = _params(mod, names, "schedulefree_sgd", eta, sigma, {"beta": beta}, np.float64)
+        sde = kind == "sde"
+        r = PathRun(
+            sde_start=start.copy() if sde else None, opt_start=None if sde else start.copy(),
+            sde_params=p if sde else None, opt_params=None if sde else p, land_params=land.params,
+            land_code=land.code, steps=steps, record=np.array([steps]), seed=seed, chunk=2, keep=True,
+            step_time=eta, scheme=SCHEMES["euler"],
+        )  # fmt: skip
+        out[kind] = mod.run_paths(r).xs[0, 0]
+    chain_x, _ = _schedulefree_chain(x0, H, eta, beta, sigma, zetas, steps)
+    np.testing.assert_allclose(out["optimizer"], chain_x, rtol=1e-12, atol=1e-12)
+    sde_x, _ = _schedulefree_sde(x0, H, eta, beta, sigma, normals, steps)
+    np.testing.assert_allclose(out["sde"], sde_x, rtol=1e-12, atol=1e-12)
+    assert np.abs(_schedulefree_sde(x0, H, eta, beta, sigma, normals, steps, at_y=False)[0] - sde_x).max() > 1e-3
+
+
+def test_schedulefree_check_row_passes_and_rejects_a_wrong_sigma():
+    """`derive check`'s schedulefree_sgd row (Var x at t = 2, eta = 0.02, 4000 paths)."""
+    (row,) = _entry("schedulefree_sgd").rows(Sim(paths=1000))
+    assert row.ok, row
+    (mutant,) = row.mutants
+    assert row.mutant_detected(mutant)

@@ -7,7 +7,7 @@ radius r*grad is of order 1 there, a random O(1) point: see :data:`NO_NOISE_DOMI
 noise (the law clipping is for), in the paper regime, full form, and the order-2 SDE (paper regime,
 full form, Gaussian noise) of every built-in that has one (not Signum: its drift -sign(m) is not
 differentiable; not USAM: its order-1 SDE already has noise through the Hessian; not AdaGrad: its clock is
-k*eta**2, see :data:`NO_ORDER2`). Other meaningful combinations
+k*eta**2; not schedule-free SGD: a 1/t coefficient and a gradient at another point, see :data:`NO_ORDER2`). Other meaningful combinations
 (e.g. Adam under Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
 """
 
@@ -19,9 +19,9 @@ from ..regimes import FORMS, REGIMES
 
 #: built-ins without a noise-dominated SDE (derive_sde raises NoLimitError: the drift diverges like 1/eta;
 #: usam: UnsupportedUpdateError, its gradient is taken at a random O(1) point)
-NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm", "usam")
+NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm", "usam", "schedulefree_sgd")
 #: built-ins without an order-2 SDE under Gaussian noise (derive_sde(..., order=2) raises NoOrder2Error)
-NO_ORDER2 = ("signum", "usam", "adagrad")
+NO_ORDER2 = ("signum", "usam", "adagrad", "schedulefree_sgd")
 
 
 def builtin_combinations() -> list[Combination]:

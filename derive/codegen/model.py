@@ -123,6 +123,9 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
     positive = any(s.is_positive for s in states)
     boundary = sp.Symbol("_boundary", real=True)  # B of max(v, B v): -1 reflects, 0 is an absorbing floor
     drift, u = hvp_split(sde)
+    drift, point = gradf_split(drift)
+    if point is not None:
+        element.add(GP)
     step_drift, w = drift, u
     if sde.hessian_noise is not None:
         step_drift, w = hessian_step(sde, drift, u, dt, xis, sqdt, element)
@@ -140,14 +143,18 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
     )
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
     new_x = step.x + HV if sde.hessian_noise is not None else step.x
-    exprs = [new_x, *step.aux] + ([w] if w is not None else [])
+    exprs = [new_x, *step.aux] + ([w] if w is not None else []) + ([point] if point is not None else [])
     consts, rewritten = hoist(exprs, element | set(fresh.values()), "_c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
     n = len(states)
     aux_lines, aux_out = printer.cse_lines(rewritten[1:n], "_a")
     x_lines, (x_out,) = printer.cse_lines(rewritten[:1], "_e")
     step = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out, strict=False)] + x_lines
-    hvp = None
+    hvp = point_kernel = None
+    if point is not None:
+        point_lines, (point_out,) = printer.cse_lines(rewritten[-1:], "_e")
+        point_kernel = PointVector(text=str(point), lines=tuple(point_lines), value=point_out)
+        rewritten = rewritten[:-1]
     if w is not None:
         hvp_lines, (hvp_out,) = printer.cse_lines(rewritten[n:], "_e")
         noise = sde.hessian_noise is not None
@@ -162,7 +169,7 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         params=tuple(params),
         sources=K,
         xis=tuple(x.name for x in xis),
-        initial=tuple(float(sde.initial.get(s.name, 0.0)) for s in states[1:]),
+        initial=tuple(_initial_value(sde.initial.get(s.name, 0.0)) for s in states[1:]),
         rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
         coupling=_coupling(sde, spec),
         drift=_coefficients(drift, params, sde.time_functions, printer),
@@ -172,6 +179,7 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         step=tuple(step),
         results=(x_out, *(fresh[s].name for s in states[1:])),
         hvp=hvp,
+        point=point_kernel,
         clock=clock_text(sde.clock),
         clock_power=int(power),
         start_steps=sde.start.steps,
@@ -226,6 +234,23 @@ def hessian_step(sde, drift, u, dt, xis, sqdt, element) -> tuple[list[sp.Expr], 
     vector = noise.vector.xreplace({brownian(j + 1): sqdt * xi for j, xi in enumerate(xis)})
     w = c * vector + (a * u * dt if u is not None else 0)
     return [drift[0].xreplace({HV: 0}), *drift[1:]], w
+
+
+def gradf_split(drift) -> tuple[list[sp.Expr], sp.Expr | None]:
+    """The drift with gradf(P) replaced by :data:`GP` (coordinate i of the true gradient at P, which a
+    step evaluates at the old state: P of every coordinate, then one gradient there), and P (None if
+    the drift has no gradf). Two different points would need two gradients: refused."""
+    from ..points import gradf
+
+    found = sorted({a.args[0] for b in drift for a in sp.sympify(b).atoms(gradf)}, key=sp.default_sort_key)
+    if not found:
+        return list(drift), None
+    if len(found) > 1:
+        raise CodegenError(
+            f"the drift takes the gradient at {len(found)} different points ({', '.join(map(str, found))}); "
+            "the kernels evaluate the gradient at one other point per step"
+        )
+    return [sp.sympify(b).replace(lambda e: isinstance(e, gradf), lambda e: GP) for b in drift], found[0]
 
 
 def hvp_split(sde) -> tuple[list[sp.Expr], sp.Expr | None]:

@@ -541,7 +541,7 @@ class Simulators:
         out = np.empty((1 + len(initial),) + x0.shape, x0.dtype)
         out[0] = x0
         for i, v in enumerate(initial):
-            out[1 + i] = v
+            out[1 + i] = x0 if v == "x" else v  # "x": a state that starts at x (schedule-free's z)
         return out
 
     def _simple(self, kind, x0, p, lp, steps, record, seed, chunk, keep, grad_fn=None, loss_fn=None, hvp_fn=None):

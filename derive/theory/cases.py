@@ -503,7 +503,8 @@ class FiniteHorizonCase:
         out = np.empty((len(names),) + x0.shape)
         out[0] = x0
         for i, name in enumerate(names[1:]):
-            out[1 + i] = values.get(name, initial[i])
+            value = values.get(name, initial[i])
+            out[1 + i] = x0 if value == "x" else value
         return out
 
     def _var(self, kind: str, combo: Combination, sigma: float, seed: int, paths: int) -> tuple[float, float]:

@@ -411,6 +411,18 @@ def _points() -> list:
             min_paths=4000,
             note="clock t = k*eta**2, V = eta**2 s",
         ),
+        # schedule-free SGD, beta = 0.9: the gradient at Y = (1 - beta) Z + beta X, X the 1/t average of Z
+        FiniteHorizonCase(
+            "schedulefree_sgd",
+            "Schedule-free SGD",
+            Combination("schedulefree_sgd"),
+            eta=0.02,
+            horizon=2.0,
+            hyper={"beta": 0.9},
+            seed=112,
+            min_paths=4000,
+            note="dX = (Z - X)/t dt, dZ = -gradf(Y) dt + sqrt(eta) sigma dW",
+        ),
     ]
 
 
