@@ -127,6 +127,11 @@ def linearize(sde: SDE, lam: sp.Expr = curvature) -> LinearModel:
             "SDE about x = 0 is unstable, so it has no stationary law"
         )
     drift, cov = on_quadratic(sde, lam)
+    if any(sp.sympify(e).has(S.t) for e in (*drift, *cov)):
+        raise NoStationaryLawError(
+            f"the SDE of {sde.optimizer} depends on t beyond the bias corrections (a step-count coefficient such as "
+            "1/t): it has no stationary law"
+        )
     # floats (moments of a user law found by quadrature) are held as symbols, so that simplification
     # does not turn them into huge rationals
     floats = sorted({f for e in (*drift, *cov) for f in sp.sympify(e).atoms(sp.Float)}, key=float)
