@@ -550,7 +550,7 @@ def run(
         O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
         out = m.run_paths(setup.paths(opt_start=O0, record=rec, keep=keep))
         _raise_divergence("optimizer", out.diverged)
-        return _summary("optimizer", rec, eta, out, keep, None, 1, 0)
+        return _summary("optimizer", rec, eta, out, keep, None, 1, 0, getattr(m, "CLOCK_ETA_POWER", 1))
     setup.require_sde()
     S0, sde_rec, setup.steps = setup.sde_start(start, rec, steps, default_record=record is None)
     chosen = SCHEMES[scheme]
