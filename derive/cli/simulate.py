@@ -90,7 +90,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     land = sim.quadratic(np.linspace(args.lam_min, args.lam_max, args.dim))
     x0 = sim.random_start(args.paths, args.dim, args.seed, args.start_scale, dtype)
     targets = [
-        (label, kind, Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order))
+        (
+            label,
+            kind,
+            Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order),
+        )
         for label, kind, regime, form, order in _targets(args.compare.split(","), args.form, args.order)
     ]
     # an SDE that starts after the optimizer's first steps (AdaGrad from s = 0): every run recorded from there
