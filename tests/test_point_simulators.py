@@ -190,6 +190,7 @@ def test_adagrad_kernels_on_the_eta_squared_clock_from_its_first_step():
         run_coupled(combo, x0, **common)
 
 
+@pytest.mark.slow
 def test_adagrad_check_row_passes_and_rejects_the_sde_without_v_noise():
     """`derive check`'s adagrad row (Var x at t = 0.5 from V(0) = 0.5, 4000 paths, about 5 s warm)."""
     (row,) = _entry("adagrad").rows(Sim(paths=1000))
