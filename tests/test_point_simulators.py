@@ -259,3 +259,42 @@ def test_schedulefree_check_row_passes_and_rejects_a_wrong_sigma():
     assert row.ok, row
     (mutant,) = row.mutants
     assert row.mutant_detected(mutant)
+
+
+# ---- weak order (long: slow) ----------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "optimizer, landscape, etas, mutant, mutant_slope",
+    [
+        # the SDE without r (SGD's): its error is O(r) = O(sqrt(eta)), slope about 0.5 (measured 0.67)
+        ("usam", "double-well", (0.08, 0.04, 0.02, 0.01), {"r": 0.0}, 0.8),
+        # the gradient at z instead of y: an O(1) error, slope about 0 (measured 0.03)
+        ("schedulefree_sgd", "quadratic", (0.16, 0.08, 0.04, 0.02, 0.01), {"beta": 0.0}, 0.3),
+    ],
+)
+def test_weak_order_one_and_its_mutant(optimizer, landscape, etas, mutant, mutant_slope):
+    """Coupled weak-order study (5000 paths, T = 2, about 30 s for usam): every eta resolved, slope in
+    [0.8, 1.25]; the mutant SDE's slope below ``mutant_slope``. USAM holds r0 = r/sqrt(eta) = 0.5."""
+    from derive.validate.weak_order import weak_order
+
+    common = dict(landscape=landscape, etas=etas, paths=5000, refine=False)
+    (row,) = weak_order(optimizer, **common).runs
+    assert all(row.resolved) and 0.8 <= row.slope <= 1.25, row
+    (wrong,) = weak_order(optimizer, sde_values=mutant, **common).runs
+    assert all(wrong.resolved) and wrong.slope < mutant_slope, wrong
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["schedulefree_sgd", "adagrad"])
+def test_float32_kernels_follow_float64(optimizer):
+    """The float32 kernels (the start's dtype) track the float64 ones path by path (same draws)."""
+    from derive.simulate import quadratic, run
+
+    x0 = RNG.standard_normal((8, 3))
+    common = dict(eta=0.05, sigma=0.5, steps=40, seed=2, landscape=quadratic([1.0, 2.0, 3.0]), keep=True)
+    for kind in ("optimizer", "sde"):
+        runs = [
+            run(kind, Combination(optimizer), x0.astype(t), record=[40], **common) for t in (np.float64, np.float32)
+        ]
+        assert runs[1].path.dtype == np.float32
+        np.testing.assert_allclose(runs[1].path, runs[0].path, rtol=1e-3, atol=1e-4)
