@@ -12,9 +12,12 @@ beta1, decoupled weight decay, and an EMA with beta2 = 1 - eta rho2. Signum (Ber
 The optimizers people train with (reference sections 11 and 12), with PyTorch's semantics and
 defaults: ``sgd_momentum`` (torch.optim.SGD with momentum beta held fixed and dampening tau),
 ``nesterov`` (nesterov=True, dampening 0), ``adam_fixed`` (torch.optim.Adam with beta1 held fixed
-and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta)),
-``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1)) and ``adagrad``
-(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0). Their SDEs derive
+and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta); in
+:data:`BUILTINS`, its simulators take the gradient at x + r*grad and H times the noise vector),
+``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1); in :data:`BUILTINS`,
+its simulators take the gradient at y, and the SDE's 1/t at the end of each step from t = 0) and ``adagrad``
+(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0; in :data:`BUILTINS`, its SDE on
+the clock t = k*eta**2 starts after the first step). Their SDEs derive
 (:data:`DERIVATION_ONLY`); their simulators are not generated yet, so they are not in
 :data:`BUILTINS`, the set that generated/ covers. PyTorch initialises the momentum buffer to the
 first gradient (m_1 = grad); the rule's m_1 = (1 - tau) grad differs only with dampening, on the
@@ -131,23 +134,6 @@ SGDM = Optimizer(
     defaults=dict(eta=0.01, beta=0.9),
 )
 
-BUILTINS: dict[str, Optimizer] = {
-    o.name: o
-    for o in (
-        SGD,
-        SIGNSGD,
-        _rmsprop("rmsprop", False),
-        _rmsprop("rmspropw", True),
-        _adam("adam", False),
-        _adam("adamw", True),
-        LION,
-        SIGNUM,
-        CLIPSGD,
-        SGDM,
-    )
-}
-
-
 SGD_MOMENTUM = Optimizer(
     name="sgd_momentum",
     doc="PyTorch SGD with momentum beta held fixed and dampening tau (heavy ball)",
@@ -211,12 +197,34 @@ ADAGRAD = Optimizer(
     defaults=dict(eta=0.01, eps=1e-10),
 )
 
-#: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
-DERIVATION_ONLY: dict[str, Optimizer] = {
-    o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, USAM, SCHEDULEFREE_SGD, ADAGRAD)
+BUILTINS: dict[str, Optimizer] = {
+    o.name: o
+    for o in (
+        SGD,
+        SIGNSGD,
+        _rmsprop("rmsprop", False),
+        _rmsprop("rmspropw", True),
+        _adam("adam", False),
+        _adam("adamw", True),
+        LION,
+        SIGNUM,
+        CLIPSGD,
+        SGDM,
+        USAM,
+        SCHEDULEFREE_SGD,
+        ADAGRAD,
+    )
 }
+
+#: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
+DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED)}
+#: the built-ins of issue 19, in the order listings show them (wherever their simulators stand)
+_ISSUE19 = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
 #: every built-in: derive sde, list and catalog take these
-ALL_BUILTINS: dict[str, Optimizer] = {**BUILTINS, **DERIVATION_ONLY}
+ALL_BUILTINS: dict[str, Optimizer] = {
+    **{n: o for n, o in BUILTINS.items() if n not in _ISSUE19},
+    **{n: {**BUILTINS, **DERIVATION_ONLY}[n] for n in _ISSUE19},
+}
 
 
 def get_optimizer(ref: str | Optimizer) -> Optimizer:

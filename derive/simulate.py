@@ -140,10 +140,11 @@ class Run:
     path_coarse: np.ndarray | None = field(default=None, repr=False)  #: weak2: the coarse run's [R, N, d]
     scheme: str = "euler"
     substeps: int = 1
+    clock_power: int = 1  #: one optimizer step is eta**clock_power of SDE time (AdaGrad: 2)
 
     @property
     def times(self) -> np.ndarray:
-        return self.steps * self.eta
+        return self.steps * self.eta**self.clock_power
 
     @property
     def loss_mean(self) -> np.ndarray:
@@ -336,7 +337,7 @@ def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.
         out = np.empty((1 + len(initial),) + x0.shape, x0.dtype)
         out[0] = x0
         for i, v in enumerate(initial):
-            out[1 + i] = v
+            out[1 + i] = x0 if v == "x" else v  # "x": a state that starts at x (schedule-free's z)
         return out
     start = np.ascontiguousarray(start, dtype=x0.dtype)
     if start.shape != (len(names),) + x0.shape or not np.array_equal(start[0], x0):
@@ -350,8 +351,9 @@ def _states(start: np.ndarray, x0: np.ndarray, names, initial, what: str) -> np.
 
 
 def _summary(
-    label: str, rec, eta: float, out: PathOutput, keep: bool, scheme: Scheme | None, substeps: int, first: int
-) -> Run:
+    label: str, rec, eta: float, out: PathOutput, keep: bool, scheme: Scheme | None, substeps: int, first: int,
+    clock_power: int = 1,
+) -> Run:  # fmt: skip
     """A :class:`Run` from the outputs of one call, its runs starting at ``first``: one run (the
     optimizer, ``scheme`` None, or an euler SDE) or the scheme's runs combined (weak2: 2 fine - coarse)."""
     runs = list(range(first, first + (scheme.runs if scheme else 1)))
@@ -364,8 +366,9 @@ def _summary(
     path = out.xs[runs[0]] if keep else None
     coarse = out.xs[runs[1]] if keep and len(runs) == 2 else None
     return Run(
-        label, rec, float(eta), lo, mean, var, path, coarse, scheme.name if scheme else "optimizer", int(substeps)
-    )
+        label, rec, float(eta), lo, mean, var, path, coarse, scheme.name if scheme else "optimizer", int(substeps),
+        clock_power,
+    )  # fmt: skip
 
 
 def _sde_label(combo: Combination) -> str:
@@ -408,6 +411,45 @@ class _Setup:
             )
         return np.array([{**self.values, **(sde_values or {})}[n] for n in m.SDE_PARAMS], dtype=self.x0.dtype)
 
+    def step_time(self) -> float:
+        """The SDE time of one optimizer step: eta, or eta**CLOCK_ETA_POWER on another clock (AdaGrad's eta**2)."""
+        return float(self.values["eta"]) ** getattr(self.module, "CLOCK_ETA_POWER", 1)
+
+    def sde_start(self, start, rec: np.ndarray, steps: int, default_record: bool = False):
+        """The SDE's start [S, N, d], its record steps and step count (counted from its start) for a
+        run whose ``rec`` counts optimizer steps: ``start`` if given (at t = k0 step_time), else the
+        optimizer's initial state mapped to the SDE's (sde_state_from_optimizer), or, where the SDE
+        is not defined there (START_STEPS > 0, AdaGrad from s = 0), the optimizer's state after
+        START_STEPS steps (its own draws, stream OPT_STREAM of the seed), mapped; the SDE then
+        starts at t = (k0 + START_STEPS) step_time and records only from that step (the default
+        record steps, ``default_record``, from there on). Returns (start, record steps, step count)."""
+        m = self.module
+        first = getattr(m, "START_STEPS", 0) if start is None else 0
+        if start is not None or (first == 0 and not hasattr(m, "STATE_MAP")):
+            return _states(start, self.x0, m.STATE, m.SDE_INITIAL, "SDE"), rec, steps
+        if default_record:
+            rec = np.unique(np.concatenate([[first], rec[rec >= first]]))
+        if rec[0] < first:
+            raise SimulationInputError(
+                f"the SDE of {m.COMBINATION['optimizer']} starts after optimizer step {first} ({m.START_REASON}); "
+                f"record steps must be >= {first}, got {rec[0]}, or give the start states"
+            )
+        opt = _states(None, self.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
+        if first:
+            run_ = PathRun(
+                sde_start=None, opt_start=opt, sde_params=None, opt_params=self.opt_params(),
+                land_params=self.landscape.params, steps=first, record=np.array([first], dtype=np.int64),
+                seed=self.seed, land_code=0 if self.landscape.grad_fn is not None else self.landscape.code,
+                grad_fn=self.landscape.grad_fn, loss_fn=self.landscape.loss_fn, k0=self.k0, chunk=CHUNK,
+            )  # fmt: skip
+            out = m.run_paths(run_)
+            _raise_divergence(f"optimizer (the SDE's first {first} step(s))", out.diverged)
+            opt = out.end
+        mapped = np.empty((len(m.STATE),) + self.x0.shape, self.x0.dtype)
+        m.sde_state_from_optimizer(opt, self.opt_params(), mapped)
+        self.k0 += first
+        return mapped, rec - first, steps - first
+
     def opt_params(self) -> np.ndarray:
         return np.array([self.values[n] for n in self.module.OPT_PARAMS], dtype=self.x0.dtype)
 
@@ -440,7 +482,7 @@ class _Setup:
             grad_fn=land.grad_fn,
             loss_fn=land.loss_fn,
             hvp_fn=land.hvp_fn if user and sde_start is not None and self.module.HVP else None,
-            step_time=float(sde_params[list(self.module.SDE_PARAMS).index("eta")]) if sde_start is not None else 0.0,
+            step_time=self.step_time() if sde_start is not None else 0.0,
             scheme=scheme,
             substeps=int(substeps),
             k0=self.k0,
@@ -508,17 +550,20 @@ def run(
         O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
         out = m.run_paths(setup.paths(opt_start=O0, record=rec, keep=keep))
         _raise_divergence("optimizer", out.diverged)
-        return _summary("optimizer", rec, eta, out, keep, None, 1, 0)
+        return _summary("optimizer", rec, eta, out, keep, None, 1, 0, getattr(m, "CLOCK_ETA_POWER", 1))
     setup.require_sde()
-    S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
+    S0, sde_rec, setup.steps = setup.sde_start(start, rec, steps, default_record=record is None)
     chosen = SCHEMES[scheme]
     out = m.run_paths(
         setup.paths(
-            sde_start=S0, sde_params=setup.sde_params(), record=rec, keep=keep, scheme=chosen, substeps=substeps
+            sde_start=S0, sde_params=setup.sde_params(), record=sde_rec, keep=keep, scheme=chosen, substeps=substeps
         )
     )
     _raise_divergence(_sde_label(combo), out.diverged)
-    return _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)
+    return _summary(
+        _sde_label(combo), sde_rec + (steps - setup.steps), eta, out, keep, chosen, substeps, 0,
+        getattr(m, "CLOCK_ETA_POWER", 1),
+    )  # fmt: skip
 
 
 def run_coupled(
@@ -557,11 +602,11 @@ def run_coupled(
     rec = _record_steps(record, steps)
     m = setup.module
     setup.require_sde()
-    if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE):
+    if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE) or hasattr(m, "STATE_MAP"):
         raise SimulationInputError(
             f"{combo.module_name}: no coupled run (the optimizer's states "
-            f"{m.OPT_STATE} are not the SDE's {m.STATE}, or its first Brownian "
-            "motion drives no state)"
+            f"{m.OPT_STATE} are not the SDE's {m.STATE} or stand for other quantities (STATE_MAP), or its first "
+            "Brownian motion drives no state)"
         )
     if not m.COUPLABLE_LAW:
         raise SimulationInputError(

@@ -15,6 +15,12 @@ engine refuses it by name. Derive them with::
     derive sde examples/sam_family.py:usam_user
     derive sde examples/sam_family.py:usam_two_batches
     derive sde examples/sam_family.py:sam_normalised     (refused: norm(grad))
+
+and simulate the first two (the optimizer's step takes the landscape's gradient at x + r*grad, the
+SDE's step one Hessian-vector product of its noise vector; r = 0.1 = r0 sqrt(eta) at eta = 0.01)::
+
+    derive simulate examples/sam_family.py:usam_user --hyper r=0.1 --module-dir modules
+    derive simulate examples/sam_family.py:usam_two_batches --hyper r=0.1 --module-dir modules
 """
 
 from derive import Optimizer

@@ -50,6 +50,9 @@ def test_examples_load_and_name_their_commands():
         "examples/distributed_signsgd.py:signsgd_4workers",
         "examples/adabelief.py:adabelief",
         "examples/lion_user.py:lion_user",
+        "examples/sam_family.py:usam_user",
+        "examples/adagrad_schedulefree.py:adagrad_warm",
+        "examples/adagrad_schedulefree.py:schedulefree_sgd_user",
     ):
         spec = load_spec(ref)
         path, _, name = ref.partition(":")

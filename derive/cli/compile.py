@@ -4,7 +4,8 @@ and CI), so that later runs load compiled kernels instead of compiling them.
 For each named built-in optimizer (all by default) and each of its modules in generated/, float64
 and float32: the path loops that a run compiles (the SDE under euler and weak2, alone and coupled
 with the optimizer; the optimizer alone) and the one-step kernels (``sde_step``, ``hvp_vector``,
-``optimizer_step``), each called once at a tiny size. Runs on user landscapes are never cached
+``optimizer_step``; not for the modules whose steps need a gradient at another point or the
+Hessian times the noise, which have none), each called once at a tiny size. Runs on user landscapes are never cached
 (Numba cannot key a cache on a function argument), so there is nothing to warm for them.
 """
 
@@ -32,13 +33,16 @@ def warm(combo) -> None:
         po = np.array([values[n] for n in module.OPT_PARAMS], dtype)
         draws = len(getattr(module, "OPT_DRAWS", ("zeta",)))
         ones = np.ones((len(module.OPT_STATE), 2, 2), dtype)
-        module.optimizer_step(ones, np.zeros((2, 2), dtype), np.zeros((draws, 2, 2), dtype), 1, po)
+        if not getattr(module, "OPT_POINT", False):  # grad(P): no single-step interface (run_paths only)
+            module.optimizer_step(ones, np.zeros((2, 2), dtype), np.zeros((draws, 2, 2), dtype), 1, po)
         if module.SDE_UNAVAILABLE:
             continue
         for scheme in sim.SCHEMES:
             sim.run("sde", combo, x0, scheme=scheme, **common)
-            if module.COUPLING is not None:
+            if module.COUPLING is not None and not hasattr(module, "STATE_MAP"):  # AdaGrad's states differ
                 sim.run_coupled(combo, x0, scheme=scheme, **common)
+        if getattr(module, "SDE_POINT", False) or getattr(module, "HESSIAN_NOISE", False):
+            continue  # gradf(P) or noise through the Hessian: no single-step interface
         p = np.array([values[n] for n in module.SDE_PARAMS], dtype)
         state, g = np.ones((len(module.STATE), 2, 2), dtype), np.zeros((2, 2), dtype)
         xi = np.zeros((module.NOISE_SOURCES, 2, 2), dtype)

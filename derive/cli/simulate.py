@@ -89,10 +89,22 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     sim._check_counts(dim=args.dim, paths=args.paths, steps=args.steps)
     land = sim.quadratic(np.linspace(args.lam_min, args.lam_max, args.dim))
     x0 = sim.random_start(args.paths, args.dim, args.seed, args.start_scale, dtype)
-    record = np.unique(np.linspace(0, args.steps, args.records).round().astype(np.int64))
+    targets = [
+        (
+            label,
+            kind,
+            Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order),
+        )
+        for label, kind, regime, form, order in _targets(args.compare.split(","), args.form, args.order)
+    ]
+    # an SDE that starts after the optimizer's first steps (AdaGrad from s = 0): every run recorded from there
+    first = max(
+        (getattr(sim.load_module(c, args.module_dir), "START_STEPS", 0) for _, kind, c in targets if kind == "sde"),
+        default=0,
+    )
+    record = np.unique(np.linspace(min(first, args.steps), args.steps, args.records).round().astype(np.int64))
     runs = {}
-    for label, kind, regime, form, order in _targets(args.compare.split(","), args.form, args.order):
-        combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order)
+    for label, kind, combo in targets:
         runs[label] = sim.run(
             kind,
             combo,
@@ -118,7 +130,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         arrays = {}
         for i, r in enumerate(runs.values()):
             arrays.update({f"run{i}_loss": r.loss, f"run{i}_mean": r.mean, f"run{i}_var": r.var})
-        atomic_savez(args.out, labels=np.array(list(runs)), steps=record, times=record * args.eta, **arrays)
+        times = next(iter(runs.values())).times
+        atomic_savez(args.out, labels=np.array(list(runs)), steps=record, times=times, **arrays)
         print(f"wrote {args.out}")
     if args.plot:
         run_trajectories(runs, title, args.plot)

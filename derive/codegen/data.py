@@ -49,6 +49,34 @@ class HvpVector:
     text: str
     lines: tuple[str, ...]
     value: str
+    #: True where u also carries the step's noise through the Hessian (USAM): u is then the whole
+    #: step's vector, drift vector times dt plus the Hessian noise's vector in the normals, and H u is
+    #: added to x as it is (``_sde_u`` and ``_sde_vector`` take the normals)
+    noise: bool = False
+
+
+@dataclass(frozen=True)
+class PointVector:
+    """The point P of a gradient at another point (reference section 12): ``text``, P in SymPy
+    notation; ``lines`` and ``value``, coordinate i of P as kernel code in the state, g (the
+    optimizer: and the step's draws) and the per-step constants. A step computes P for every
+    coordinate, evaluates the landscape's gradient there (one gradient evaluation), then updates."""
+
+    text: str
+    lines: tuple[str, ...]
+    value: str
+
+
+@dataclass(frozen=True)
+class StateMap:
+    """The SDE's states in the optimizer's (``SDE.state_map``, e.g. AdaGrad's s of the SDE = eta**2*s):
+    ``text`` (SDE state -> expression, where they differ), ``params`` (the OPT_PARAMS the expressions
+    read), ``lines`` and ``values`` (every SDE state of one coordinate as kernel code, STATE order)."""
+
+    text: dict[str, str]
+    params: tuple[str, ...]
+    lines: tuple[str, ...]
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -80,6 +108,16 @@ class SdeKernel:
     step: tuple[str, ...]
     results: tuple[str, ...]
     hvp: HvpVector | None
+    #: gradf(P) in the drift (schedule-free SGD): P, whose gradient the kernels read as ``_gp``
+    point: PointVector | None = None
+    #: the clock: one optimizer step is dt = eta**clock_power of SDE time (``clock``: t after step k)
+    clock: str = "k*eta"
+    clock_power: int = 1
+    #: where a simulator starts the SDE: after this many optimizer steps (``SDE.start``), and why
+    start_steps: int = 0
+    start_reason: str = ""
+    #: the SDE's states in the optimizer's, where they differ (None: the same)
+    state_map: StateMap | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +156,8 @@ class OptimizerKernel:
     consts: tuple[Assignment, ...]
     consts_reads: Reads
     body: tuple[UpdateLine, ...]
+    #: grad(P) in the update rule (USAM, schedule-free SGD): P, whose true gradient the kernels read as ``_gp``
+    point: PointVector | None = None
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,11 @@ from ..engine import derive_sde
 from ..errors import DeriveError
 from ..noise import get_noise
 from ..optimizers import get_optimizer
+from ..points import draw_at_x, grad_at
 from ..resources import TEMPLATES
 from ..runtime import runtime_hash
 from ..runtime.samplers import LAWS
+from ..sde import clock_text
 from ..spec import Optimizer
 from .data import (
     Assignment,
@@ -60,8 +62,10 @@ from .data import (
     ModuleImports,
     NoiseSampler,
     OptimizerKernel,
+    PointVector,
     Reads,
     SdeKernel,
+    StateMap,
     UpdateLine,
 )
 from .printer import RUNTIME_FUNCTIONS, CodegenError, KernelPrinter, hoist
@@ -119,11 +123,17 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
     positive = any(s.is_positive for s in states)
     boundary = sp.Symbol("_boundary", real=True)  # B of max(v, B v): -1 reflects, 0 is an absorbing floor
     drift, u = hvp_split(sde)
-    if u is not None:
+    drift, point = gradf_split(drift)
+    if point is not None:
+        element.add(GP)
+    step_drift, w = drift, u
+    if sde.hessian_noise is not None:
+        step_drift, w = hessian_step(sde, drift, u, dt, xis, sqdt, element)
+    if w is not None:
         element.add(HV)
     step = split_euler(
         states,
-        drift,
+        step_drift,
         sde.diffusion,
         dt,
         xis,
@@ -132,25 +142,34 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         bound=lambda e: bounded(e, boundary),
     )
     fresh = {s: sp.Symbol(f"_n_{s.name}", real=True) for s in states[1:]}
-    exprs = [step.x, *step.aux] + ([u] if u is not None else [])
+    new_x = step.x + HV if sde.hessian_noise is not None else step.x
+    exprs = [new_x, *step.aux] + ([w] if w is not None else []) + ([point] if point is not None else [])
     consts, rewritten = hoist(exprs, element | set(fresh.values()), "_c")
     consts, rewritten = _finish(consts, rewritten, element | set(fresh.values()))
     n = len(states)
     aux_lines, aux_out = printer.cse_lines(rewritten[1:n], "_a")
     x_lines, (x_out,) = printer.cse_lines(rewritten[:1], "_e")
     step = aux_lines + [f"{fresh[s]} = {e}" for s, e in zip(states[1:], aux_out, strict=False)] + x_lines
-    hvp = None
-    if u is not None:
+    hvp = point_kernel = None
+    if point is not None:
+        point_lines, (point_out,) = printer.cse_lines(rewritten[-1:], "_e")
+        point_kernel = PointVector(text=str(point), lines=tuple(point_lines), value=point_out)
+        rewritten = rewritten[:-1]
+    if w is not None:
         hvp_lines, (hvp_out,) = printer.cse_lines(rewritten[n:], "_e")
-        hvp = HvpVector(text=str(sde.explicit(u)), lines=tuple(hvp_lines), value=hvp_out)
+        noise = sde.hessian_noise is not None
+        hvp = HvpVector(text=str(sde.explicit(w)), lines=tuple(hvp_lines), value=hvp_out, noise=noise)
     params = [s.name for s in sde.parameters] + (["_boundary"] if positive else [])
+    base, power = (sde.clock / S.k).as_base_exp()
+    if base != S.eta or not power.is_Integer:
+        raise CodegenError(f"the clock t = {sde.clock} is not k*eta**p with an integer p")
     return SdeKernel(
         text=sde.to_text(),
         states=tuple(s.name for s in states),
         params=tuple(params),
         sources=K,
         xis=tuple(x.name for x in xis),
-        initial=tuple(float(sde.initial.get(s.name, 0.0)) for s in states[1:]),
+        initial=tuple(_initial_value(sde.initial.get(s.name, 0.0)) for s in states[1:]),
         rates={S.rate_name(b): b for b in spec.hypers_with_role("decay")},
         coupling=_coupling(sde, spec),
         drift=_coefficients(drift, params, sde.time_functions, printer),
@@ -160,11 +179,78 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         step=tuple(step),
         results=(x_out, *(fresh[s].name for s in states[1:])),
         hvp=hvp,
+        point=point_kernel,
+        clock=clock_text(sde.clock),
+        clock_power=int(power),
+        start_steps=sde.start.steps,
+        start_reason=sde.start.reason,
+        state_map=_state_map(sde, spec, printer) if sde.state_map else None,
+    )
+
+
+def _state_map(sde, spec: Optimizer, printer: KernelPrinter) -> StateMap:
+    """The SDE's states of one coordinate in the optimizer's (``sde.state_map``; the others by name)."""
+    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=True))
+    missing = [n for n in sde.state_names if n not in sde.state_map and n not in by_name]
+    if missing:
+        raise CodegenError(f"the SDE's states {missing} are neither the optimizer's nor in its state_map")
+    exprs = [sp.sympify(sde.state_map.get(n, by_name.get(n))) for n in sde.state_names]
+    params = list(spec.hyper) + ["sigma"]
+    names = {s.name for e in exprs for s in e.free_symbols}
+    lines, values = printer.cse_lines(exprs, "_e")
+    return StateMap(
+        text={n: str(v) for n, v in sde.state_map.items()},
+        params=tuple(n for n in params if n in names),
+        lines=tuple(lines),
+        values=tuple(values),
     )
 
 
 #: the element symbol that stands for coordinate i of H u in an order-2 kernel
 HV = sp.Symbol("_hv", real=True)
+
+
+def hessian_step(sde, drift, u, dt, xis, sqdt, element) -> tuple[list[sp.Expr], sp.Expr]:
+    """The drift without its Hessian term and w, the one vector a step applies H to, for an SDE with
+    noise through the Hessian (USAM: dx = -(g + r hvp(g)) dt + sqrt(eta) sigma dW + sqrt(eta) r sigma hvp(dW)).
+
+    A step of x adds a hvp(u) dt + c hvp(v(dW)) = (H w)_i with w = a u dt + c v(sqrt(dt) xi): H is
+    linear, so the drift's and the noise's Hessian terms take one Hessian-vector product, provided
+    that a and c are the same in every coordinate (free of the states and g) and that x is the only
+    state with Hessian terms (else :class:`CodegenError`). ``drift`` has hvp(u) as :data:`HV`."""
+    from ..sde import brownian
+
+    noise = sde.hessian_noise
+    coeffs = [sde.explicit(c) for c in noise.coefficients]
+    slopes = [sp.diff(b, HV) for b in drift]
+    if any(c != 0 for c in coeffs[1:]) or any(a != 0 for a in slopes[1:]):
+        raise CodegenError("noise through the Hessian in a state other than x; the kernels apply H to x's step only")
+    a, c = slopes[0], coeffs[0]
+    if sp.diff(a, HV) != 0 or (set().union(a.free_symbols, c.free_symbols) & element):
+        raise CodegenError(
+            f"the Hessian terms of x, ({a}) hvp(u) dt + ({c}) {noise}, have coefficients that differ between "
+            "coordinates; the kernels compute one Hessian-vector product per step"
+        )
+    vector = noise.vector.xreplace({brownian(j + 1): sqdt * xi for j, xi in enumerate(xis)})
+    w = c * vector + (a * u * dt if u is not None else 0)
+    return [drift[0].xreplace({HV: 0}), *drift[1:]], w
+
+
+def gradf_split(drift) -> tuple[list[sp.Expr], sp.Expr | None]:
+    """The drift with gradf(P) replaced by :data:`GP` (coordinate i of the true gradient at P, which a
+    step evaluates at the old state: P of every coordinate, then one gradient there), and P (None if
+    the drift has no gradf). Two different points would need two gradients: refused."""
+    from ..points import gradf
+
+    found = sorted({a.args[0] for b in drift for a in sp.sympify(b).atoms(gradf)}, key=sp.default_sort_key)
+    if not found:
+        return list(drift), None
+    if len(found) > 1:
+        raise CodegenError(
+            f"the drift takes the gradient at {len(found)} different points ({', '.join(map(str, found))}); "
+            "the kernels evaluate the gradient at one other point per step"
+        )
+    return [sp.sympify(b).replace(lambda e: isinstance(e, gradf), lambda e: GP) for b in drift], found[0]
 
 
 def hvp_split(sde) -> tuple[list[sp.Expr], sp.Expr | None]:
@@ -198,6 +284,7 @@ _PROBE_ROLES = {
     "noise_scale": 1.0,
     "const": 1.0,
     "positive": 1.0,
+    "radius": 0.05,
 }
 
 
@@ -224,7 +311,8 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     values.update({"eta": values[lr], "sigma": 1.0, "g": 0.3, "x": 1.0, "k": 10, "t": 10 * values[lr]})
     values.update({s: 0.5 for s in spec.state_names[1:]})
     name = sde.state_names[index]
-    new = spec.step_map()[name]
+    # a gradient at another point read as the draw at x: the sign of the noise's leading part
+    new = spec.step_map()[name].replace(lambda e: isinstance(e, grad_at), draw_at_x)
 
     def at(expr, zeta=None):
         subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
@@ -254,14 +342,67 @@ def _opt_draws(spec: Optimizer) -> tuple[list[Draw], list[tuple[str, sp.Expr]]]:
     return draws, lines
 
 
+#: the element symbol that stands for coordinate i of the true gradient at the point P of grad(P)
+#: (optimizer kernels) or gradf(P) (SDE kernels)
+GP = sp.Symbol("_gp", real=True)
+
+
+def _opt_point(spec: Optimizer) -> tuple[sp.Expr | None, list[tuple[str, sp.Expr]]]:
+    """The point P of the update's gradients at another point, written in the old states and the
+    stochastic gradients at x (None if the update has none), and the update lines with every
+    grad_i(P) replaced by its value GP + sigma*zeta_i (the same draw as grad_i at x: one minibatch).
+
+    One point per step (one gradient evaluation besides the one at x); a second point, or a point
+    that itself needs a gradient at another point, is refused (:class:`CodegenError`)."""
+    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=False))
+    env: dict[sp.Symbol, sp.Expr] = {}
+    points: set[sp.Expr] = set()
+    lines = []
+    for target, expr in spec.parsed():
+        for atom in expr.atoms(grad_at):
+            points.add(atom.point.xreplace(env))
+        lines.append(
+            (
+                target,
+                expr.replace(lambda e: isinstance(e, grad_at), lambda e: GP + S.sigma * S.law_draw(e.draw)),
+            )
+        )
+        env[by_name.get(target, sp.Symbol(target, real=True))] = expr.xreplace(env)
+    if not points:
+        return None, list(spec.parsed())
+    if len(points) > 1 or any(p.has(grad_at) for p in points):
+        raise CodegenError(
+            f"optimizer {spec.name!r} takes gradients at {len(points)} points besides x "
+            f"({', '.join(sorted(map(str, points)))}); the kernels evaluate the gradient at one other point per step"
+        )
+    return points.pop(), lines
+
+
 def _optimizer_kernel(spec: Optimizer, printer: KernelPrinter) -> OptimizerKernel:
-    """The update rule's kernels, printed by ``printer``."""
+    """The update rule's kernels, printed by ``printer``; with a gradient at another point, grad(P),
+    also the kernel of P (:func:`_opt_point`)."""
     by_name = dict(zip(spec.state_names, spec.state_symbols, strict=False))
     draws, grad_lines = _opt_draws(spec)
     element = set(by_name.values()) | {S.g} | {sp.Symbol(d.name, real=True) for d in draws}
     consts: list[tuple[sp.Symbol, sp.Expr]] = []
+    point, update = _opt_point(spec)
+    point_kernel = None
+    if point is not None:
+        point_element = element | {sp.Symbol(name, real=True) for name, _ in grad_lines}
+        hoisted = []
+        for target, expr in (*grad_lines, ("_pt", point)):
+            new_consts, (rewritten,) = hoist([expr], point_element, "_c", start=len(consts))
+            consts += new_consts
+            hoisted.append((target, rewritten))
+        consts, finished = _finish(consts, [e for _, e in hoisted], point_element)
+        body: list[str] = []
+        for i, ((target, _), e) in enumerate(zip(hoisted, finished, strict=True)):
+            pre, (out,) = printer.cse_lines([e], f"_e{i}_")
+            body += pre + ([f"{target} = {out}"] if i < len(hoisted) - 1 else [])
+        point_kernel = PointVector(text=str(point), lines=tuple(body), value=out)
+        element.add(GP)
     lines: list[tuple[str, sp.Expr]] = []
-    for target, expr in (*grad_lines, *spec.parsed()):
+    for target, expr in (*grad_lines, *update):
         new_consts, (rewritten,) = hoist([expr], element, "_c", start=len(consts))
         consts += new_consts
         element.add(by_name.get(target, sp.Symbol(target, real=True)))
@@ -275,12 +416,18 @@ def _optimizer_kernel(spec: Optimizer, printer: KernelPrinter) -> OptimizerKerne
     return OptimizerKernel(
         states=tuple(spec.state_names),
         params=tuple(params),
-        initial=tuple(float(s.init) for s in spec.state),
+        initial=tuple(_initial_value(s.init) for s in spec.state),
         draws=tuple(draws),
         consts=tuple(Assignment(c.name, printer.code(e)) for c, e in consts),
         consts_reads=_reads([e for _, e in consts], params + ["k"], {}, printer),
         body=tuple(body),
+        point=point_kernel,
     )
+
+
+def _initial_value(init) -> float | str:
+    """A state's initial value: a number, or ``"x"`` for a state that starts at x (schedule-free's z)."""
+    return "x" if str(init) == "x" else float(init)
 
 
 def _noise_sampler(noise: str, nu: object, printer: KernelPrinter) -> NoiseSampler:

@@ -7,7 +7,7 @@ rows reject: a row counts only if every one of its mutants fails it (tests/test_
 from __future__ import annotations
 
 from ..combination import Combination
-from ..theory.cases import OneOff, SdeGapCase, StationaryCase
+from ..theory.cases import FiniteHorizonCase, OneOff, SdeGapCase, StationaryCase
 from ..theory.checks import CHECKS, Sim, check_tasks, run_task, summary, table, to_dict
 from ..theory.checks_correlated import CorrelatedCase
 from .setting import Setting
@@ -23,7 +23,7 @@ def sim(setting: Setting) -> Sim:
     return Sim(paths=setting.check_paths, burn=setting.check_window, window=setting.check_window)
 
 
-def kernels(entry: StationaryCase | SdeGapCase | CorrelatedCase | OneOff) -> tuple[Kernel, ...]:
+def kernels(entry: StationaryCase | SdeGapCase | FiniteHorizonCase | CorrelatedCase | OneOff) -> tuple[Kernel, ...]:
     """The kernels one entry of the check table compiles (a correlated-noise entry drives the optimizer's
     one-step kernel from NumPy: no path loop to warm; the step compiles in the task, each entry its own)."""
     if isinstance(entry, OneOff):
@@ -32,6 +32,9 @@ def kernels(entry: StationaryCase | SdeGapCase | CorrelatedCase | OneOff) -> tup
         return ()
     c = entry.combination
     chain = Kernel("chain", Combination(c.optimizer, c.noise, nu=c.nu))
+    if isinstance(entry, FiniteHorizonCase):  # the optimizer's and the SDE's runs, and the mutant SDE's
+        mutant = (Kernel("paths", entry.mutant),) if entry.mutant is not None else ()
+        return (chain, Kernel("paths", c)) + mutant
     return (chain, Kernel("paths", c)) if isinstance(entry, SdeGapCase) else (chain,)
 
 

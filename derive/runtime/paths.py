@@ -79,6 +79,17 @@ MODULE_NAMES = (
     "_zeta",
     "_coupled_normal",
 )
+#: what a generated module defines only where it needs it, with the value a module without it has:
+#: a gradient at another point in the update rule (OPT_POINT, _opt_point: P of every coordinate) or
+#: in the SDE's drift (SDE_POINT, _sde_point), noise through the Hessian (HESSIAN_NOISE: the step's
+#: Hessian-vector product H u has u in the normals, _sde_vector takes them)
+OPTIONAL_NAMES = {
+    "OPT_POINT": False,
+    "_opt_point": None,
+    "SDE_POINT": False,
+    "_sde_point": None,
+    "HESSIAN_NOISE": False,
+}
 
 
 @dataclass
@@ -165,26 +176,43 @@ def _loss_of(x, lp, land, loss_fn):
     return loss_fn(x, lp)
 
 
-def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn):
-    """One substep of one run: the gradient at x (the view s[0, 0]) into gx (the view g[0]), for an
-    order-2 SDE u and H u (into hvx, the view hv[0]), then every coordinate's update with the normals
-    z[:, i]. (Views are made once per chunk: each one made here would cost two atomic reference
-    counts per substep.)"""
+def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn):
+    """One substep of one run: the gradient at x (the view s[0, 0]) into gx (the view g[0]); for an
+    SDE with gradf(P) in its drift P (into pt) and the gradient there (into gpx, the view gp[0]); for
+    an order-2 SDE or noise through the Hessian u and H u (into hvx, the view hv[0]); then every
+    coordinate's update with the normals z[:, i]. (Views are made once per chunk: each one made here
+    would cost two atomic reference counts per substep.)"""
     _gradient(x, lpT, lp, land, grad_fn, gx)
+    if SDE_POINT:  # noqa: F821
+        _sde_point(T, s, 0, g, c, pt)  # noqa: F821
+        _gradient(pt, lpT, lp, land, grad_fn, gpx)
     if HVP:  # noqa: F821
-        _sde_vector(T, s, 0, g, c, u)  # noqa: F821
+        if HESSIAN_NOISE:  # noqa: F821
+            _sde_vector(T, s, 0, g, z, i, c, u)  # noqa: F821
+        else:
+            _sde_vector(T, s, 0, g, c, u)  # noqa: F821
         if hvp_fn is None:
             _land_hvp(x, u, lpT, land, hvx)
         else:
             hvp_fn(x, u, lp, hvx)
-    _sde_update(T, s, 0, g, hv, z, i, c)  # noqa: F821
+    if SDE_POINT:  # noqa: F821
+        _sde_update(T, s, 0, g, gp, hv, z, i, c)  # noqa: F821
+    else:
+        _sde_update(T, s, 0, g, hv, z, i, c)  # noqa: F821
 
 
-def _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn):
-    """Optimizer step k of one path: its draws, the gradient at x = o[0, 0] (the view xo), the update."""
+def _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn):
+    """Optimizer step k of one path: its draws, the gradient at x = o[0, 0] (the view xo), with a
+    gradient at another point P (into pt) the gradient there (into gpx, the view gp[0]), the update."""
     ro = _opt_draws(ro, zd)  # noqa: F821
     _gradient(xo, lpT, lp, land, grad_fn, gx)
-    _opt_update(T, o, 0, g, zd, _opt_row(ctabo, k))  # noqa: F821
+    c = _opt_row(ctabo, k)  # noqa: F821
+    if OPT_POINT:  # noqa: F821
+        _opt_point(T, o, 0, g, zd, c, pt)  # noqa: F821
+        _gradient(pt, lpT, lp, land, grad_fn, gpx)
+        _opt_update(T, o, 0, g, gp, zd, c)  # noqa: F821
+    else:
+        _opt_update(T, o, 0, g, zd, c)  # noqa: F821
     return ro
 
 
@@ -227,7 +255,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
     g = np.empty((1, d), S0.dtype)
     u = np.empty(d, S0.dtype)
     hv = np.empty((1, d), S0.dtype)
-    x, xc, gx, hvx = s[0, 0], sc[0, 0] if ctabc is not None else s[0, 0], g[0], hv[0]
+    pt = np.empty(d, S0.dtype)
+    gp = np.empty((1, d), S0.dtype)
+    x, xc, gx, hvx, gpx = s[0, 0], sc[0, 0] if ctabc is not None else s[0, 0], g[0], hv[0], gp[0]
     z = np.empty((NOISE_SOURCES, M, d), S0.dtype)  # noqa: F821
     zc = np.empty((NOISE_SOURCES, sub, d), S0.dtype)  # noqa: F821
     rs2 = T(1.0 / math.sqrt(2.0))
@@ -250,7 +280,7 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
             for k in range(steps + 1):
                 if k > 0:
                     if O0 is not None:  # the optimizer's step, with its own draws (those of an optimizer run)
-                        ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn)
+                        ro = _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn)
                     for j in range(d):
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(M):
@@ -267,7 +297,7 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                                 z[0, i, j] = T(z[0, i, j] - zbar + w)
                     for i in range(M):
                         c = _sde_row(ctab, (k - 1) * M + i + 1)  # noqa: F821
-                        _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn)
+                        _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn)
                     if ctabc is not None:  # the coarse run, on the pairwise sums of the fine run's normals
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(sub):
@@ -275,7 +305,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                                     zc[q, i, j] = (z[q, 2 * i, j] + z[q, 2 * i + 1, j]) * rs2
                         for i in range(sub):
                             c = _sde_row(ctabc, (k - 1) * sub + i + 1)  # noqa: F821
-                            _substep(T, sc, xc, zc, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn)
+                            _substep(
+                                T, sc, xc, zc, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn
+                            )
                     bad = _bad(x)
                     if ctabc is not None:
                         bad += _bad(xc)
@@ -302,7 +334,9 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
     lpT = lp.astype(O0.dtype)
     o = np.empty((O0.shape[0], 1, d), O0.dtype)
     g = np.empty((1, d), O0.dtype)
-    xo, gx = o[0, 0], g[0]
+    pt = np.empty(d, O0.dtype)
+    gp = np.empty((1, d), O0.dtype)
+    xo, gx, gpx = o[0, 0], g[0], gp[0]
     zd = np.empty((OPT_NDRAWS, 1, d))  # noqa: F821
     for ci in range(lo, hi):
         for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
@@ -311,7 +345,7 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
             ri = 0
             for k in range(steps + 1):
                 if k > 0:
-                    ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn)
+                    ro = _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn)
                     if freeze:
                         for j in range(d):
                             o[0, 0, j] = O0[0, path, j]
@@ -396,6 +430,7 @@ def bind(namespace: dict, cache: bool = True) -> dict:
         raise NameError(f"a generated module must define {', '.join(missing)} for derive.runtime.paths")
     merged = dict(globals())
     merged.update({n: namespace[n] for n in MODULE_NAMES})
+    merged.update({n: namespace.get(n, default) for n, default in OPTIONAL_NAMES.items()})
     # the module's own import name: Numba mangles it into the compiled symbols and their environments,
     # so loops of two modules loaded from caches compiled in different processes never collide (with
     # this file's name they did: 'NRT_adapt_ndarray_to_python: descr is NULL' on the second module)
@@ -506,7 +541,7 @@ class Simulators:
         out = np.empty((1 + len(initial),) + x0.shape, x0.dtype)
         out[0] = x0
         for i, v in enumerate(initial):
-            out[1 + i] = v
+            out[1 + i] = x0 if v == "x" else v  # "x": a state that starts at x (schedule-free's z)
         return out
 
     def _simple(self, kind, x0, p, lp, steps, record, seed, chunk, keep, grad_fn=None, loss_fn=None, hvp_fn=None):
@@ -577,10 +612,20 @@ class Simulators:
         (same state, g, t, dt, p). For r substeps per optimizer step call it r times with dt = eta/r,
         t the end of each substep and g the gradient at each substep's start
         (derive.validate.steppers.SDEPath does)."""
+        self._single_step_sde("sde_step")
         if self._ns["HVP"] and hv is None:
             raise TypeError("the order-2 sde_step needs hv = H(x) u (see hvp_vector)")
         hv = g if hv is None else hv
         self._rows(self._cached["_sde_step_rows"], state.shape[1], state, g, xi, hv, t, dt, p)
+
+    def _single_step_sde(self, what: str) -> None:
+        """Refuse the SDE's single-step interface where the step needs more than the gradient at x."""
+        if self._ns.get("SDE_POINT") or self._ns.get("HESSIAN_NOISE"):
+            raise TypeError(
+                f"{what} of {self._ns['COMBINATION']['optimizer']}: its SDE takes the gradient at another point "
+                "or noise through the Hessian, which the single-step interface (a caller-owned gradient at x) "
+                "does not carry; use run_paths"
+            )
 
     def hvp_vector(self, state, g, t, dt, p, out):
         """Write u[N, d] into ``out``: the vector whose Hessian-vector product H u the next sde_step
@@ -588,12 +633,19 @@ class Simulators:
 
         Order-2 step in two phases: u = hvp_vector(...), hv = H(x) u per path by the caller (exact on
         a quadratic, autograd double backward on a network), then sde_step(state, g, xi, t, dt, p, hv)."""
+        self._single_step_sde("hvp_vector")
         self._rows(self._cached["_sde_vector_rows"], state.shape[1], state, g, t, dt, p, out)
 
     def optimizer_step(self, state, g, zeta, k, p):
         """Advance state[O, N, d] in place by optimizer step k (1 on the first step): g[N, d] is the
         true gradient at state[0], zeta[N, d] the standardized noise (or zeta[D, N, d], the draws of
         OPT_DRAWS in order: the law's, then standard normals), p the OPT_PARAMS."""
+        if self._ns.get("OPT_POINT"):
+            raise TypeError(
+                f"optimizer_step of {self._ns['COMBINATION']['optimizer']}: its update takes the gradient at "
+                f"{self._ns['OPT_POINT_AT']}, which the single-step interface (a caller-owned gradient at x) "
+                "does not carry; use run_paths"
+            )
         zeta = np.asarray(zeta)
         zeta = zeta[None] if zeta.ndim == 2 else zeta
         self._rows(self._cached["_opt_step_rows"], state.shape[1], state, g, zeta, k, p)

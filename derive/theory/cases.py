@@ -59,7 +59,9 @@ class Law:
     * ``full``, ``lemma``, ``published``: lambda Var x / 2 of Adam(W)'s momentum laws;
     * ``order2:NAME``: lambda Var x / 2 with NAME one of the variances of
       :func:`derive.theory.stationary_order2.stationary_comparison` (``chain``, ``order 1``,
-      ``order 2 (order-1 diffusion)``, ``order 2 + stationary diffusion``).
+      ``order 2 (order-1 diffusion)``, ``order 2 + stationary diffusion``);
+    * ``without:hessian-noise``: E f of the linearised SDE with its noise through the Hessian dropped
+      (USAM's diffusion sqrt(eta) sigma instead of sqrt(eta) (I + r H) sigma: a mutant).
 
     ``absent_is_infinite``: where the derivation proves that no finite stationary mean exists
     (:class:`~derive.theory.quadratic.NoStationaryLawError`), predict +inf instead of raising.
@@ -81,6 +83,8 @@ class Law:
             variance = derived.variances[name]
             values = {s: numbers[s.name] for s in variance.free_symbols if s.name in numbers}
             return sum(float(lj / 2 * variance.xreplace({**values, derived.curvature: lj})) for lj in lam)
+        if kind == "without":
+            return law_loss(without_hessian_noise(self.result(), name), lam, **numbers)
         try:
             result = self.result()
             if kind == "linearised":
@@ -101,6 +105,8 @@ class Law:
         kind, _, name = self.quantity.partition(":")
         if kind == "order2":
             return {"formula": str(sp.factor(comparison(self.combination).variances[name]))}
+        if kind == "without":
+            return {"formula": f"lambda/2 * {sp.factor(without_hessian_noise(self.result(), name))}"}
         try:
             result = self.result()
         except NoStationaryLawError:
@@ -138,6 +144,17 @@ def linearised_loss(result: StationaryResult, lam, **numbers: float) -> float:
 def law_loss(var_x: sp.Expr, lam, **numbers: float) -> float:
     """Sum over coordinates of lam_j Var x_j / 2 for a stationary Var x expression."""
     return sum(lj / 2 * float(substitute(var_x.xreplace({curvature: sp.Float(lj)}), numbers)) for lj in lam)
+
+
+def without_hessian_noise(result: StationaryResult, what: str) -> sp.Expr:
+    """Var x of the linearised SDE of ``result`` with its noise through the Hessian dropped (``what``:
+    ``hessian-noise``, the only term this mutant removes), by the same Lyapunov equation."""
+    from .quadratic import linearize, lyapunov
+
+    if what != "hessian-noise" or result.sde.hessian_noise is None:
+        raise ValueError(f"without:{what}: only 'hessian-noise' of an SDE that has noise through the Hessian")
+    model = linearize(replace(result.sde, hessian_noise=None), curvature)
+    return sp.simplify(lyapunov(model.A, model.B)[0, 0])
 
 
 def exact_loss(result: StationaryResult, lam, **numbers: float) -> float:
@@ -443,3 +460,102 @@ class OneOff:
 
     def rows(self, sim: Sim) -> list[Row]:
         return self.function(replace(sim, paths=max(sim.paths, self.min_paths)))
+
+
+@dataclass(frozen=True)
+class FiniteHorizonCase:
+    """The optimizer ``combination`` against its own SDE, both simulated (independent streams), at a
+    finite horizon: Var x_1 at SDE time ``horizon`` from the start x = ``x0`` (every coordinate) with
+    the auxiliary states ``start`` (in the SDE's units) and ``opt_start`` (the optimizer's, the same
+    quantities: AdaGrad's s = V/eta^2), on sum_j lam_j x_j^2/2 at step ``eta``. For the SDEs without a
+    stationary law (AdaGrad's V grows like t, schedule-free SGD's 1/t coefficient).
+
+    Var x carries the noise (the mean is the noise-free descent, the same to O(eta) in both): the row
+    compares the optimizer's sample variance with the SDE's within 4 SE (each SE from the sample's
+    fourth moment, (m4 - var^2)/N; the two add in quadrature); its mutant, simulated on the same seed:
+    the SDE of ``mutant`` (another form, e.g. the published one without V's noise) or, with ``mutant``
+    None, the SDE with sigma ``mutant_sigma`` times too large. The SDE is integrated with ``substeps``
+    substeps of the optimizer's step. Seeds sim.seed + ``seed`` (+ 1 for the SDE runs); paths
+    max(sim.paths, ``min_paths``)."""
+
+    check: str
+    label: str
+    combination: Combination
+    eta: float
+    horizon: float
+    x0: float = 1.0
+    start: dict[str, float] = field(default_factory=dict)
+    opt_start: dict[str, float] = field(default_factory=dict)
+    sigma: float = 1.0
+    hyper: dict[str, float] = field(default_factory=dict)
+    lam: tuple[float, ...] = (1.0,)
+    mutant: Combination | None = None
+    mutant_label: str = ""
+    mutant_sigma: float = 1.1
+    substeps: int = 1
+    seed: int = 0
+    min_paths: int = 0
+    note: str = ""
+
+    def _states(self, names, values: dict[str, float], x0: np.ndarray, initial) -> np.ndarray | None:
+        if not values:
+            return None
+        out = np.empty((len(names),) + x0.shape)
+        out[0] = x0
+        for i, name in enumerate(names[1:]):
+            value = values.get(name, initial[i])
+            out[1 + i] = x0 if value == "x" else value
+        return out
+
+    def _var(self, kind: str, combo: Combination, sigma: float, seed: int, paths: int) -> tuple[float, float]:
+        """Var x_1 at the horizon and its SE, from the per-path states."""
+        from ..simulate import load_module, quadratic, run
+
+        m = load_module(combo)
+        x0 = np.full((paths, len(self.lam)), self.x0)
+        sde = kind == "sde"
+        start = (
+            self._states(m.STATE, self.start, x0, m.SDE_INITIAL)
+            if sde
+            else self._states(m.OPT_STATE, self.opt_start, x0, m.OPT_INITIAL)
+        )
+        steps = max(1, round(self.horizon / self.eta ** getattr(m, "CLOCK_ETA_POWER", 1)))
+        r = run(
+            kind, combo, x0, eta=self.eta, sigma=sigma, steps=steps, seed=seed, landscape=quadratic(list(self.lam)),
+            hyper=self.hyper or None, record=[steps], keep=True, start=start, substeps=self.substeps if sde else 1,
+        )  # fmt: skip
+        x = r.path[-1, :, 0]
+        centred = x - x.mean()
+        var = float(centred.var(ddof=1))
+        return var, math.sqrt(max(float((centred**4).mean()) - var**2, 0.0) / x.size)
+
+    def rows(self, sim: Sim) -> list[Row]:
+        import time
+
+        started = time.perf_counter()
+        paths = max(sim.paths, self.min_paths)
+        seed = sim.seed + self.seed
+        opt, opt_se = self._var("optimizer", self.combination, self.sigma, seed, paths)
+        sde, sde_se = self._var("sde", self.combination, self.sigma, seed + 1, paths)
+        if self.mutant is not None:
+            wrong, _ = self._var("sde", self.mutant, self.sigma, seed + 1, paths)
+            name = self.mutant_label or f"the {self.mutant.form} SDE (simulated)"
+        else:
+            wrong, _ = self._var("sde", self.combination, self.sigma * self.mutant_sigma, seed + 1, paths)
+            name = f"the SDE with sigma {100 * (self.mutant_sigma - 1):.0f}% too large (simulated)"
+        se = math.hypot(opt_se, sde_se)
+        return [
+            Row(
+                f"{self.label}: Var x at t={self.horizon:g}, SDE vs optimizer, eta={self.eta:g}",
+                "Var x of the SDE (simulated)",
+                sde,
+                opt,
+                se,
+                time.perf_counter() - started,
+                f"{self.note}{'; ' if self.note else ''}gap {100 * (opt / sde - 1):+.1f}% = {abs(opt - sde) / se:.1f} SE "
+                f"(the O(eta) bias and noise; resolution {400 * se / sde:.1f}%); mutant {100 * (wrong / sde - 1):+.0f}%",
+                series=self.label,
+                x=self.eta,
+                mutants={name: wrong},
+            )
+        ]

@@ -34,7 +34,17 @@ import math
 from pathlib import Path
 
 from ..combination import Combination
-from .cases import Law, Mutant, OneOff, Outcome, Prediction, SdeGapCase, StationaryCase, comparison
+from .cases import (
+    FiniteHorizonCase,
+    Law,
+    Mutant,
+    OneOff,
+    Outcome,
+    Prediction,
+    SdeGapCase,
+    StationaryCase,
+    comparison,
+)
 from .checks_correlated import CorrelatedCase
 from .checks_heavy import check_sgd_cauchy
 from .checks_scaling import check_scaling
@@ -351,6 +361,72 @@ def _new_optimizers() -> list:
     ]
 
 
+def _usam_note(o: Outcome) -> str:
+    r, eta = o.case.hyper["r"], o.case.eta
+    return (
+        f"r = {r} = {r / math.sqrt(eta):g} sqrt(eta): drift -(g + r H g) and diffusion sqrt(eta) (I + r H) sigma, exact on "
+        f"the quadratic; the chain's O(eta) bias against the SDE is {100 * (o.estimate / o.predicted - 1):+.2f}% "
+        f"(resolution {400 * o.se / o.predicted:.2f}%); without r H in the diffusion the law is "
+        f"{100 * (Law(o.case.combination, 'without:hessian-noise').value(o.case.lam, o.numbers) / o.predicted - 1):+.0f}%"
+    )
+
+
+def _points() -> list:
+    """Gradients at another point and other clocks (reference section 12): USAM's stationary loss on the quadratic,
+    where its drift -(g + r H g) and diffusion sqrt(eta) (I + r H) sigma are exact, at r = r0 sqrt(eta)
+    with r0 = 1; the mutant drops r H from the diffusion (its stationary loss is (1 + r lambda)^2
+    smaller: 21% at lambda = 1, r = 0.1). The chain's O(eta) bias (0.5% at eta lambda = 0.01, reference
+    section 12's 0.005530 against 0.005500) is below the resolution."""
+    usam = Combination("usam")
+    return [
+        StationaryCase(
+            "usam",
+            usam,
+            (
+                Prediction(
+                    "USAM stationary loss",
+                    Law(usam),
+                    mutants=(Mutant("without r H in the diffusion", law=Law(usam, "without:hessian-noise")),),
+                    symbolic="{expected_loss} per coordinate",
+                    note=_usam_note,
+                    series="USAM",
+                ),
+            ),
+            eta=0.01,
+            hyper={"r": 0.1},
+            lam=(1.0,),
+            seed=110,
+        ),
+        # AdaGrad on its clock t = k eta^2 from V(0) = 0.5 (the optimizer's s = V/eta^2): Var x at t = 0.5
+        FiniteHorizonCase(
+            "adagrad",
+            "AdaGrad from V(0) = 0.5",
+            Combination("adagrad"),
+            eta=0.01,
+            horizon=0.5,
+            start={"s": 0.5},
+            opt_start={"s": 0.5 / 0.01**2},
+            mutant=Combination("adagrad", form="published"),
+            mutant_label="V's noise dropped (the published form, simulated)",
+            seed=111,
+            min_paths=4000,
+            note="clock t = k*eta**2, V = eta**2 s",
+        ),
+        # schedule-free SGD, beta = 0.9: the gradient at Y = (1 - beta) Z + beta X, X the 1/t average of Z
+        FiniteHorizonCase(
+            "schedulefree_sgd",
+            "Schedule-free SGD",
+            Combination("schedulefree_sgd"),
+            eta=0.02,
+            horizon=2.0,
+            hyper={"beta": 0.9},
+            seed=112,
+            min_paths=4000,
+            note="dX = (Z - X)/t dt, dZ = -gradf(Y) dt + sqrt(eta) sigma dW",
+        ),
+    ]
+
+
 #: which order-2 laws the simulated chain must match (True) or must be resolved away from (False),
 #: and the mutant of each that must agree: the nearest wrong law of the same comparison
 ORDER2 = {
@@ -405,7 +481,7 @@ def _correlated() -> list:
     ]
 
 
-TABLE: list[StationaryCase | SdeGapCase | OneOff | CorrelatedCase] = [
+TABLE: list[StationaryCase | SdeGapCase | FiniteHorizonCase | CorrelatedCase | OneOff] = [
     *_sgd(),
     OneOff("sgd-full-h", check_sgd_full_matrix),
     *_signsgd(),
@@ -420,4 +496,5 @@ TABLE: list[StationaryCase | SdeGapCase | OneOff | CorrelatedCase] = [
     *_new_optimizers(),
     *_order2(),
     *_correlated(),
+    *_points(),
 ]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from .cases import OneOff, SdeGapCase, StationaryCase
+from .cases import FiniteHorizonCase, OneOff, SdeGapCase, StationaryCase
 from .check_table import TABLE
 from .checks_correlated import CorrelatedCase
 from .montecarlo import stationary_loss  # re-exported: tests and callers import it from here
@@ -48,7 +48,7 @@ __all__ = [
     "to_dict",
 ]
 
-Entry = StationaryCase | SdeGapCase | OneOff | CorrelatedCase
+Entry = StationaryCase | SdeGapCase | FiniteHorizonCase | CorrelatedCase | OneOff
 
 
 @dataclass(frozen=True)

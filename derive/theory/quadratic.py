@@ -40,7 +40,14 @@ class LinearModel:
 
 
 def on_quadratic(sde: SDE, lam: sp.Expr = curvature, t_limit: bool = True) -> tuple[list[sp.Expr], sp.Matrix]:
-    """Drift and G G^T of ``sde`` on f = lam x^2/2 (g = lam x), with t -> oo if ``t_limit``."""
+    """Drift and G G^T of ``sde`` on f = lam x^2/2 (g = lam x), with t -> oo if ``t_limit``; the
+    Hessian and the gradient field of the quadratic where the SDE has them (hvp(u) = lam u,
+    gradf(P) = lam P, USAM's noise through the Hessian joined to the diffusion)."""
+    from ..order2 import on_curvature
+    from ..points import gradf, hvp
+
+    if sde.hessian_noise is not None or any(sp.sympify(b).has(hvp, gradf) for b in sde.drift):
+        sde = on_curvature(sde, lam)
     x = sde.state[0]
     times = {gamma: sp.limit(value, S.t, sp.oo) for gamma, value in sde.time_functions.items()} if t_limit else {}
     drift = [sp.sympify(b).xreplace(times).xreplace({S.g: lam * x}) for b in sde.drift]
@@ -120,6 +127,11 @@ def linearize(sde: SDE, lam: sp.Expr = curvature) -> LinearModel:
             "SDE about x = 0 is unstable, so it has no stationary law"
         )
     drift, cov = on_quadratic(sde, lam)
+    if any(sp.sympify(e).has(S.t) for e in (*drift, *cov)):
+        raise NoStationaryLawError(
+            f"the SDE of {sde.optimizer} depends on t beyond the bias corrections (a step-count coefficient such as "
+            "1/t): it has no stationary law"
+        )
     # floats (moments of a user law found by quadrature) are held as symbols, so that simplification
     # does not turn them into huge rationals
     floats = sorted({f for e in (*drift, *cov) for f in sp.sympify(e).atoms(sp.Float)}, key=float)

@@ -47,6 +47,10 @@ RATES = {
     "sgd": {},
     "signsgd": {},
 }
+#: radius hyperparameters (role ``radius``, SAM's r) scale like sqrt(eta): a study holds r0 = r/sqrt(eta)
+#: fixed (with r fixed the dropped (r^2/2) g'' (g^2 + sigma^2) of USAM's expansion is O(1), reference
+#: section 12); r0 = 1 unless given here (usam: 0.5, its default r = 0.05 at eta = 0.01)
+RADII = {"usam": {"r": 0.5}}
 LANDSCAPES = ("quadratic", "double-well", "rotated")
 ETAS = (0.16, 0.08, 0.04, 0.02, 0.01)
 #: the default etas of a study with the order-2 SDE: its O(eta^2) error is asymptotic, and at eta = 0.16
@@ -283,7 +287,8 @@ def weak_order(
 
     ``etas`` None: :data:`ETAS`, or :data:`ETAS_ORDER2` with ``order`` 2. ``substeps`` None: the fewest substeps with dt = eta/substeps <= ``dt_max``. ``refine`` reruns
     every point with twice the substeps and reports the change. ``hyper``: other hyperparameters
-    held fixed (eps, theta); the decays follow from :data:`RATES`. ``sde_values`` replaces SDE
+    held fixed (eps, theta); the decays follow from :data:`RATES`, the radii (role ``radius``)
+    from :data:`RADII`, r = r0 sqrt(eta) with r0 held (printed as r0). ``sde_values`` replaces SDE
     parameters only (a deliberately wrong SDE, for mutation tests). ``boundary``: the rule for
     positive states (reflect, floor); ``burn`` False starts from the initial states (m = v = 0, the
     initial layer included). ``progress(done, total)`` after each point."""
@@ -305,17 +310,18 @@ def weak_order(
     kinds = sde_kinds(optimizer, noise, nu, sdes if sdes is not None or order == 1 else ["full", "order2"])
     land, default_start = _landscape(landscape, dim)
     start = default_start if start is None else float(start)
+    from ..optimizers import get_optimizer
+
     rates = RATES.get(optimizer)
     if rates is None:
-        from ..optimizers import get_optimizer
-
         rates = {b: 1.0 for b in get_optimizer(optimizer).hypers_with_role("decay")}
+    radii = RADII.get(optimizer, {b: 1.0 for b in get_optimizer(optimizer).hypers_with_role("radius")})
     x0 = np.full((paths, dim), start)
     fixed = dict(hyper or {})
     held = {
         "horizon": horizon,
         "sigma": sigma,
-        "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **fixed},
+        "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **{f"{b}0": r for b, r in radii.items()}, **fixed},
         "start": start,
         "dim": dim,
         "paths": paths,
@@ -337,7 +343,7 @@ def weak_order(
         t0 = time.perf_counter()
         points, used = [], []
         for eta in etas:
-            values = {**_hyper(optimizer, eta, rates), **fixed}
+            values = {**_hyper(optimizer, eta, rates), **{b: r0 * math.sqrt(eta) for b, r0 in radii.items()}, **fixed}
             steps = max(1, int(round(horizon / eta)))
             record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))
             k0, state = 0, None
