@@ -14,9 +14,9 @@ defaults: ``sgd_momentum`` (torch.optim.SGD with momentum beta held fixed and da
 ``nesterov`` (nesterov=True, dampening 0), ``adam_fixed`` (torch.optim.Adam with beta1 held fixed
 and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta)),
 ``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1)) and ``adagrad``
-(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0). Their SDEs derive
-(:data:`DERIVATION_ONLY`); their simulators are not generated yet, so they are not in
-:data:`BUILTINS`, the set that generated/ covers. PyTorch initialises the momentum buffer to the
+(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0). Their SDEs derive; the first
+three (a fast momentum state eliminated) have generated simulators and are in :data:`BUILTINS`,
+the set that generated/ covers; the others are in :data:`DERIVATION_ONLY` (simulators not generated yet). PyTorch initialises the momentum buffer to the
 first gradient (m_1 = grad); the rule's m_1 = (1 - tau) grad differs only with dampening, on the
 first step, which moves x by O(eta): beyond the order-1 SDE.
 """
@@ -211,10 +211,10 @@ ADAGRAD = Optimizer(
     defaults=dict(eta=0.01, eps=1e-10),
 )
 
+#: the fast-state built-ins (reference section 11): generated simulators, the SDE's x standing for x - c*m
+BUILTINS.update({o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED)})
 #: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
-DERIVATION_ONLY: dict[str, Optimizer] = {
-    o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED, USAM, SCHEDULEFREE_SGD, ADAGRAD)
-}
+DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (USAM, SCHEDULEFREE_SGD, ADAGRAD)}
 #: every built-in: derive sde, list and catalog take these
 ALL_BUILTINS: dict[str, Optimizer] = {**BUILTINS, **DERIVATION_ONLY}
 

@@ -547,8 +547,12 @@ def run_coupled(
     Brownian motion takes s sqrt(eta) n(zeta_k) over optimizer step k (s and the state it drives
     first: the module's COUPLING; n = zeta under Gaussian noise, else Phi^{-1}(F(zeta))), filled in by
     a Brownian bridge over the substeps; its other Brownian motions are independent. Arguments as
-    :func:`run`; ``start`` is the start of every state (the optimizer's and the SDE's states must
-    be the same); ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
+    :func:`run`; ``start`` is the start of every optimizer state (OPT_STATE order): the SDE starts
+    from the same states, or, where its states stand for functions of the optimizer's (a fast state
+    m eliminated, the module's STATE_MAP: x - c*m), from the map of that start at t = k0 eta
+    (:func:`mapped_start`); without ``start`` both start from x0 and their initial states (m = 0:
+    x - c*m = x0). Path i of the optimizer's x is then compared with the SDE's x, which stands for
+    x - c*m = x + O(eta): part of the O(eta) weak error. ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
     a deliberately wrong SDE for a mutation test, or another setting of a scaling rule)."""
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
@@ -557,7 +561,8 @@ def run_coupled(
     rec = _record_steps(record, steps)
     m = setup.module
     setup.require_sde()
-    if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE):
+    mapped = hasattr(m, "STATE_MAP")
+    if m.COUPLING is None or (tuple(m.STATE) != tuple(m.OPT_STATE) and not mapped):
         raise SimulationInputError(
             f"{combo.module_name}: no coupled run (the optimizer's states "
             f"{m.OPT_STATE} are not the SDE's {m.STATE}, or its first Brownian "
@@ -568,11 +573,15 @@ def run_coupled(
             f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
             "for the quantile coupling, is not compiled; Student-t needs an integer nu)"
         )
-    S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
+    if mapped:
+        O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
+        S0 = _states(None, setup.x0, m.STATE, m.SDE_INITIAL, "SDE") if start is None else mapped_start(setup, O0)
+    else:
+        O0 = S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
     chosen = SCHEMES[scheme]
     out = m.run_paths(
         setup.paths(
-            sde_start=S0, opt_start=S0, sde_params=setup.sde_params(sde_values), record=rec, keep=keep,
+            sde_start=S0, opt_start=O0, sde_params=setup.sde_params(sde_values), record=rec, keep=keep,
             scheme=chosen, substeps=substeps,
         )
     )  # fmt: skip
@@ -580,6 +589,22 @@ def run_coupled(
     chain = _summary("optimizer", rec, eta, out, keep, None, 1, chosen.runs)
     sde = _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)
     return chain, sde
+
+
+def mapped_start(setup: _Setup, O0: np.ndarray) -> np.ndarray:
+    """The SDE's start [STATE, N, d] standing for the optimizer's states O0 [OPT_STATE, N, d] after
+    ``setup.k0`` steps (SDE time k0 eta), through the module's STATE_MAP (reference section 11: the
+    SDE's x is x - c*m of the optimizer, m the eliminated fast state; at m = 0 it is x itself)."""
+    m = setup.module
+    params = np.array([setup.values[n] for n in m.STATE_MAP_PARAMS], dtype=np.float64)
+    S0 = np.empty((len(m.STATE),) + O0.shape[1:], O0.dtype)
+    m.sde_start(O0, float(setup.k0 * setup.values["eta"]), params, S0)
+    if not np.all(np.isfinite(S0)):
+        raise SimulationInputError(
+            f"the SDE's start, {m.STATE_MAP} of the optimizer's start states, is not finite "
+            f"(after k0 = {setup.k0} steps); start from burned-in states with k0 > 0"
+        )
+    return S0
 
 
 def burn_in(

@@ -136,7 +136,8 @@ def test_derivation_only_builtins_correlated_or_refused():
     path: the clock, eliminated fast states and bias corrections included), at r = 0 it vanishes. USAM's
     noise reaches x through hvp(zeta), H times the whole noise vector: refused, naming it."""
     derived = []
-    for name in DERIVATION_ONLY:
+    fast = ("sgd_momentum", "nesterov", "adam_fixed")  # built-ins now, a fast state eliminated (section 11)
+    for name in (*DERIVATION_ONLY, *fast):
         if name == "usam":
             with pytest.raises(DeriveError) as info:
                 derive_pairs(name)
@@ -150,7 +151,7 @@ def test_derivation_only_builtins_correlated_or_refused():
         assert max(abs(e.xreplace(point).evalf(30)) for e in at_one) < 1e-25, (name, at_one)
         assert one_coordinate(pairs, sde, 0).is_zero_matrix, name
         derived.append(name)
-    assert set(derived) == set(DERIVATION_ONLY) - {"usam"}
+    assert set(derived) == (set(DERIVATION_ONLY) | set(fast)) - {"usam"}
 
 
 # ---- the source correlation and the simulators' noise across coordinates ---------------------

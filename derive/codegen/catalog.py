@@ -1,12 +1,12 @@
 """The built-in combinations rendered into generated/ (listed in docs/generated.md).
 
 Every built-in optimizer under Gaussian noise in every regime and form that has an SDE (SGD,
-Signum and SGDM have no noise-dominated limit: their drift diverges like 1/eta there, see
-:data:`NO_NOISE_DOMINATED`), plus SignSGD, whose SDE exists for any symmetric law, under Student-t
+Signum, SGDM, PyTorch momentum and Nesterov have no noise-dominated limit: their drift diverges
+like 1/eta there, see :data:`NO_NOISE_DOMINATED`), plus SignSGD, whose SDE exists for any symmetric law, under Student-t
 (nu = 3 and the real nu = 2.5), Cauchy, Laplace and uniform noise, and clipped SGD under Cauchy
 noise (the law clipping is for), in the paper regime, full form, and the order-2 SDE (paper regime,
 full form, Gaussian noise) of every built-in that has one (not Signum: its drift -sign(m) is not
-differentiable, see :data:`NO_ORDER2`). Other meaningful combinations
+differentiable; nor the built-ins with a fast state eliminated; see :data:`NO_ORDER2`). Other meaningful combinations
 (e.g. Adam under Laplace noise) are generated on demand: ``derive generate adam --noise laplace --out DIR``.
 """
 
@@ -16,10 +16,12 @@ from ..combination import Combination
 from ..optimizers import BUILTINS
 from ..regimes import FORMS, REGIMES
 
-#: built-ins whose drift diverges like 1/eta in the noise-dominated regime (derive_sde raises NoLimitError)
-NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm")
-#: built-ins without an order-2 SDE under Gaussian noise (derive_sde(..., order=2) raises NoOrder2Error)
-NO_ORDER2 = ("signum",)
+#: built-ins whose drift diverges like 1/eta in the noise-dominated regime (derive_sde raises NoLimitError;
+#: PyTorch momentum and Nesterov: their fast state m is O(1/eta) there, so x - c*m is not x + o(1))
+NO_NOISE_DOMINATED = ("sgd", "signum", "sgdm", "sgd_momentum", "nesterov")
+#: built-ins without an order-2 SDE under Gaussian noise (derive_sde(..., order=2) raises NoOrder2Error;
+#: a fast state eliminated: the order-2 expansion does not cover it)
+NO_ORDER2 = ("signum", "sgd_momentum", "nesterov", "adam_fixed")
 
 
 def builtin_combinations() -> list[Combination]:

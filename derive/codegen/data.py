@@ -80,6 +80,25 @@ class SdeKernel:
     step: tuple[str, ...]
     results: tuple[str, ...]
     hvp: HvpVector | None
+    state_map: StateMap | None = None
+
+
+@dataclass(frozen=True)
+class StateMap:
+    """How the SDE's states stand for the optimizer's where they differ (reference section 11: the
+    SDE's x is x - c*m of the optimizer, a fast state m eliminated; templates/state_map.py.j2).
+
+    ``text``: SDE state name -> its expression in the optimizer's states (the module's STATE_MAP);
+    ``params``: the values the map reads (STATE_MAP_PARAMS: hyperparameters, rates, eta, in order);
+    ``gammas``: the time functions gamma_j(t) it uses; ``lines`` and ``values``: every SDE state of
+    one coordinate as kernel code in the optimizer's states (STATE order), an SDE state that is an
+    optimizer state of the same name copied."""
+
+    text: dict[str, str]
+    params: tuple[str, ...]
+    gammas: tuple[Assignment, ...]
+    lines: tuple[str, ...]
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from .data import (
     OptimizerKernel,
     Reads,
     SdeKernel,
+    StateMap,
     UpdateLine,
 )
 from .printer import RUNTIME_FUNCTIONS, CodegenError, KernelPrinter, hoist
@@ -160,6 +161,37 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         step=tuple(step),
         results=(x_out, *(fresh[s].name for s in states[1:])),
         hvp=hvp,
+        state_map=_state_map(sde, spec, printer),
+    )
+
+
+def _state_map(sde, spec: Optimizer, printer: KernelPrinter) -> StateMap | None:
+    """The SDE's states as functions of the optimizer's (``SDE.state_map``; an SDE state without an
+    entry is the optimizer's state of that name), printed by ``printer``; None where the states are
+    the optimizer's. A simulator starts the SDE at the map of the optimizer's start (burned-in
+    momentum: u = x - c*m) and a coupled run lines the two up through it."""
+    if not sde.state_map:
+        return None
+    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=False))
+    exprs = []
+    for s in sde.state:
+        if s.name in sde.state_map:
+            exprs.append(sde.state_map[s.name])
+        elif s.name in by_name:
+            exprs.append(by_name[s.name])
+        else:
+            raise CodegenError(f"the SDE state {s.name} is neither an optimizer state nor in the SDE's state_map")
+    opt_states = set(by_name.values())
+    reads = set().union(*(sp.sympify(e).free_symbols for e in exprs)) - opt_states
+    gammas = [(g, v) for g, v in sde.time_functions.items() if g in reads]
+    reads = (reads - {g for g, _ in gammas}).union(*(v.free_symbols for _, v in gammas)) - {S.t}
+    lines, values = printer.cse_lines(exprs, "_e")
+    return StateMap(
+        text={n: str(v) for n, v in sde.state_map.items()},
+        params=tuple(sorted(r.name for r in reads)),
+        gammas=tuple(Assignment(g.name, printer.code(v)) for g, v in gammas),
+        lines=tuple(lines),
+        values=tuple(values),
     )
 
 
@@ -210,8 +242,13 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     sigma, sign -1). Read off at a representative point from the update rule itself: the sign of
     sum over z of (Delta_i(zeta = z) - Delta_i(zeta = -z)) G_i1, z in (1/4, 1/2, 1, 2, 4) (sign()
     updates have no derivative in zeta). None if W1 drives nothing, if the optimizer's states are
-    not the SDE's, or if the sign cannot be read (then coupled runs are refused)."""
-    if tuple(sde.state_names) != tuple(spec.state_names):
+    the SDE's (nor mapped to them by ``SDE.state_map``), or if the sign cannot be read (then coupled
+    runs are refused). Where the SDE's state is a map of the optimizer's (x - c*m), the map's move
+    over one step is what W1 must reproduce."""
+    mapped = {n for n in sde.state_names if n in sde.state_map}
+    if not set(sde.state_names) - mapped <= set(spec.state_names) or (
+        not mapped and tuple(sde.state_names) != tuple(spec.state_names)
+    ):
         return None
     column = [sde.explicit(e) for e in sde.diffusion.col(0)]
     index = next((i for i, e in enumerate(column) if e != 0), None)
@@ -224,7 +261,11 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     values.update({"eta": values[lr], "sigma": 1.0, "g": 0.3, "x": 1.0, "k": 10, "t": 10 * values[lr]})
     values.update({s: 0.5 for s in spec.state_names[1:]})
     name = sde.state_names[index]
-    new = spec.step_map()[name]
+    if name in sde.state_map:
+        after = {sym: spec.step_map()[n] for n, sym in zip(spec.state_names, spec.state_symbols, strict=False)}
+        new = sde.explicit(sde.state_map[name]).xreplace(after)
+    else:
+        new = spec.step_map()[name]
 
     def at(expr, zeta=None):
         subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
