@@ -93,7 +93,11 @@ def test_coupled_run_starts_the_sde_at_x_minus_c_m_and_shares_the_noise():
     assert np.std(alone.path[-1, :, 0] ** 2 - po, ddof=1) > 0.9 * independent
 
 
-@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize(
+    "name",
+    # each compiles its module's loops (about 10 s with fresh caches): nesterov's run in the gap test below
+    ["sgd_momentum", *(pytest.param(n, marks=pytest.mark.slow) for n in ("nesterov", "adam_fixed"))],
+)
 def test_cli_simulate_runs(capsys, name):
     argv = ["simulate", name, "--paths", "64", "--steps", "200", "--dim", "2", "--records", "5"]
     assert main(argv) == 0
