@@ -552,8 +552,9 @@ def run_coupled(
     m eliminated, the module's STATE_MAP: x - c*m), from the map of that start at t = k0 eta
     (:func:`mapped_start`); without ``start`` both start from x0 and their initial states (m = 0:
     x - c*m = x0). Path i of the optimizer's x is then compared with the SDE's x, which stands for
-    x - c*m = x + O(eta): part of the O(eta) weak error. ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
-    a deliberately wrong SDE for a mutation test, or another setting of a scaling rule)."""
+    x - c*m = x + O(eta): part of the O(eta) weak error. ``sde_values`` replaces values of the SDE's
+    parameters only (e.g. {"sigma": 2.0}: a deliberately wrong SDE for a mutation test, or another
+    setting of a scaling rule)."""
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
         module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary,

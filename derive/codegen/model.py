@@ -241,9 +241,9 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     that W1 drives first the way the optimizer's noise moves it (SGD: dx = -eta sigma zeta, G = +sqrt(eta)
     sigma, sign -1). Read off at a representative point from the update rule itself: the sign of
     sum over z of (Delta_i(zeta = z) - Delta_i(zeta = -z)) G_i1, z in (1/4, 1/2, 1, 2, 4) (sign()
-    updates have no derivative in zeta). None if W1 drives nothing, if the optimizer's states are
-    the SDE's (nor mapped to them by ``SDE.state_map``), or if the sign cannot be read (then coupled
-    runs are refused). Where the SDE's state is a map of the optimizer's (x - c*m), the map's move
+    updates have no derivative in zeta). None if W1 drives nothing, if the SDE's states are neither
+    the optimizer's nor mapped to them by ``SDE.state_map``, or if the sign cannot be read (then
+    coupled runs are refused). Where the SDE's state is a map of the optimizer's (x - c*m), the map's move
     over one step is what W1 must reproduce."""
     mapped = {n for n in sde.state_names if n in sde.state_map}
     if not set(sde.state_names) - mapped <= set(spec.state_names) or (
