@@ -12,13 +12,12 @@ beta1, decoupled weight decay, and an EMA with beta2 = 1 - eta rho2. Signum (Ber
 The optimizers people train with (reference sections 11 and 12), with PyTorch's semantics and
 defaults: ``sgd_momentum`` (torch.optim.SGD with momentum beta held fixed and dampening tau),
 ``nesterov`` (nesterov=True, dampening 0), ``adam_fixed`` (torch.optim.Adam with beta1 held fixed
-and beta2 = 1 - eta rho2), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta); in
-:data:`BUILTINS`, its simulators take the gradient at x + r*grad and H times the noise vector),
-``schedulefree_sgd`` (Defazio et al. 2024, y = (1 - beta) z + beta x, c = 1/(k + 1); in :data:`BUILTINS`,
-its simulators take the gradient at y, and the SDE's 1/t at the end of each step from t = 0) and ``adagrad``
-(torch.optim.Adagrad, initial_accumulator_value 0, lr_decay 0; in :data:`BUILTINS`, its SDE on
-the clock t = k*eta**2 starts after the first step). Their SDEs derive
-(:data:`DERIVATION_ONLY`); their simulators are not generated yet, so they are not in
+and beta2 = 1 - eta rho2; the SDE's x stands for x - c*m of the optimizer, a fast momentum state
+eliminated), ``usam`` (SAM without normalisation, radius r = r0 sqrt(eta); its simulators take the
+gradient at x + r*grad and H times the noise vector), ``schedulefree_sgd`` (Defazio et al. 2024,
+y = (1 - beta) z + beta x, c = 1/(k + 1); its simulators take the gradient at y, and the SDE's 1/t at
+the end of each step from t = 0) and ``adagrad`` (torch.optim.Adagrad, initial_accumulator_value 0,
+lr_decay 0; its SDE on the clock t = k*eta**2 starts after the first step). All six are in
 :data:`BUILTINS`, the set that generated/ covers. PyTorch initialises the momentum buffer to the
 first gradient (m_1 = grad); the rule's m_1 = (1 - tau) grad differs only with dampening, on the
 first step, which moves x by O(eta): beyond the order-1 SDE.
@@ -210,20 +209,13 @@ BUILTINS: dict[str, Optimizer] = {
         SIGNUM,
         CLIPSGD,
         SGDM,
+        SGD_MOMENTUM,
+        NESTEROV,
+        ADAM_FIXED,
         USAM,
         SCHEDULEFREE_SGD,
         ADAGRAD,
     )
-}
-
-#: built-ins whose SDEs derive but whose simulators are not generated yet (issue 19's simulator part)
-DERIVATION_ONLY: dict[str, Optimizer] = {o.name: o for o in (SGD_MOMENTUM, NESTEROV, ADAM_FIXED)}
-#: the built-ins of issue 19, in the order listings show them (wherever their simulators stand)
-_ISSUE19 = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
-#: every built-in: derive sde, list and catalog take these
-ALL_BUILTINS: dict[str, Optimizer] = {
-    **{n: o for n, o in BUILTINS.items() if n not in _ISSUE19},
-    **{n: {**BUILTINS, **DERIVATION_ONLY}[n] for n in _ISSUE19},
 }
 
 
@@ -231,8 +223,8 @@ def get_optimizer(ref: str | Optimizer) -> Optimizer:
     """A built-in optimizer by name, a user spec ``path/to/file.py:NAME``, or a spec itself."""
     if isinstance(ref, Optimizer):
         return ref
-    if isinstance(ref, str) and ref.lower() in ALL_BUILTINS:
-        return ALL_BUILTINS[ref.lower()]
+    if isinstance(ref, str) and ref.lower() in BUILTINS:
+        return BUILTINS[ref.lower()]
     if isinstance(ref, str) and ".py:" in ref:
         return load_spec(ref)
-    raise UnknownNameError("optimizer", ref, list(ALL_BUILTINS) + ["path/to/file.py:NAME"])
+    raise UnknownNameError("optimizer", ref, list(BUILTINS) + ["path/to/file.py:NAME"])

@@ -415,17 +415,19 @@ class _Setup:
         """The SDE time of one optimizer step: eta, or eta**CLOCK_ETA_POWER on another clock (AdaGrad's eta**2)."""
         return float(self.values["eta"]) ** getattr(self.module, "CLOCK_ETA_POWER", 1)
 
-    def sde_start(self, start, rec: np.ndarray, steps: int, default_record: bool = False):
+    def start_sde(self, start, rec: np.ndarray, steps: int, default_record: bool = False):
         """The SDE's start [S, N, d], its record steps and step count (counted from its start) for a
-        run whose ``rec`` counts optimizer steps: ``start`` if given (at t = k0 step_time), else the
-        optimizer's initial state mapped to the SDE's (sde_state_from_optimizer), or, where the SDE
-        is not defined there (START_STEPS > 0, AdaGrad from s = 0), the optimizer's state after
-        START_STEPS steps (its own draws, stream OPT_STREAM of the seed), mapped; the SDE then
-        starts at t = (k0 + START_STEPS) step_time and records only from that step (the default
-        record steps, ``default_record``, from there on). Returns (start, record steps, step count)."""
+        run whose ``rec`` counts optimizer steps: ``start`` if given (the SDE's states, at t = k0
+        step_time), else its initial states (x0 and SDE_INITIAL: the optimizer's initial states; an
+        eliminated fast state starts at m = 0, so x - c*m = x0), or, where the SDE is not defined
+        there (START_STEPS > 0, AdaGrad from s = 0), the optimizer's state after START_STEPS steps
+        (its own draws, stream OPT_STREAM of the seed) mapped to the SDE's (:meth:`map_states`); the
+        SDE then starts at t = (k0 + START_STEPS) step_time and records only from that step (the
+        default record steps, ``default_record``, from there on). Returns (start, record steps, step
+        count)."""
         m = self.module
         first = getattr(m, "START_STEPS", 0) if start is None else 0
-        if start is not None or (first == 0 and not hasattr(m, "STATE_MAP")):
+        if first == 0:
             return _states(start, self.x0, m.STATE, m.SDE_INITIAL, "SDE"), rec, steps
         if default_record:
             rec = np.unique(np.concatenate([[first], rec[rec >= first]]))
@@ -434,21 +436,37 @@ class _Setup:
                 f"the SDE of {m.COMBINATION['optimizer']} starts after optimizer step {first} ({m.START_REASON}); "
                 f"record steps must be >= {first}, got {rec[0]}, or give the start states"
             )
-        opt = _states(None, self.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
-        if first:
-            run_ = PathRun(
-                sde_start=None, opt_start=opt, sde_params=None, opt_params=self.opt_params(),
-                land_params=self.landscape.params, steps=first, record=np.array([first], dtype=np.int64),
-                seed=self.seed, land_code=0 if self.landscape.grad_fn is not None else self.landscape.code,
-                grad_fn=self.landscape.grad_fn, loss_fn=self.landscape.loss_fn, k0=self.k0, chunk=CHUNK,
-            )  # fmt: skip
-            out = m.run_paths(run_)
-            _raise_divergence(f"optimizer (the SDE's first {first} step(s))", out.diverged)
-            opt = out.end
-        mapped = np.empty((len(m.STATE),) + self.x0.shape, self.x0.dtype)
-        m.sde_state_from_optimizer(opt, self.opt_params(), mapped)
+        run_ = PathRun(
+            sde_start=None, opt_start=_states(None, self.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer"),
+            sde_params=None, opt_params=self.opt_params(), land_params=self.landscape.params, steps=first,
+            record=np.array([first], dtype=np.int64), seed=self.seed,
+            land_code=0 if self.landscape.grad_fn is not None else self.landscape.code,
+            grad_fn=self.landscape.grad_fn, loss_fn=self.landscape.loss_fn, k0=self.k0, chunk=CHUNK,
+        )  # fmt: skip
+        out = m.run_paths(run_)
+        _raise_divergence(f"optimizer (the SDE's first {first} step(s))", out.diverged)
         self.k0 += first
-        return mapped, rec - first, steps - first
+        return self.map_states(out.end), rec - first, steps - first
+
+    def map_states(self, opt: np.ndarray) -> np.ndarray:
+        """The SDE's states [STATE, N, d] standing for the optimizer's ``opt`` [OPT_STATE, N, d] after ``k0``
+        steps (SDE time t = k0 step_time), through the module's STATE_MAP (``sde_start``; reference
+        section 11: the SDE's x is x - c*m of the optimizer, m the eliminated fast state, at m = 0 x
+        itself; section 12: AdaGrad's V = eta**2 s)."""
+        m = self.module
+        params = np.array([self.values[n] for n in m.STATE_MAP_PARAMS], dtype=np.float64)
+        S = np.empty((len(m.STATE),) + opt.shape[1:], opt.dtype)
+        try:
+            m.sde_start(opt, float(self.k0 * self.step_time()), params, S)
+            finite = bool(np.all(np.isfinite(S)))
+        except ZeroDivisionError:
+            finite = False
+        if not finite:
+            raise SimulationInputError(
+                f"the SDE's start, {m.STATE_MAP} of the optimizer's start states, is not finite "
+                f"(after k0 = {self.k0} steps); start from burned-in states with k0 > 0"
+            )
+        return S
 
     def opt_params(self) -> np.ndarray:
         return np.array([self.values[n] for n in self.module.OPT_PARAMS], dtype=self.x0.dtype)
@@ -552,7 +570,7 @@ def run(
         _raise_divergence("optimizer", out.diverged)
         return _summary("optimizer", rec, eta, out, keep, None, 1, 0, getattr(m, "CLOCK_ETA_POWER", 1))
     setup.require_sde()
-    S0, sde_rec, setup.steps = setup.sde_start(start, rec, steps, default_record=record is None)
+    S0, sde_rec, setup.steps = setup.start_sde(start, rec, steps, default_record=record is None)
     chosen = SCHEMES[scheme]
     out = m.run_paths(
         setup.paths(
@@ -592,9 +610,14 @@ def run_coupled(
     Brownian motion takes s sqrt(eta) n(zeta_k) over optimizer step k (s and the state it drives
     first: the module's COUPLING; n = zeta under Gaussian noise, else Phi^{-1}(F(zeta))), filled in by
     a Brownian bridge over the substeps; its other Brownian motions are independent. Arguments as
-    :func:`run`; ``start`` is the start of every state (the optimizer's and the SDE's states must
-    be the same); ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
-    a deliberately wrong SDE for a mutation test, or another setting of a scaling rule)."""
+    :func:`run`; ``start`` is the start of every optimizer state (OPT_STATE order): the SDE starts
+    from the same states, or, where its states stand for functions of the optimizer's (a fast state
+    m eliminated, the module's STATE_MAP: x - c*m), from the map of that start at t = k0 eta
+    (:meth:`_Setup.map_states`); without ``start`` both start from x0 and their initial states (m = 0:
+    x - c*m = x0). Path i of the optimizer's x is then compared with the SDE's x, which stands for
+    x - c*m = x + O(eta): part of the O(eta) weak error. ``sde_values`` replaces values of the SDE's
+    parameters only (e.g. {"sigma": 2.0}: a deliberately wrong SDE for a mutation test, or another
+    setting of a scaling rule)."""
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
         module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary,
@@ -602,22 +625,22 @@ def run_coupled(
     rec = _record_steps(record, steps)
     m = setup.module
     setup.require_sde()
-    if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE) or hasattr(m, "STATE_MAP"):
-        raise SimulationInputError(
-            f"{combo.module_name}: no coupled run (the optimizer's states "
-            f"{m.OPT_STATE} are not the SDE's {m.STATE} or stand for other quantities (STATE_MAP), or its first "
-            "Brownian motion drives no state)"
-        )
+    if m.COUPLING is None:
+        raise SimulationInputError(f"{combo.module_name}: no coupled run: {_no_coupling(m)}")
     if not m.COUPLABLE_LAW:
         raise SimulationInputError(
             f"{combo.module_name}: no coupled run under {combo.noise} noise (its CDF, needed "
             "for the quantile coupling, is not compiled; Student-t needs an integer nu)"
         )
-    S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
+    if hasattr(m, "STATE_MAP"):
+        O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
+        S0 = _states(None, setup.x0, m.STATE, m.SDE_INITIAL, "SDE") if start is None else setup.map_states(O0)
+    else:
+        O0 = S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
     chosen = SCHEMES[scheme]
     out = m.run_paths(
         setup.paths(
-            sde_start=S0, opt_start=S0, sde_params=setup.sde_params(sde_values), record=rec, keep=keep,
+            sde_start=S0, opt_start=O0, sde_params=setup.sde_params(sde_values), record=rec, keep=keep,
             scheme=chosen, substeps=substeps,
         )
     )  # fmt: skip
@@ -625,6 +648,21 @@ def run_coupled(
     chain = _summary("optimizer", rec, eta, out, keep, None, 1, chosen.runs)
     sde = _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)
     return chain, sde
+
+
+def _no_coupling(m) -> str:
+    """Why a module has no coupled run (its COUPLING is None: codegen's ``_coupling``), in words."""
+    if hasattr(m, "CLOCK"):
+        return (
+            f"its SDE runs on the clock t = {m.CLOCK}, not k*eta: one optimizer step is dt = eta**{m.CLOCK_ETA_POWER}, "
+            f"over which the SDE's noise is not the optimizer's sqrt(eta) n(zeta), and its states {m.STATE} stand for "
+            f"other quantities (STATE_MAP {getattr(m, 'STATE_MAP', {})})"
+        )
+    if hasattr(m, "START_STEPS"):
+        return f"its SDE starts only after optimizer step {m.START_STEPS} ({m.START_REASON})"
+    if not set(m.STATE) <= set(m.OPT_STATE) and not hasattr(m, "STATE_MAP"):
+        return f"the SDE's states {m.STATE} are neither the optimizer's {m.OPT_STATE} nor mapped to them (STATE_MAP)"
+    return "its first Brownian motion drives no state, or the sign of the optimizer's noise along it cannot be read"
 
 
 def burn_in(

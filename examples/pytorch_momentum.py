@@ -13,7 +13,13 @@ changes nothing: the same SDE with tau = 0. Derive them with::
     derive sde examples/pytorch_momentum.py:damped_heavy_ball
     derive sde examples/pytorch_momentum.py:lookahead_momentum
 
-(Their simulators come with the built-ins sgd_momentum and nesterov.)
+and simulate the first (the optimizer with its m, and the SDE started at x - c*m = x0 from m = 0)::
+
+    derive simulate examples/pytorch_momentum.py:damped_heavy_ball --module-dir /tmp/derive-modules
+
+The built-ins sgd_momentum (dampening tau a hyperparameter) and nesterov come with generated
+simulators. The look-ahead optimizer's own simulator needs the gradient at another point in the
+optimizer kernel, which the code generator does not compile yet (its SDE is nesterov's).
 """
 
 from derive import Optimizer, State
@@ -27,6 +33,7 @@ damped_heavy_ball = Optimizer(
         ("m", "beta*m + (1 - 0.5)*grad"),
         ("x", "x - eta*m"),
     ],
+    defaults=dict(eta=0.01, beta=0.9),
 )
 
 lookahead_momentum = Optimizer(
@@ -38,4 +45,5 @@ lookahead_momentum = Optimizer(
         ("m", "beta*m + grad(x - eta*beta*m)"),
         ("x", "x - eta*m"),
     ],
+    defaults=dict(eta=0.01, beta=0.9),
 )

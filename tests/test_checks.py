@@ -19,8 +19,9 @@ from derive.theory.checks_scaling import check_scaling
 from derive.theory.plots import draw
 
 #: the default run's checks: one per kind of row (stationary laws, the exact SignSGD law, published-law
-#: rejections), a few modules to compile; every check runs under ``-m slow``
-FEW = ["sgd", "signsgd", "adam-laws"]
+#: rejections, a fast state's chain law with its O(eta) bias resolved), a few modules to compile; every
+#: check runs under ``-m slow``
+FEW = ["sgd", "signsgd", "adam-laws", "nesterov"]
 
 
 @pytest.fixture(scope="module")

@@ -58,3 +58,17 @@ def test_examples_load_and_name_their_commands():
         path, _, name = ref.partition(":")
         text = open(path).read()
         assert f"derive sde {ref}" in text and f"derive simulate {ref}" in text, (spec.name, name)
+
+
+def test_adamw_with_beta1_fixed_is_adam_fixed_with_decoupled_weight_decay():
+    """Section 11: the user's AdamW (PyTorch names, beta1 fixed) is the built-in adam_fixed's SDE (RMSprop's
+    x-SDE with v/gamma2) plus -weight_decay*x in the x drift; its x stands for x - c*m."""
+    user, builtin = derive_sde("examples/adamw_beta1_fixed.py:adamw_beta1_fixed"), derive_sde("adam_fixed")
+    x = sp.Symbol("x", real=True)
+    wd = next(s for s in user.drift[0].free_symbols if s.name == "weight_decay")
+    assert set(user.eliminated) == {"m"} and user.state_names == builtin.state_names == ("x", "v")
+    assert identical(user.drift[0] + wd * x, builtin.drift[0]) and identical(user.drift[1], builtin.drift[1])
+    assert all(identical(a, b) for a, b in zip(user.diffusion, builtin.diffusion, strict=True))
+    assert not identical(user.drift[0], builtin.drift[0])  # the weight decay is there
+    text = open("examples/adamw_beta1_fixed.py").read()
+    assert "derive sde examples/adamw_beta1_fixed.py:adamw_beta1_fixed" in text

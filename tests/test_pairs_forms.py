@@ -129,12 +129,12 @@ def one_coordinate(pairs, sde, r_value) -> sp.Matrix:
     return pairs.matrix().xreplace({pairs.r: r_value}).xreplace(same).xreplace(dict(pairs.time_functions))
 
 
-#: the built-ins of issue 19 (in DERIVATION_ONLY or, once their simulators are generated, BUILTINS)
+#: the built-ins of issue 19
 ISSUE19 = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
 
 
-def test_derivation_only_builtins_correlated_or_refused():
-    """Every derivation-only built-in derives its pairs or is refused in one line: at r = 1 with two equal
+def test_issue19_builtins_correlated_or_refused():
+    """Every built-in of issue 19 derives its pairs or is refused in one line: at r = 1 with two equal
     coordinates the pair matrix is the per-coordinate covariance G G^T (the engine's own, by another
     path: the clock, eliminated fast states and bias corrections included), at r = 0 it vanishes. USAM's
     noise reaches x through hvp(zeta), H times the whole noise vector: refused, naming it."""

@@ -12,7 +12,7 @@ from sympy.parsing.sympy_parser import parse_expr
 from derive import derive_sde, get_noise, load_spec
 from derive.cli import main
 from derive.errors import DeriveError, SpecError
-from derive.optimizers import ALL_BUILTINS as BUILTINS
+from derive.optimizers import BUILTINS
 from derive.parsing import ExpressionError, parse_expression, parse_number, sde_expression
 from derive.spec import _DRAW, _GRADS, Optimizer, gradient_at
 

@@ -16,7 +16,7 @@ import pytest
 from derive.combination import Combination
 from derive.runtime.paths import PathRun
 from derive.runtime.schemes import SCHEMES
-from derive.simulate import full_quadratic, hyperparameters, load_module, run_coupled
+from derive.simulate import SimulationInputError, full_quadratic, hyperparameters, load_module, run_coupled
 from derive.theory.check_table import TABLE
 from derive.theory.checks import Sim
 
@@ -159,8 +159,9 @@ def _adagrad_sde(x0, V0, lam, eta, eps, sigma, normals, steps, v_noise=True):
 def test_adagrad_kernels_on_the_eta_squared_clock_from_its_first_step():
     """AdaGrad's optimizer kernel is PyTorch's rule; its SDE runs on t = k eta^2 with V = eta^2 s and,
     from s = 0, starts after the optimizer's first step (START_STEPS): its start is the optimizer's
-    state after one step, mapped (sde_state_from_optimizer), then steps - 1 steps of dt = eta^2 follow.
-    Both against the reference from the same draws; the SDE without V's noise is off."""
+    state after one step, mapped (sde_start, STATE_MAP), then steps - 1 steps of dt = eta^2 follow.
+    Both against the reference from the same draws; the SDE without V's noise is off. No coupled runs:
+    on its clock one step is dt = eta^2 (COUPLING None), refused in one line naming the clock."""
     from derive.simulate import quadratic, run
 
     combo = Combination("adagrad")
@@ -184,10 +185,12 @@ def test_adagrad_kernels_on_the_eta_squared_clock_from_its_first_step():
     assert np.abs(mutant - reference).max() > 1e-3
     with pytest.raises(Exception, match="record steps must be >= 1"):
         run("sde", combo, x0, record=[0, steps], **common)
-    with pytest.raises(Exception, match="STATE_MAP"):
-        from derive.simulate import run_coupled
-
+    assert mod.COUPLING is None
+    with pytest.raises(
+        SimulationInputError, match=r"no coupled run: its SDE runs on the clock t = k\*eta\*\*2"
+    ) as info:
         run_coupled(combo, x0, **common)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.slow

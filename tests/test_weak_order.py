@@ -254,3 +254,20 @@ def test_other_landscapes_run_and_resolve(landscape):
     study = weak_order("signsgd", landscape=landscape, etas=(0.16, 0.08, 0.04), paths=4000, dt_max=0.02, refine=False)
     row = study.runs[0]
     assert all(row.resolved) and 0.6 < row.slope < 1.4, (row.errors, row.se, row.slope)
+
+
+@pytest.mark.slow
+def test_pytorch_momentum_has_weak_order_one_with_burned_in_momentum():
+    """sgd_momentum (beta = 0.9 fixed), coupled with burned-in momentum (the SDE started at x - c*m):
+    at the default etas (8x) every error is resolved and the slope lies in [0.8, 1.25]. Mutation: the
+    SDE with beta = 0.8 (learning rate eta/(1 - 0.8), half the right one) does not converge: its errors
+    are resolved and do not shrink (slope about 0)."""
+    from derive.validate.weak_order import weak_order
+
+    study = weak_order("sgd_momentum", paths=4000, refine=False)
+    (row,) = study.runs
+    assert study.held_fixed["burn_in"].startswith("ceil(12 / (1 - beta))")
+    assert len(row.etas) >= 4 and max(row.etas) / min(row.etas) >= 8
+    assert all(row.resolved) and 0.8 <= row.slope <= 1.25, (row.errors, row.se, row.slope)
+    wrong = weak_order("sgd_momentum", etas=row.etas[:2], paths=4000, refine=False, sde_values={"beta": 0.8}).runs[0]
+    assert all(wrong.resolved) and abs(wrong.slope) < 0.3, (wrong.errors, wrong.slope)

@@ -39,7 +39,7 @@ def warm(combo) -> None:
             continue
         for scheme in sim.SCHEMES:
             sim.run("sde", combo, x0, scheme=scheme, **common)
-            if module.COUPLING is not None and not hasattr(module, "STATE_MAP"):  # AdaGrad's states differ
+            if module.COUPLING is not None:
                 sim.run_coupled(combo, x0, scheme=scheme, **common)
         if getattr(module, "SDE_POINT", False) or getattr(module, "HESSIAN_NOISE", False):
             continue  # gradf(P) or noise through the Hessian: no single-step interface

@@ -13,7 +13,7 @@ from ..engine import derive_sde
 from ..errors import DeriveError
 from ..noise import BUILTIN_LAWS
 from ..noise import NAMES as NOISE_NAMES
-from ..optimizers import ALL_BUILTINS, DERIVATION_ONLY
+from ..optimizers import BUILTINS
 from ..order2 import ORDERS, on_curvature, parse_curvature
 from ..pairs import derive_pairs
 from ..regimes import FORMS, REGIMES
@@ -21,7 +21,7 @@ from ..regimes import FORMS, REGIMES
 
 def add_sde_options(p: argparse.ArgumentParser) -> None:
     """The options that name one derivation: optimizer, law, nu, regime, form."""
-    p.add_argument("optimizer", help=f"built-in ({', '.join(ALL_BUILTINS)}) or path/to/file.py:NAME")
+    p.add_argument("optimizer", help=f"built-in ({', '.join(BUILTINS)}) or path/to/file.py:NAME")
     p.add_argument("--noise", default="gaussian", help=f"noise law: {', '.join(NOISE_NAMES)} (default gaussian)")
     p.add_argument("--nu", default=None, help="Student-t degrees of freedom: a number or 'nu' (symbolic, the default)")
     p.add_argument("--regime", default="paper", choices=list(REGIMES), help="scaling regime (default paper)")
@@ -87,7 +87,7 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     """Derive every built-in combination (laws at their defaults) and print each, or its refusal."""
     start = time.perf_counter()
     derived = refused = 0
-    for opt, law, regime, form in product(ALL_BUILTINS, BUILTIN_LAWS, REGIMES, FORMS):
+    for opt, law, regime, form in product(BUILTINS, BUILTIN_LAWS, REGIMES, FORMS):
         t0 = time.perf_counter()
         try:
             text = derive_sde(opt, law, regime, form).to_text()
@@ -102,9 +102,8 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     print("optimizers:")
-    for spec in ALL_BUILTINS.values():
-        later = " (derive sde only; simulators not generated yet)" if spec.name in DERIVATION_ONLY else ""
-        print(f"  {spec.name:16s} {spec.doc}{later}")
+    for spec in BUILTINS.values():
+        print(f"  {spec.name:16s} {spec.doc}")
     print("  path/to/file.py:NAME   a user optimizer (see README)")
     print("noise laws:\n  " + ", ".join(NOISE_NAMES) + "   (student-t takes --nu)")
     print("regimes:")

@@ -337,7 +337,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--etas",
         default=None,
-        help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01; with --order 2: 0.08,0.04,0.02,0.01)",
+        help="comma-separated step sizes (default 0.16,0.08,0.04,0.02,0.01; with --order 2: 0.08,0.04,0.02,0.01; "
+        "with a fast state, beta fixed (sgd_momentum, nesterov, adam_fixed): 0.002,0.001,0.0005,0.00025 "
+        "x ((1 - beta)/0.1)^2)",
     )
     p.add_argument("--paths", type=int, default=20_000, help="coupled paths per eta (default 20000)")
     p.add_argument("--seed", type=int, default=0)

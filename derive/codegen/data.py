@@ -69,12 +69,19 @@ class PointVector:
 
 @dataclass(frozen=True)
 class StateMap:
-    """The SDE's states in the optimizer's (``SDE.state_map``, e.g. AdaGrad's s of the SDE = eta**2*s):
-    ``text`` (SDE state -> expression, where they differ), ``params`` (the OPT_PARAMS the expressions
-    read), ``lines`` and ``values`` (every SDE state of one coordinate as kernel code, STATE order)."""
+    """How the SDE's states stand for the optimizer's where they differ (``SDE.state_map``; reference
+    section 11: the SDE's x is x - c*m of the optimizer, a fast state m eliminated; section 12:
+    AdaGrad's s of the SDE is eta**2*s; templates/state_map.py.j2).
+
+    ``text``: SDE state name -> its expression in the optimizer's states (the module's STATE_MAP);
+    ``params``: the values the map reads (STATE_MAP_PARAMS: hyperparameters, rates, eta, in order);
+    ``gammas``: the time functions gamma_j(t) it uses; ``lines`` and ``values``: every SDE state of
+    one coordinate as kernel code in the optimizer's states (STATE order), an SDE state that is an
+    optimizer state of the same name copied."""
 
     text: dict[str, str]
     params: tuple[str, ...]
+    gammas: tuple[Assignment, ...]
     lines: tuple[str, ...]
     values: tuple[str, ...]
 

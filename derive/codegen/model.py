@@ -184,23 +184,36 @@ def _sde_kernel(sde, spec: Optimizer, printer: KernelPrinter) -> SdeKernel:
         clock_power=int(power),
         start_steps=sde.start.steps,
         start_reason=sde.start.reason,
-        state_map=_state_map(sde, spec, printer) if sde.state_map else None,
+        state_map=_state_map(sde, spec, printer),
     )
 
 
-def _state_map(sde, spec: Optimizer, printer: KernelPrinter) -> StateMap:
-    """The SDE's states of one coordinate in the optimizer's (``sde.state_map``; the others by name)."""
-    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=True))
-    missing = [n for n in sde.state_names if n not in sde.state_map and n not in by_name]
-    if missing:
-        raise CodegenError(f"the SDE's states {missing} are neither the optimizer's nor in its state_map")
-    exprs = [sp.sympify(sde.state_map.get(n, by_name.get(n))) for n in sde.state_names]
-    params = list(spec.hyper) + ["sigma"]
-    names = {s.name for e in exprs for s in e.free_symbols}
+def _state_map(sde, spec: Optimizer, printer: KernelPrinter) -> StateMap | None:
+    """The SDE's states as functions of the optimizer's (``SDE.state_map``; an SDE state without an
+    entry is the optimizer's state of that name), printed by ``printer``; None where the states are
+    the optimizer's. A simulator starts the SDE at the map of the optimizer's start (burned-in
+    momentum: u = x - c*m; AdaGrad after its first step: V = eta**2*s) and a coupled run lines the
+    two up through it."""
+    if not sde.state_map:
+        return None
+    by_name = dict(zip(spec.state_names, spec.state_symbols, strict=False))
+    exprs = []
+    for s in sde.state:
+        if s.name in sde.state_map:
+            exprs.append(sde.state_map[s.name])
+        elif s.name in by_name:
+            exprs.append(by_name[s.name])
+        else:
+            raise CodegenError(f"the SDE state {s.name} is neither an optimizer state nor in the SDE's state_map")
+    opt_states = set(by_name.values())
+    reads = set().union(*(sp.sympify(e).free_symbols for e in exprs)) - opt_states
+    gammas = [(g, v) for g, v in sde.time_functions.items() if g in reads]
+    reads = (reads - {g for g, _ in gammas}).union(*(v.free_symbols for _, v in gammas)) - {S.t}
     lines, values = printer.cse_lines(exprs, "_e")
     return StateMap(
         text={n: str(v) for n, v in sde.state_map.items()},
-        params=tuple(n for n in params if n in names),
+        params=tuple(sorted(r.name for r in reads)),
+        gammas=tuple(Assignment(g.name, printer.code(v)) for g, v in gammas),
         lines=tuple(lines),
         values=tuple(values),
     )
@@ -296,9 +309,17 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     that W1 drives first the way the optimizer's noise moves it (SGD: dx = -eta sigma zeta, G = +sqrt(eta)
     sigma, sign -1). Read off at a representative point from the update rule itself: the sign of
     sum over z of (Delta_i(zeta = z) - Delta_i(zeta = -z)) G_i1, z in (1/4, 1/2, 1, 2, 4) (sign()
-    updates have no derivative in zeta). None if W1 drives nothing, if the optimizer's states are
-    not the SDE's, or if the sign cannot be read (then coupled runs are refused)."""
-    if tuple(sde.state_names) != tuple(spec.state_names):
+    updates have no derivative in zeta). Where the SDE's state is a map of the optimizer's (x - c*m),
+    the map's move over one step is what W1 must reproduce. None (coupled runs refused) where the
+    coupling is undefined: the SDE on another clock than t = k*eta (AdaGrad's k*eta**2: one step is
+    dt = eta**2, over which the SDE's noise is not sqrt(eta) n(zeta)) or starting only after some
+    optimizer steps (``SDE.start``), its states neither the optimizer's nor mapped to them by
+    ``SDE.state_map``, W1 driving nothing, or a sign that cannot be read."""
+    mapped = {n for n in sde.state_names if n in sde.state_map}
+    lined_up = set(sde.state_names) - mapped <= set(spec.state_names) and (
+        mapped or tuple(sde.state_names) == tuple(spec.state_names)
+    )
+    if sde.clock != S.k * S.eta or sde.start.steps or not lined_up:
         return None
     column = [sde.explicit(e) for e in sde.diffusion.col(0)]
     index = next((i for i, e in enumerate(column) if e != 0), None)
@@ -311,8 +332,13 @@ def _coupling(sde, spec: Optimizer) -> dict | None:
     values.update({"eta": values[lr], "sigma": 1.0, "g": 0.3, "x": 1.0, "k": 10, "t": 10 * values[lr]})
     values.update({s: 0.5 for s in spec.state_names[1:]})
     name = sde.state_names[index]
+    if name in sde.state_map:
+        after = {sym: spec.step_map()[n] for n, sym in zip(spec.state_names, spec.state_symbols, strict=False)}
+        new = sde.explicit(sde.state_map[name]).xreplace(after)
+    else:
+        new = spec.step_map()[name]
     # a gradient at another point read as the draw at x: the sign of the noise's leading part
-    new = spec.step_map()[name].replace(lambda e: isinstance(e, grad_at), draw_at_x)
+    new = new.replace(lambda e: isinstance(e, grad_at), draw_at_x)
 
     def at(expr, zeta=None):
         subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}

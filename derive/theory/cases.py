@@ -39,7 +39,7 @@ from .montecarlo import sde_loss, stationary_loss, stationary_pair
 from .quadratic import NoStationaryLawError, curvature
 from .rows import Row, Sim
 from .stationary import StationaryResult, stationary
-from .stationary_order2 import StationaryComparison, stationary_comparison
+from .stationary_order2 import StationaryComparison, linear_chain, stationary_comparison
 
 #: the momentum laws of Adam(W) (:class:`derive.theory.momentum.MomentumLaws`) by quantity name
 MOMENTUM = ("full", "lemma", "published")
@@ -57,6 +57,9 @@ class Law:
     * ``linearised``: E f of the linearised SDE (Lyapunov equation);
     * ``exact``: E f of the exact stationary density of a one-state SDE (quadrature);
     * ``full``, ``lemma``, ``published``: lambda Var x / 2 of Adam(W)'s momentum laws;
+    * ``chain``: lambda Var x / 2 of the discrete chain itself, exact in eta where it is linear with
+      additive noise on the quadratic (discrete Lyapunov equation,
+      :func:`derive.theory.stationary_order2.linear_chain`: PyTorch momentum, Nesterov, SGD);
     * ``order2:NAME``: lambda Var x / 2 with NAME one of the variances of
       :func:`derive.theory.stationary_order2.stationary_comparison` (``chain``, ``order 1``,
       ``order 2 (order-1 diffusion)``, ``order 2 + stationary diffusion``);
@@ -85,6 +88,8 @@ class Law:
             return sum(float(lj / 2 * variance.xreplace({**values, derived.curvature: lj})) for lj in lam)
         if kind == "without":
             return law_loss(without_hessian_noise(self.result(), name), lam, **numbers)
+        if kind == "chain":
+            return law_loss(chain_variance(self.combination), lam, **numbers)
         try:
             result = self.result()
             if kind == "linearised":
@@ -97,7 +102,9 @@ class Law:
             raise
         if kind in MOMENTUM:
             return law_loss(getattr(result.momentum, kind), lam, **numbers)
-        raise ValueError(f"unknown quantity {self.quantity!r}: linearised, exact, {', '.join(MOMENTUM)} or order2:NAME")
+        raise ValueError(
+            f"unknown quantity {self.quantity!r}: linearised, exact, chain, {', '.join(MOMENTUM)}, order2:NAME or without:NAME"
+        )
 
     def formulas(self) -> dict[str, str]:
         """Texts for a row's ``symbolic`` template: ``formula`` (this quantity per coordinate) and
@@ -107,6 +114,8 @@ class Law:
             return {"formula": str(sp.factor(comparison(self.combination).variances[name]))}
         if kind == "without":
             return {"formula": f"lambda/2 * {sp.factor(without_hessian_noise(self.result(), name))}"}
+        if kind == "chain":
+            return {"formula": str(chain_variance(self.combination))}
         try:
             result = self.result()
         except NoStationaryLawError:
@@ -134,6 +143,14 @@ class Law:
 def comparison(combination: Combination) -> StationaryComparison:
     """:func:`derive.theory.stationary_order2.stationary_comparison` of ``combination``, once per process."""
     return stationary_comparison(combination.optimizer, combination.noise, nu=combination.nu)
+
+
+@lru_cache(maxsize=32)
+def chain_variance(combination: Combination) -> sp.Expr:
+    """The discrete chain's stationary Var x on f = lambda x^2/2, exact in eta (discrete Lyapunov
+    equation of :func:`derive.theory.stationary_order2.linear_chain`), once per process."""
+    chain = linear_chain(combination.optimizer, combination.noise, nu=combination.nu)
+    return sp.factor(chain.covariance[0, 0])
 
 
 def linearised_loss(result: StationaryResult, lam, **numbers: float) -> float:

@@ -131,6 +131,8 @@ def momentum_laws(optimizer, noise="gaussian", nu=None, regime: str = "paper") -
     rate = None
     try:
         full, sde = _var_x(optimizer, noise, regime, "full", nu)
+        if momentum[0] in sde.eliminated:  # a fast momentum (beta fixed): the SDE has no m (reference section 11)
+            return None
         rates = sorted({s for s in sde.drift_of(momentum[0]).free_symbols if s.name.startswith("rho")}, key=str)
         if rates:
             rate = rates[0]

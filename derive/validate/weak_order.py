@@ -56,6 +56,14 @@ ETAS = (0.16, 0.08, 0.04, 0.02, 0.01)
 #: the default etas of a study with the order-2 SDE: its O(eta^2) error is asymptotic, and at eta = 0.16
 #: (Adam's beta1 = 1 - 0.16 rho1 = 0.68) the next order dominates it (docs/order2.md, measured)
 ETAS_ORDER2 = (0.08, 0.04, 0.02, 0.01)
+#: a fast state (a factor held fixed, role fixed_decay: PyTorch momentum) is burned in for this many
+#: of its relaxation times 1/(1 - beta) (beta^(12/(1 - beta)) <= e^-12), x held at the start
+FAST_BURN = 12.0
+#: the default etas with a fast state at beta = 0.9, scaled by ((1 - beta)/0.1)^2 for another beta: its
+#: transients follow the SDE only while eta lambda/(1 - beta)^2 << 1 (reference section 11; measured for
+#: sgd_momentum: error ratios 2.5, 2.3, 2.1 per halving over 0.004 ... 0.0005, 1.9 per halving at 0.16 ... 0.01
+#: only because eta lambda/(1 - beta) reaches 3 there)
+ETAS_FAST = (0.002, 0.001, 0.0005, 0.00025)
 DT_MAX = 0.005  #: the SDE's largest substep: its weak2 error is then below the Monte Carlo noise (measured)
 RESOLVED_AT = 3.0  #: an error counts when it is at least this many standard errors
 
@@ -207,6 +215,22 @@ def _hyper(optimizer: str, eta: float, rates: dict) -> dict:
     return out
 
 
+def _fast_decays(optimizer: str, fixed: dict) -> dict[str, float]:
+    """The factors held fixed (role fixed_decay) in the update of an auxiliary state of ``optimizer``
+    -> their values (``fixed`` or the defaults): those states relax in O(1/(1 - beta)) steps
+    (reference section 11; Lion's beta1 only interpolates, no state of its own)."""
+    from ..optimizers import get_optimizer
+
+    spec = get_optimizer(optimizer)
+    symbols = spec.hyper_symbols()
+    updates = [e for target, e in spec.parsed() if target in spec.state_names[1:]]
+    return {
+        b: float(fixed.get(b, spec.defaults[b]))
+        for b in spec.hypers_with_role("fixed_decay")
+        if any(symbols[b] in e.free_symbols for e in updates)
+    }
+
+
 def _landscape(name, dim: int):
     from ..simulate import Landscape, double_well, quadratic, rotated_quadratic
 
@@ -285,7 +309,8 @@ def weak_order(
     order2; default those that exist and differ, and with ``order`` 2: full and order2, the order-2
     SDE of the full form) on ``landscape`` (quadratic, double-well, rotated).
 
-    ``etas`` None: :data:`ETAS`, or :data:`ETAS_ORDER2` with ``order`` 2. ``substeps`` None: the fewest substeps with dt = eta/substeps <= ``dt_max``. ``refine`` reruns
+    ``etas`` None: :data:`ETAS`, or :data:`ETAS_ORDER2` with ``order`` 2, or :data:`ETAS_FAST` (scaled
+    by ((1 - beta)/0.1)^2) with a fast state (a factor held fixed, burned in, the SDE started at x - c*m). ``substeps`` None: the fewest substeps with dt = eta/substeps <= ``dt_max``. ``refine`` reruns
     every point with twice the substeps and reports the change. ``hyper``: other hyperparameters
     held fixed (eps, theta); the decays follow from :data:`RATES`, the radii (role ``radius``)
     from :data:`RADII`, r = r0 sqrt(eta) with r0 held (printed as r0). ``sde_values`` replaces SDE
@@ -297,6 +322,9 @@ def weak_order(
 
     started = time.perf_counter()
     optimizer = optimizer.lower()
+    fast = _fast_decays(optimizer, dict(hyper or {}))
+    if not etas and fast:
+        etas = [float(f"{e * ((1.0 - max(fast.values())) / 0.1) ** 2:.6g}") for e in ETAS_FAST]
     etas = sorted({float(e) for e in (etas or (ETAS_ORDER2 if order == 2 else ETAS))}, reverse=True)
     if len(etas) < 2 or any(not math.isfinite(e) or e <= 0 for e in etas):
         raise ValidationInputError(f"the weak-order study needs at least two etas > 0, got {etas}")
@@ -329,9 +357,13 @@ def weak_order(
         "scheme": scheme,
         "dt_max": dt_max,
         "burn_in": (
-            "ceil(3 / (eta rho_min)) optimizer steps with x held at x0, from the initial states"
-            if rates and burn
-            else "none" + ("" if rates else " (no auxiliary states)")
+            " and ".join(
+                (["ceil(3 / (eta rho_min))"] if rates else []) + [f"ceil({FAST_BURN:g} / (1 - {b}))" for b in fast]
+            )
+            + " optimizer steps with x held at x0, from the initial states"
+            + (" (the SDE starts at the map of the burned-in state, x - c*m)" if fast else "")
+            if (rates or fast) and burn
+            else "none" + ("" if rates or fast else " (no auxiliary states)")
         ),
         "boundary": boundary,
         "landscape_parameters": land.params.tolist(),
@@ -347,8 +379,11 @@ def weak_order(
             steps = max(1, int(round(horizon / eta)))
             record = np.unique(np.linspace(0, steps, 11).round().astype(np.int64))
             k0, state = 0, None
-            if rates and burn:
-                k0 = math.ceil(3.0 / (eta * min(rates.values())))
+            if (rates or fast) and burn:
+                k0 = max(
+                    ([math.ceil(3.0 / (eta * min(rates.values())))] if rates else [])
+                    + [math.ceil(FAST_BURN / (1.0 - b)) for b in fast.values()]
+                )
                 state = burn_in(
                     Combination(optimizer, noise, nu=nu),
                     x0,
