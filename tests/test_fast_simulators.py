@@ -93,6 +93,21 @@ def test_coupled_run_starts_the_sde_at_x_minus_c_m_and_shares_the_noise():
     assert np.std(alone.path[-1, :, 0] ** 2 - po, ddof=1) > 0.9 * independent
 
 
+def test_mapped_start_where_the_map_is_undefined_is_refused_in_one_line():
+    """Adam with beta1 fixed: x - c*m with c = eta beta1/((1 - beta1)(eps + sqrt(v/gamma2(t)))) has no
+    value at t = 0 (gamma2(0) = 0, v = 0): a coupled run from optimizer states with m != 0 at k0 = 0
+    is refused in one line naming the map and k0 (nothing is simulated), not a ZeroDivisionError from
+    the compiled sde_start."""
+    from derive.simulate import SimulationInputError
+
+    combo, x0 = Combination("adam_fixed"), np.full((4, 1), 1.0)
+    start = np.stack([x0, np.full_like(x0, 0.5), np.zeros_like(x0)])
+    common = dict(eta=0.01, sigma=1.0, steps=2, seed=1, landscape=quadratic([1.0]), start=start)
+    with pytest.raises(SimulationInputError, match=r"is not finite \(after k0 = 0 steps\)") as info:
+        run_coupled(combo, x0, k0=0, **common)
+    assert "\n" not in str(info.value) and "STATE_MAP" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "name",
     # each compiles its module's loops (about 10 s with fresh caches): nesterov's run in the gap test below
