@@ -117,7 +117,7 @@ def order2_rows() -> list[tuple[str, str, float, str]]:
 
 #: the baseline of Part 4: existing built-ins derived the same way (cold, in a fresh process)
 PART4_BASELINE = ("adam", "rmsprop")
-#: Part 4's optimizers of everyday training (issue 19), whether simulated (BUILTINS) or derivation-only
+#: Part 4's optimizers of everyday training (issue 19), all in BUILTINS
 EVERYDAY = ("sgd_momentum", "nesterov", "adam_fixed", "usam", "schedulefree_sgd", "adagrad")
 
 

@@ -120,7 +120,7 @@ def test_refusals_name_the_missing_pair_expectation():
         derive_pairs("lion", "student-t", nu=5)  # the thresholds in the user's symbols, not the regime's
 
 
-# ---- the derivation-only built-ins -------------------------------------------------------------
+# ---- the built-ins of issue 19 -----------------------------------------------------------------
 def one_coordinate(pairs, sde, r_value) -> sp.Matrix:
     """The pair matrix at correlation ``r_value`` with coordinate j equal to coordinate i (g_j = g_i,
     sigma_j = sigma_i, the same states), written in the per-coordinate SDE's symbols."""
