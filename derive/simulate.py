@@ -428,6 +428,8 @@ class _Setup:
         m = self.module
         first = getattr(m, "START_STEPS", 0) if start is None else 0
         if first == 0:
+            if start is None and getattr(m, "STATE_MAP", None):
+                return self.initial_map(), rec, steps
             return _states(start, self.x0, m.STATE, m.SDE_INITIAL, "SDE"), rec, steps
         if default_record:
             rec = np.unique(np.concatenate([[first], rec[rec >= first]]))
@@ -447,6 +449,21 @@ class _Setup:
         _raise_divergence(f"optimizer (the SDE's first {first} step(s))", out.diverged)
         self.k0 += first
         return self.map_states(out.end), rec - first, steps - first
+
+    def initial_map(self) -> np.ndarray:
+        """The SDE's start standing for the optimizer's initial states (x0, OPT_INITIAL) through STATE_MAP:
+        a rescaled state starts at its map (a user AdaGrad with s(0) = s0 > 0: V(0) = eta**2 s0). Where the
+        map is undefined at the start (adam_fixed: x - c(t)*m with c(0) infinite) while every eliminated
+        fast state starts at 0, the eliminated term vanishes: x0 and the SDE's own initial values."""
+        m = self.module
+        opt = _states(None, self.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
+        try:
+            return self.map_states(opt)
+        except SimulationInputError:
+            eliminated = [i for i, name in enumerate(m.OPT_STATE) if name not in m.STATE]
+            if eliminated and not np.any(opt[eliminated]):
+                return _states(None, self.x0, m.STATE, m.SDE_INITIAL, "SDE")
+            raise
 
     def map_states(self, opt: np.ndarray) -> np.ndarray:
         """The SDE's states [STATE, N, d] standing for the optimizer's ``opt`` [OPT_STATE, N, d] after ``k0``
@@ -634,7 +651,7 @@ def run_coupled(
         )
     if hasattr(m, "STATE_MAP"):
         O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
-        S0 = _states(None, setup.x0, m.STATE, m.SDE_INITIAL, "SDE") if start is None else setup.map_states(O0)
+        S0 = setup.initial_map() if start is None else setup.map_states(O0)
     else:
         O0 = S0 = _states(start, setup.x0, m.STATE, m.SDE_INITIAL, "SDE")
     chosen = SCHEMES[scheme]

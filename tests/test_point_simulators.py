@@ -16,7 +16,14 @@ import pytest
 from derive.combination import Combination
 from derive.runtime.paths import PathRun
 from derive.runtime.schemes import SCHEMES
-from derive.simulate import SimulationInputError, full_quadratic, hyperparameters, load_module, run_coupled
+from derive.simulate import (
+    SimulationInputError,
+    full_quadratic,
+    hyperparameters,
+    load_module,
+    quadratic,
+    run_coupled,
+)
 from derive.theory.check_table import TABLE
 from derive.theory.checks import Sim
 
@@ -301,3 +308,19 @@ def test_float32_kernels_follow_float64(optimizer):
         ]
         assert runs[1].path.dtype == np.float32
         np.testing.assert_allclose(runs[1].path, runs[0].path, rtol=1e-3, atol=1e-4)
+
+
+def test_user_adagrad_with_a_warm_accumulator_starts_its_sde_at_the_mapped_state(tmp_path):
+    """A user AdaGrad with s(0) = 0.1 (examples/adagrad_schedulefree.py:adagrad_warm): the SDE starts at
+    t = 0 from V(0) = eta**2 * 0.1 (STATE_MAP), not from the optimizer's 0.1 (a factor 1/eta**2 off)."""
+    from derive.simulate import _setup
+
+    eta = 0.02
+    combo = Combination("examples/adagrad_schedulefree.py:adagrad_warm")
+    setup = _setup(
+        combo, np.ones((3, 2)), eta=eta, sigma=1.0, steps=1, seed=0, landscape=quadratic([1.0, 2.0]), hyper=None,
+        module_dir=tmp_path,
+    )  # fmt: skip
+    S0, _, _ = setup.start_sde(None, np.array([0, 1]), 1)
+    assert np.allclose(S0[0], 1.0)
+    assert np.allclose(S0[1], eta**2 * 0.1)  # the optimizer's units (0.1) would be 2500x this
