@@ -93,7 +93,16 @@ class PathRun:
     t = k0 step_time, the optimizer's step count at k0 + 1); ``freeze`` holds x at its start
     (optimizer only: a burn-in of the auxiliary states). The landscape is a built-in one
     (``land_code``, derive.runtime.landscapes) unless ``grad_fn`` is given (user Numba functions
-    grad_fn(x, lp, out), loss_fn(x, lp) and, for order-2 SDEs, hvp_fn(x, u, lp, out))."""
+    grad_fn(x, lp, out), loss_fn(x, lp) and, for order-2 SDEs, hvp_fn(x, u, lp, out)).
+
+    Noise correlated across coordinates (reference section 9; all None: independent, today's numbers
+    bit for bit): ``opt_factor`` F [d, d] makes the optimizer's standardized draws zeta = F xi from its
+    independent normals xi (Gaussian law); ``sde_factor`` L [K d, K d] (source-major, row k d + i)
+    mixes each substep's K d independent normals into Brownian increments with covariance L L^T;
+    ``sign_factor`` F_e [d, d] replaces the increments of the SDE's first Brownian motion by the
+    moment-matched ones of a sign update, COUPLING_SIGN (sign(g + F_e xi) - mu) / sqrt(1 - mu^2),
+    mu_j = erf(g_j / (sqrt(2) s_j)), s_j^2 = (F_e F_e^T)_jj, from the substep's normals xi. A coupled run
+    bridges the SDE's first source to the optimizer's xi (not zeta): the factor then makes zeta."""
 
     sde_start: np.ndarray | None
     opt_start: np.ndarray | None
@@ -114,6 +123,9 @@ class PathRun:
     keep: bool = False
     freeze: bool = False
     chunk: int = 16
+    opt_factor: np.ndarray | None = None
+    sde_factor: np.ndarray | None = None
+    sign_factor: np.ndarray | None = None
 
 
 @dataclass
@@ -165,11 +177,11 @@ def _loss_of(x, lp, land, loss_fn):
     return loss_fn(x, lp)
 
 
-def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn):
+def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn, Fe, scale, zu, tmp):
     """One substep of one run: the gradient at x (the view s[0, 0]) into gx (the view g[0]), for an
     order-2 SDE u and H u (into hvx, the view hv[0]), then every coordinate's update with the normals
-    z[:, i]. (Views are made once per chunk: each one made here would cost two atomic reference
-    counts per substep.)"""
+    z[:, i] (with ``Fe`` given: the moment-matched sign increments made from them, in zu). (Views are
+    made once per chunk: each one made here would cost two atomic reference counts per substep.)"""
     _gradient(x, lpT, lp, land, grad_fn, gx)
     if HVP:  # noqa: F821
         _sde_vector(T, s, 0, g, c, u)  # noqa: F821
@@ -177,12 +189,21 @@ def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn
             _land_hvp(x, u, lpT, land, hvx)
         else:
             hvp_fn(x, u, lp, hvx)
-    _sde_update(T, s, 0, g, hv, z, i, c)  # noqa: F821
+    if Fe is None:
+        _sde_update(T, s, 0, g, hv, z, i, c)  # noqa: F821
+    else:
+        _sign_increments(Fe, scale, gx, z, i, zu, tmp)
+        _sde_update(T, s, 0, g, hv, zu, 0, c)  # noqa: F821
 
 
-def _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn):
-    """Optimizer step k of one path: its draws, the gradient at x = o[0, 0] (the view xo), the update."""
+def _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, xi):
+    """Optimizer step k of one path: its draws (with ``F`` given: the law's draws are the normals xi,
+    kept, and zeta = F xi), the gradient at x = o[0, 0] (the view xo), the update."""
     ro = _opt_draws(ro, zd)  # noqa: F821
+    if F is not None:
+        for j in range(xi.shape[0]):
+            xi[j] = zd[0, 0, j]
+        _correlate(F, xi, zd[0, 0])
     _gradient(xo, lpT, lp, land, grad_fn, gx)
     _opt_update(T, o, 0, g, zd, _opt_row(ctabo, k))  # noqa: F821
     return ro
@@ -211,11 +232,59 @@ def _bad(x):
     return n
 
 
+def _correlate(F, xi, out):
+    """out = F xi (F [d, d], float64 sums): the optimizer's correlated standardized draws."""
+    for j in range(F.shape[0]):
+        acc = 0.0
+        for k in range(F.shape[1]):
+            acc += F[j, k] * xi[k]
+        out[j] = acc
+
+
+def _mix_sources(L, z, M, tmp):
+    """z[:, i, :] <- L z[:, i, :] for every substep i, the K sources of the d coordinates flattened
+    source-major (k d + j): Brownian increments correlated across coordinates (L [K d, K d])."""
+    K, d = z.shape[0], z.shape[2]
+    for i in range(M):
+        for q in range(K):
+            for j in range(d):
+                tmp[q * d + j] = z[q, i, j]
+        for q in range(K):
+            for j in range(d):
+                row = q * d + j
+                acc = 0.0
+                for c in range(L.shape[1]):
+                    acc += L[row, c] * tmp[c]
+                z[q, i, j] = acc
+
+
+def _sign_increments(Fe, scale, gx, z, i, zu, tmp):
+    """zu[0, 0, :]: the moment-matched increments of a sign update from the normals xi = z[0, i, :]
+    (see PathRun); zu's other sources copy z[:, i, :]. Mean 0, variance 1 per coordinate and across
+    coordinates the covariance of the centred signs."""
+    d = z.shape[2]
+    for j in range(d):
+        tmp[j] = z[0, i, j]
+    for q in range(1, z.shape[0]):
+        for j in range(d):
+            zu[q, 0, j] = z[q, i, j]
+    for j in range(d):
+        e = 0.0
+        for k in range(d):
+            e += Fe[j, k] * tmp[k]
+        gj = float(gx[j])
+        mu = math.erf(gj / (math.sqrt(2.0) * scale[j]))
+        spread = 1.0 - mu * mu
+        s = 1.0 if gj + e > 0.0 else (-1.0 if gj + e < 0.0 else 0.0)
+        zu[0, 0, j] = COUPLING_SIGN * (s - mu) / math.sqrt(spread) if spread > 0.0 else 0.0  # noqa: F821
+
+
 def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, loss_fn, hvp_fn, steps, sub, record,
-                seed, chunk, out):  # fmt: skip
+                seed, chunk, out, F, L, Fe, scale):  # fmt: skip
     """Chunks lo..hi-1 of paths of the SDE: euler (ctabc None) or the weak2 pair (ctabc the coarse run's
     table), alone (O0 None) or coupled with the optimizer (O0 its start, po, ctabo its parameters and
-    table)."""
+    table); correlated noise: F (the optimizer's factor), L (the sources' factor) or Fe with ``scale``
+    (moment-matched sign increments), see PathRun."""
     T = S0.dtype.type
     loss, s1, s2, xs, diverged = out
     n, d = S0.shape[1], S0.shape[2]
@@ -235,6 +304,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
     o = np.empty((O0.shape[0] if O0 is not None else 1, 1, d), S0.dtype)
     xo = o[0, 0]
     zd = np.empty((OPT_NDRAWS, 1, d))  # noqa: F821
+    xi = np.empty(d)
+    tmp = np.empty(NOISE_SOURCES * d)  # noqa: F821
+    zu = np.empty((NOISE_SOURCES, 1, d), S0.dtype)  # noqa: F821
     coarse_run = 1 if ctabc is not None else 0
     chain_run = coarse_run + 1
     for ci in range(lo, hi):
@@ -250,7 +322,7 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
             for k in range(steps + 1):
                 if k > 0:
                     if O0 is not None:  # the optimizer's step, with its own draws (those of an optimizer run)
-                        ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn)
+                        ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, xi)
                     for j in range(d):
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(M):
@@ -262,12 +334,19 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                             for i in range(M):
                                 zbar += z[0, i, j]
                             zbar /= M
-                            w = COUPLING_SIGN * _coupled_normal(zd[0, 0, j]) * rsM  # noqa: F821
+                            n0 = _coupled_normal(zd[0, 0, j]) if F is None else xi[j]  # noqa: F821
+                            w = COUPLING_SIGN * n0 * rsM  # noqa: F821
+                            if Fe is not None:  # the sign increments take the optimizer's xi itself, not -xi
+                                w = n0 * rsM
                             for i in range(M):
                                 z[0, i, j] = T(z[0, i, j] - zbar + w)
+                    if L is not None:
+                        _mix_sources(L, z, M, tmp)
                     for i in range(M):
                         c = _sde_row(ctab, (k - 1) * M + i + 1)  # noqa: F821
-                        _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn)
+                        _substep(
+                            T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn, Fe, scale, zu, tmp
+                        )
                     if ctabc is not None:  # the coarse run, on the pairwise sums of the fine run's normals
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(sub):
@@ -275,7 +354,28 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                                     zc[q, i, j] = (z[q, 2 * i, j] + z[q, 2 * i + 1, j]) * rs2
                         for i in range(sub):
                             c = _sde_row(ctabc, (k - 1) * sub + i + 1)  # noqa: F821
-                            _substep(T, sc, xc, zc, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn)
+                            _substep(
+                                T,
+                                sc,
+                                xc,
+                                zc,
+                                i,
+                                c,
+                                g,
+                                gx,
+                                u,
+                                hv,
+                                hvx,
+                                lpT,
+                                lp,
+                                land,
+                                grad_fn,
+                                hvp_fn,
+                                Fe,
+                                scale,
+                                zu,
+                                tmp,
+                            )
                     bad = _bad(x)
                     if ctabc is not None:
                         bad += _bad(xc)
@@ -293,8 +393,8 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                     ri += 1
 
 
-def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record, seed, chunk, freeze, out, end):
-    """Chunks lo..hi-1 of paths of the optimizer alone (freeze: x held at its start)."""
+def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record, seed, chunk, freeze, out, end, F):
+    """Chunks lo..hi-1 of paths of the optimizer alone (freeze: x held at its start; F: correlated draws)."""
     T = O0.dtype.type
     loss, s1, s2, xs, diverged = out
     n, d = O0.shape[1], O0.shape[2]
@@ -304,6 +404,7 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
     g = np.empty((1, d), O0.dtype)
     xo, gx = o[0, 0], g[0]
     zd = np.empty((OPT_NDRAWS, 1, d))  # noqa: F821
+    xi = np.empty(d)
     for ci in range(lo, hi):
         for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
             ro = _seed_stream(seed, OPT_STREAM, path)  # noqa: F821
@@ -311,7 +412,7 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
             ri = 0
             for k in range(steps + 1):
                 if k > 0:
-                    ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn)
+                    ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, xi)
                     if freeze:
                         for j in range(d):
                             o[0, 0, j] = O0[0, path, j]
@@ -369,6 +470,9 @@ _LOOPS = {
     "_record": {},
     "_load": {},
     "_bad": {"inline": "always"},
+    "_correlate": {},
+    "_mix_sources": {},
+    "_sign_increments": {},
     "_sde_chunks": {"nogil": True, "error_model": "numpy"},
     "_opt_chunks": {"nogil": True, "error_model": "numpy"},
     "_sde_step_rows": {"nogil": True},
@@ -445,6 +549,19 @@ def _empty_runs(runs: int, nrec: int, n: int, nchunk: int, d: int, keep: bool, d
     return loss, s1, s2, xs, np.full(n, -1, np.int64)
 
 
+def _factor(F: np.ndarray | None) -> np.ndarray | None:
+    return None if F is None else np.ascontiguousarray(F, dtype=np.float64)
+
+
+def _noise_arguments(r: PathRun, coupled: bool) -> tuple:
+    """(F, L, Fe, scale) of _sde_chunks: F only in a coupled run, the scales s_j of Fe's rows."""
+    if r.sde_factor is not None and r.sign_factor is not None:
+        raise ValueError("sde_factor and sign_factor exclude each other")
+    Fe = _factor(r.sign_factor)
+    scale = None if Fe is None else np.sqrt((Fe * Fe).sum(axis=1))
+    return (_factor(r.opt_factor) if coupled else None), _factor(r.sde_factor), Fe, scale
+
+
 class Simulators:
     """The path simulators and step functions of one generated module (its public API besides
     ``drift`` and ``diffusion``), compiled from the loops of this file by :func:`bind`."""
@@ -484,6 +601,7 @@ class Simulators:
         parallel_chunks(
             loops["_sde_chunks"], nchunk, S0, p, ctab, ctabc, O0, po, ctabo, r.land_params, r.land_code,
             r.grad_fn, r.loss_fn, r.hvp_fn, steps, sub, r.record, int(r.seed), int(r.chunk), out,
+            *_noise_arguments(r, O0 is not None),
         )  # fmt: skip
         return PathOutput(*out)
 
@@ -498,6 +616,7 @@ class Simulators:
         parallel_chunks(
             loops["_opt_chunks"], nchunk, O0, r.opt_params, ctabo, r.land_params, r.land_code, r.grad_fn,
             r.loss_fn, int(r.steps), r.record, int(r.seed), int(r.chunk), bool(r.freeze), out, end,
+            _factor(r.opt_factor),
         )  # fmt: skip
         return PathOutput(*out, end=end)
 
