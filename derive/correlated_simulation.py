@@ -82,14 +82,21 @@ def coupled_factor(covariance: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def _source_correlation(combo: Combination):
-    """(C(r) or None, r) of the combination's SDE (SymPy, about a second; cached)."""
+    """(C(r) or None, r) of the combination's SDE (SymPy, about a second; cached). A diffusion with a
+    function of the state (erf of g / sigma: SignSGD's, Lion's, clipping's) has state-dependent pairs, so
+    no constant C: None at once, without deriving the pairs (Lion's take minutes)."""
+    import sympy as sp
+
     from .engine import derive_sde
     from .optimizers import get_optimizer
     from .pairs import correlation_symbol, derive_pairs, source_correlation
 
     sde = derive_sde(combo.optimizer, combo.noise, combo.regime, combo.form, combo.nu)
+    r = correlation_symbol(get_optimizer(combo.optimizer))
+    if any(sp.sympify(e).atoms(sp.Function) for e in sde.diffusion):
+        return None, r
     pairs = derive_pairs(combo.optimizer, combo.noise, combo.regime, combo.form, combo.nu)
-    return source_correlation(sde, pairs), correlation_symbol(get_optimizer(combo.optimizer))
+    return source_correlation(sde, pairs), r
 
 
 def _is_sign_update(combo: Combination, module) -> bool:

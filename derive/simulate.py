@@ -572,6 +572,7 @@ def run_coupled(
     k0: int = 0,
     sde_values: dict | None = None,
     noise: NoiseModel | None = None,
+    sde_noise: NoiseModel | None = None,
 ) -> tuple[Run, Run]:
     """The optimizer and the SDE of ``combo`` on shared randomness, in one generated kernel:
     ``(optimizer run, SDE run)``, path i of both driven by the same noise (docs/validation.md,
@@ -583,13 +584,16 @@ def run_coupled(
     be the same); ``sde_values`` replaces values of the SDE's parameters only (e.g. {"sigma": 2.0}:
     a deliberately wrong SDE for a mutation test, or another setting of a scaling rule). ``noise``: as
     :func:`run`; the optimizer draws zeta = F xi and the SDE's first Brownian motion takes the same xi
-    (Gaussian noise only)."""
+    (Gaussian noise only). ``sde_noise`` gives the SDE the increments of another noise model of the same
+    scale, the optimizer keeping ``noise`` (e.g. r dropped: a deliberately wrong SDE for a mutation test)."""
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
         module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary, noise=noise,
     )  # fmt: skip
     rec = _record_steps(record, steps)
     m = setup.module
+    if sde_noise is not None:
+        setup.noise = _replace_sde_noise(setup, sde_noise)
     setup.require_sde()
     if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE):
         raise SimulationInputError(
@@ -614,6 +618,22 @@ def run_coupled(
     chain = _summary("optimizer", rec, eta, out, keep, None, 1, chosen.runs)
     sde = _summary(_sde_label(combo), rec, eta, out, keep, chosen, substeps, 0)
     return chain, sde
+
+
+def _replace_sde_noise(setup: _Setup, sde_noise: NoiseModel) -> SimulatorNoise:
+    """The setup's factors with the SDE's taken from ``sde_noise`` (same common scale)."""
+    from dataclasses import replace
+
+    from .correlated_simulation import simulator_noise
+
+    if setup.noise is None:
+        raise SimulationInputError("sde_noise replaces the SDE's noise of a correlated run: give noise too")
+    other = simulator_noise(sde_noise, setup.combo, setup.module, setup.x0.shape[1], True)
+    if not math.isclose(other.sigma, setup.noise.sigma, rel_tol=1e-12):
+        raise SimulationInputError(f"sde_noise {sde_noise.origin} has another scale than noise {other.sigma:.6g}")
+    return replace(
+        setup.noise, sde_factor=other.sde_factor, sign_factor=other.sign_factor, sde_refusal=other.sde_refusal
+    )
 
 
 def burn_in(

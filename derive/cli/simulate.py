@@ -18,6 +18,7 @@ from ..io import atomic_savez
 from ..noise import NAMES as NOISE_NAMES
 from ..plots import run_trajectories
 from ..regimes import FORMS
+from .noise_options import add_noise_options, noise_model
 
 CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated", "order2")
 
@@ -90,6 +91,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     land = sim.quadratic(np.linspace(args.lam_min, args.lam_max, args.dim))
     x0 = sim.random_start(args.paths, args.dim, args.seed, args.start_scale, dtype)
     record = np.unique(np.linspace(0, args.steps, args.records).round().astype(np.int64))
+    model = noise_model(args, args.dim, args.sigma)
+    sigma = None if model is not None else (1.0 if args.sigma is None else args.sigma)
     runs = {}
     for label, kind, regime, form, order in _targets(args.compare.split(","), args.form, args.order):
         combo = Combination(args.optimizer, args.noise, regime or "paper", form or "full", nu=args.nu, order=order)
@@ -98,7 +101,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             combo,
             x0,
             eta=args.eta,
-            sigma=args.sigma,
+            sigma=sigma,
             steps=args.steps,
             seed=args.seed,
             landscape=land,
@@ -107,9 +110,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             module_dir=args.module_dir,
             scheme=args.scheme,
             substeps=args.substeps,
+            noise=model,
         )
+    scale = f"sigma={sigma}" if model is None else f"noise {model.origin}"
     title = (
-        f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma} | "
+        f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} {scale} | "
         f"SDEs: {args.scheme}, {args.substeps} substep(s) of eta/{args.substeps}"
     )
     print(title)
@@ -147,7 +152,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=1000, help="optimizer steps; the SDEs run to t = steps * eta (default 1000)"
     )
     p.add_argument("--eta", type=float, default=0.01, help="learning rate (default 0.01)")
-    p.add_argument("--sigma", type=float, default=1.0, help="gradient-noise scale (default 1)")
+    p.add_argument("--sigma", type=float, default=None, help="gradient-noise scale (default 1)")
+    add_noise_options(p)
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; same seed, same numbers at any thread count (default 0)"
     )
