@@ -2,7 +2,8 @@
 "Simulation"): the factors that :mod:`derive.runtime.paths` applies in its shared loops, so that no
 per-combination kernel changes.
 
-Gaussian noise g~ = g + S xi, Sigma = S S^T = diag(s) R diag(s), F_R F_R^T = R (:func:`derive.correlation.psd_factor`).
+Gaussian noise g~ = g + S xi, Sigma = S S^T = diag(s) R diag(s), F_R F_R^T = R (:func:`lower_factor`: every factor
+is lower triangular, and the loops read only lower triangles).
 
 * **Optimizer**: its standardized draws are zeta = F xi with F = diag(s / sigma) F_R, where ``sigma`` is
   the value given to the module's scalar parameter sigma (the common scale s_i when every coordinate has
@@ -76,8 +77,19 @@ def coupled_factor(covariance: np.ndarray, first: np.ndarray) -> np.ndarray:
         schur = covariance[d:, d:] - lower @ lower.T
         schur = (schur + schur.T) / 2
         L[d:, :d] = lower
-        L[d:, d:] = psd_factor(schur)
+        L[d:, d:] = lower_factor(schur)
     return L
+
+
+def lower_factor(matrix: np.ndarray) -> np.ndarray:
+    """A lower-triangular L with L L^T = matrix (positive semidefinite): Cholesky, or for a singular matrix the
+    eigen factor made triangular by a QR decomposition of its transpose (F = (Q T)^T gives F F^T = T^T T).
+    The loops of derive.runtime.paths read only lower triangles (half the multiply-adds)."""
+    F = psd_factor(matrix)
+    if np.any(np.triu(F, 1) != 0):
+        F = np.linalg.qr(F.T, mode="r").T
+        F = np.tril(F)
+    return F
 
 
 @lru_cache(maxsize=64)
@@ -123,7 +135,7 @@ def simulator_noise(model: NoiseModel, combo: Combination, module, dim: int, sde
     scales = np.asarray(model.scales, dtype=np.float64)
     equal = bool(np.allclose(scales, scales[0], rtol=1e-12, atol=0.0))
     sigma = float(scales[0]) if equal else 1.0
-    F_R = psd_factor(model.correlation)
+    F_R = lower_factor(model.correlation)
     opt = (scales / sigma)[:, None] * F_R
     if not sde:
         return SimulatorNoise(sigma, opt)

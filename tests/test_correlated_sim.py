@@ -220,7 +220,7 @@ def test_x1x2_from_the_minimum_sees_the_correlation(optimizer):
     minimum can. At every eta where the mutant's error (SDE with r dropped, the optimizer's noise correlated)
     is resolved, the correct SDE's error (or its resolution, 3 SE, when unresolved) is at least 10x below it."""
     resolved = 0
-    for eta in (0.04, 0.02, 0.01):
+    for eta in (0.02, 0.01, 0.005):
         rates = {"sgd": {}, "adam": {"beta1": 2.0, "beta2": 1.0}}[optimizer]
         hyper = {b: 1.0 - eta * rho for b, rho in rates.items()}
         k0 = math.ceil(3.0 / (eta * min(rates.values()))) if rates else 0

@@ -96,7 +96,7 @@ class PathRun:
     grad_fn(x, lp, out), loss_fn(x, lp) and, for order-2 SDEs, hvp_fn(x, u, lp, out)).
 
     Noise correlated across coordinates (reference section 9; all None: independent, today's numbers
-    bit for bit): ``opt_factor`` F [d, d] makes the optimizer's standardized draws zeta = F xi from its
+    bit for bit; every factor lower triangular): ``opt_factor`` F [d, d] makes the optimizer's standardized draws zeta = F xi from its
     independent normals xi (Gaussian law); ``sde_factor`` L [K d, K d] (source-major, row k d + i)
     mixes each substep's K d independent normals into Brownian increments with covariance L L^T;
     ``sign_factor`` F_e [d, d] replaces the increments of the SDE's first Brownian motion by the
@@ -233,17 +233,17 @@ def _bad(x):
 
 
 def _correlate(F, xi, out):
-    """out = F xi (F [d, d], float64 sums): the optimizer's correlated standardized draws."""
+    """out = F xi (F [d, d] lower triangular, float64 sums): the optimizer's correlated standardized draws."""
     for j in range(F.shape[0]):
         acc = 0.0
-        for k in range(F.shape[1]):
+        for k in range(j + 1):
             acc += F[j, k] * xi[k]
         out[j] = acc
 
 
 def _mix_sources(L, z, M, tmp):
     """z[:, i, :] <- L z[:, i, :] for every substep i, the K sources of the d coordinates flattened
-    source-major (k d + j): Brownian increments correlated across coordinates (L [K d, K d])."""
+    source-major (k d + j): Brownian increments correlated across coordinates (L [K d, K d], lower triangular)."""
     K, d = z.shape[0], z.shape[2]
     for i in range(M):
         for q in range(K):
@@ -253,7 +253,7 @@ def _mix_sources(L, z, M, tmp):
             for j in range(d):
                 row = q * d + j
                 acc = 0.0
-                for c in range(L.shape[1]):
+                for c in range(row + 1):
                     acc += L[row, c] * tmp[c]
                 z[q, i, j] = acc
 
@@ -270,7 +270,7 @@ def _sign_increments(Fe, scale, gx, z, i, zu, tmp):
             zu[q, 0, j] = z[q, i, j]
     for j in range(d):
         e = 0.0
-        for k in range(d):
+        for k in range(j + 1):
             e += Fe[j, k] * tmp[k]
         gj = float(gx[j])
         mu = math.erf(gj / (math.sqrt(2.0) * scale[j]))
@@ -550,7 +550,13 @@ def _empty_runs(runs: int, nrec: int, n: int, nchunk: int, d: int, keep: bool, d
 
 
 def _factor(F: np.ndarray | None) -> np.ndarray | None:
-    return None if F is None else np.ascontiguousarray(F, dtype=np.float64)
+    """F as a contiguous float64 array; the loops read only its lower triangle, so it must be lower triangular."""
+    if F is None:
+        return None
+    F = np.ascontiguousarray(F, dtype=np.float64)
+    if F.ndim != 2 or F.shape[0] != F.shape[1] or np.any(np.triu(F, 1) != 0):
+        raise ValueError(f"a noise factor must be a square lower-triangular matrix, got shape {F.shape}")
+    return F
 
 
 def _noise_arguments(r: PathRun, coupled: bool) -> tuple:
