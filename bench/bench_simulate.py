@@ -464,7 +464,7 @@ def against(baseline: str, steady: str | None, quick: bool, reps: int = 2) -> No
         print(f"  this tree {here:7.2f} s   {baseline} {base:7.2f} s   ratio {here / base:.3f} (target <= 0.5)")
         if steady is None:
             return
-        trees = {"this tree": ROOT, steady: _archive(steady, tmp)}
+        trees = {"this tree": ROOT, steady: trees[baseline] if steady == baseline else _archive(steady, tmp)}
         cache = os.path.join(tmp, "steady")
         env = dict(os.environ, NUMBA_CACHE_DIR=cache + "/numba", DERIVE_CACHE_DIR=cache + "/derive")
         code = STEADY.format(n=n, d=d, steps=steps)

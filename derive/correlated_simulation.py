@@ -5,7 +5,8 @@ per-combination kernel changes.
 Gaussian noise g~ = g + S xi, Sigma = S S^T = diag(s) R diag(s), F_R F_R^T = R (:func:`lower_factor`: every factor
 is lower triangular, and the loops read only lower triangles).
 
-* **Optimizer**: its standardized draws are zeta = F xi with F = diag(s / sigma) F_R, where ``sigma`` is
+* **Optimizer**: its standardized draws are zeta = sqrt(W) F xi (W = 1 under Gaussian noise; the elliptical
+  laws' W, one per path and step, from :func:`derive.runtime.samplers.mixing`) with F = diag(s / sigma) F_R, where ``sigma`` is
   the value given to the module's scalar parameter sigma (the common scale s_i when every coordinate has
   the same one, else 1), so that sigma zeta = S' xi with S' S'^T = Sigma. Cost: d^2 / 2 multiply-adds per
   path and step (F is lower triangular where R is positive definite).
@@ -24,8 +25,8 @@ is lower triangular, and the loops read only lower triangles).
   needs moments, not Gaussian increments). Any d, d^2 / 2 multiply-adds per path and substep (the same
   draw as the optimizer's), no d x d matrix per step. The same idea as the minibatch SDE's
   ``minibatch-full`` sign increments (:func:`derive.validate.minibatch_sde.correlated_normals`).
-* **Refused**, in one line naming what is missing: non-Gaussian laws (the one-draw reduction and the
-  coupling are Gaussian only; the optimizer's elliptical draws, one W per step, are not compiled),
+* **Refused**, in one line naming what is missing: the SDE under a non-Gaussian law (the one-draw reduction
+  and the coupling are Gaussian only; the optimizer runs), laws without an elliptical model,
   state-dependent piecewise pair covariances other than the sign update (Lion, clipped SGD, Signum: no
   moment-matched increment is implemented), unequal scales s_i for the SDE (its kernels take one
   sigma), order-2 SDEs (pairs are derived at order 1).
@@ -55,6 +56,7 @@ class SimulatorNoise:
     sde_factor: np.ndarray | None = None  #: L [K d, K d] (linear sources)
     sign_factor: np.ndarray | None = None  #: S' = sigma F [d, d] (moment-matched sign increments)
     sde_refusal: str | None = None  #: why the SDE cannot be simulated under this noise (None: it can)
+    opt_mixing: tuple[float, float] | None = None  #: (code, nu) of W (derive.runtime.samplers.mixing); None: W = 1
 
     @property
     def mode(self) -> str | None:
@@ -127,20 +129,30 @@ def simulator_noise(model: NoiseModel, combo: Combination, module, dim: int, sde
         raise NoiseModelError(f"simulations need a numeric covariance, not {model.origin}")
     if model.dim != dim:
         raise NoiseModelError(f"{model.origin} is {model.dim} x {model.dim} but the start has dim {dim}")
-    if model.mixing.kind != "gaussian" or combo.noise != "gaussian":
+    from .noise import get_noise
+    from .runtime.samplers import MIXING_CODES
+
+    law = get_noise(combo.noise, combo.nu)
+    if law.label != model.law.label:
         raise NoiseModelError(
-            f"{model.origin} under {model.law.label} noise ({combo.module_name}): the simulators take correlated "
-            "noise under the Gaussian law only (the optimizer's elliptical draws, one W per step, are not compiled)"
+            f"{model.origin} is a {model.law.label} noise model but {combo.module_name} simulates {law.label} noise"
         )
+    kind = model.mixing.kind  # a one-line error for a law without an elliptical model
+    mix = None if kind == "gaussian" else (float(MIXING_CODES[kind]), float(model.mixing.nu or 0.0))
     scales = np.asarray(model.scales, dtype=np.float64)
     equal = bool(np.allclose(scales, scales[0], rtol=1e-12, atol=0.0))
     sigma = float(scales[0]) if equal else 1.0
     F_R = lower_factor(model.correlation)
     opt = (scales / sigma)[:, None] * F_R
     if not sde:
-        return SimulatorNoise(sigma, opt)
+        return SimulatorNoise(sigma, opt, opt_mixing=mix)
     refusal = None
-    if not equal:
+    if mix is not None:
+        refusal = (
+            f"{model.origin} under {law.label} noise: the SDE under correlated noise is simulated for Gaussian noise "
+            "only (the one-draw reduction and the coupling are Gaussian); the optimizer runs"
+        )
+    elif not equal:
         refusal = (
             f"{model.origin} has unequal noise scales (sigma_1 = {scales[0]:.6g}, sigma_max = {scales.max():.6g}, "
             f"sigma_min = {scales.min():.6g}); the SDE kernels of {combo.module_name} take one sigma: only the "
@@ -149,7 +161,7 @@ def simulator_noise(model: NoiseModel, combo: Combination, module, dim: int, sde
     elif combo.order != 1:
         refusal = f"{combo.module_name}: correlated noise for order-2 SDEs (pair covariances are derived at order 1)"
     if refusal:
-        return SimulatorNoise(sigma, opt, sde_refusal=refusal)
+        return SimulatorNoise(sigma, opt, sde_refusal=refusal, opt_mixing=mix)
     C, r = _source_correlation(combo)
     if C is not None:
         cov = model.source_covariance(C, r)

@@ -459,6 +459,7 @@ class _Setup:
             opt_factor=nf.opt_factor if nf is not None and opt_start is not None else None,
             sde_factor=nf.sde_factor if nf is not None and sde_start is not None else None,
             sign_factor=nf.sign_factor if nf is not None and sde_start is not None else None,
+            opt_mixing=nf.opt_mixing if nf is not None else None,
         )
 
 

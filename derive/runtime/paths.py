@@ -53,6 +53,7 @@ from .landscapes import loss as _land_loss
 from .rng import normal as _normal
 from .rng import seed_stream as _seed_stream
 from .rng import stream_normals as _stream_normals
+from .samplers import mixing as _mixing
 from .schemes import SCHEMES, Scheme
 
 __all__ = ["MODULE_NAMES", "PathRun", "PathOutput", "Simulators", "bind", "parallel_chunks"]
@@ -96,8 +97,9 @@ class PathRun:
     grad_fn(x, lp, out), loss_fn(x, lp) and, for order-2 SDEs, hvp_fn(x, u, lp, out)).
 
     Noise correlated across coordinates (reference section 9; all None: independent, today's numbers
-    bit for bit; every factor lower triangular): ``opt_factor`` F [d, d] makes the optimizer's standardized draws zeta = F xi from its
-    independent normals xi (Gaussian law); ``sde_factor`` L [K d, K d] (source-major, row k d + i)
+    bit for bit; every factor lower triangular): ``opt_factor`` F [d, d] makes the optimizer's standardized draws zeta = sqrt(W) F xi
+    from its independent normals xi, W of the law ``opt_mixing`` ((code, nu), derive.runtime.samplers.mixing;
+    None: Gaussian, W = 1); ``sde_factor`` L [K d, K d] (source-major, row k d + i)
     mixes each substep's K d independent normals into Brownian increments with covariance L L^T;
     ``sign_factor`` F_e [d, d] replaces the increments of the SDE's first Brownian motion by the
     moment-matched ones of a sign update, COUPLING_SIGN (sign(g + F_e xi) - mu) / sqrt(1 - mu^2),
@@ -126,6 +128,7 @@ class PathRun:
     opt_factor: np.ndarray | None = None
     sde_factor: np.ndarray | None = None
     sign_factor: np.ndarray | None = None
+    opt_mixing: tuple[float, float] | None = None
 
 
 @dataclass
@@ -196,14 +199,23 @@ def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, lpT, lp, land, grad_fn, hvp_fn
         _sde_update(T, s, 0, g, hv, zu, 0, c)  # noqa: F821
 
 
-def _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, xi):
-    """Optimizer step k of one path: its draws (with ``F`` given: the law's draws are the normals xi,
-    kept, and zeta = F xi), the gradient at x = o[0, 0] (the view xo), the update."""
-    ro = _opt_draws(ro, zd)  # noqa: F821
-    if F is not None:
+def _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, mix, xi):
+    """Optimizer step k of one path: its draws (with ``F`` given: every draw a normal, in the order of
+    _opt_draws, the law's ones xi kept, then W of the law ``mix`` = [code, nu] and zeta = sqrt(W) F xi),
+    the gradient at x = o[0, 0] (the view xo), the update."""
+    if F is None:
+        ro = _opt_draws(ro, zd)  # noqa: F821
+    else:
         for j in range(xi.shape[0]):
+            for q in range(zd.shape[0]):
+                zd[q, 0, j], ro = _normal(ro)
             xi[j] = zd[0, 0, j]
+        w, ro = _mixing(int(mix[0]), mix[1], ro)
         _correlate(F, xi, zd[0, 0])
+        if w != 1.0:
+            root = math.sqrt(w)
+            for j in range(xi.shape[0]):
+                zd[0, 0, j] *= root
     _gradient(xo, lpT, lp, land, grad_fn, gx)
     _opt_update(T, o, 0, g, zd, _opt_row(ctabo, k))  # noqa: F821
     return ro
@@ -280,7 +292,7 @@ def _sign_increments(Fe, scale, gx, z, i, zu, tmp):
 
 
 def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, loss_fn, hvp_fn, steps, sub, record,
-                seed, chunk, out, F, L, Fe, scale):  # fmt: skip
+                seed, chunk, out, F, mix, L, Fe, scale):  # fmt: skip
     """Chunks lo..hi-1 of paths of the SDE: euler (ctabc None) or the weak2 pair (ctabc the coarse run's
     table), alone (O0 None) or coupled with the optimizer (O0 its start, po, ctabo its parameters and
     table); correlated noise: F (the optimizer's factor), L (the sources' factor) or Fe with ``scale``
@@ -322,7 +334,7 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
             for k in range(steps + 1):
                 if k > 0:
                     if O0 is not None:  # the optimizer's step, with its own draws (those of an optimizer run)
-                        ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, xi)
+                        ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, mix, xi)
                     for j in range(d):
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(M):
@@ -334,10 +346,12 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                             for i in range(M):
                                 zbar += z[0, i, j]
                             zbar /= M
-                            n0 = _coupled_normal(zd[0, 0, j]) if F is None else xi[j]  # noqa: F821
-                            w = COUPLING_SIGN * n0 * rsM  # noqa: F821
-                            if Fe is not None:  # the sign increments take the optimizer's xi itself, not -xi
-                                w = n0 * rsM
+                            if F is None:
+                                w = COUPLING_SIGN * _coupled_normal(zd[0, 0, j]) * rsM  # noqa: F821
+                            elif Fe is None:
+                                w = COUPLING_SIGN * xi[j] * rsM  # noqa: F821
+                            else:  # the sign increments take the optimizer's xi itself (u applies the sign)
+                                w = xi[j] * rsM
                             for i in range(M):
                                 z[0, i, j] = T(z[0, i, j] - zbar + w)
                     if L is not None:
@@ -393,7 +407,8 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                     ri += 1
 
 
-def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record, seed, chunk, freeze, out, end, F):
+def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record, seed, chunk, freeze, out, end, F,
+                mix):  # fmt: skip
     """Chunks lo..hi-1 of paths of the optimizer alone (freeze: x held at its start; F: correlated draws)."""
     T = O0.dtype.type
     loss, s1, s2, xs, diverged = out
@@ -412,7 +427,7 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
             ri = 0
             for k in range(steps + 1):
                 if k > 0:
-                    ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, xi)
+                    ro = _chain_step(T, o, xo, zd, g, gx, ctabo, k, ro, lpT, lp, land, grad_fn, F, mix, xi)
                     if freeze:
                         for j in range(d):
                             o[0, 0, j] = O0[0, path, j]
@@ -560,12 +575,20 @@ def _factor(F: np.ndarray | None) -> np.ndarray | None:
 
 
 def _noise_arguments(r: PathRun, coupled: bool) -> tuple:
-    """(F, L, Fe, scale) of _sde_chunks: F only in a coupled run, the scales s_j of Fe's rows."""
+    """(F, mix, L, Fe, scale) of _sde_chunks: F only in a coupled run, the scales s_j of Fe's rows."""
     if r.sde_factor is not None and r.sign_factor is not None:
         raise ValueError("sde_factor and sign_factor exclude each other")
     Fe = _factor(r.sign_factor)
     scale = None if Fe is None else np.sqrt((Fe * Fe).sum(axis=1))
-    return (_factor(r.opt_factor) if coupled else None), _factor(r.sde_factor), Fe, scale
+    F = _factor(r.opt_factor) if coupled else None
+    return F, (_mixing_of(r) if F is not None else None), _factor(r.sde_factor), Fe, scale
+
+
+def _mixing_of(r: PathRun) -> np.ndarray | None:
+    """[code, nu] of the optimizer's elliptical law (derive.runtime.samplers.mixing), with a factor only."""
+    if r.opt_factor is None:
+        return None
+    return np.array(r.opt_mixing if r.opt_mixing is not None else (0.0, 0.0), dtype=np.float64)
 
 
 class Simulators:
@@ -622,7 +645,7 @@ class Simulators:
         parallel_chunks(
             loops["_opt_chunks"], nchunk, O0, r.opt_params, ctabo, r.land_params, r.land_code, r.grad_fn,
             r.loss_fn, int(r.steps), r.record, int(r.seed), int(r.chunk), bool(r.freeze), out, end,
-            _factor(r.opt_factor),
+            _factor(r.opt_factor), _mixing_of(r),
         )  # fmt: skip
         return PathOutput(*out, end=end)
 
