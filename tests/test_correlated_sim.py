@@ -251,3 +251,19 @@ def test_x1x2_from_the_minimum_sees_the_correlation(optimizer):
             resolved += 1
             assert wrong >= 10 * max(right, 3 * right_se)
     assert resolved == 3
+
+
+def test_simulate_cli_takes_the_noise_options(capsys, tmp_path):
+    """`derive simulate --correlation R` runs the optimizer and the SDE under correlated noise; bad input is a
+    one-line error with exit status 2 (the range of r; --noise-cov with --sigma)."""
+    from derive.cli import main
+
+    common = ["simulate", "sgd", "--dim", "3", "--paths", "32", "--steps", "4", "--records", "3"]
+    assert main([*common, "--correlation", "0.5"]) == 0
+    assert "noise --correlation 0.5" in capsys.readouterr().out
+    assert main([*common, "--correlation", "-0.9"]) == 2
+    assert "-1/(d - 1) = -0.5 <= r <= 1 with d = 3" in capsys.readouterr().err
+    path = tmp_path / "sigma.npy"
+    np.save(path, np.eye(3))
+    assert main([*common, "--noise-cov", str(path), "--sigma", "2"]) == 2
+    assert "drop --sigma" in capsys.readouterr().err
