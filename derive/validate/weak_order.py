@@ -7,7 +7,8 @@ from the same start, with the paper regime's O(1) quantities held fixed (rho_i, 
 from the same (x, m, v) and the run has no initial layer; that layer (the optimizer's first step from
 m = v = 0 against the SDE's) is measured and reported on its own, never fitted.
 
-phi ranges over the loss f and the first two moments of x (x_j and x_j^2 for every coordinate); the
+phi ranges over the loss f and the first two moments of x (x_j and x_j^2 for every coordinate, and under
+correlated noise, ``noise_model``, the products x_i x_j, i < j); the
 weak error at eta is max over phi and over the recorded times t = T/10, ..., T of
 |E phi(X_t) - E phi(x_{t/eta})|, estimated by the mean of the paired per-path differences, with the
 standard error of that mean at the maximising (phi, t). The maximum runs over the resolved (phi, t)
@@ -114,7 +115,9 @@ class Study:
             "landscape": self.landscape,
             "held_fixed": self.held_fixed,
             "runs": [r.to_json() for r in self.runs],
-            "phi": "max over phi in {f, x_j, x_j^2} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)| "
+            "phi": "max over phi in {f, x_j, x_j^2"
+            + (", x_i x_j (i < j)" if "noise_correlation" in self.held_fixed else "")
+            + "} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)| "
             "(over the resolved (phi, t) where there are any)",
             "initial_layer": self.initial_layer,
             "seconds": round(self.seconds, 2),
