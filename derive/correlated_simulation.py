@@ -57,6 +57,7 @@ class SimulatorNoise:
     sign_factor: np.ndarray | None = None  #: S' = sigma F [d, d] (moment-matched sign increments)
     sde_refusal: str | None = None  #: why the SDE cannot be simulated under this noise (None: it can)
     opt_mixing: tuple[float, float] | None = None  #: (code, nu) of W (derive.runtime.samplers.mixing); None: W = 1
+    coupling_refusal: str | None = None  #: why no coupled run (the first source is not correlated as the noise)
 
     @property
     def mode(self) -> str | None:
@@ -165,7 +166,19 @@ def simulator_noise(model: NoiseModel, combo: Combination, module, dim: int, sde
     C, r = _source_correlation(combo)
     if C is not None:
         cov = model.source_covariance(C, r)
-        return SimulatorNoise(sigma, opt, sde_factor=coupled_factor(cov, F_R))
+        d = model.dim
+        if np.allclose(cov[:d, :d], model.correlation, rtol=0.0, atol=1e-12):
+            return SimulatorNoise(sigma, opt, sde_factor=coupled_factor(cov, F_R))
+        return SimulatorNoise(
+            sigma,
+            opt,
+            sde_factor=lower_factor(cov),
+            coupling_refusal=(
+                f"{combo.module_name}: its first Brownian motion is correlated across coordinates as "
+                f"C(r) = {C[0, 0]}, not as the noise (r), so it cannot take the optimizer's xi: no coupled run "
+                "under correlated noise (run the optimizer and the SDE separately)"
+            ),
+        )
     if _is_sign_update(combo, module):
         return SimulatorNoise(sigma, opt, sign_factor=sigma * opt)
     return SimulatorNoise(

@@ -596,6 +596,8 @@ def run_coupled(
     if sde_noise is not None:
         setup.noise = _replace_sde_noise(setup, sde_noise)
     setup.require_sde()
+    if setup.noise is not None and setup.noise.coupling_refusal:
+        raise SimulationInputError(setup.noise.coupling_refusal)
     if m.COUPLING is None or tuple(m.STATE) != tuple(m.OPT_STATE):
         raise SimulationInputError(
             f"{combo.module_name}: no coupled run (the optimizer's states "
@@ -633,7 +635,11 @@ def _replace_sde_noise(setup: _Setup, sde_noise: NoiseModel) -> SimulatorNoise:
     if not math.isclose(other.sigma, setup.noise.sigma, rel_tol=1e-12):
         raise SimulationInputError(f"sde_noise {sde_noise.origin} has another scale than noise {other.sigma:.6g}")
     return replace(
-        setup.noise, sde_factor=other.sde_factor, sign_factor=other.sign_factor, sde_refusal=other.sde_refusal
+        setup.noise,
+        sde_factor=other.sde_factor,
+        sign_factor=other.sign_factor,
+        sde_refusal=other.sde_refusal,
+        coupling_refusal=other.coupling_refusal,
     )
 
 

@@ -172,6 +172,8 @@ def test_refusals_are_one_line_errors():
         NoiseModelError, match="is a student-t.nu=5. noise model but sgd_gaussian_paper_full simulates gaussian"
     ):
         run("optimizer", Combination("sgd"), x0, noise=NoiseModel.correlated(0.5, 2, law="student-t", nu=5), **common)  # fmt: skip
+    with pytest.raises(SimulationInputError, match=r"correlated across coordinates as C\(r\) = 2\*asin\(r\)/pi"):
+        run_coupled(Combination("signsgd", "gaussian", "noise-dominated"), x0, noise=model, **common)
     unequal = NoiseModel.from_covariance([[1.0, 0.5], [0.5, 4.0]])
     with pytest.raises(SimulationInputError, match="unequal noise scales"):
         run("sde", Combination("sgd"), x0, noise=unequal, **common)
