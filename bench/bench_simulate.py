@@ -10,6 +10,7 @@ same optimizer, same run, on the diagonal and the rotated (full H) quadratic.
 
     python bench/bench_simulate.py [--quick]
     python bench/bench_simulate.py --order2 [--quick]   (the order-2 rows only)
+    python bench/bench_simulate.py --correlated [--quick]   (correlated against independent noise only)
     python bench/bench_simulate.py --baseline 7976f53 [--steady 673492a] [--quick] [--rounds N]
 
 ``--baseline REV`` (issue 16) times the cold compile of the SignSGD SDE simulator (load, compile
@@ -338,6 +339,39 @@ def integrator_rows(n: int, d: int, steps: int) -> None:
             print(f"{opt:10s}{label:34s}{ns:9.2f}{ns / base:12.2f}{sde_steps:11d}{per}")
 
 
+def correlated_rows(n: int, steps: int) -> None:
+    """Noise correlated across coordinates (r = 0.5, derive/correlated_simulation.py) against independent noise,
+    same run, same module: the optimizer (zeta = F xi, d^2/2 multiply-adds per path-step) and the SDE (euler,
+    one substep: Adam's two sources mixed by a (2d) x (2d) factor, SignSGD's moment-matched sign increments),
+    float64, 2 threads, d = 10 and 50, ns per path-step-dimension."""
+    import numba
+
+    from derive.combination import Combination
+    from derive.correlation import NoiseModel
+    from derive.simulate import quadratic, run
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    print(
+        f"\ncorrelated (r = 0.5) against independent noise, float64, 2 threads, N={n} T={steps}: ns per path-step-dimension"
+    )
+    print(f"{'optimizer':10s}{'run':11s}{'d':>4s}{'independent':>13s}{'correlated':>12s}{'ratio':>8s}")
+    for opt, hyper in (("sgd", None), ("adam", {"beta1": 0.9, "beta2": 0.99}), ("signsgd", None)):
+        combo = Combination(opt)
+        for kind in ("optimizer", "sde"):
+            for d in (10, 50):
+                land = quadratic(np.linspace(1.0, 2.0, d))
+                x0 = np.random.default_rng(1).standard_normal((n, d))
+                ns = []
+                for noise in (None, NoiseModel.correlated(0.5, d)):
+                    common = dict(
+                        eta=0.01, sigma=None if noise else 1.0, seed=0, landscape=land, hyper=hyper, noise=noise
+                    )
+                    run(kind, combo, x0[:2], steps=2, record=np.array([2]), **common)  # compile
+                    go = lambda: run(kind, combo, x0, steps=steps, record=np.array([steps]), **common)  # noqa: E731
+                    ns.append(best_ns(go, n * d * steps))
+                print(f"{opt:10s}{kind:11s}{d:4d}{ns[0]:13.2f}{ns[1]:12.2f}{ns[1] / ns[0]:8.2f}")
+
+
 def order2_rows(n: int, d: int, steps: int) -> None:
     """The order-2 SDE against the order-1 SDE (full form) of each optimizer, same run, same sizes,
     float64, 2 threads, scheme weak2 with 1 substep (what keeps the order; the euler ratio is the
@@ -430,7 +464,7 @@ def against(baseline: str, steady: str | None, quick: bool, reps: int = 2) -> No
         print(f"  this tree {here:7.2f} s   {baseline} {base:7.2f} s   ratio {here / base:.3f} (target <= 0.5)")
         if steady is None:
             return
-        trees = {"this tree": ROOT, steady: _archive(steady, tmp)}
+        trees = {"this tree": ROOT, steady: trees[baseline] if steady == baseline else _archive(steady, tmp)}
         cache = os.path.join(tmp, "steady")
         env = dict(os.environ, NUMBA_CACHE_DIR=cache + "/numba", DERIVE_CACHE_DIR=cache + "/derive")
         code = STEADY.format(n=n, d=d, steps=steps)
@@ -451,14 +485,18 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (N=200, d=50, T=200)")
     ap.add_argument("--order2", action="store_true", help="the order-2 rows only")
+    ap.add_argument("--correlated", action="store_true", help="the correlated-noise rows only")
     ap.add_argument("--baseline", metavar="REV", help="cold compile against revision REV (e.g. 7976f53)")
     ap.add_argument("--steady", metavar="REV", help="with --baseline: steady state against revision REV")
     ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating rounds (default 2)")
     args = ap.parse_args()
     if args.baseline:
         against(args.baseline, args.steady, args.quick, args.rounds)
+    elif args.correlated:
+        correlated_rows(*((200, 200) if args.quick else (1000, 1000)))
     else:
         if not args.order2:
             main(args.quick)
             integrator_rows(*((200, 50, 200) if args.quick else (1000, 20, 1000)))
+            correlated_rows(*((200, 200) if args.quick else (1000, 1000)))
         order2_rows(*((200, 20, 200) if args.quick else (1000, 20, 1000)))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,10 @@ from .errors import DeriveError
 from .resources import GENERATED, user_cache_dir
 from .runtime.paths import PathOutput, PathRun
 from .runtime.schemes import BOUNDARIES, SCHEMES, Scheme
+
+if TYPE_CHECKING:  # SymPy only where a noise model is given
+    from .correlated_simulation import SimulatorNoise
+    from .correlation import NoiseModel
 
 CHUNK = 16  #: paths per parallel work item (results do not depend on it)
 
@@ -401,6 +406,7 @@ class _Setup:
     steps: int
     seed: int
     k0: int
+    noise: SimulatorNoise | None = None
 
     def sde_params(self, sde_values: dict | None = None) -> np.ndarray:
         m = self.module
@@ -492,6 +498,8 @@ class _Setup:
         reason = getattr(self.module, "SDE_UNAVAILABLE", None)
         if reason:
             raise SimulationInputError(f"{self.combo.module_name} has no SDE to simulate, only the optimizer: {reason}")
+        if self.noise is not None and self.noise.sde_refusal:
+            raise SimulationInputError(self.noise.sde_refusal)
         if self.landscape.grad_fn is not None and self.module.HVP and self.landscape.hvp_fn is None:
             raise SimulationInputError(
                 f"the order-2 SDE of {self.module.COMBINATION['optimizer']} needs the Hessian-vector "
@@ -504,6 +512,7 @@ class _Setup:
         """The call of the module's path simulators (:class:`derive.runtime.paths.PathRun`)."""
         land = self.landscape
         user = land.grad_fn is not None
+        nf = self.noise
         return PathRun(
             sde_start=sde_start,
             opt_start=opt_start,
@@ -524,22 +533,40 @@ class _Setup:
             keep=bool(keep),
             freeze=freeze,
             chunk=CHUNK,
+            opt_factor=nf.opt_factor if nf is not None and opt_start is not None else None,
+            sde_factor=nf.sde_factor if nf is not None and sde_start is not None else None,
+            sign_factor=nf.sign_factor if nf is not None and sde_start is not None else None,
+            opt_mixing=nf.opt_mixing if nf is not None else None,
         )
 
 
 def _setup(
     combo, x0, *, eta, sigma, steps, seed, landscape, hyper, module_dir, k0=0, scheme="euler", substeps=1,
-    boundary="reflect",
+    boundary="reflect", noise=None, sde=True,
 ) -> _Setup:  # fmt: skip
-    """Check the inputs of a run, load the module, complete the hyperparameters."""
+    """Check the inputs of a run, load the module, complete the hyperparameters; with a noise model, the
+    factors of correlated noise (:mod:`derive.correlated_simulation`; ``sde``: the SDE will run)."""
     _check_counts(steps=steps)
     _check_integrator(scheme, substeps, boundary)
     _check_seed(seed, k0)
     x0 = _check_start(x0, landscape)
-    values = hyperparameters(combo.optimizer, eta, sigma, hyper)
+    if noise is None and sigma is None:
+        raise SimulationInputError("sigma is required (or a noise model, which holds the noise scales)")
+    module = factors = None
+    if noise is not None:
+        from .correlated_simulation import simulator_noise
+
+        module = load_module(combo, module_dir)
+        factors = simulator_noise(noise, combo, module, x0.shape[1], sde)
+    if factors is not None and sigma is not None and not math.isclose(sigma, factors.sigma, rel_tol=1e-12):
+        raise SimulationInputError(
+            f"sigma {sigma} disagrees with the noise model {noise.origin} (its scale {factors.sigma:.6g}); "
+            "give sigma=None with a noise model"
+        )
+    values = hyperparameters(combo.optimizer, eta, factors.sigma if factors is not None else sigma, hyper)
     values["_boundary"] = BOUNDARIES[boundary]
-    module = load_module(combo, module_dir)
-    return _Setup(combo, module, x0, values, landscape, int(steps), int(seed), int(k0))
+    module = module or load_module(combo, module_dir)
+    return _Setup(combo, module, x0, values, landscape, int(steps), int(seed), int(k0), factors)
 
 
 def run(
@@ -548,7 +575,7 @@ def run(
     x0: np.ndarray,
     *,
     eta: float,
-    sigma: float,
+    sigma: float | None,
     steps: int,
     seed: int,
     landscape: Landscape,
@@ -561,6 +588,7 @@ def run(
     boundary: str = "reflect",
     start=None,
     k0: int = 0,
+    noise: NoiseModel | None = None,
 ) -> Run:
     """Simulate ``kind`` ('optimizer' or 'sde') of ``combo`` from x0[N, d] for ``steps`` steps.
 
@@ -570,14 +598,18 @@ def run(
     ``floor``). ``start`` (optional, [states, N, d] in the module's STATE or OPT_STATE order, x
     equal to x0) replaces the constant initial values of the auxiliary states; ``k0`` steps are
     taken as already done (the SDE starts at t = k0 eta, bias corrections at k = k0 + 1).
-    The dtype of x0 (float64 or float32) is the kernel's float type. Raises
+    The dtype of x0 (float64 or float32) is the kernel's float type. ``noise``: a
+    :class:`derive.correlation.NoiseModel` of noise correlated across coordinates (reference section 9,
+    :mod:`derive.correlated_simulation`; ``sigma`` None or its common scale), None for independent
+    noise of scale ``sigma`` (the numbers of before, bit for bit). Raises
     :class:`SimulationInputError` for bad input and :class:`DivergenceError` if a path diverges.
     """
     if kind not in ("optimizer", "sde"):
         raise SimulationInputError(f"kind must be 'optimizer' or 'sde', got {kind!r}")
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
-        module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary,
+        module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary, noise=noise,
+        sde=kind == "sde",
     )  # fmt: skip
     rec = _record_steps(record, steps)
     m = setup.module
@@ -606,7 +638,7 @@ def run_coupled(
     x0: np.ndarray,
     *,
     eta: float,
-    sigma: float,
+    sigma: float | None,
     steps: int,
     seed: int,
     landscape: Landscape,
@@ -620,6 +652,8 @@ def run_coupled(
     start=None,
     k0: int = 0,
     sde_values: dict | None = None,
+    noise: NoiseModel | None = None,
+    sde_noise: NoiseModel | None = None,
 ) -> tuple[Run, Run]:
     """The optimizer and the SDE of ``combo`` on shared randomness, in one generated kernel:
     ``(optimizer run, SDE run)``, path i of both driven by the same noise (docs/validation.md,
@@ -634,14 +668,20 @@ def run_coupled(
     x - c*m = x0). Path i of the optimizer's x is then compared with the SDE's x, which stands for
     x - c*m = x + O(eta): part of the O(eta) weak error. ``sde_values`` replaces values of the SDE's
     parameters only (e.g. {"sigma": 2.0}: a deliberately wrong SDE for a mutation test, or another
-    setting of a scaling rule)."""
+    setting of a scaling rule). ``noise``: as :func:`run`; the optimizer draws zeta = F xi and the
+    SDE's first Brownian motion takes the same xi (Gaussian noise only). ``sde_noise`` gives the SDE the increments of another noise model of the same
+    scale, the optimizer keeping ``noise`` (e.g. r dropped: a deliberately wrong SDE for a mutation test)."""
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
-        module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary,
+        module_dir=module_dir, k0=k0, scheme=scheme, substeps=substeps, boundary=boundary, noise=noise,
     )  # fmt: skip
     rec = _record_steps(record, steps)
     m = setup.module
+    if sde_noise is not None:
+        setup.noise = _replace_sde_noise(setup, sde_noise)
     setup.require_sde()
+    if setup.noise is not None and setup.noise.coupling_refusal:
+        raise SimulationInputError(setup.noise.coupling_refusal)
     if m.COUPLING is None:
         raise SimulationInputError(f"{combo.module_name}: no coupled run: {_no_coupling(m)}")
     if not m.COUPLABLE_LAW:
@@ -682,25 +722,47 @@ def _no_coupling(m) -> str:
     return "its first Brownian motion drives no state, or the sign of the optimizer's noise along it cannot be read"
 
 
+def _replace_sde_noise(setup: _Setup, sde_noise: NoiseModel) -> SimulatorNoise:
+    """The setup's factors with the SDE's taken from ``sde_noise`` (same common scale)."""
+    from dataclasses import replace
+
+    from .correlated_simulation import simulator_noise
+
+    if setup.noise is None:
+        raise SimulationInputError("sde_noise replaces the SDE's noise of a correlated run: give noise too")
+    other = simulator_noise(sde_noise, setup.combo, setup.module, setup.x0.shape[1], True)
+    if not math.isclose(other.sigma, setup.noise.sigma, rel_tol=1e-12):
+        raise SimulationInputError(f"sde_noise {sde_noise.origin} has another scale than noise {other.sigma:.6g}")
+    return replace(
+        setup.noise,
+        sde_factor=other.sde_factor,
+        sign_factor=other.sign_factor,
+        sde_refusal=other.sde_refusal,
+        coupling_refusal=other.coupling_refusal,
+    )
+
+
 def burn_in(
     combo: Combination,
     x0: np.ndarray,
     *,
     eta: float,
-    sigma: float,
+    sigma: float | None,
     steps: int,
     seed: int,
     landscape: Landscape,
     hyper: dict | None = None,
     module_dir: str | Path | None = None,
+    noise: NoiseModel | None = None,
 ) -> np.ndarray:
     """The optimizer's states [OPT_STATE, N, d] after ``steps`` steps from x0 and the initial
     auxiliary states with x held at x0: auxiliary states (m, v) burned in at the start, so that a
     run from them has no initial layer (bias-corrected first steps from m = v = 0, which no SDE
-    reproduces). Draws from stream (seed, OPT_STREAM, i): use another seed than the run's."""
+    reproduces). Draws from stream (seed, OPT_STREAM, i): use another seed than the run's. ``noise``:
+    as :func:`run`."""
     setup = _setup(
         combo, x0, eta=eta, sigma=sigma, steps=steps, seed=seed, landscape=landscape, hyper=hyper,
-        module_dir=module_dir,
+        module_dir=module_dir, noise=noise, sde=False,
     )  # fmt: skip
     m = setup.module
     O0 = _states(None, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")

@@ -42,7 +42,7 @@ LAYERS = [
         "derive.descriptors",
     },
     {"derive.codegen"},
-    {"derive.simulate", "derive.plots"},
+    {"derive.simulate", "derive.plots", "derive.correlated_simulation"},
     {"derive.theory", "derive.validate", "derive.linearised"},
     {"derive.report"},
     {"derive.cli", "derive.__main__", "derive.sweep"},

@@ -18,6 +18,7 @@ from ..io import atomic_savez
 from ..noise import NAMES as NOISE_NAMES
 from ..plots import run_trajectories
 from ..regimes import FORMS
+from .noise_options import add_noise_options, noise_model
 
 CHOICES = ("optimizer", "sde", "full", "published", "noise-dominated", "order2")
 
@@ -103,6 +104,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         default=0,
     )
     record = np.unique(np.linspace(min(first, args.steps), args.steps, args.records).round().astype(np.int64))
+    model = noise_model(args, args.dim, args.sigma)
+    sigma = None if model is not None else (1.0 if args.sigma is None else args.sigma)
     runs = {}
     for label, kind, combo in targets:
         runs[label] = sim.run(
@@ -110,7 +113,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             combo,
             x0,
             eta=args.eta,
-            sigma=args.sigma,
+            sigma=sigma,
             steps=args.steps,
             seed=args.seed,
             landscape=land,
@@ -119,9 +122,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             module_dir=args.module_dir,
             scheme=args.scheme,
             substeps=args.substeps,
+            noise=model,
         )
+    scale = f"sigma={sigma}" if model is None else f"noise {model.origin}"
     title = (
-        f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} sigma={args.sigma} | "
+        f"{args.optimizer} | {args.noise} | d={args.dim} N={args.paths} eta={args.eta} {scale} | "
         f"SDEs: {args.scheme}, {args.substeps} substep(s) of eta/{args.substeps}"
     )
     print(title)
@@ -160,7 +165,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=1000, help="optimizer steps; the SDEs run to t = steps * eta (default 1000)"
     )
     p.add_argument("--eta", type=float, default=0.01, help="learning rate (default 0.01)")
-    p.add_argument("--sigma", type=float, default=1.0, help="gradient-noise scale (default 1)")
+    p.add_argument("--sigma", type=float, default=None, help="gradient-noise scale (default 1)")
+    add_noise_options(p)
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; same seed, same numbers at any thread count (default 0)"
     )

@@ -9,6 +9,7 @@ import sys
 
 from ..validate import ValidationInputError
 from ..validate.runner import MODEL_CHOICES, run_validation
+from .noise_options import add_noise_options, noise_model
 from .where import add_where_options
 
 #: where `derive report` runs its tasks without --scheduler, --workers or --serial
@@ -187,6 +188,7 @@ def _cmd_weak_order(args: argparse.Namespace) -> int:
             burn=not args.from_initial,
             order=args.order,
             progress=bar,
+            noise_model=noise_model(args, 2, None),
         )
     finally:
         if bar is not None:
@@ -358,6 +360,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="text", choices=("text", "json"))
     p.add_argument("--plot", default=None, help="draw the errors against eta (log-log) to an image")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_noise_options(p)  # d = 2; with either, phi adds x_1 x_2
     p.set_defaults(func=_cmd_weak_order)
 
     p = sub.add_parser("report", help="derivations, checks and validations in one report (report/REPORT.md)")

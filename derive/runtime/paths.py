@@ -53,6 +53,7 @@ from .landscapes import loss as _land_loss
 from .rng import normal as _normal
 from .rng import seed_stream as _seed_stream
 from .rng import stream_normals as _stream_normals
+from .samplers import mixing as _mixing
 from .schemes import SCHEMES, Scheme
 
 __all__ = ["MODULE_NAMES", "PathRun", "PathOutput", "Simulators", "bind", "parallel_chunks"]
@@ -104,7 +105,17 @@ class PathRun:
     t = k0 step_time, the optimizer's step count at k0 + 1); ``freeze`` holds x at its start
     (optimizer only: a burn-in of the auxiliary states). The landscape is a built-in one
     (``land_code``, derive.runtime.landscapes) unless ``grad_fn`` is given (user Numba functions
-    grad_fn(x, lp, out), loss_fn(x, lp) and, for order-2 SDEs, hvp_fn(x, u, lp, out))."""
+    grad_fn(x, lp, out), loss_fn(x, lp) and, for order-2 SDEs, hvp_fn(x, u, lp, out)).
+
+    Noise correlated across coordinates (reference section 9; all None: independent, today's numbers
+    bit for bit; every factor lower triangular): ``opt_factor`` F [d, d] makes the optimizer's standardized draws zeta = sqrt(W) F xi
+    from its independent normals xi, W of the law ``opt_mixing`` ((code, nu), derive.runtime.samplers.mixing;
+    None: Gaussian, W = 1); ``sde_factor`` L [K d, K d] (source-major, row k d + i)
+    mixes each substep's K d independent normals into Brownian increments with covariance L L^T;
+    ``sign_factor`` F_e [d, d] replaces the increments of the SDE's first Brownian motion by the
+    moment-matched ones of a sign update, COUPLING_SIGN (sign(g + F_e xi) - mu) / sqrt(1 - mu^2),
+    mu_j = erf(g_j / (sqrt(2) s_j)), s_j^2 = (F_e F_e^T)_jj, from the substep's normals xi. A coupled run
+    bridges the SDE's first source to the optimizer's xi (not zeta): the factor then makes zeta."""
 
     sde_start: np.ndarray | None
     opt_start: np.ndarray | None
@@ -125,6 +136,10 @@ class PathRun:
     keep: bool = False
     freeze: bool = False
     chunk: int = 16
+    opt_factor: np.ndarray | None = None
+    sde_factor: np.ndarray | None = None
+    sign_factor: np.ndarray | None = None
+    opt_mixing: tuple[float, float] | None = None
 
 
 @dataclass
@@ -176,12 +191,13 @@ def _loss_of(x, lp, land, loss_fn):
     return loss_fn(x, lp)
 
 
-def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn):
+def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn, Fe, scale, zu, tmp):
     """One substep of one run: the gradient at x (the view s[0, 0]) into gx (the view g[0]); for an
     SDE with gradf(P) in its drift P (into pt) and the gradient there (into gpx, the view gp[0]); for
     an order-2 SDE or noise through the Hessian u and H u (into hvx, the view hv[0]); then every
-    coordinate's update with the normals z[:, i]. (Views are made once per chunk: each one made here
-    would cost two atomic reference counts per substep.)"""
+    coordinate's update with the normals z[:, i] (with ``Fe`` given: the moment-matched sign increments
+    made from them, in zu). (Views are made once per chunk: each one made here would cost two atomic
+    reference counts per substep.)"""
     _gradient(x, lpT, lp, land, grad_fn, gx)
     if SDE_POINT:  # noqa: F821
         _sde_point(T, s, 0, g, c, pt)  # noqa: F821
@@ -195,16 +211,33 @@ def _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, gr
             _land_hvp(x, u, lpT, land, hvx)
         else:
             hvp_fn(x, u, lp, hvx)
+    if Fe is not None:
+        _sign_increments(Fe, scale, gx, z, i, zu, tmp)
+        z, i = zu, 0
     if SDE_POINT:  # noqa: F821
         _sde_update(T, s, 0, g, gp, hv, z, i, c)  # noqa: F821
     else:
         _sde_update(T, s, 0, g, hv, z, i, c)  # noqa: F821
 
 
-def _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn):
-    """Optimizer step k of one path: its draws, the gradient at x = o[0, 0] (the view xo), with a
-    gradient at another point P (into pt) the gradient there (into gpx, the view gp[0]), the update."""
-    ro = _opt_draws(ro, zd)  # noqa: F821
+def _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn, F, mix, xi):
+    """Optimizer step k of one path: its draws (with ``F`` given: every draw a normal, in the order of
+    _opt_draws, the law's ones xi kept, then W of the law ``mix`` = [code, nu] and zeta = sqrt(W) F xi),
+    the gradient at x = o[0, 0] (the view xo), with a gradient at another point P (into pt) the
+    gradient there (into gpx, the view gp[0]), the update."""
+    if F is None:
+        ro = _opt_draws(ro, zd)  # noqa: F821
+    else:
+        for j in range(xi.shape[0]):
+            for q in range(zd.shape[0]):
+                zd[q, 0, j], ro = _normal(ro)
+            xi[j] = zd[0, 0, j]
+        w, ro = _mixing(int(mix[0]), mix[1], ro)
+        _correlate(F, xi, zd[0, 0])
+        if w != 1.0:
+            root = math.sqrt(w)
+            for j in range(xi.shape[0]):
+                zd[0, 0, j] *= root
     _gradient(xo, lpT, lp, land, grad_fn, gx)
     c = _opt_row(ctabo, k)  # noqa: F821
     if OPT_POINT:  # noqa: F821
@@ -239,11 +272,59 @@ def _bad(x):
     return n
 
 
+def _correlate(F, xi, out):
+    """out = F xi (F [d, d] lower triangular, float64 sums): the optimizer's correlated standardized draws."""
+    for j in range(F.shape[0]):
+        acc = 0.0
+        for k in range(j + 1):
+            acc += F[j, k] * xi[k]
+        out[j] = acc
+
+
+def _mix_sources(L, z, M, tmp):
+    """z[:, i, :] <- L z[:, i, :] for every substep i, the K sources of the d coordinates flattened
+    source-major (k d + j): Brownian increments correlated across coordinates (L [K d, K d], lower triangular)."""
+    K, d = z.shape[0], z.shape[2]
+    for i in range(M):
+        for q in range(K):
+            for j in range(d):
+                tmp[q * d + j] = z[q, i, j]
+        for q in range(K):
+            for j in range(d):
+                row = q * d + j
+                acc = 0.0
+                for c in range(row + 1):
+                    acc += L[row, c] * tmp[c]
+                z[q, i, j] = acc
+
+
+def _sign_increments(Fe, scale, gx, z, i, zu, tmp):
+    """zu[0, 0, :]: the moment-matched increments of a sign update from the normals xi = z[0, i, :]
+    (see PathRun); zu's other sources copy z[:, i, :]. Mean 0, variance 1 per coordinate and across
+    coordinates the covariance of the centred signs."""
+    d = z.shape[2]
+    for j in range(d):
+        tmp[j] = z[0, i, j]
+    for q in range(1, z.shape[0]):
+        for j in range(d):
+            zu[q, 0, j] = z[q, i, j]
+    for j in range(d):
+        e = 0.0
+        for k in range(j + 1):
+            e += Fe[j, k] * tmp[k]
+        gj = float(gx[j])
+        mu = math.erf(gj / (math.sqrt(2.0) * scale[j]))
+        spread = 1.0 - mu * mu
+        s = 1.0 if gj + e > 0.0 else (-1.0 if gj + e < 0.0 else 0.0)
+        zu[0, 0, j] = COUPLING_SIGN * (s - mu) / math.sqrt(spread) if spread > 0.0 else 0.0  # noqa: F821
+
+
 def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, loss_fn, hvp_fn, steps, sub, record,
-                seed, chunk, out):  # fmt: skip
+                seed, chunk, out, F, mix, L, Fe, scale):  # fmt: skip
     """Chunks lo..hi-1 of paths of the SDE: euler (ctabc None) or the weak2 pair (ctabc the coarse run's
     table), alone (O0 None) or coupled with the optimizer (O0 its start, po, ctabo its parameters and
-    table)."""
+    table); correlated noise: F (the optimizer's factor), L (the sources' factor) or Fe with ``scale``
+    (moment-matched sign increments), see PathRun."""
     T = S0.dtype.type
     loss, s1, s2, xs, diverged = out
     n, d = S0.shape[1], S0.shape[2]
@@ -265,6 +346,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
     o = np.empty((O0.shape[0] if O0 is not None else 1, 1, d), S0.dtype)
     xo = o[0, 0]
     zd = np.empty((OPT_NDRAWS, 1, d))  # noqa: F821
+    xi = np.empty(d)
+    tmp = np.empty(NOISE_SOURCES * d)  # noqa: F821
+    zu = np.empty((NOISE_SOURCES, 1, d), S0.dtype)  # noqa: F821
     coarse_run = 1 if ctabc is not None else 0
     chain_run = coarse_run + 1
     for ci in range(lo, hi):
@@ -280,7 +364,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
             for k in range(steps + 1):
                 if k > 0:
                     if O0 is not None:  # the optimizer's step, with its own draws (those of an optimizer run)
-                        ro = _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn)
+                        ro = _chain_step(
+                            T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn, F, mix, xi
+                        )
                     for j in range(d):
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(M):
@@ -292,12 +378,22 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                             for i in range(M):
                                 zbar += z[0, i, j]
                             zbar /= M
-                            w = COUPLING_SIGN * _coupled_normal(zd[0, 0, j]) * rsM  # noqa: F821
+                            if F is None:
+                                w = COUPLING_SIGN * _coupled_normal(zd[0, 0, j]) * rsM  # noqa: F821
+                            elif Fe is None:
+                                w = COUPLING_SIGN * xi[j] * rsM  # noqa: F821
+                            else:  # the sign increments take the optimizer's xi itself (u applies the sign)
+                                w = xi[j] * rsM
                             for i in range(M):
                                 z[0, i, j] = T(z[0, i, j] - zbar + w)
+                    if L is not None:
+                        _mix_sources(L, z, M, tmp)
                     for i in range(M):
                         c = _sde_row(ctab, (k - 1) * M + i + 1)  # noqa: F821
-                        _substep(T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn)
+                        _substep(
+                            T, s, x, z, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn, Fe, scale, zu,
+                            tmp,
+                        )  # fmt: skip
                     if ctabc is not None:  # the coarse run, on the pairwise sums of the fine run's normals
                         for q in range(NOISE_SOURCES):  # noqa: F821
                             for i in range(sub):
@@ -306,8 +402,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                         for i in range(sub):
                             c = _sde_row(ctabc, (k - 1) * sub + i + 1)  # noqa: F821
                             _substep(
-                                T, sc, xc, zc, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn
-                            )
+                                T, sc, xc, zc, i, c, g, gx, u, hv, hvx, pt, gp, gpx, lpT, lp, land, grad_fn, hvp_fn, Fe,
+                                scale, zu, tmp,
+                            )  # fmt: skip
                     bad = _bad(x)
                     if ctabc is not None:
                         bad += _bad(xc)
@@ -325,8 +422,9 @@ def _sde_chunks(lo, hi, S0, p, ctab, ctabc, O0, po, ctabo, lp, land, grad_fn, lo
                     ri += 1
 
 
-def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record, seed, chunk, freeze, out, end):
-    """Chunks lo..hi-1 of paths of the optimizer alone (freeze: x held at its start)."""
+def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record, seed, chunk, freeze, out, end, F,
+                mix):  # fmt: skip
+    """Chunks lo..hi-1 of paths of the optimizer alone (freeze: x held at its start; F: correlated draws)."""
     T = O0.dtype.type
     loss, s1, s2, xs, diverged = out
     n, d = O0.shape[1], O0.shape[2]
@@ -338,6 +436,7 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
     gp = np.empty((1, d), O0.dtype)
     xo, gx, gpx = o[0, 0], g[0], gp[0]
     zd = np.empty((OPT_NDRAWS, 1, d))  # noqa: F821
+    xi = np.empty(d)
     for ci in range(lo, hi):
         for path in range(ci * chunk, min(n, (ci + 1) * chunk)):
             ro = _seed_stream(seed, OPT_STREAM, path)  # noqa: F821
@@ -345,7 +444,7 @@ def _opt_chunks(lo, hi, O0, po, ctabo, lp, land, grad_fn, loss_fn, steps, record
             ri = 0
             for k in range(steps + 1):
                 if k > 0:
-                    ro = _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn)
+                    ro = _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, grad_fn, F, mix, xi)
                     if freeze:
                         for j in range(d):
                             o[0, 0, j] = O0[0, path, j]
@@ -403,6 +502,9 @@ _LOOPS = {
     "_record": {},
     "_load": {},
     "_bad": {"inline": "always"},
+    "_correlate": {},
+    "_mix_sources": {},
+    "_sign_increments": {},
     "_sde_chunks": {"nogil": True, "error_model": "numpy"},
     "_opt_chunks": {"nogil": True, "error_model": "numpy"},
     "_sde_step_rows": {"nogil": True},
@@ -480,6 +582,33 @@ def _empty_runs(runs: int, nrec: int, n: int, nchunk: int, d: int, keep: bool, d
     return loss, s1, s2, xs, np.full(n, -1, np.int64)
 
 
+def _factor(F: np.ndarray | None) -> np.ndarray | None:
+    """F as a contiguous float64 array; the loops read only its lower triangle, so it must be lower triangular."""
+    if F is None:
+        return None
+    F = np.ascontiguousarray(F, dtype=np.float64)
+    if F.ndim != 2 or F.shape[0] != F.shape[1] or np.any(np.triu(F, 1) != 0):
+        raise ValueError(f"a noise factor must be a square lower-triangular matrix, got shape {F.shape}")
+    return F
+
+
+def _noise_arguments(r: PathRun, coupled: bool) -> tuple:
+    """(F, mix, L, Fe, scale) of _sde_chunks: F only in a coupled run, the scales s_j of Fe's rows."""
+    if r.sde_factor is not None and r.sign_factor is not None:
+        raise ValueError("sde_factor and sign_factor exclude each other")
+    Fe = _factor(r.sign_factor)
+    scale = None if Fe is None else np.sqrt((Fe * Fe).sum(axis=1))
+    F = _factor(r.opt_factor) if coupled else None
+    return F, (_mixing_of(r) if F is not None else None), _factor(r.sde_factor), Fe, scale
+
+
+def _mixing_of(r: PathRun) -> np.ndarray | None:
+    """[code, nu] of the optimizer's elliptical law (derive.runtime.samplers.mixing), with a factor only."""
+    if r.opt_factor is None:
+        return None
+    return np.array(r.opt_mixing if r.opt_mixing is not None else (0.0, 0.0), dtype=np.float64)
+
+
 class Simulators:
     """The path simulators and step functions of one generated module (its public API besides
     ``drift`` and ``diffusion``), compiled from the loops of this file by :func:`bind`."""
@@ -519,6 +648,7 @@ class Simulators:
         parallel_chunks(
             loops["_sde_chunks"], nchunk, S0, p, ctab, ctabc, O0, po, ctabo, r.land_params, r.land_code,
             r.grad_fn, r.loss_fn, r.hvp_fn, steps, sub, r.record, int(r.seed), int(r.chunk), out,
+            *_noise_arguments(r, O0 is not None),
         )  # fmt: skip
         return PathOutput(*out)
 
@@ -533,6 +663,7 @@ class Simulators:
         parallel_chunks(
             loops["_opt_chunks"], nchunk, O0, r.opt_params, ctabo, r.land_params, r.land_code, r.grad_fn,
             r.loss_fn, int(r.steps), r.record, int(r.seed), int(r.chunk), bool(r.freeze), out, end,
+            _factor(r.opt_factor), _mixing_of(r),
         )  # fmt: skip
         return PathOutput(*out, end=end)
 

@@ -51,3 +51,41 @@ def uniform_pm1(s):
     """zeta ~ Uniform(-1, 1)."""
     a, s = uniform(s)
     return 2.0 * a - 1.0, s
+
+
+@njit(cache=True)
+def gamma(a, s):
+    """Gamma(a, 1) by Marsaglia and Tsang's squeeze (a >= 1; a < 1 through Gamma(a + 1) U^(1/a))."""
+    boost = 1.0
+    if a < 1.0:
+        u, s = uniform(s)
+        boost = u ** (1.0 / a)
+        a += 1.0
+    dd = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * dd)
+    while True:
+        x, s = normal(s)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u, s = uniform(s)
+        if math.log(u) < 0.5 * x * x + dd - dd * v + dd * math.log(v):
+            return dd * v * boost, s
+
+
+#: the mixing variables W of the elliptical laws (derive.correlation.Mixing), by code
+MIXING_CODES = {"gaussian": 0, "student-t": 1, "laplace": 2}
+
+
+@njit(cache=True)
+def mixing(kind, nu, s):
+    """W of g~ = g + sqrt(W) S xi, one per draw of all coordinates: 1 (kind 0, Gaussian), nu / chi2_nu
+    (kind 1, Student-t; chi2_nu = 2 Gamma(nu / 2)), exponential with mean 2 (kind 2, Laplace)."""
+    if kind == 1:
+        c, s = gamma(0.5 * nu, s)
+        return nu / (2.0 * c), s
+    if kind == 2:
+        u, s = uniform(s)
+        return -2.0 * math.log(u), s
+    return 1.0, s

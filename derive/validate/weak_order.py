@@ -7,7 +7,8 @@ from the same start, with the paper regime's O(1) quantities held fixed (rho_i, 
 from the same (x, m, v) and the run has no initial layer; that layer (the optimizer's first step from
 m = v = 0 against the SDE's) is measured and reported on its own, never fitted.
 
-phi ranges over the loss f and the first two moments of x (x_j and x_j^2 for every coordinate); the
+phi ranges over the loss f and the first two moments of x (x_j and x_j^2 for every coordinate, and under
+correlated noise, ``noise_model``, the products x_i x_j, i < j); the
 weak error at eta is max over phi and over the recorded times t = T/10, ..., T of
 |E phi(X_t) - E phi(x_{t/eta})|, estimated by the mean of the paired per-path differences, with the
 standard error of that mean at the maximising (phi, t). The maximum runs over the resolved (phi, t)
@@ -126,7 +127,9 @@ class Study:
             "landscape": self.landscape,
             "held_fixed": self.held_fixed,
             "runs": [r.to_json() for r in self.runs],
-            "phi": "max over phi in {f, x_j, x_j^2} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)| "
+            "phi": "max over phi in {f, x_j, x_j^2"
+            + (", x_i x_j (i < j)" if "noise_correlation" in self.held_fixed else "")
+            + "} and t in {T/10, ..., T} of |E phi(SDE) - E phi(optimizer)| "
             "(over the resolved (phi, t) where there are any)",
             "initial_layer": self.initial_layer,
             "seconds": round(self.seconds, 2),
@@ -248,15 +251,28 @@ def _landscape(name, dim: int):
     raise UnknownNameError("landscape", name, LANDSCAPES)
 
 
-def _phis(run) -> np.ndarray:
-    """Per-path phi at every recorded step: f, x_1..x_d, x_1^2..x_d^2 -> [R, N, 1 + 2d] (weak2:
-    extrapolated per path)."""
-    return np.concatenate([run.loss[..., None], run.values(lambda p: p), run.values(lambda p: p * p)], axis=-1)
+def _products(path: np.ndarray) -> np.ndarray:
+    """x_i x_j for i < j (in the order (1, 2), (1, 3), ..., (2, 3), ...) -> [..., d (d - 1) / 2]."""
+    i, j = np.triu_indices(path.shape[-1], k=1)
+    return path[..., i] * path[..., j]
 
 
-def _point(chain, sde, sde_refined, d: int, times) -> dict:
+def _phis(run, pairs: bool = False) -> np.ndarray:
+    """Per-path phi at every recorded step: f, x_1..x_d, x_1^2..x_d^2 (and with ``pairs`` the products
+    x_i x_j, i < j) -> [R, N, 1 + 2d (+ d (d - 1) / 2)] (weak2: extrapolated per path)."""
+    parts = [run.loss[..., None], run.values(lambda p: p), run.values(lambda p: p * p)]
+    return np.concatenate(parts + ([run.values(_products)] if pairs else []), axis=-1)
+
+
+def phi_names(d: int, pairs: bool = False) -> list[str]:
+    """The names of the phis of :func:`_phis`, in order."""
+    names = ["f"] + [f"x_{k + 1}" for k in range(d)] + [f"x_{k + 1}^2" for k in range(d)]
+    return names + ([f"x_{i + 1} x_{j + 1}" for i, j in zip(*np.triu_indices(d, k=1), strict=True)] if pairs else [])
+
+
+def _point(chain, sde, sde_refined, d: int, times, pairs: bool = False) -> dict:
     """Error, SE, independent SE and the dt-halving change at the worst (phi, t) (t > 0)."""
-    po, ps = _phis(chain), _phis(sde)
+    po, ps = _phis(chain, pairs), _phis(sde, pairs)
     diff = (ps - po)[1:]  # t = 0 is the common start
     n = diff.shape[1]
     mean = diff.mean(axis=1)
@@ -266,7 +282,7 @@ def _point(chain, sde, sde_refined, d: int, times) -> dict:
         np.argmax(np.where(resolved, np.abs(mean), -1.0) if resolved.any() else np.abs(mean)), mean.shape
     )
     independent = math.sqrt(po[1 + i, :, j].var(ddof=1) / n + ps[1 + i, :, j].var(ddof=1) / n)
-    names = ["f"] + [f"x_{k + 1}" for k in range(d)] + [f"x_{k + 1}^2" for k in range(d)]
+    names = phi_names(d, pairs)
     out = dict(
         error=float(abs(mean[i, j])),
         se=float(se[i, j]),
@@ -274,7 +290,7 @@ def _point(chain, sde, sde_refined, d: int, times) -> dict:
         where=f"{names[j]} at t={times[1 + i]:.3g}",
     )
     if sde_refined is not None:
-        delta = _phis(sde_refined)[1 + i, :, j] - ps[1 + i, :, j]
+        delta = _phis(sde_refined, pairs)[1 + i, :, j] - ps[1 + i, :, j]
         out["change"] = float(abs(delta.mean()))
         out["change_se"] = float(delta.std(ddof=1) / math.sqrt(n))
     return out
@@ -304,6 +320,8 @@ def weak_order(
     order: int = 1,
     start: float | None = None,
     progress=None,
+    noise_model=None,
+    sde_noise_model=None,
 ) -> Study:
     """The weak-error study of ``optimizer``'s SDEs (labels ``sdes``: full, published, noise-dominated,
     order2; default those that exist and differ, and with ``order`` 2: full and order2, the order-2
@@ -316,7 +334,10 @@ def weak_order(
     from :data:`RADII`, r = r0 sqrt(eta) with r0 held (printed as r0). ``sde_values`` replaces SDE
     parameters only (a deliberately wrong SDE, for mutation tests). ``boundary``: the rule for
     positive states (reflect, floor); ``burn`` False starts from the initial states (m = v = 0, the
-    initial layer included). ``progress(done, total)`` after each point."""
+    initial layer included). ``progress(done, total)`` after each point. ``noise_model``: a
+    :class:`derive.correlation.NoiseModel` of noise correlated across coordinates (its scale replaces
+    ``sigma``; the phi set then adds the products x_i x_j, i < j); ``sde_noise_model`` gives the SDE
+    another one (a deliberately wrong SDE, e.g. r dropped, for mutation tests)."""
     from ..combination import Combination
     from ..simulate import burn_in, run_coupled
 
@@ -346,9 +367,12 @@ def weak_order(
     radii = RADII.get(optimizer, {b: 1.0 for b in get_optimizer(optimizer).hypers_with_role("radius")})
     x0 = np.full((paths, dim), start)
     fixed = dict(hyper or {})
+    pairs = noise_model is not None
+    run_sigma = None if pairs else sigma  # a noise model holds the scales
     held = {
         "horizon": horizon,
-        "sigma": sigma,
+        "sigma": sigma if noise_model is None else noise_model.scales.tolist(),
+        **({"noise_correlation": noise_model.correlation.tolist()} if pairs else {}),
         "hyper": {**{f"rho_{b}": r for b, r in rates.items()}, **{f"{b}0": r for b, r in radii.items()}, **fixed},
         "start": start,
         "dim": dim,
@@ -388,16 +412,17 @@ def weak_order(
                     Combination(optimizer, noise, nu=nu),
                     x0,
                     eta=eta,
-                    sigma=sigma,
+                    sigma=run_sigma,
                     steps=k0,
                     seed=seed + 1,
                     landscape=land,
                     hyper=values,
+                    noise=noise_model,
                 )
             r = substeps or max(1, math.ceil(eta / dt_max - 1e-9))
             common = dict(
                 eta=eta,
-                sigma=sigma,
+                sigma=run_sigma,
                 steps=steps,
                 seed=seed,
                 landscape=land,
@@ -408,11 +433,13 @@ def weak_order(
                 k0=k0,
                 sde_values=sde_values,
                 boundary=boundary,
+                noise=noise_model,
+                sde_noise=sde_noise_model,
             )
             chain, sde = run_coupled(combo, x0, scheme=scheme, substeps=r, **common)
             # half the step, on the same chain and the same Brownian path over each optimizer step
             refined = run_coupled(combo, x0, scheme=scheme, substeps=2 * r, **common)[1] if refine else None
-            points.append(_point(chain, sde, refined, dim, chain.times))
+            points.append(_point(chain, sde, refined, dim, chain.times, pairs))
             used.append(r)
             done += 1
             if progress is not None:
@@ -444,7 +471,7 @@ def weak_order(
             noise=noise,
             nu=nu,
             eta=min(etas),
-            sigma=sigma,
+            sigma=float(noise_model.scales[0]) if pairs else sigma,  # the layer itself: independent noise
             rates=rates,
             fixed=fixed,
             paths=min(paths, 20_000),
