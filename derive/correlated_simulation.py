@@ -29,7 +29,9 @@ is lower triangular, and the loops read only lower triangles).
   and the coupling are Gaussian only; the optimizer runs), laws without an elliptical model,
   state-dependent piecewise pair covariances other than the sign update (Lion, clipped SGD, Signum: no
   moment-matched increment is implemented), unequal scales s_i for the SDE (its kernels take one
-  sigma), order-2 SDEs (pairs are derived at order 1).
+  sigma), order-2 SDEs (pairs are derived at order 1), noise that reaches x through the Hessian or a
+  gradient at another point (usam's SDE: derive.pairs has no two-coordinate model of it; usam's optimizer
+  runs, its one draw zeta = F xi used at both of its points).
 
 Coupling (:func:`derive.simulate.run_coupled`): the optimizer draws zeta = F xi, the SDE's first Brownian
 motion takes COUPLING_SIGN sqrt(eta) xi over each optimizer step (Brownian bridge over the substeps), and
@@ -45,6 +47,7 @@ import numpy as np
 
 from .combination import Combination
 from .correlation import NoiseModel, NoiseModelError, psd_factor
+from .errors import UnsupportedUpdateError
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def lower_factor(matrix: np.ndarray) -> np.ndarray:
 def _source_correlation(combo: Combination):
     """(C(r) or None, r) of the combination's SDE (SymPy, about a second; cached). A diffusion with a
     function of the state (erf of g / sigma: SignSGD's, Lion's, clipping's) has state-dependent pairs, so
-    no constant C: None at once, without deriving the pairs (Lion's take minutes)."""
+    no constant C: None at once, without deriving the pairs (Lion's take minutes); a function of the
+    parameters only (SGD with momentum's |1 - tau|) is a constant and does not count."""
     import sympy as sp
 
     from .engine import derive_sde
@@ -108,7 +112,8 @@ def _source_correlation(combo: Combination):
 
     sde = derive_sde(combo.optimizer, combo.noise, combo.regime, combo.form, combo.nu)
     r = correlation_symbol(get_optimizer(combo.optimizer))
-    if any(sp.sympify(e).atoms(sp.Function) for e in sde.diffusion):
+    constants = set(sde.parameters)
+    if any(not f.free_symbols <= constants for e in sde.diffusion for f in sp.sympify(e).atoms(sp.Function)):
         return None, r
     pairs = derive_pairs(combo.optimizer, combo.noise, combo.regime, combo.form, combo.nu)
     return source_correlation(sde, pairs), r
@@ -163,7 +168,10 @@ def simulator_noise(model: NoiseModel, combo: Combination, module, dim: int, sde
         refusal = f"{combo.module_name}: correlated noise for order-2 SDEs (pair covariances are derived at order 1)"
     if refusal:
         return SimulatorNoise(sigma, opt, sde_refusal=refusal, opt_mixing=mix)
-    C, r = _source_correlation(combo)
+    try:
+        C, r = _source_correlation(combo)
+    except UnsupportedUpdateError as exc:  # noise through H (usam's Hessian noise): no pair model
+        return SimulatorNoise(sigma, opt, sde_refusal=f"{combo.module_name}: no SDE under correlated noise: {exc}")
     if C is not None:
         cov = model.source_covariance(C, r)
         d = model.dim

@@ -427,10 +427,10 @@ class _Setup:
         step_time), else its initial states (x0 and SDE_INITIAL: the optimizer's initial states; an
         eliminated fast state starts at m = 0, so x - c*m = x0), or, where the SDE is not defined
         there (START_STEPS > 0, AdaGrad from s = 0), the optimizer's state after START_STEPS steps
-        (its own draws, stream OPT_STREAM of the seed) mapped to the SDE's (:meth:`map_states`); the
-        SDE then starts at t = (k0 + START_STEPS) step_time and records only from that step (the
-        default record steps, ``default_record``, from there on). Returns (start, record steps, step
-        count)."""
+        (its own draws, stream OPT_STREAM of the seed, correlated as the run's noise model) mapped to
+        the SDE's (:meth:`map_states`); the SDE then starts at t = (k0 + START_STEPS) step_time and
+        records only from that step (the default record steps, ``default_record``, from there on).
+        Returns (start, record steps, step count)."""
         m = self.module
         first = getattr(m, "START_STEPS", 0) if start is None else 0
         if first == 0:
@@ -450,6 +450,8 @@ class _Setup:
             record=np.array([first], dtype=np.int64), seed=self.seed,
             land_code=0 if self.landscape.grad_fn is not None else self.landscape.code,
             grad_fn=self.landscape.grad_fn, loss_fn=self.landscape.loss_fn, k0=self.k0, chunk=CHUNK,
+            opt_factor=None if self.noise is None else self.noise.opt_factor,
+            opt_mixing=None if self.noise is None else self.noise.opt_mixing,
         )  # fmt: skip
         out = m.run_paths(run_)
         _raise_divergence(f"optimizer (the SDE's first {first} step(s))", out.diverged)

@@ -269,3 +269,57 @@ def test_simulate_cli_takes_the_noise_options(capsys, tmp_path):
     np.save(path, np.eye(3))
     assert main([*common, "--noise-cov", str(path), "--sigma", "2"]) == 2
     assert "drop --sigma" in capsys.readouterr().err
+
+
+def _correlation_z(x: np.ndarray, r: float) -> float:
+    """|sample correlation of x[:, 0], x[:, 1] - r| in standard errors ((1 - r^2) / sqrt(N), jointly normal)."""
+    c = np.corrcoef(x.T)[0, 1]
+    return abs(c - r) / ((1.0 - r * r) / math.sqrt(x.shape[0]))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", "schedulefree_sgd"])
+def test_issue19_simulators_take_correlated_noise(optimizer):
+    """Issue 19's modules under correlated noise (a fast state eliminated with |1 - tau| in its diffusion; the
+    SDE's gradient at another point): on an isotropic quadratic (both coordinates the same linear dynamics) x
+    after 3 steps is linear in the noise, so corr(x_1, x_2) = r exactly, for the coupled optimizer and SDE.
+    The SDE with r dropped (sde_noise) is rejected (r = 0.6 at N = 4000: about 60 SE)."""
+    model = NoiseModel.correlated(R, 2, SIGMA)
+    common = dict(
+        eta=0.05, sigma=None, steps=3, seed=4, landscape=quadratic([1.0, 1.0]), record=[0, 3], keep=True, noise=model
+    )
+    opt, sde = run_coupled(Combination(optimizer), np.full((N, 2), 0.5), **common)
+    assert _correlation_z(opt.path[-1], R) < 4
+    assert _correlation_z(sde.path[-1], R) < 4
+    _, wrong = run_coupled(Combination(optimizer), np.full((N, 2), 0.5), sde_noise=_dropped(model), **common)
+    assert _correlation_z(wrong.path[-1], R) > 10
+
+
+def test_usam_optimizer_runs_correlated_and_its_sde_is_refused():
+    """usam draws one zeta per step, used at both of its points: zeta = F xi makes one step from a fixed start
+    on an isotropic quadratic linear in xi, corr(x_1, x_2) = r (r dropped: rejected). Its SDE (noise through
+    the Hessian) has no pair model: a one-line refusal."""
+    model = NoiseModel.correlated(R, 2, SIGMA)
+    common = dict(eta=0.05, sigma=None, steps=1, seed=5, landscape=quadratic([1.0, 1.0]), record=[0, 1])
+    x0 = np.full((N, 2), 0.5)
+    opt = run("optimizer", Combination("usam"), x0, keep=True, noise=model, **common).path[-1]
+    assert _correlation_z(opt, R) < 4
+    wrong = run("optimizer", Combination("usam"), x0, keep=True, noise=_dropped(model), **common).path[-1]
+    assert _correlation_z(wrong, R) > 10
+    with pytest.raises(SimulationInputError, match=r"usam_gaussian_paper_full: no SDE under correlated noise: .*hvp"):
+        run("sde", Combination("usam"), x0[:4], noise=model, **common)
+
+
+def test_adagrad_sde_starts_from_the_correlated_optimizer_step():
+    """AdaGrad's SDE starts after the optimizer's first step (START_STEPS, s = 0 before): under a noise model
+    that step takes the correlated draws, so the SDE's recorded start is the optimizer run's x after step 1,
+    bit for bit (with independent draws there it would not be). Its coupled run stays refused (the clock)."""
+    model = NoiseModel.correlated(R, 2, SIGMA)
+    common = dict(eta=0.05, sigma=None, steps=2, seed=6, landscape=quadratic([1.0, 2.0]), record=[1, 2], noise=model)
+    x0 = np.full((64, 2), 0.5)
+    opt = run("optimizer", Combination("adagrad"), x0, keep=True, **common)
+    sde = run("sde", Combination("adagrad"), x0, keep=True, **common)
+    np.testing.assert_array_equal(sde.path[0], opt.path[0])
+    independent = run("optimizer", Combination("adagrad"), x0, keep=True, **{**common, "noise": None, "sigma": SIGMA})
+    assert not np.array_equal(independent.path[0], opt.path[0])
+    with pytest.raises(SimulationInputError, match="no coupled run: its SDE runs on the clock"):
+        run_coupled(Combination("adagrad"), x0, **common)
