@@ -277,7 +277,7 @@ def _correlation_z(x: np.ndarray, r: float) -> float:
     return abs(c - r) / ((1.0 - r * r) / math.sqrt(x.shape[0]))
 
 
-@pytest.mark.parametrize("optimizer", ["sgd_momentum", "schedulefree_sgd"])
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", pytest.param("schedulefree_sgd", marks=pytest.mark.slow)])
 def test_issue19_simulators_take_correlated_noise(optimizer):
     """Issue 19's modules under correlated noise (a fast state eliminated with |1 - tau| in its diffusion; the
     SDE's gradient at another point): on an isotropic quadratic (both coordinates the same linear dynamics) x
