@@ -271,3 +271,17 @@ def test_pytorch_momentum_has_weak_order_one_with_burned_in_momentum():
     assert all(row.resolved) and 0.8 <= row.slope <= 1.25, (row.errors, row.se, row.slope)
     wrong = weak_order("sgd_momentum", etas=row.etas[:2], paths=4000, refine=False, sde_values={"beta": 0.8}).runs[0]
     assert all(wrong.resolved) and abs(wrong.slope) < 0.3, (wrong.errors, wrong.slope)
+
+
+def test_weak_order_text_under_a_noise_model_prints_its_scales_and_correlation():
+    """Under correlated noise the held sigma is the model's scales (a list) and R is held too: the text report
+    prints both (it raised a TypeError formatting the list), and phi adds x_1 x_2."""
+    from derive.correlation import NoiseModel
+    from derive.validate.weak_order import weak_order
+
+    study = weak_order(
+        "sgd", etas=(0.16, 0.08), paths=500, dt_max=0.04, refine=False, noise_model=NoiseModel.correlated(0.5, 2, 1.0)
+    )
+    text = study.text()
+    assert "sigma = [1, 1]" in text and "noise correlation R = [[1, 0.5], [0.5, 1]]" in text
+    assert "x_i x_j (i < j)" in study.to_json()["phi"]

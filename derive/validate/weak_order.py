@@ -158,8 +158,9 @@ class Study:
             f"weak error of the SDEs of {self.optimizer} against the optimizer | noise {self.noise} | "
             f"landscape {self.landscape} | T = {h['horizon']:g} | {h['paths']} coupled paths | "
             f"{h['scheme']}, dt <= {h['dt_max']:g} | {self.seconds:.0f} s",
-            f"held fixed: {', '.join(f'{k} = {v:g}' for k, v in fixed.items())}; start x0 = {h['start']}; "
-            f"burn-in: {h['burn_in']}",
+            f"held fixed: {', '.join(f'{k} = {_held(v)}' for k, v in fixed.items())}; start x0 = {h['start']}; "
+            f"burn-in: {h['burn_in']}"
+            + (f"; noise correlation R = {_held(h['noise_correlation'])}" if "noise_correlation" in h else ""),
             "cells: error (its standard error) [SE with independent noise / SE coupled]; a point counts only "
             f"if error >= {RESOLVED_AT:g} SE",
             "",
@@ -232,6 +233,13 @@ def _fast_decays(optimizer: str, fixed: dict) -> dict[str, float]:
         for b in spec.hypers_with_role("fixed_decay")
         if any(symbols[b] in e.free_symbols for e in updates)
     }
+
+
+def _held(value) -> str:
+    """A held value in the text report: a number, or a list of them (a noise model's scales, R's rows)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_held(v) for v in value) + "]"
+    return f"{value:g}"
 
 
 def _landscape(name, dim: int):
