@@ -93,21 +93,22 @@ FULL = Setting()
 
 #: the default, sized for about 5 minutes on 2 cores from empty caches (compiling included): every row
 #: of FULL but the networks', at FULL's sizes where a claim needs them (the checks' mutants), the networks
-#: (413 s of FULL's compute) on the MLP (every optimizer, both sigmas) and the CNN at half the steps or
+#: (413 s of FULL's compute) on the MLP (every optimizer, one sigma) and the CNN at half the steps or
 #: fewer, the ResNet and the Transformer left to --full. The weak-order and order-2 studies run fewer paths
-#: where FULL resolves every eta by a wide margin. At FULL's sizes (report of 2026-12-06, bench_report.py)
-#: the smallest error of any resolved point was 18.4 SE in the weak-order studies other than SignSGD's and
-#: 17.2 SE in the order-2 studies of SGD. An error's SE grows like 1/sqrt(paths): at a quarter of the paths
-#: (weak order 2500 of 10000) those points stay near 9 SE, at a fifth (order 2, 4000 of 20000) near 7.7 SE,
-#: against the 3 SE a point needs. The studies whose smallest resolved point was within 10 SE keep FULL's
-#: paths (SignSGD's three: 5.5 to 9.7 SE; order-2 adam/quadratic 7.7 and adamw/rotated 4.9), and so does
-#: order-2 adam/double-well: at 8000 paths a few outlying paths made one SE ten times FULL's (3.2 SE).
+#: where FULL resolves every eta by a wide margin. An error's SE grows like 1/sqrt(paths). Weak order: the
+#: smallest error of any resolved point of the studies other than SignSGD's was 18.4 SE at FULL's 10000
+#: paths and 14.1 SE at 2500 (bench_report.py runs of 2026-12-06), so about 9 SE at the default's 1000,
+#: against the 3 SE a point needs. Order 2: 17.2 SE at 20000 in the SGD studies, 8.4 SE at 4000. The
+#: studies whose smallest resolved point was within 10 SE at FULL's paths keep them (SignSGD's three: 5.5
+#: to 9.7 SE; order-2 adam/quadratic 7.7 and adamw/rotated 4.9), and so does order-2 adam/double-well: at
+#: 8000 paths a few outlying paths made one SE ten times FULL's (3.2 SE).
 DEFAULT = replace(
     FULL,
     name="default",
     models=("mlp", "cnn"),
     net_steps={"mlp": 150, "cnn": 100},
-    weak_paths=2500,
+    net_sigmas={},
+    weak_paths=1000,
     weak_paths_by_study={("signsgd", land): FULL.weak_paths for land in ("quadratic", "double-well", "rotated")},
     order2_paths=4000,
     order2_paths_by_study={
