@@ -22,6 +22,11 @@ def sde_kernels(optimizer: str, kind: str = "paths", order: int = 1, labels=None
     )
 
 
+def _kind(scheme: str) -> str:
+    """The kernel kind of an SDE run alone with ``scheme`` (:data:`derive.report.tasks.KINDS`)."""
+    return "paths-weak2" if scheme == "weak2" else "paths"
+
+
 def _key(optimizer: str, sigma: float) -> str:
     return f"{NAME}/{optimizer}/sigma{sigma:g}"
 
@@ -31,7 +36,7 @@ def tasks(setting: Setting) -> list[ReportTask]:
     out = []
     for sigma in setting.quad_sigmas:
         for opt in setting.quad_optimizers:
-            kernels = (Kernel("chain", Combination(opt)),) + sde_kernels(opt)
+            kernels = (Kernel("chain", Combination(opt)),) + sde_kernels(opt, _kind(scheme))
             kwargs = dict(
                 eta=setting.eta,
                 sigma=sigma,

@@ -25,9 +25,12 @@ from ..combination import Combination
 from ..errors import DeriveError
 from ..executor import Executor, Outcome, SerialExecutor, Task
 
-#: the kinds of simulator kernel: the optimizer's path kernel (`simulate_chain`), the SDE's
-#: (`simulate_paths`, also the coupled runs) and the SDE's one-step function of the networks (`sde_step`)
-KINDS = ("chain", "paths", "step")
+#: the kinds of simulator kernel, one per Numba specialisation the report's runs use: the optimizer's
+#: path kernel (`simulate_chain`), the SDE's path kernel alone with the Euler scheme ("paths"), alone with
+#: weak2 (a fine and a coarse run: "paths-weak2") and coupled with the optimizer under weak2 ("coupled"),
+#: and the SDE's one-step function of the networks (`sde_step`). The loops are compiled once per type
+#: signature: a warm-up of another specialisation than the task's leaves the task to compile its own.
+KINDS = ("chain", "paths", "paths-weak2", "coupled", "step")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def warm_kernel(kind: str, combination: Combination) -> None:
     types of every run of the report, so the run loads exactly this specialisation)."""
     import numpy as np
 
-    from ..simulate import hyperparameters, load_module, quadratic, run
+    from ..simulate import hyperparameters, load_module, quadratic, run, run_coupled
 
     module = load_module(combination)
     if kind == "step":
@@ -94,17 +97,13 @@ def warm_kernel(kind: str, combination: Combination) -> None:
             module.hvp_vector(state, grad, 0.01, 0.01, p, np.zeros((1, 2)))
         module.sde_step(state, grad, xi, 0.01, 0.01, p, *hv)
         return
+    tiny = dict(eta=0.01, sigma=1.0, steps=2, seed=0, landscape=quadratic([1.0, 4.0]))
     try:
-        run(
-            "optimizer" if kind == "chain" else "sde",
-            combination,
-            np.ones((2, 2)),
-            eta=0.01,
-            sigma=1.0,
-            steps=2,
-            seed=0,
-            landscape=quadratic([1.0, 4.0]),
-        )
+        if kind == "coupled":
+            run_coupled(combination, np.ones((2, 2)), scheme="weak2", **tiny)
+        else:
+            scheme = "weak2" if kind == "paths-weak2" else "euler"
+            run("optimizer" if kind == "chain" else "sde", combination, np.ones((2, 2)), scheme=scheme, **tiny)
     except DeriveError:  # a diverging tiny run: the kernel is compiled all the same
         pass
 

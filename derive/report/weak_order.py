@@ -18,10 +18,10 @@ NAME = "weak order"
 
 def study_kernels(optimizer: str, labels=None, order: int = 1) -> tuple[Kernel, ...]:
     """The kernels of a weak-order study: its SDEs' path kernels, the optimizer's chain for the
-    burn-in of the auxiliary states and the initial layer (optimizers with a rate), the full SDE's."""
-    kernels = sde_kernels(optimizer, labels=labels)
+    burn-in of the auxiliary states and the initial layer (optimizers with a rate: the full SDE alone, weak2)."""
+    kernels = sde_kernels(optimizer, "coupled", labels=labels)
     if RATES.get(optimizer):
-        kernels += (Kernel("chain", Combination(optimizer)), Kernel("paths", Combination(optimizer)))
+        kernels += (Kernel("chain", Combination(optimizer)), Kernel("paths-weak2", Combination(optimizer)))
     return tuple(dict.fromkeys(kernels))
 
 
