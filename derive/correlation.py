@@ -142,6 +142,20 @@ def _check_covariance(matrix: np.ndarray, name: str, dim: int | None, curvatures
     return matrix
 
 
+def load_matrix(path: str | Path, origin: str, error: type[Exception]) -> np.ndarray:
+    """One .npy array read with allow_pickle=False (data, never code), or a one-line ``error`` naming
+    ``origin`` (a missing file, an unreadable or pickled one, an archive of several arrays)."""
+    try:
+        matrix = np.load(Path(path), allow_pickle=False)
+    except FileNotFoundError:
+        raise error(f"{origin}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise error(f"{origin}: not a readable .npy array of numbers ({exc})") from None
+    if not isinstance(matrix, np.ndarray):
+        raise error(f"{origin}: expected one .npy array, got an archive of several")
+    return matrix
+
+
 def psd_factor(matrix: np.ndarray) -> np.ndarray:
     """L with L L^T = matrix: the Cholesky factor, or for a singular positive semidefinite matrix the
     eigen factor U diag(sqrt(max(lambda, 0)))."""
@@ -212,14 +226,7 @@ class NoiseModel:
     ) -> NoiseModel:
         """``--noise-cov FILE``: a .npy array read with allow_pickle=False (data, never code)."""
         origin = f"--noise-cov {path}"
-        try:
-            matrix = np.load(Path(path), allow_pickle=False)
-        except FileNotFoundError:
-            raise NoiseModelError(f"{origin}: no such file") from None
-        except (ValueError, OSError) as exc:
-            raise NoiseModelError(f"{origin}: not a readable .npy array of numbers ({exc})") from None
-        if not isinstance(matrix, np.ndarray):
-            raise NoiseModelError(f"{origin}: expected one .npy array, got an archive of several")
+        matrix = load_matrix(path, origin, NoiseModelError)
         return cls.from_covariance(matrix, law, nu, dim, curvatures, origin)
 
     @classmethod

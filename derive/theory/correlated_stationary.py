@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from ..correlation import NoiseModel, NoiseModelError
+from ..correlation import NoiseModel, NoiseModelError, load_matrix
 from ..linearised import LinearisedSystem, linearised
 
 #: the optimizers whose linearised correlated stationary law is derived (and checked by `derive check`)
@@ -73,15 +73,7 @@ def load_hessian(path: str | Path, dim: int | None = None) -> np.ndarray:
     """``--hessian FILE``: a .npy d x d array read with allow_pickle=False (data, never code), checked by
     :func:`check_hessian`."""
     origin = f"--hessian {path}"
-    try:
-        matrix = np.load(Path(path), allow_pickle=False)
-    except FileNotFoundError:
-        raise HessianError(f"{origin}: no such file") from None
-    except (ValueError, OSError) as exc:
-        raise HessianError(f"{origin}: not a readable .npy array of numbers ({exc})") from None
-    if not isinstance(matrix, np.ndarray):
-        raise HessianError(f"{origin}: expected one .npy array, got an archive of several")
-    return check_hessian(matrix, origin, dim)
+    return check_hessian(load_matrix(path, origin, HessianError), origin, dim)
 
 
 @dataclass(frozen=True)
