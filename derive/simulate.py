@@ -289,6 +289,12 @@ def hyperparameters(optimizer: str, eta: float, sigma: float, hyper: dict | None
     return values
 
 
+def clock_power(module: ModuleType) -> int:
+    """p of the module's clock, one optimizer step being dt = eta**p of SDE time: CLOCK_ETA_POWER where the
+    SDE has another clock than k*eta (AdaGrad's k*eta**2), else 1."""
+    return getattr(module, "CLOCK_ETA_POWER", 1)
+
+
 def random_start(paths: int, dim: int, seed: int, scale: float = 1.0, dtype=np.float64) -> np.ndarray:
     """A continuous random start x0[paths, dim] ~ N(0, scale^2) (SignSGD lives on x0 + eta Z)."""
     _check_counts(paths=paths, dim=dim)
@@ -419,7 +425,7 @@ class _Setup:
 
     def step_time(self) -> float:
         """The SDE time of one optimizer step: eta, or eta**CLOCK_ETA_POWER on another clock (AdaGrad's eta**2)."""
-        return float(self.values["eta"]) ** getattr(self.module, "CLOCK_ETA_POWER", 1)
+        return float(self.values["eta"]) ** clock_power(self.module)
 
     def start_sde(self, start, rec: np.ndarray, steps: int, default_record: bool = False):
         """The SDE's start [S, N, d], its record steps and step count (counted from its start) for a
@@ -434,7 +440,7 @@ class _Setup:
         m = self.module
         first = getattr(m, "START_STEPS", 0) if start is None else 0
         if first == 0:
-            if start is None and getattr(m, "STATE_MAP", None):
+            if start is None and hasattr(m, "STATE_MAP"):
                 return self.initial_map(), rec, steps
             return _states(start, self.x0, m.STATE, m.SDE_INITIAL, "SDE"), rec, steps
         if default_record:
@@ -619,7 +625,7 @@ def run(
         O0 = _states(start, setup.x0, m.OPT_STATE, m.OPT_INITIAL, "optimizer")
         out = m.run_paths(setup.paths(opt_start=O0, record=rec, keep=keep))
         _raise_divergence("optimizer", out.diverged)
-        return _summary("optimizer", rec, eta, out, keep, None, 1, 0, getattr(m, "CLOCK_ETA_POWER", 1))
+        return _summary("optimizer", rec, eta, out, keep, None, 1, 0, clock_power(m))
     setup.require_sde()
     S0, sde_rec, setup.steps = setup.start_sde(start, rec, steps, default_record=record is None)
     chosen = SCHEMES[scheme]
@@ -630,8 +636,7 @@ def run(
     )
     _raise_divergence(_sde_label(combo), out.diverged)
     return _summary(
-        _sde_label(combo), sde_rec + (steps - setup.steps), eta, out, keep, chosen, substeps, 0,
-        getattr(m, "CLOCK_ETA_POWER", 1),
+        _sde_label(combo), sde_rec + (steps - setup.steps), eta, out, keep, chosen, substeps, 0, clock_power(m),
     )  # fmt: skip
 
 

@@ -526,7 +526,7 @@ class FiniteHorizonCase:
 
     def _var(self, kind: str, combo: Combination, sigma: float, seed: int, paths: int) -> tuple[float, float]:
         """Var x_1 at the horizon and its SE, from the per-path states."""
-        from ..simulate import load_module, quadratic, run
+        from ..simulate import clock_power, load_module, quadratic, run
 
         m = load_module(combo)
         x0 = np.full((paths, len(self.lam)), self.x0)
@@ -536,7 +536,7 @@ class FiniteHorizonCase:
             if sde
             else self._states(m.OPT_STATE, self.opt_start, x0, m.OPT_INITIAL)
         )
-        steps = max(1, round(self.horizon / self.eta ** getattr(m, "CLOCK_ETA_POWER", 1)))
+        steps = max(1, round(self.horizon / self.eta ** clock_power(m)))
         r = run(
             kind, combo, x0, eta=self.eta, sigma=sigma, steps=steps, seed=seed, landscape=quadratic(list(self.lam)),
             hyper=self.hyper or None, record=[steps], keep=True, start=start, substeps=self.substeps if sde else 1,
