@@ -7,7 +7,11 @@ templates or the path loops that changes no arithmetic reproduces every bit; a c
 be deliberate and recorded again (``python tests/golden/record.py GROUP [--only NAME,...]``, in a
 commit that says why). History: recorded at 7cc3b05, before the issue-16 refactor, which reproduced
 every number; then the order-1 split step's x diffusion moved to the noise-free predictor (the
-commit "Order-1 split step: ..." lists the cases it re-recorded).
+commit "Order-1 split step: ..." lists the cases it re-recorded); then the float32 SDE runs of the
+variants (``sde_float32``, ``sde_float32_weak2``), which 5e4871f (AdaGrad's clock) had changed in
+their last bits: the SDE's step time is the user's eta as a float64 since then, where it had been
+read back from the float32 parameter vector (float32(eta), 0.05 -> 0.05000000074505806); and Lion's
+four coupled-run refusals, whose message de17c0f reworded.
 
 The default run recomputes a representative cheap subset (one module's runs, the kernels the
 network validation calls, the coupled weak2 path of the weak-order study); everything else, which
