@@ -11,7 +11,10 @@ commit "Order-1 split step: ..." lists the cases it re-recorded); then the float
 variants (``sde_float32``, ``sde_float32_weak2``), which 5e4871f (AdaGrad's clock) had changed in
 their last bits: the SDE's step time is the user's eta as a float64 since then, where it had been
 read back from the float32 parameter vector (float32(eta), 0.05 -> 0.05000000074505806); and Lion's
-four coupled-run refusals, whose message de17c0f reworded.
+four coupled-run refusals, whose message de17c0f reworded; then the variances of those float32 runs
+and of ``optimizer_float32`` (``var`` only, last bits): the chunk sums of x^2 add float64 squares of
+the widened state since the recording is shared across dtypes (``float()`` of a float32 is a float32
+in Numba, so each square had been rounded to float32).
 
 The default run recomputes a representative cheap subset (one module's runs, the kernels the
 network validation calls, the coupled weak2 path of the weak-order study); everything else, which

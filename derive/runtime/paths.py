@@ -255,8 +255,9 @@ def _chain_step(T, o, xo, zd, g, gx, pt, gp, gpx, ctabo, k, ro, lpT, lp, land, g
 def _record(run, ci, ri, path, x, xw, lp, land, loss_fn, loss, s1, s2, xs):
     """Record the state x of run ``run`` at record ri: x itself (kept runs), its loss and its chunk
     sums. On a built-in landscape x is first widened into the float64 buffer ``xw``, so that
-    :func:`_sums` compiles once for both dtypes (the same numbers: every term was already taken in
-    float64); a user's loss function gets x as it is."""
+    :func:`_sums` compiles once for both dtypes, and a float32 state's square is taken in float64
+    (Numba types ``float()`` of a float32 as float32, so the sums of x^2 had added float32-rounded
+    squares); a user's loss function gets x as it is."""
     if xs.shape[0] > 0:
         for j in range(x.shape[0]):
             xs[run, ri, path, j] = x[j]
